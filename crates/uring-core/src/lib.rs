@@ -1,0 +1,29 @@
+//! The io_uring engine behind effect-uring.
+//!
+//! One [`Ring`] owns one kernel ring and two threads: a submission thread that batches queued
+//! operations into the submission queue, and a completion thread that reaps completions and hands
+//! them to a [`CompletionSink`] in batches. Every buffer, path and output struct the kernel may
+//! touch is owned by the operation's slot until that operation's own completion arrives.
+//!
+//! The napi binding (feature `napi`) is a thin layer on top; the engine itself has no Node types
+//! and is tested with `cargo test`.
+
+mod config;
+mod error;
+mod files;
+mod memory;
+mod op;
+mod ring;
+mod slab;
+mod state;
+mod threads;
+
+#[cfg(feature = "napi")]
+mod binding;
+
+pub use config::RingConfig;
+pub use error::EngineError;
+pub use memory::Memory;
+pub use op::{Op, Target, MAX_RW_COUNT};
+pub use ring::{probe, Completion, CompletionSink, Ring};
+pub use slab::OpKey;

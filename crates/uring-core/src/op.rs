@@ -1,0 +1,341 @@
+//! Operations: what each one owns while the kernel works, how it becomes a submission entry,
+//! and what its completion means.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types};
+
+use crate::files::FileTable;
+
+/// Builds an entry for either a raw or a registered fd.
+macro_rules! with_target {
+    ($target:expr, |$fd:ident| $build:expr) => {
+        match $target {
+            Target::Fd(raw) => {
+                let $fd = types::Fd(raw);
+                $build
+            }
+            Target::Fixed(slot) => {
+                let $fd = types::Fixed(slot);
+                $build
+            }
+        }
+    };
+}
+
+use crate::memory::Memory;
+
+/// The kernel's per-call limit on a read or write (`MAX_RW_COUNT`: 2 GiB minus 4 KiB).
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+/// Size of `struct statx` as the kernel writes it.
+pub const STATX_SIZE: usize = 256;
+
+/// The file an fd-based operation acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Fd(RawFd),
+    /// A slot of the ring's registered-file table.
+    Fixed(u32),
+}
+
+/// One operation and everything the kernel may touch while it runs. Heap resources (buffers,
+/// paths, output structs) never move while the operation sits in the slab, so the pointers an
+/// entry carries stay valid until the operation's completion.
+#[derive(Debug)]
+pub enum Op {
+    /// `exact`: resubmit the rest after short reads; stops early only at end of file.
+    Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize },
+    /// `all`: resubmit the rest after short writes; stops early only when the kernel writes 0.
+    Write { target: Target, buf: Memory, offset: u64, all: bool, done: usize },
+    Fsync { target: Target, datasync: bool },
+    Fallocate { target: Target, offset: u64, len: u64, mode: i32 },
+    Fadvise { target: Target, offset: u64, len: i64, advice: i32 },
+    Ftruncate { target: Target, len: u64 },
+    /// Statx of an open file; a registered file is looked up by its raw fd (statx has no fixed form).
+    Fstat { target: Target, mask: u32, out: Memory },
+    Statx { dirfd: RawFd, path: CString, flags: i32, mask: u32, out: Memory },
+    OpenAt { dirfd: RawFd, path: CString, flags: i32, mode: u32 },
+    OpenAt2 { dirfd: RawFd, path: CString, how: Box<types::OpenHow> },
+    Close { fd: RawFd },
+    RenameAt { old_dirfd: RawFd, old_path: CString, new_dirfd: RawFd, new_path: CString, flags: u32 },
+    UnlinkAt { dirfd: RawFd, path: CString, flags: i32 },
+    MkdirAt { dirfd: RawFd, path: CString, mode: u32 },
+    SymlinkAt { target: CString, new_dirfd: RawFd, link_path: CString },
+    LinkAt { old_dirfd: RawFd, old_path: CString, new_dirfd: RawFd, new_path: CString, flags: i32 },
+    /// Put `fd` into registered slot `slot`; the completion's result is the slot index.
+    RegisterFile { slot: u32, fds: Box<[RawFd; 1]> },
+    /// Empty registered slot `slot`; the slot is reused only after this completion.
+    UnregisterFile { slot: u32, fds: Box<[RawFd; 1]> },
+}
+
+/// What the completion thread does with a completion.
+pub(crate) enum Next {
+    /// Deliver this result.
+    Complete(i32),
+    /// Submit the rest of the operation again.
+    Resubmit,
+}
+
+const EMPTY_PATH: &std::ffi::CStr = c"";
+
+impl Op {
+    pub fn read(target: Target, buf: Memory, offset: u64) -> Op {
+        Op::Read { target, buf, offset, exact: false, done: 0 }
+    }
+
+    pub fn read_exact(target: Target, buf: Memory, offset: u64) -> Op {
+        Op::Read { target, buf, offset, exact: true, done: 0 }
+    }
+
+    pub fn write(target: Target, buf: Memory, offset: u64) -> Op {
+        Op::Write { target, buf, offset, all: false, done: 0 }
+    }
+
+    pub fn write_all(target: Target, buf: Memory, offset: u64) -> Op {
+        Op::Write { target, buf, offset, all: true, done: 0 }
+    }
+
+    pub fn fstat(target: Target, mask: u32) -> Op {
+        Op::Fstat { target, mask, out: Memory::zeroed(STATX_SIZE) }
+    }
+
+    pub fn statx(dirfd: RawFd, path: CString, flags: i32, mask: u32) -> Op {
+        Op::Statx { dirfd, path, flags, mask, out: Memory::zeroed(STATX_SIZE) }
+    }
+
+    pub fn register_file(fd: RawFd) -> Op {
+        // The slot is chosen by the ring's file table when the op is submitted.
+        Op::RegisterFile { slot: u32::MAX, fds: Box::new([fd]) }
+    }
+
+    pub fn unregister_file(slot: u32) -> Op {
+        Op::UnregisterFile { slot, fds: Box::new([-1]) }
+    }
+
+    /// The file an fd-based op acts on.
+    pub(crate) fn target(&self) -> Option<Target> {
+        match self {
+            Op::Read { target, .. }
+            | Op::Write { target, .. }
+            | Op::Fsync { target, .. }
+            | Op::Fallocate { target, .. }
+            | Op::Fadvise { target, .. }
+            | Op::Ftruncate { target, .. }
+            | Op::Fstat { target, .. } => Some(*target),
+            _ => None,
+        }
+    }
+
+    /// The registered slot this op uses, if any (checked against the file table on submit).
+    pub(crate) fn fixed_slot(&self) -> Option<u32> {
+        match self.target() {
+            Some(Target::Fixed(slot)) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// Checks what the kernel must never see; runs on the caller's thread before queueing.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let check_out = |out: &Memory| {
+            if out.len() < STATX_SIZE {
+                Err(format!("statx output needs {STATX_SIZE} bytes, got {}", out.len()))
+            } else {
+                Ok(())
+            }
+        };
+        let check_offset = |offset: u64| {
+            if offset > i64::MAX as u64 {
+                Err(format!("offset {offset} is beyond 2^63 - 1"))
+            } else {
+                Ok(())
+            }
+        };
+        let check_fd = |fd: RawFd| if fd < 0 { Err(format!("fd {fd} is negative")) } else { Ok(()) };
+        let check_dirfd = |fd: RawFd| {
+            if fd < 0 && fd != libc::AT_FDCWD {
+                Err(format!("directory fd {fd} is neither an fd nor AT_FDCWD"))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(Target::Fd(fd)) = self.target() {
+            check_fd(fd)?;
+        }
+        match self {
+            Op::Statx { dirfd, .. }
+            | Op::OpenAt { dirfd, .. }
+            | Op::OpenAt2 { dirfd, .. }
+            | Op::UnlinkAt { dirfd, .. }
+            | Op::MkdirAt { dirfd, .. }
+            | Op::SymlinkAt { new_dirfd: dirfd, .. } => check_dirfd(*dirfd)?,
+            Op::RenameAt { old_dirfd, new_dirfd, .. } | Op::LinkAt { old_dirfd, new_dirfd, .. } => {
+                check_dirfd(*old_dirfd)?;
+                check_dirfd(*new_dirfd)?;
+            }
+            Op::Close { fd } => check_fd(*fd)?,
+            Op::RegisterFile { fds, .. } => check_fd(fds[0])?,
+            _ => {}
+        }
+        match self {
+            Op::Read { buf, offset, exact: whole, .. } | Op::Write { buf, offset, all: whole, .. } => {
+                if *whole && buf.len() > i32::MAX as usize {
+                    // The completion reports the total moved as an i32; larger whole transfers are
+                    // split by the caller.
+                    return Err(format!("a whole read/write is limited to {} bytes, got {}", i32::MAX, buf.len()));
+                }
+                check_offset(*offset)?;
+                check_offset(*offset + buf.len() as u64)
+            }
+            Op::Fallocate { offset, len, .. } => {
+                check_offset(*offset)?;
+                check_offset(offset.saturating_add(*len))
+            }
+            Op::Fadvise { offset, len, .. } => {
+                check_offset(*offset)?;
+                if *len < 0 {
+                    Err(format!("fadvise length {len} is negative"))
+                } else {
+                    Ok(())
+                }
+            }
+            Op::Ftruncate { len, .. } => check_offset(*len),
+            Op::Fstat { out, .. } | Op::Statx { out, .. } => check_out(out),
+            _ => Ok(()),
+        }
+    }
+
+    /// The submission entry for this op's next step. `files` resolves registered slots to raw
+    /// fds for calls that have no fixed-file form.
+    pub(crate) fn entry(&mut self, files: &FileTable) -> squeue::Entry {
+        match self {
+            Op::Read { target, buf, offset, done, .. } => {
+                let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
+                // SAFETY: `done <= buf.len()`, so the pointer stays inside the buffer.
+                let ptr = unsafe { buf.as_mut_ptr().add(*done) };
+                with_target!(*target, |fd| opcode::Read::new(fd, ptr, len)
+                    .offset(*offset + *done as u64)
+                    .build())
+            }
+            Op::Write { target, buf, offset, done, .. } => {
+                let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
+                // SAFETY: as for reads.
+                let ptr = unsafe { buf.as_mut_ptr().add(*done) };
+                with_target!(*target, |fd| opcode::Write::new(fd, ptr, len)
+                    .offset(*offset + *done as u64)
+                    .build())
+            }
+            Op::Fsync { target, datasync } => {
+                let flags = if *datasync { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
+                with_target!(*target, |fd| opcode::Fsync::new(fd).flags(flags).build())
+            }
+            Op::Fallocate { target, offset, len, mode } => {
+                with_target!(*target, |fd| opcode::Fallocate::new(fd, *len).offset(*offset).mode(*mode).build())
+            }
+            Op::Fadvise { target, offset, len, advice } => {
+                with_target!(*target, |fd| opcode::Fadvise::new(fd, *len, *advice).offset(*offset).build())
+            }
+            Op::Ftruncate { target, len } => with_target!(*target, |fd| opcode::Ftruncate::new(fd, *len).build()),
+            Op::Fstat { target, mask, out } => {
+                let fd = match *target {
+                    Target::Fd(fd) => fd,
+                    Target::Fixed(slot) => files.raw_fd(slot).unwrap_or(-1),
+                };
+                opcode::Statx::new(types::Fd(fd), EMPTY_PATH.as_ptr(), out.as_mut_ptr().cast())
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(*mask)
+                    .build()
+            }
+            Op::Statx { dirfd, path, flags, mask, out } => {
+                opcode::Statx::new(types::Fd(*dirfd), path.as_ptr(), out.as_mut_ptr().cast())
+                    .flags(*flags)
+                    .mask(*mask)
+                    .build()
+            }
+            Op::OpenAt { dirfd, path, flags, mode } => {
+                opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).mode(*mode).build()
+            }
+            Op::OpenAt2 { dirfd, path, how } => {
+                opcode::OpenAt2::new(types::Fd(*dirfd), path.as_ptr(), &**how).build()
+            }
+            Op::Close { fd } => opcode::Close::new(types::Fd(*fd)).build(),
+            Op::RenameAt { old_dirfd, old_path, new_dirfd, new_path, flags } => opcode::RenameAt::new(
+                types::Fd(*old_dirfd),
+                old_path.as_ptr(),
+                types::Fd(*new_dirfd),
+                new_path.as_ptr(),
+            )
+            .flags(*flags)
+            .build(),
+            Op::UnlinkAt { dirfd, path, flags } => {
+                opcode::UnlinkAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).build()
+            }
+            Op::MkdirAt { dirfd, path, mode } => {
+                opcode::MkDirAt::new(types::Fd(*dirfd), path.as_ptr()).mode(*mode).build()
+            }
+            Op::SymlinkAt { target, new_dirfd, link_path } => {
+                opcode::SymlinkAt::new(types::Fd(*new_dirfd), target.as_ptr(), link_path.as_ptr()).build()
+            }
+            Op::LinkAt { old_dirfd, old_path, new_dirfd, new_path, flags } => opcode::LinkAt::new(
+                types::Fd(*old_dirfd),
+                old_path.as_ptr(),
+                types::Fd(*new_dirfd),
+                new_path.as_ptr(),
+            )
+            .flags(*flags)
+            .build(),
+            Op::RegisterFile { slot, fds } | Op::UnregisterFile { slot, fds } => {
+                opcode::FilesUpdate::new(fds.as_ptr(), 1).offset(*slot as i32).build()
+            }
+        }
+    }
+
+    /// Interprets this op's completion: finished, or more to submit.
+    pub(crate) fn on_result(&mut self, res: i32) -> Next {
+        match self {
+            Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
+            Op::Write { buf, all, done, .. } => progress(res, buf.len(), *all, done),
+            Op::RegisterFile { slot, .. } | Op::UnregisterFile { slot, .. } if res >= 0 => {
+                // FILES_UPDATE reports how many slots it changed; callers want the slot.
+                Next::Complete(*slot as i32)
+            }
+            _ => Next::Complete(res),
+        }
+    }
+
+    /// A successfully opened fd that nobody will receive (the op was abandoned).
+    pub(crate) fn orphaned_fd(&self, res: i32) -> Option<RawFd> {
+        match self {
+            Op::OpenAt { .. } | Op::OpenAt2 { .. } if res >= 0 => Some(res),
+            _ => None,
+        }
+    }
+
+    /// The memory to hand back with the completion: owned read buffers cut to what was read,
+    /// owned statx output. Borrowed memory gives nothing back.
+    pub(crate) fn into_output(self, res: i32) -> Option<Vec<u8>> {
+        match self {
+            Op::Read { buf, .. } if res >= 0 => buf.into_filled(res as usize),
+            Op::Fstat { out, .. } | Op::Statx { out, .. } if res >= 0 => out.into_filled(STATX_SIZE),
+            _ => None,
+        }
+    }
+}
+
+/// Advances a read or write by `res` bytes; with `whole`, asks for resubmission until `len` bytes
+/// moved. A zero-byte step ends it: end of file for reads, a stuck device for writes; the caller
+/// sees the short count and decides (UnexpectedEof / WriteZero).
+fn progress(res: i32, len: usize, whole: bool, done: &mut usize) -> Next {
+    if res < 0 {
+        return Next::Complete(res);
+    }
+    *done += res as usize;
+    if whole && res > 0 && *done < len {
+        Next::Resubmit
+    } else {
+        // Fits: a single step moves at most MAX_RW_COUNT, and whole ops are refused above i32::MAX.
+        Next::Complete(*done as i32)
+    }
+}
+

@@ -1,0 +1,273 @@
+//! The ring handle: setup, submit, cancel and a bounded shutdown.
+
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use io_uring::IoUring;
+
+use crate::config::RingConfig;
+use crate::error::EngineError;
+use crate::files::FileTable;
+use crate::op::Op;
+use crate::slab::OpKey;
+use crate::state::{InFlight, State};
+use crate::threads;
+
+/// One finished operation. `result` is the syscall's value or `-errno`; `output` returns owned
+/// memory (an owned read buffer cut to the bytes read, an owned statx buffer).
+#[derive(Debug)]
+pub struct Completion {
+    pub user: u64,
+    pub result: i32,
+    pub output: Option<Vec<u8>>,
+}
+
+/// Receives completions in batches, on the completion thread (or the submission thread for ops
+/// that never reached the kernel). Must not block for long: it holds up reaping.
+pub trait CompletionSink: Send + Sync + 'static {
+    fn deliver(&self, batch: Vec<Completion>);
+}
+
+pub(crate) struct Shared {
+    pub ring: IoUring,
+    pub state: Mutex<State>,
+    /// Wakes the submission thread: work queued, capacity freed, closing, stop.
+    pub work: Condvar,
+    /// Wakes `close`: the slab became empty.
+    pub drained: Condvar,
+    pub sink: Box<dyn CompletionSink>,
+    /// Most entries kept in the kernel at once, so the completion queue never overflows.
+    pub op_budget: usize,
+    /// Room for cancel entries on top of `op_budget`.
+    pub cq_entries: usize,
+    pub coop_taskrun: bool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked while holding it; the state is still consistent
+        // enough to shut down, which is all anyone does after that.
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// A running ring: the kernel ring, its submission and completion threads, and the in-flight slab.
+pub struct Ring {
+    shared: Arc<Shared>,
+    threads: Mutex<Option<(JoinHandle<bool>, JoinHandle<()>)>>,
+    shutdown_timeout: Duration,
+    sq_entries: u32,
+    cq_entries: u32,
+}
+
+/// Whether io_uring can be set up here: `Ok` or the positive errno of `io_uring_setup`.
+pub fn probe() -> Result<(), i32> {
+    IoUring::new(2).map(drop).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn setup(config: &RingConfig) -> io::Result<IoUring> {
+    let build = |submit_all: bool| {
+        let mut builder = IoUring::builder();
+        builder.setup_clamp();
+        if submit_all {
+            builder.setup_submit_all();
+        }
+        if config.coop_taskrun {
+            builder.setup_coop_taskrun();
+        }
+        if config.iopoll {
+            builder.setup_iopoll();
+        }
+        if let Some(idle) = config.sqpoll_idle_ms {
+            builder.setup_sqpoll(idle);
+        }
+        builder.build(config.entries)
+    };
+    // SUBMIT_ALL (5.18) keeps one bad entry from stalling the rest; older kernels refuse the flag.
+    build(true).or_else(|e| if e.raw_os_error() == Some(libc::EINVAL) { build(false) } else { Err(e) })
+}
+
+fn setup_error(e: io::Error) -> EngineError {
+    match e.raw_os_error() {
+        Some(libc::EINVAL) => EngineError::InvalidConfig(
+            "the kernel refused this ring configuration (EINVAL); iopoll and sqpoll need kernel support".into(),
+        ),
+        Some(errno) => EngineError::Unavailable(errno),
+        None => EngineError::Unavailable(libc::EIO),
+    }
+}
+
+impl Ring {
+    pub fn new(config: RingConfig, sink: impl CompletionSink) -> Result<Ring, EngineError> {
+        config.validate()?;
+        let ring = setup(&config).map_err(setup_error)?;
+        if config.registered_files > 0 {
+            // Before either thread exists, so the submission thread's monopoly on register calls
+            // holds for the ring's whole running life.
+            ring.submitter().register_files_sparse(config.registered_files).map_err(setup_error)?;
+        }
+        let sq_entries = ring.params().sq_entries();
+        let cq_entries = ring.params().cq_entries();
+        let shared = Arc::new(Shared {
+            ring,
+            state: Mutex::new(State::new(FileTable::new(config.registered_files))),
+            work: Condvar::new(),
+            drained: Condvar::new(),
+            sink: Box::new(sink),
+            op_budget: cq_entries as usize - (cq_entries as usize / 8).clamp(1, 64),
+            cq_entries: cq_entries as usize,
+            coop_taskrun: config.coop_taskrun,
+        });
+        let spawn_err = |_| EngineError::Unavailable(libc::EAGAIN);
+        let submission = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("uring-submit".into())
+                .spawn(move || threads::submission_loop(&shared))
+                .map_err(spawn_err)?
+        };
+        let completion = {
+            let reaper = Arc::clone(&shared);
+            match std::thread::Builder::new().name("uring-reap".into()).spawn(move || threads::completion_loop(&reaper)) {
+                Ok(handle) => handle,
+                Err(e) => {
+                    // Stop the submission thread before reporting: no thread outlives a failed ring.
+                    shared.lock().stop = true;
+                    shared.work.notify_all();
+                    let _ = submission.join();
+                    return Err(spawn_err(e));
+                }
+            }
+        };
+        Ok(Ring {
+            shared,
+            threads: Mutex::new(Some((submission, completion))),
+            shutdown_timeout: config.shutdown_timeout,
+            sq_entries,
+            cq_entries,
+        })
+    }
+
+    /// Queues `op`; its completion reaches the sink with `user`. The returned key cancels it.
+    pub fn submit(&self, user: u64, mut op: Op) -> Result<OpKey, EngineError> {
+        op.validate().map_err(EngineError::InvalidArgument)?;
+        let mut st = self.shared.lock();
+        if st.closing {
+            return Err(EngineError::Closed);
+        }
+        if let Some(slot) = op.fixed_slot() {
+            if st.files.raw_fd(slot).is_none() {
+                return Err(EngineError::InvalidArgument(format!("registered file slot {slot} is not registered")));
+            }
+        }
+        match &mut op {
+            Op::RegisterFile { slot, fds } => {
+                *slot = st.files.reserve(fds[0]).ok_or(EngineError::TableFull)?;
+            }
+            Op::UnregisterFile { slot, .. } => {
+                if !st.files.begin_release(*slot) {
+                    return Err(EngineError::InvalidArgument(format!("registered file slot {slot} is not registered")));
+                }
+            }
+            _ => {}
+        }
+        let key = st.slab.insert(InFlight { user, op, in_kernel: false, abandoned: false });
+        st.queue.push_back(key);
+        if st.submitter_idle {
+            self.shared.work.notify_one();
+        }
+        Ok(key)
+    }
+
+    /// Gives up on an operation: the kernel is asked to cancel it, and its completion (the real
+    /// result or `-ECANCELED`) still arrives; its memory is held until then. Stale keys and
+    /// registration ops (which the kernel finishes inline) are ignored.
+    pub fn cancel(&self, key: OpKey) {
+        let mut st = self.shared.lock();
+        let Some(op) = st.slab.get_mut(key) else { return };
+        if op.abandoned || matches!(op.op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
+            return;
+        }
+        op.abandoned = true;
+        // A queued op is completed as cancelled when the submission thread reaches it.
+        if op.in_kernel {
+            st.cancels.push(key);
+        }
+        if st.submitter_idle {
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
+    /// every completion, then stops and joins both threads. Returns whether every operation
+    /// completed; if not, the ring and all in-flight memory are leaked rather than freed under
+    /// the kernel. Idempotent.
+    pub fn close(&self) -> bool {
+        let Some((submission, completion)) = self.threads.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return true;
+        };
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut st = self.shared.lock();
+        st.closing = true;
+        self.shared.work.notify_all();
+        while !st.slab.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self.shared.drained.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        let drained = st.slab.is_empty();
+        st.stop = true;
+        self.shared.work.notify_all();
+        drop(st);
+        let woke_reaper = submission.join().unwrap_or(false);
+        if woke_reaper {
+            let _ = completion.join();
+        }
+        if !drained || !woke_reaper {
+            // The kernel may still write into slab memory: never free it.
+            std::mem::forget(Arc::clone(&self.shared));
+        }
+        drained
+    }
+
+    pub fn sq_entries(&self) -> u32 {
+        self.sq_entries
+    }
+
+    pub fn cq_entries(&self) -> u32 {
+        self.cq_entries
+    }
+
+    pub fn registered_capacity(&self) -> u32 {
+        self.shared.lock().files.capacity()
+    }
+
+    /// Registered-file slots in use (registered, or being released).
+    pub fn registered_in_use(&self) -> usize {
+        self.shared.lock().files.in_use()
+    }
+
+    /// Operations submitted and not yet completed.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().slab.len()
+    }
+
+    /// Slots the in-flight table has grown to (it never shrinks; reused through its free-list).
+    pub fn slab_capacity(&self) -> usize {
+        self.shared.lock().slab.capacity()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closing
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -1,0 +1,54 @@
+//! What the caller's thread, the submission thread and the completion thread share, behind one
+//! mutex. The lock is held only to move keys and flags, never across a syscall.
+
+use std::collections::VecDeque;
+
+use crate::files::FileTable;
+use crate::op::Op;
+use crate::slab::{OpKey, Slab};
+
+/// One operation from submit to its delivered completion (tokio-uring's lifecycle: queued,
+/// in the kernel, abandoned; it leaves the slab only with its own completion).
+pub(crate) struct InFlight {
+    pub user: u64,
+    pub op: Op,
+    /// An entry for it is in the kernel (its completion is still to come).
+    pub in_kernel: bool,
+    /// The caller gave up on it: cancel sent or to be sent; resources still held.
+    pub abandoned: bool,
+}
+
+pub(crate) struct State {
+    pub slab: Slab<InFlight>,
+    /// Keys waiting for room in the kernel (back-pressure beyond the completion queue's size).
+    pub queue: VecDeque<OpKey>,
+    /// Keys whose in-kernel entries should be cancelled.
+    pub cancels: Vec<OpKey>,
+    /// Entries in the kernel whose completions are still to come, cancels included.
+    pub in_kernel: usize,
+    pub files: FileTable,
+    /// No new work; everything in flight is being cancelled.
+    pub closing: bool,
+    /// The submission thread has sent the cancel-everything entry.
+    pub cancel_all_sent: bool,
+    /// Both threads must exit.
+    pub stop: bool,
+    /// The submission thread is waiting on the work condvar.
+    pub submitter_idle: bool,
+}
+
+impl State {
+    pub(crate) fn new(files: FileTable) -> Self {
+        State {
+            slab: Slab::new(),
+            queue: VecDeque::new(),
+            cancels: Vec::new(),
+            in_kernel: 0,
+            files,
+            closing: false,
+            cancel_all_sent: false,
+            stop: false,
+            submitter_idle: false,
+        }
+    }
+}

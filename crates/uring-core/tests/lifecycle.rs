@@ -1,0 +1,210 @@
+//! Back-pressure, slot reuse, cancellation, shutdown, configuration and refused arguments.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use uring_core::{EngineError, Memory, Op, Ring, RingConfig, Target};
+
+fn small_ring(entries: u32) -> TestRing {
+    TestRing::with(RingConfig { entries, ..RingConfig::default() })
+}
+
+#[test]
+fn more_ops_than_the_completion_queue_holds_all_complete() {
+    let _serial = serial();
+    // 8 entries: the kernel gives a 16-entry completion queue; 20,000 reads wait their turn.
+    let ring = small_ring(8);
+    assert!(ring.ring.cq_entries() <= 16);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let data: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let fd = open_fd(&ring, &path, libc::O_RDONLY, 0);
+    let users: Vec<(u64, u64)> = (0..20_000u64)
+        .map(|i| {
+            let offset = (i * 4096) % 65536;
+            (ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), offset)).0, offset)
+        })
+        .collect();
+    for (user, offset) in users {
+        let c = ring.wait(user);
+        assert_eq!(c.result, 16);
+        assert_eq!(c.output.unwrap(), data[offset as usize..offset as usize + 16]);
+    }
+    assert_eq!(ring.ring.in_flight(), 0);
+    // Delivery is batched: far fewer crossings than operations.
+    assert!(ring.batches() < 20_000, "batches: {}", ring.batches());
+}
+
+#[test]
+fn registered_slots_are_reused_100k_times() {
+    let _serial = serial();
+    let ring = TestRing::with(RingConfig { registered_files: 4, ..RingConfig::default() });
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    for _ in 0..100_000 {
+        let slot = ring.run(Op::register_file(fd));
+        assert!((0..4).contains(&slot), "slot {slot}");
+        assert_eq!(ring.run(Op::unregister_file(slot as u32)), slot);
+    }
+    assert_eq!(ring.ring.registered_in_use(), 0);
+    // The table fills up: a typed error, not a panic; releasing one frees a slot for reuse.
+    let slots: Vec<i32> = (0..4).map(|_| ring.run(Op::register_file(fd))).collect();
+    assert_eq!(ring.ring.submit(1, Op::register_file(fd)), Err(EngineError::TableFull));
+    assert_eq!(ring.run(Op::unregister_file(slots[2] as u32)), slots[2]);
+    assert_eq!(ring.run(Op::register_file(fd)), slots[2]);
+}
+
+#[test]
+fn cancelling_an_abandoned_op_completes_it_and_keeps_its_memory_until_then() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let (user, key) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(64), 0));
+    assert!(ring.wait_for(user, Duration::from_millis(100)).is_none(), "a FIFO read blocks");
+    assert_eq!(ring.ring.in_flight(), 1);
+    ring.ring.cancel(key);
+    let c = ring.wait(user);
+    assert_eq!(c.result, -libc::ECANCELED);
+    assert_eq!(ring.ring.in_flight(), 0);
+    // A stale key (its op completed) is ignored.
+    ring.ring.cancel(key);
+}
+
+#[test]
+fn abandoned_opens_never_leak_their_fd() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let before = fd_count();
+    let mut opened = Vec::new();
+    for _ in 0..2000 {
+        let (user, key) = ring.submit(Op::OpenAt { dirfd: libc::AT_FDCWD, path: c"/proc/self/exe".into(), flags: libc::O_RDONLY | libc::O_CLOEXEC, mode: 0 });
+        ring.ring.cancel(key);
+        let res = ring.wait(user).result;
+        assert!(res >= 0 || res == -libc::ECANCELED, "{res}");
+        if res >= 0 {
+            opened.push(res);
+        }
+    }
+    // Every fd reported is a real one the caller must close; every other was closed by the engine.
+    assert_eq!(fd_count(), before + opened.len());
+    for fd in opened {
+        assert_eq!(ring.run(Op::Close { fd }), 0);
+    }
+    assert_eq!(fd_count(), before);
+}
+
+#[test]
+fn close_with_thousands_in_flight_cancels_waits_and_joins() {
+    let _serial = serial();
+    let threads_before = thread_count();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let users: Vec<u64> = (0..3000).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    assert!(ring.ring.close(), "every op completed");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed in {:?}", started.elapsed());
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+    assert_eq!(thread_count(), threads_before, "no thread survives a closed ring");
+    assert_eq!(ring.ring.submit(1, Op::Close { fd: 1000 }), Err(EngineError::Closed));
+    assert!(ring.ring.close(), "close is idempotent");
+}
+
+#[test]
+fn dropping_the_ring_shuts_down_the_same_way() {
+    let _serial = serial();
+    let threads_before = thread_count();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let ring = TestRing::new();
+    let users: Vec<u64> = (0..500).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    let TestRing { ring: engine, collector, .. } = ring;
+    drop(engine);
+    assert_eq!(thread_count(), threads_before, "no thread survives a dropped ring");
+    for user in users {
+        assert_eq!(collector.take(user).map(|c| c.result), Some(-libc::ECANCELED));
+    }
+}
+
+#[test]
+fn queued_ops_complete_as_cancelled_at_close() {
+    let _serial = serial();
+    // More ops than the kernel may hold: the rest are queued and must still complete.
+    let ring = small_ring(4);
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let users: Vec<u64> = (0..100).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    assert!(ring.ring.close());
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+}
+
+#[test]
+fn configuration_is_checked() {
+    let _serial = serial();
+    let refuse = |config: RingConfig| match Ring::new(config, NullSink) {
+        Err(EngineError::InvalidConfig(why)) => why,
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("accepted"),
+    };
+    assert!(refuse(RingConfig { defer_taskrun: true, ..RingConfig::default() }).contains("completion thread"));
+    assert!(refuse(RingConfig { entries: 0, ..RingConfig::default() }).contains("entries"));
+    assert!(refuse(RingConfig { entries: 1 << 20, ..RingConfig::default() }).contains("entries"));
+    // Clamped, not refused: the kernel grants its maximum.
+    let ring = Ring::new(RingConfig { entries: 32768, ..RingConfig::default() }, NullSink).unwrap();
+    assert_eq!(ring.sq_entries(), 32768);
+    assert_eq!(Ring::new(RingConfig::default(), NullSink).unwrap().registered_capacity(), 4096);
+}
+
+#[test]
+fn coop_taskrun_and_sqpoll_rings_work() {
+    let _serial = serial();
+    for config in [
+        RingConfig { coop_taskrun: true, ..RingConfig::default() },
+        RingConfig { sqpoll_idle_ms: Some(10), ..RingConfig::default() },
+    ] {
+        let ring = TestRing::with(config);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"abc").unwrap();
+        let fd = open_fd(&ring, &path, libc::O_RDONLY, 0);
+        for _ in 0..100 {
+            assert_eq!(ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(3), 0)).output.as_deref(), Some(&b"abc"[..]));
+        }
+        ring.run(Op::Close { fd });
+    }
+}
+
+#[test]
+fn arguments_the_kernel_must_not_see_are_refused() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let invalid = |op: Op| matches!(ring.ring.submit(1, op), Err(EngineError::InvalidArgument(_)));
+    assert!(invalid(Op::read(Target::Fixed(3), Memory::zeroed(1), 0)), "unregistered slot");
+    assert!(invalid(Op::read(Target::Fixed(1 << 30), Memory::zeroed(1), 0)), "slot beyond the table");
+    assert!(invalid(Op::unregister_file(5)));
+    assert!(invalid(Op::read(Target::Fd(0), Memory::zeroed(1), u64::MAX - 4)), "offset beyond 2^63");
+    assert!(invalid(Op::Ftruncate { target: Target::Fd(0), len: 1 << 63 }));
+    assert!(invalid(Op::Fadvise { target: Target::Fd(0), offset: 0, len: -1, advice: 0 }));
+    assert!(invalid(Op::read(Target::Fd(-3), Memory::zeroed(1), 0)), "negative fd");
+    assert!(invalid(Op::UnlinkAt { dirfd: -5, path: c"x".into(), flags: 0 }), "negative dirfd");
+    assert!(invalid(Op::register_file(-1)));
+    let mut small = [0u8; 16];
+    // SAFETY: never submitted (refused), so never used after this scope.
+    let out = unsafe { Memory::borrowed(small.as_mut_ptr(), small.len()) };
+    assert!(invalid(Op::Statx { dirfd: libc::AT_FDCWD, path: c"/".into(), flags: 0, mask: 0, out }), "statx output too small");
+    assert_eq!(ring.ring.in_flight(), 0);
+}
+
+struct NullSink;
+impl uring_core::CompletionSink for NullSink {
+    fn deliver(&self, _: Vec<uring_core::Completion>) {}
+}

@@ -1,0 +1,247 @@
+//! Every operation once against real files, and kernel errors coming back as -errno.
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::*;
+use uring_core::{Memory, Op, Target, MAX_RW_COUNT};
+
+const CWD: i32 = libc::AT_FDCWD;
+
+#[test]
+fn write_then_read_at_offsets() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let fd = open_fd(&ring, &path, libc::O_RDWR | libc::O_CREAT, 0o644);
+
+    assert_eq!(ring.run(Op::write(Target::Fd(fd), Memory::from_vec(b"hello world".to_vec()), 0)), 11);
+    assert_eq!(ring.run(Op::write(Target::Fd(fd), Memory::from_vec(b"WORLD".to_vec()), 6)), 5);
+
+    let c = ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(64), 0));
+    assert_eq!(c.result, 11);
+    assert_eq!(c.output.as_deref(), Some(&b"hello WORLD"[..]));
+
+    let c = ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(4), 6));
+    assert_eq!(c.output.as_deref(), Some(&b"WORL"[..]));
+    assert_eq!(std::fs::read(&path).unwrap(), b"hello WORLD");
+
+    // A caller-owned buffer is filled in place.
+    let mut mine = vec![0u8; 5];
+    // SAFETY: `mine` outlives the op, which is waited for below.
+    let borrowed = unsafe { Memory::borrowed(mine.as_mut_ptr(), mine.len()) };
+    assert_eq!(ring.run(Op::read(Target::Fd(fd), borrowed, 0)), 5);
+    assert_eq!(&mine, b"hello");
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+}
+
+#[test]
+fn read_exact_and_write_all() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let fd = open_fd(&ring, &path, libc::O_RDWR | libc::O_CREAT, 0o644);
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(ring.run(Op::write_all(Target::Fd(fd), Memory::from_vec(data.clone()), 0)), data.len() as i32);
+
+    let c = ring.run_full(Op::read_exact(Target::Fd(fd), Memory::zeroed(data.len()), 0));
+    assert_eq!(c.result, data.len() as i32);
+    assert_eq!(c.output.unwrap(), data);
+
+    // At end of file an exact read stops short: the caller sees fewer bytes than asked.
+    let c = ring.run_full(Op::read_exact(Target::Fd(fd), Memory::zeroed(100), data.len() as u64 - 40));
+    assert_eq!(c.result, 40);
+    assert_eq!(c.output.unwrap(), data[data.len() - 40..]);
+    ring.run(Op::Close { fd });
+}
+
+#[test]
+fn reads_past_the_per_op_limit_are_split() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse");
+    let file = std::fs::File::create(&path).unwrap();
+    // Above the per-op limit, within what one whole op reports (i32::MAX).
+    let len = MAX_RW_COUNT + 4000;
+    file.set_len(len as u64 + 10).unwrap();
+    let fd = open_fd(&ring, &path, libc::O_RDONLY, 0);
+    // A plain read is clamped to the kernel's limit: a short count, never an error.
+    let c = ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(len), 0));
+    assert_eq!(c.result, MAX_RW_COUNT as i32);
+    drop(c);
+    // An exact read is split into several kernel reads.
+    let c = ring.run_full(Op::read_exact(Target::Fd(fd), Memory::zeroed(len), 0));
+    assert_eq!(c.result, len as i32);
+    assert_eq!(c.output.unwrap().len(), len);
+    ring.run(Op::Close { fd });
+}
+
+#[test]
+fn sync_allocate_advise_truncate() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let fd = open_fd(&ring, &path, libc::O_RDWR | libc::O_CREAT, 0o600);
+    assert_eq!(ring.run(Op::write(Target::Fd(fd), Memory::from_vec(vec![7; 4096]), 0)), 4096);
+    assert_eq!(ring.run(Op::Fsync { target: Target::Fd(fd), datasync: false }), 0);
+    assert_eq!(ring.run(Op::Fsync { target: Target::Fd(fd), datasync: true }), 0);
+    assert_eq!(ring.run(Op::Fallocate { target: Target::Fd(fd), offset: 0, len: 1 << 20, mode: 0 }), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+    assert_eq!(ring.run(Op::Fadvise { target: Target::Fd(fd), offset: 0, len: 0, advice: libc::POSIX_FADV_SEQUENTIAL }), 0);
+    assert_eq!(ring.run(Op::Ftruncate { target: Target::Fd(fd), len: 100 }), 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 100);
+    // Punch a hole while keeping the size.
+    let keep_punch = libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE;
+    assert_eq!(ring.run(Op::Fallocate { target: Target::Fd(fd), offset: 0, len: 50, mode: keep_punch }), 0);
+    let c = ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(100), 0));
+    assert_eq!(&c.output.unwrap()[..], &[&[0u8; 50][..], &[7u8; 50][..]].concat()[..]);
+    ring.run(Op::Close { fd });
+}
+
+#[test]
+fn statx_by_fd_by_path_and_of_a_registered_file() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    std::fs::write(&path, vec![1u8; 12345]).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    let expect = (meta.mode() as u16, meta.size(), meta.ino(), meta.nlink() as u32);
+
+    let fd = open_fd(&ring, &path, libc::O_RDONLY, 0);
+    let c = ring.run_full(Op::fstat(Target::Fd(fd), libc::STATX_BASIC_STATS | libc::STATX_BTIME));
+    assert_eq!(c.result, 0);
+    assert_eq!(statx_fields(&c.output.unwrap()), expect);
+
+    let c = ring.run_full(Op::statx(CWD, cstr(&path), 0, libc::STATX_BASIC_STATS));
+    assert_eq!(c.result, 0);
+    let out = c.output.unwrap();
+    assert_eq!(statx_fields(&out), expect);
+    // mtime seconds and nanoseconds as the kernel keeps them.
+    assert_eq!(u64_at(&out, 112) as i64, meta.mtime());
+    assert_eq!(u32_at(&out, 120) as i64, meta.mtime_nsec());
+
+    // Relative to a directory fd, without following a symlink.
+    let link = dir.path().join("l");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let dfd = open_fd(&ring, dir.path(), libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    let c = ring.run_full(Op::statx(dfd, c"l".into(), libc::AT_SYMLINK_NOFOLLOW, libc::STATX_BASIC_STATS));
+    assert_eq!(c.result, 0);
+    assert_eq!(u16::from_le_bytes([c.output.as_ref().unwrap()[28], c.output.as_ref().unwrap()[29]]) as u32 & libc::S_IFMT, libc::S_IFLNK);
+
+    let slot = ring.run(Op::register_file(fd));
+    assert!(slot >= 0);
+    let c = ring.run_full(Op::fstat(Target::Fixed(slot as u32), libc::STATX_BASIC_STATS));
+    assert_eq!(c.result, 0);
+    assert_eq!(statx_fields(&c.output.unwrap()), expect);
+    assert_eq!(ring.run(Op::unregister_file(slot as u32)), slot);
+    ring.run(Op::Close { fd });
+    ring.run(Op::Close { fd: dfd });
+}
+
+#[test]
+fn registered_files_read_and_write() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r");
+    let fd = open_fd(&ring, &path, libc::O_RDWR | libc::O_CREAT, 0o600);
+    let slot = ring.run(Op::register_file(fd)) as u32;
+    let fixed = Target::Fixed(slot);
+    assert_eq!(ring.run(Op::write_all(fixed, Memory::from_vec(b"fixed!".to_vec()), 0)), 6);
+    assert_eq!(ring.run(Op::Fsync { target: fixed, datasync: true }), 0);
+    let c = ring.run_full(Op::read(fixed, Memory::zeroed(6), 0));
+    assert_eq!(c.output.as_deref(), Some(&b"fixed!"[..]));
+    assert_eq!(ring.run(Op::unregister_file(slot)), slot as i32);
+    // A released slot is refused before reaching the kernel.
+    assert!(ring.ring.submit(0, Op::read(fixed, Memory::zeroed(1), 0)).is_err());
+    ring.run(Op::Close { fd });
+}
+
+#[test]
+fn open_flags_modes_and_dirfds() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dfd = open_fd(&ring, dir.path(), libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    let fd = ring.run(Op::OpenAt { dirfd: dfd, path: c"made".into(), flags: libc::O_CREAT | libc::O_WRONLY | libc::O_EXCL, mode: 0o604 });
+    assert!(fd >= 0);
+    assert_eq!(std::fs::metadata(dir.path().join("made")).unwrap().mode() & 0o777, 0o604 & !umask());
+    // O_EXCL on an existing file.
+    let again = ring.run(Op::OpenAt { dirfd: dfd, path: c"made".into(), flags: libc::O_CREAT | libc::O_EXCL, mode: 0o600 });
+    assert_eq!(again, -libc::EEXIST);
+    assert_eq!(ring.run(Op::OpenAt { dirfd: CWD, path: cstr(&dir.path().join("nope")), flags: 0, mode: 0 }), -libc::ENOENT);
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+    assert_eq!(ring.run(Op::Close { fd }), -libc::EBADF);
+    ring.run(Op::Close { fd: dfd });
+}
+
+fn umask() -> u32 {
+    // SAFETY: umask only swaps a process setting; restored at once.
+    unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    }
+}
+
+#[test]
+fn openat2_resolves_beneath_only() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inside"), b"x").unwrap();
+    let dfd = open_fd(&ring, dir.path(), libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    let how = |resolve| Box::new(io_uring::types::OpenHow::new().flags(libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64).resolve(resolve));
+    let beneath = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    let fd = ring.run(Op::OpenAt2 { dirfd: dfd, path: c"inside".into(), how: how(beneath) });
+    assert!(fd >= 0);
+    ring.run(Op::Close { fd });
+    assert_eq!(ring.run(Op::OpenAt2 { dirfd: dfd, path: c"../etc/passwd".into(), how: how(beneath) }), -libc::EXDEV);
+    assert_eq!(ring.run(Op::OpenAt2 { dirfd: dfd, path: c"/etc/passwd".into(), how: how(beneath) }), -libc::EXDEV);
+    ring.run(Op::Close { fd: dfd });
+}
+
+#[test]
+fn rename_unlink_mkdir_symlink_link() {
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| cstr(&dir.path().join(n));
+    std::fs::write(dir.path().join("a"), b"A").unwrap();
+    std::fs::write(dir.path().join("b"), b"B").unwrap();
+
+    let rename = |from: &str, to: &str, flags| Op::RenameAt { old_dirfd: CWD, old_path: p(from), new_dirfd: CWD, new_path: p(to), flags };
+    assert_eq!(ring.run(rename("a", "b", libc::RENAME_NOREPLACE)), -libc::EEXIST);
+    assert_eq!(ring.run(rename("a", "b", libc::RENAME_EXCHANGE)), 0);
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"B");
+    assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"A");
+    assert_eq!(ring.run(rename("a", "c", 0)), 0);
+    assert!(!dir.path().join("a").exists());
+    assert_eq!(ring.run(rename("missing", "d", 0)), -libc::ENOENT);
+
+    assert_eq!(ring.run(Op::MkdirAt { dirfd: CWD, path: p("sub"), mode: 0o755 }), 0);
+    assert!(dir.path().join("sub").is_dir());
+    assert_eq!(ring.run(Op::MkdirAt { dirfd: CWD, path: p("sub"), mode: 0o755 }), -libc::EEXIST);
+    std::fs::write(dir.path().join("sub/f"), b"").unwrap();
+    assert_eq!(ring.run(Op::UnlinkAt { dirfd: CWD, path: p("sub"), flags: libc::AT_REMOVEDIR }), -libc::ENOTEMPTY);
+    assert_eq!(ring.run(Op::UnlinkAt { dirfd: CWD, path: p("sub"), flags: 0 }), -libc::EISDIR);
+    assert_eq!(ring.run(Op::UnlinkAt { dirfd: CWD, path: p("sub/f"), flags: 0 }), 0);
+    assert_eq!(ring.run(Op::UnlinkAt { dirfd: CWD, path: p("sub"), flags: libc::AT_REMOVEDIR }), 0);
+    assert!(!dir.path().join("sub").exists());
+
+    assert_eq!(ring.run(Op::SymlinkAt { target: c"c".into(), new_dirfd: CWD, link_path: p("sym") }), 0);
+    assert_eq!(std::fs::read_link(dir.path().join("sym")).unwrap().to_str(), Some("c"));
+    assert_eq!(std::fs::read(dir.path().join("sym")).unwrap(), b"B");
+    assert_eq!(ring.run(Op::LinkAt { old_dirfd: CWD, old_path: p("c"), new_dirfd: CWD, new_path: p("hard"), flags: 0 }), 0);
+    assert_eq!(std::fs::metadata(dir.path().join("c")).unwrap().nlink(), 2);
+    assert_eq!(ring.run(Op::LinkAt { old_dirfd: CWD, old_path: p("c"), new_dirfd: CWD, new_path: p("hard"), flags: 0 }), -libc::EEXIST);
+    assert_eq!(ring.run(Op::UnlinkAt { dirfd: CWD, path: p("nothing"), flags: 0 }), -libc::ENOENT);
+}
+
+#[test]
+fn bad_descriptors_come_back_as_errno() {
+    let ring = TestRing::new();
+    assert_eq!(ring.run(Op::read(Target::Fd(987_654), Memory::zeroed(8), 0)), -libc::EBADF);
+    assert_eq!(ring.run(Op::Fsync { target: Target::Fd(987_654), datasync: false }), -libc::EBADF);
+    // Writing to a read-only fd.
+    let fd = open_fd(&ring, std::path::Path::new("/proc/self/exe"), libc::O_RDONLY, 0);
+    assert_eq!(ring.run(Op::write(Target::Fd(fd), Memory::from_vec(vec![0; 4]), 0)), -libc::EBADF);
+    ring.run(Op::Close { fd });
+}

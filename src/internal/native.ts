@@ -1,0 +1,123 @@
+/**
+ * The native binding's surface, as `crates/uring-core/src/binding/` exports it.
+ *
+ * Every submit method takes a caller-chosen op id (a positive int32) and returns a cancel token; the op's
+ * completion arrives later through the `onComplete` callback given to the constructor, as part of an
+ * `Int32Array` of `[opId, result, opId, result, ...]` pairs. A result >= 0 is the syscall's return value
+ * (bytes moved, a new fd, a registered-file slot index, 0); a result < 0 is `-errno`, or one of the
+ * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
+ * place: the caller must keep it referenced until that op's completion arrives.
+ *
+ * Synchronous failures throw an `Error` whose `code` is one of `NativeErrorCode`.
+ *
+ * @internal
+ */
+import { createRequire } from "node:module"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** @internal */
+export interface NativeRingOptions {
+  readonly entries?: number
+  readonly coopTaskrun?: boolean
+  readonly iopoll?: boolean
+  readonly sqpollIdleMs?: number
+  readonly deferTaskrun?: boolean
+  readonly registeredFiles?: number
+}
+
+/** @internal */
+export interface NativeRing {
+  /** Size of the submission queue the kernel granted (after clamping). */
+  readonly entries: number
+  /** Capacity of the completion queue: the most ops the engine keeps in the kernel at once. */
+  readonly cqEntries: number
+  /** Slots in the sparse registered-file table. */
+  readonly registeredCapacity: number
+  /** Identity of this ring, unique in the process; used to reject a RegisteredFile of another ring. */
+  readonly ringId: number
+
+  /** `fixed` = fd is a registered-file slot index. `exact`: loop until `buf` is full; EOF gives `UNEXPECTED_EOF`. */
+  read(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, exact: boolean): number
+  /** `all`: loop on short writes until `buf` is written; a write of 0 bytes gives `WRITE_ZERO`. */
+  write(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, all: boolean): number
+  fsync(id: number, fd: number, fixed: boolean, datasync: boolean): number
+  fallocate(id: number, fd: number, fixed: boolean, offset: number, length: number, mode: number): number
+  fadvise(id: number, fd: number, fixed: boolean, offset: number, length: number, advice: number): number
+  ftruncate(id: number, fd: number, fixed: boolean, length: number): number
+  /** `out` must hold at least 256 bytes; the kernel writes a `struct statx` into it. */
+  statx(id: number, dirfd: number, path: string, flags: number, mask: number, out: Uint8Array): number
+  openat(id: number, dirfd: number, path: string, flags: number, mode: number): number
+  /** openat2 with `resolve` (RESOLVE_* bits). */
+  openat2(id: number, dirfd: number, path: string, flags: number, mode: number, resolve: number): number
+  close(id: number, fd: number): number
+  renameat(id: number, oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): number
+  unlinkat(id: number, dirfd: number, path: string, flags: number): number
+  mkdirat(id: number, dirfd: number, path: string, mode: number): number
+  symlinkat(id: number, target: string, newDirfd: number, linkPath: string): number
+  linkat(id: number, oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): number
+  /** Completion result = the slot index. Throws `ERR_URING_TABLE_FULL` when no slot is free. */
+  registerFile(id: number, fd: number): number
+  /** Completion result = 0; the slot is free for reuse after this completion. */
+  unregisterFile(id: number, slot: number): number
+  /** Ask the kernel to cancel the op behind `token`; harmless if it already completed. */
+  cancel(token: number): void
+  /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */
+  ref(): void
+  unref(): void
+  /** Refuse new work, cancel everything in flight, wait for every completion, join both threads. */
+  shutdown(): void
+}
+
+/** @internal */
+export interface NativeModule {
+  readonly NativeRing: new (options: NativeRingOptions, onComplete: (batch: Int32Array) => void) => NativeRing
+  /** Whether io_uring can be set up here; `0` or the `-errno` of `io_uring_setup`. */
+  readonly probe: () => number
+}
+
+/** Engine result codes outside the errno range. @internal */
+export const UNEXPECTED_EOF = -100_001
+/** @internal */
+export const WRITE_ZERO = -100_002
+
+/** @internal */
+export type NativeErrorCode =
+  | "ERR_URING_CLOSED"
+  | "ERR_URING_INVALID_ARGUMENT"
+  | "ERR_URING_TABLE_FULL"
+  | "ERR_URING_UNAVAILABLE"
+  | "ERR_URING_INVALID_CONFIG"
+  | "ERR_URING_PANIC"
+
+const packageRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
+
+let cached: NativeModule | undefined
+
+/**
+ * Loads `native/uring_core.node`, built by `npm install` (`npm run build:native`).
+ * Works from `src/` (tests, tsx) and from `dist/src/` (the compiled package).
+ *
+ * @internal
+ */
+export const load = (): NativeModule => {
+  if (cached !== undefined) return cached
+  const require = createRequire(import.meta.url)
+  const candidates = [
+    Path.join(packageRoot, "native", "uring_core.node"),
+    Path.join(packageRoot, "..", "native", "uring_core.node")
+  ]
+  let lastError: unknown
+  for (const candidate of candidates) {
+    try {
+      cached = require(candidate) as NativeModule
+      return cached
+    } catch (error) {
+      lastError = error
+    }
+  }
+  throw new Error(
+    `effect-uring: the native addon is not built (looked in ${candidates.join(", ")}); run \`npm run build:native\``,
+    { cause: lastError }
+  )
+}
