@@ -102,6 +102,7 @@ fn close_with_thousands_in_flight_cancels_waits_and_joins() {
     let _serial = serial();
     let threads_before = thread_count();
     let ring = TestRing::new();
+    assert_eq!(threads_settle_at(threads_before + 2), threads_before + 2);
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
     let users: Vec<u64> = (0..3000).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();

@@ -117,9 +117,22 @@ pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// Threads of this process.
+/// The engine's own threads in this process (kernel io-wq workers exit on their own schedule).
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("uring-"))
+        .count()
+}
+
+/// `thread_count()` once it reaches `n` (a new thread names itself shortly after it starts).
+pub fn threads_settle_at(n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while thread_count() != n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread_count()
 }
 
 /// A FIFO with a reader-writer fd held open by nobody else: reads from it block until cancelled.
