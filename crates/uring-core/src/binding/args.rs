@@ -1,0 +1,57 @@
+//! Argument conversion at the JS boundary. TypeScript validates first and reports typed errors;
+//! these checks are the backstop that keeps anything malformed from reaching the kernel.
+
+use std::ffi::CString;
+
+use napi::{Error, Status};
+
+use crate::{EngineError, Target};
+
+/// A JS exception whose message starts with a stable code the TypeScript side matches on.
+pub(crate) fn coded(code: &str, message: impl std::fmt::Display) -> Error {
+    Error::new(Status::GenericFailure, format!("{code}: {message}"))
+}
+
+pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
+    coded("ERR_URING_INVALID_ARGUMENT", message)
+}
+
+pub(crate) fn engine_error(e: EngineError) -> Error {
+    let code = match e {
+        EngineError::Unavailable(_) => "ERR_URING_UNAVAILABLE",
+        EngineError::InvalidConfig(_) => "ERR_URING_INVALID_CONFIG",
+        EngineError::Closed => "ERR_URING_CLOSED",
+        EngineError::InvalidArgument(_) => "ERR_URING_INVALID_ARGUMENT",
+        EngineError::TableFull => "ERR_URING_TABLE_FULL",
+    };
+    coded(code, e)
+}
+
+/// A byte offset or length from JS: a non-negative integer a double holds exactly.
+pub(crate) fn position(name: &str, value: f64) -> napi::Result<u64> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
+        Ok(value as u64)
+    } else {
+        Err(invalid(format!("{name} must be a non-negative safe integer, got {value}")))
+    }
+}
+
+pub(crate) fn target(fd: i32, fixed: bool) -> napi::Result<Target> {
+    match (fd, fixed) {
+        (fd, _) if fd < 0 => Err(invalid(format!("fd {fd} is negative"))),
+        (slot, true) => Ok(Target::Fixed(slot as u32)),
+        (fd, false) => Ok(Target::Fd(fd)),
+    }
+}
+
+pub(crate) fn path(value: String) -> napi::Result<CString> {
+    CString::new(value).map_err(|_| invalid("paths must not contain NUL bytes"))
+}
+
+pub(crate) fn op_id(id: i32) -> napi::Result<u64> {
+    if id > 0 {
+        Ok(id as u64)
+    } else {
+        Err(invalid(format!("op id {id} must be positive")))
+    }
+}

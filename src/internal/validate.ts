@@ -1,0 +1,190 @@
+/**
+ * Argument checks made before anything reaches the kernel. Each returns the normalized value, or an InvalidArgument
+ * that says which argument and why.
+ *
+ * @since 0.1.0
+ */
+import { Either } from "effect"
+import { Buffer } from "node:buffer"
+import { InvalidArgument } from "../errors/UringError.js"
+import { isOpenFlag, type OpenFlag } from "../services/Flags.js"
+
+/**
+ * The kernel's per-operation transfer limit (MAX_RW_COUNT): 2 GiB minus 4 KiB. Larger reads and writes are truncated
+ * silently by the kernel, so they are refused instead.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_LENGTH = 0x7ffff000
+
+/**
+ * PATH_MAX, which counts the terminating NUL: a path may have at most 4095 bytes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const PATH_MAX = 4096
+
+const MAX_OFF_T = 2n ** 63n - 1n
+const MAX_INT32 = 2 ** 31 - 1
+
+const refuse = (operation: string, argument: string, reason: string) =>
+  Either.left(new InvalidArgument({ operation, argument, reason }))
+
+// The reason a value is not a non-negative integer, or undefined when it is one (number or bigint).
+const notNonNegativeInteger = (value: unknown): string | undefined => {
+  if (typeof value === "bigint") return value < 0n ? `must not be negative (got ${value})` : undefined
+  if (typeof value !== "number") return `must be a number or a bigint (got ${typeof value})`
+  if (Number.isNaN(value)) return "must be a number (got NaN)"
+  if (!Number.isFinite(value)) return `must be finite (got ${value})`
+  if (!Number.isInteger(value)) return `must be an integer (got ${value})`
+  if (value < 0) return `must not be negative (got ${value})`
+  return undefined
+}
+
+/**
+ * A file offset: a non-negative safe integer, given as a number or a bigint, returned as a number (`-0` becomes 0).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const offset = (
+  operation: string,
+  value: number | bigint,
+  argument = "offset"
+): Either.Either<number, InvalidArgument> => {
+  const problem = notNonNegativeInteger(value)
+  if (problem !== undefined) return refuse(operation, argument, problem)
+  // Compare as bigint: a large number is an exact integer, so BigInt(value) cannot throw here.
+  const big = BigInt(value)
+  if (big > MAX_OFF_T) return refuse(operation, argument, `must not exceed 2^63-1, the largest file offset (got ${value})`)
+  if (big > BigInt(Number.MAX_SAFE_INTEGER)) {
+    return refuse(operation, argument, "offsets beyond 2^53 bytes are not supported")
+  }
+  return Either.right(Number(value) + 0)
+}
+
+/**
+ * A byte count: a non-negative integer no larger than `max` (by default the kernel's limit, {@link MAX_LENGTH}).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const length = (
+  operation: string,
+  value: number | bigint,
+  max: number = MAX_LENGTH,
+  argument = "length"
+): Either.Either<number, InvalidArgument> => {
+  const problem = notNonNegativeInteger(value)
+  if (problem !== undefined) return refuse(operation, argument, problem)
+  if (value > max) {
+    const limit = max === MAX_LENGTH ? `${MAX_LENGTH} bytes (2 GiB minus 4 KiB, the kernel's per-operation limit)` : `${max} bytes`
+    return refuse(operation, argument, `must not exceed ${limit} (got ${value})`)
+  }
+  return Either.right(Number(value) + 0)
+}
+
+/**
+ * A path: a non-empty string without NUL whose UTF-8 encoding fits in PATH_MAX with its terminating NUL.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const path = (operation: string, value: string, argument = "path"): Either.Either<string, InvalidArgument> => {
+  if (typeof value !== "string") return refuse(operation, argument, `must be a string (got ${typeof value})`)
+  if (value.length === 0) return refuse(operation, argument, "must not be empty")
+  // The kernel reads a C string: everything after a NUL would be dropped silently.
+  if (value.includes("\u0000")) return refuse(operation, argument, "must not contain a NUL character (\\u0000)")
+  const bytes = Buffer.byteLength(value, "utf8")
+  if (bytes >= PATH_MAX) {
+    return refuse(operation, argument, `must be shorter than PATH_MAX (${PATH_MAX} bytes in UTF-8, got ${bytes})`)
+  }
+  return Either.right(value)
+}
+
+/**
+ * A file descriptor: a non-negative 32-bit integer.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const fd = (operation: string, value: number, argument = "fd"): Either.Either<number, InvalidArgument> => {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    return refuse(operation, argument, `must be an integer (got ${String(value)})`)
+  }
+  if (value < 0) return refuse(operation, argument, `must not be negative (got ${value})`)
+  if (value > MAX_INT32) return refuse(operation, argument, `must fit in a 32-bit signed integer (got ${value})`)
+  return Either.right(value + 0)
+}
+
+// Node 20's V8 has no ArrayBuffer.prototype.detached. A detached buffer reports byteLength 0, and constructing a new
+// view on it throws, which tells it apart from a genuinely empty buffer.
+const isDetached = (buffer: ArrayBuffer): boolean => {
+  const flag = (buffer as { readonly detached?: unknown }).detached
+  if (typeof flag === "boolean") return flag
+  if (buffer.byteLength !== 0) return false
+  try {
+    new Uint8Array(buffer)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/**
+ * A buffer the kernel may read or write: a Uint8Array (Buffer included) over a plain ArrayBuffer that is neither
+ * detached, shared nor resizable.
+ *
+ * Shared memory is refused because other threads could use it while the kernel does; resizable memory because it could
+ * shrink under a pending operation.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const buffer = (
+  operation: string,
+  value: Uint8Array,
+  argument = "buffer"
+): Either.Either<Uint8Array, InvalidArgument> => {
+  if (!(value instanceof Uint8Array)) return refuse(operation, argument, "must be a Uint8Array")
+  const backing: ArrayBufferLike = value.buffer
+  if (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) {
+    return refuse(operation, argument, "must not be backed by a SharedArrayBuffer")
+  }
+  if ((backing as { readonly resizable?: unknown }).resizable === true) {
+    return refuse(operation, argument, "must not be backed by a resizable ArrayBuffer")
+  }
+  if (isDetached(backing as ArrayBuffer)) {
+    return refuse(operation, argument, "its ArrayBuffer is detached (transferred or released)")
+  }
+  return Either.right(value)
+}
+
+/**
+ * Permission bits: an integer in 0..0o7777.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const mode = (operation: string, value: number, argument = "mode"): Either.Either<number, InvalidArgument> => {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    return refuse(operation, argument, `must be an integer (got ${String(value)})`)
+  }
+  if (value < 0 || value > 0o7777) {
+    return refuse(operation, argument, `must be between 0 and 0o7777 (got ${value < 0 ? value : `0o${value.toString(8)}`})`)
+  }
+  return Either.right(value + 0)
+}
+
+/**
+ * One of Node's open flag strings (`"r"`, `"w+"`, `"ax"`, ...).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const openFlag = (operation: string, value: string, argument = "flag"): Either.Either<OpenFlag, InvalidArgument> =>
+  isOpenFlag(value)
+    ? Either.right(value)
+    : refuse(operation, argument, `must be one of r, r+, w, wx, w+, wx+, a, ax, a+, ax+ (got ${JSON.stringify(value)})`)
