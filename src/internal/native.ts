@@ -8,7 +8,7 @@
  * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
  * place: the caller must keep it referenced until that op's completion arrives.
  *
- * Synchronous failures throw an `Error` whose `code` is one of `NativeErrorCode`.
+ * Synchronous failures throw an `Error` whose message starts with one of `NativeErrorCode` and a colon.
  *
  * @internal
  */
@@ -24,6 +24,7 @@ export interface NativeRingOptions {
   readonly sqpollIdleMs?: number
   readonly deferTaskrun?: boolean
   readonly registeredFiles?: number
+  readonly shutdownTimeoutMs?: number
 }
 
 /** @internal */
@@ -37,14 +38,23 @@ export interface NativeRing {
   /** Identity of this ring, unique in the process; used to reject a RegisteredFile of another ring. */
   readonly ringId: number
 
-  /** `fixed` = fd is a registered-file slot index. `exact`: loop until `buf` is full; EOF gives `UNEXPECTED_EOF`. */
+  /** Operations submitted and not yet completed. */
+  readonly inFlight: number
+  /** Registered-file slots in use. */
+  readonly registeredInUse: number
+  /** Whether `shutdown` has run. */
+  readonly closed: boolean
+
+  /** `fixed` = fd is a registered-file slot index. `exact`: loop until `buf` is full or end of file (a short result). */
   read(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, exact: boolean): number
-  /** `all`: loop on short writes until `buf` is written; a write of 0 bytes gives `WRITE_ZERO`. */
+  /** `all`: loop on short writes until `buf` is written; stops short only when the kernel writes 0 bytes. */
   write(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, all: boolean): number
   fsync(id: number, fd: number, fixed: boolean, datasync: boolean): number
   fallocate(id: number, fd: number, fixed: boolean, offset: number, length: number, mode: number): number
   fadvise(id: number, fd: number, fixed: boolean, offset: number, length: number, advice: number): number
   ftruncate(id: number, fd: number, fixed: boolean, length: number): number
+  /** Statx of an open file (a registered slot is looked up by its raw fd). `out`: at least 256 bytes. */
+  fstat(id: number, fd: number, fixed: boolean, mask: number, out: Uint8Array): number
   /** `out` must hold at least 256 bytes; the kernel writes a `struct statx` into it. */
   statx(id: number, dirfd: number, path: string, flags: number, mask: number, out: Uint8Array): number
   openat(id: number, dirfd: number, path: string, flags: number, mode: number): number
@@ -76,11 +86,6 @@ export interface NativeModule {
   readonly probe: () => number
 }
 
-/** Engine result codes outside the errno range. @internal */
-export const UNEXPECTED_EOF = -100_001
-/** @internal */
-export const WRITE_ZERO = -100_002
-
 /** @internal */
 export type NativeErrorCode =
   | "ERR_URING_CLOSED"
@@ -88,7 +93,16 @@ export type NativeErrorCode =
   | "ERR_URING_TABLE_FULL"
   | "ERR_URING_UNAVAILABLE"
   | "ERR_URING_INVALID_CONFIG"
-  | "ERR_URING_PANIC"
+
+/**
+ * The code of an error the binding threw, if it is one of ours.
+ *
+ * @internal
+ */
+export const nativeErrorCode = (error: unknown): NativeErrorCode | undefined => {
+  const match = error instanceof Error ? /^(ERR_URING_[A-Z_]+):/.exec(error.message) : null
+  return match === null ? undefined : (match[1] as NativeErrorCode)
+}
 
 const packageRoot = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 

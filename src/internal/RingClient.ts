@@ -1,0 +1,104 @@
+/**
+ * The thin client over one native ring: op ids, the pending table, batched completion dispatch.
+ * No Effect in here: this is the hot loop, and the Effect layer wraps it.
+ *
+ * The pending table keeps each op's memory (buffers, statx output) referenced until that op's
+ * completion arrives, even when its caller has given up, because the kernel may still write it.
+ *
+ * @internal
+ */
+import { load, type NativeRing, type NativeRingOptions } from "./native.js"
+
+/** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
+export type OnResult = (result: number) => void
+
+/** @internal */
+export class RingClient {
+  readonly native: NativeRing
+  /** Indexed by op id; index 0 is never used (ids are positive). */
+  private readonly callbacks: Array<OnResult | undefined> = [undefined]
+  private readonly memory: Array<unknown> = [undefined]
+  private readonly freeIds: Array<number> = []
+  private pendingCount = 0
+
+  constructor(options: NativeRingOptions = {}) {
+    this.native = new (load().NativeRing)(options, this.onBatch)
+  }
+
+  /** Ops submitted whose completion has not been dispatched yet. */
+  get pending(): number {
+    return this.pendingCount
+  }
+
+  get closed(): boolean {
+    return this.native.closed
+  }
+
+  /**
+   * Submits through `start(id)` (one of the native submit methods) and calls `onResult` with the
+   * completion. `keep` is held until then. Returns the op id; throws what the binding throws, in
+   * which case nothing is pending.
+   */
+  submit(start: (native: NativeRing, id: number) => number, onResult: OnResult, keep?: unknown): Submitted {
+    const id = this.freeIds.pop() ?? this.callbacks.length
+    this.callbacks[id] = onResult
+    this.memory[id] = keep
+    let token: number
+    try {
+      token = start(this.native, id)
+    } catch (error) {
+      this.callbacks[id] = undefined
+      this.memory[id] = undefined
+      this.freeIds.push(id)
+      throw error
+    }
+    if (this.pendingCount++ === 0) this.native.ref()
+    return { id, token }
+  }
+
+  /**
+   * Asks the kernel to cancel an op. `onSettled` replaces the op's callback: it runs when the
+   * op's completion arrives (the real result or `-ECANCELED`), after which the kernel is done
+   * with the op's memory.
+   */
+  cancel(op: Submitted, onSettled: OnResult): void {
+    if (this.callbacks[op.id] === undefined) {
+      onSettled(0)
+      return
+    }
+    this.callbacks[op.id] = onSettled
+    this.native.cancel(op.token)
+  }
+
+  /** Closes the ring: cancels in-flight ops and waits (bounded) for the kernel to finish them. */
+  shutdown(): void {
+    this.native.shutdown()
+  }
+
+  private readonly onBatch = (batch: Int32Array): void => {
+    for (let i = 0; i < batch.length; i += 2) {
+      const id = batch[i]!
+      const callback = this.callbacks[id]
+      if (callback === undefined) continue
+      this.callbacks[id] = undefined
+      this.memory[id] = undefined
+      this.freeIds.push(id)
+      this.pendingCount--
+      try {
+        callback(batch[i + 1]!)
+      } catch (error) {
+        // One caller's bug must not strand the rest of the batch.
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
+    if (this.pendingCount === 0) this.native.unref()
+  }
+}
+
+/** A submitted op: its id in the pending table and its cancel token. @internal */
+export interface Submitted {
+  readonly id: number
+  readonly token: number
+}

@@ -1,0 +1,423 @@
+/**
+ * The `Uring` service implementation: validation, the Effect wrapper around each native op,
+ * interruption that waits for the kernel, and scoped handles.
+ *
+ * @internal
+ */
+import { Effect, Either, type Scope } from "effect"
+import { codeOf } from "../errors/errno.js"
+import {
+  fromErrno,
+  InvalidArgument,
+  InvalidConfig,
+  RingClosed,
+  RingUnavailable,
+  TooManyOpenFiles,
+  UnexpectedEof,
+  type UringError,
+  WriteZero
+} from "../errors/UringError.js"
+import { adviceValue, AtFlags, type Advice, type OpenOptions, openFlagsOf, RenameFlags } from "../services/Flags.js"
+import { type DirLike, type FileLike, OwnedFd, type Position, RegisteredFile } from "../services/Handles.js"
+import { fromStatx, type Metadata, STATX_ALL_MASK, StatxBufferSize } from "../services/Metadata.js"
+import type { RenameOptions } from "../services/Uring.js"
+import type { UringConfig } from "../services/UringConfig.js"
+import { type NativeRing, nativeErrorCode } from "./native.js"
+import { RingClient } from "./RingClient.js"
+import * as validate from "./validate.js"
+
+const ECANCELED = 125
+const ENFILE = 23
+/** Whole reads and writes report their count as an int32; larger ones go in pieces of this size. */
+const WHOLE_CHUNK = 1 << 30
+
+interface Context {
+  readonly operation: string
+  readonly path?: string | undefined
+  readonly fd?: number | undefined
+}
+
+/** Thrown inside a submit body to fail the op with a typed error before anything is submitted. */
+class Refused {
+  constructor(readonly error: UringError) {}
+}
+
+const check = <A>(result: Either.Either<A, InvalidArgument>): A => {
+  if (Either.isLeft(result)) throw new Refused(result.left)
+  return result.right
+}
+
+/** Creates the ring and its client; the scope's end closes it. @internal */
+export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingUnavailable | InvalidConfig, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () =>
+        new RingClient({
+          entries: config.ringSize,
+          coopTaskrun: config.coopTaskrun,
+          iopoll: config.iopoll,
+          ...(config.sqpollIdleMs !== undefined ? { sqpollIdleMs: config.sqpollIdleMs } : {}),
+          deferTaskrun: config.deferTaskrun,
+          registeredFiles: config.registeredFiles,
+          shutdownTimeoutMs: config.shutdownTimeoutMs
+        }),
+      catch: setupError
+    }),
+    (client) => Effect.sync(() => client.shutdown())
+  )
+
+const setupError = (error: unknown): RingUnavailable | InvalidConfig => {
+  const message = error instanceof Error ? error.message : String(error)
+  if (nativeErrorCode(error) === "ERR_URING_INVALID_CONFIG") {
+    return new InvalidConfig({ setting: "ring", reason: message.replace(/^ERR_URING_[A-Z_]+: /, "") })
+  }
+  const errno = Number(/errno (\d+)/.exec(message)?.[1] ?? 0)
+  return new RingUnavailable({ errno, code: errno > 0 ? codeOf(errno) : "EUNKNOWN", reason: message })
+}
+
+/** Builds the service's operations over one client. @internal */
+export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tracing">) => {
+  const ringId = client.native.ringId
+
+  /** The raw fd and whether it is a registered slot, or a typed refusal. */
+  const resolveFile = (operation: string, file: FileLike): { fd: number; fixed: boolean } => {
+    if (typeof file === "number") return { fd: check(validate.fd(operation, file, "file")), fixed: false }
+    if (file instanceof RegisteredFile) {
+      if (file.ringId !== ringId) {
+        throw new Refused(
+          new InvalidArgument({ operation, argument: "file", reason: `${file} belongs to another ring` })
+        )
+      }
+      if (file.released) {
+        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was released` }))
+      }
+      return { fd: file.slot, fixed: true }
+    }
+    if (file instanceof OwnedFd) {
+      if (file.closed) {
+        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was closed` }))
+      }
+      return { fd: file.fd, fixed: false }
+    }
+    throw new Refused(
+      new InvalidArgument({ operation, argument: "file", reason: "expected an OwnedFd, a RegisteredFile or an fd" })
+    )
+  }
+
+  const rawFd = (operation: string, file: FileLike, argument = "file"): number => {
+    if (file instanceof RegisteredFile) {
+      resolveFile(operation, file)
+      return file.fd
+    }
+    if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file
+    const resolved = resolveFile(operation, file)
+    return check(validate.fd(operation, resolved.fd, argument))
+  }
+
+  const describe = (file: FileLike): Pick<Context, "fd" | "path"> =>
+    file instanceof OwnedFd ? { fd: file.fd, path: file.path } : { fd: typeof file === "number" ? file : file.fd }
+
+  const thrown = (error: unknown, context: Context): UringError => {
+    if (error instanceof Refused) return error.error
+    switch (nativeErrorCode(error)) {
+      case "ERR_URING_CLOSED":
+        return new RingClosed({ operation: context.operation })
+      case "ERR_URING_TABLE_FULL":
+        return new TooManyOpenFiles({
+          operation: context.operation,
+          ...(context.fd !== undefined ? { fd: context.fd } : {}),
+          errno: ENFILE,
+          code: "ENFILE"
+        })
+      case "ERR_URING_INVALID_ARGUMENT":
+        return new InvalidArgument({
+          operation: context.operation,
+          argument: "arguments",
+          reason: (error as Error).message.replace(/^ERR_URING_[A-Z_]+: /, "")
+        })
+      default:
+        throw error
+    }
+  }
+
+  /**
+   * Runs one native op as an Effect. `body` validates (throwing `Refused`) and submits; the
+   * result is the syscall's non-negative value. When interrupted, the op is cancelled and the
+   * interruption completes only after the kernel's completion, so its memory is no longer used.
+   */
+  const run = (context: Context, body: (native: NativeRing, id: number) => number, keep?: unknown) =>
+    Effect.async<number, UringError>((resume) => {
+      let submitted
+      try {
+        submitted = client.submit(body, (result) => {
+          if (result >= 0) return resume(Effect.succeed(result))
+          resume(
+            Effect.fail(
+              -result === ECANCELED && client.closed
+                ? new RingClosed({ operation: context.operation })
+                : fromErrno(-result, context)
+            )
+          )
+        }, keep)
+      } catch (error) {
+        resume(Effect.fail(thrown(error, context)))
+        return
+      }
+      const op = submitted
+      return Effect.async<void>((settled) => {
+        client.cancel(op, () => settled(Effect.void))
+      })
+    })
+
+  const traced = <Args extends Array<any>, A, E, R>(
+    name: string,
+    f: (...args: Args) => Effect.Effect<A, E, R>
+  ): (...args: Args) => Effect.Effect<A, E, R> =>
+    config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
+
+  const readInto = (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+    run({ operation, ...describe(file) }, (native, id) => {
+      const target = resolveFile(operation, file)
+      const at = check(validate.offset(operation, offset))
+      check(validate.buffer(operation, buffer))
+      return native.read(id, target.fd, target.fixed, buffer, at, exact)
+    }, buffer)
+
+  const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
+    Effect.suspend(() => {
+      const n = Either.getOrThrowWith(validate.length(operation, length), (e) => new Refused(e))
+      const buffer = new Uint8Array(n)
+      return readInto(file, offset, buffer, exact, operation).pipe(
+        Effect.flatMap((read) =>
+          exact && read < n
+            ? Effect.fail(
+              new UnexpectedEof({ operation, ...describe(file), offset: Number(offset), expected: n, read })
+            )
+            : Effect.succeed(read === n ? buffer : buffer.subarray(0, read))
+        )
+      )
+    }).pipe(Effect.catchAllDefect((defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)))
+
+  const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
+    run({ operation, ...describe(file) }, (native, id) => {
+      const target = resolveFile(operation, file)
+      const at = check(validate.offset(operation, offset))
+      check(validate.buffer(operation, data, "data"))
+      return native.write(id, target.fd, target.fixed, data, at, all)
+    }, data)
+
+  const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
+    Effect.suspend(() => {
+      const start = Either.getOrThrowWith(validate.offset("writeAll", offset), (e) => new Refused(e))
+      const step = (done: number): Effect.Effect<void, UringError> => {
+        if (done >= data.length && done > 0) return Effect.void
+        const chunk = data.subarray(done, Math.min(data.length, done + WHOLE_CHUNK))
+        return write(file, start + done, chunk, true, "writeAll").pipe(
+          Effect.flatMap((written) =>
+            written < chunk.length
+              ? Effect.fail(new WriteZero({ operation: "writeAll", ...describe(file), written: done + written, expected: data.length }))
+              : done + chunk.length >= data.length
+              ? Effect.void
+              : step(done + chunk.length)
+          )
+        )
+      }
+      return step(0)
+    }).pipe(Effect.catchAllDefect((defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)))
+
+  const fileOp = (operation: string, submit: (native: NativeRing, id: number, fd: number, fixed: boolean) => number) =>
+  (file: FileLike) =>
+    run({ operation, ...describe(file) }, (native, id) => {
+      const target = resolveFile(operation, file)
+      return submit(native, id, target.fd, target.fixed)
+    }).pipe(Effect.asVoid)
+
+  const statInto = (context: Context, submit: (native: NativeRing, id: number, out: Uint8Array) => number) =>
+    Effect.suspend(() => {
+      const out = new Uint8Array(StatxBufferSize)
+      return run(context, (native, id) => submit(native, id, out), out).pipe(Effect.map(() => fromStatx(out)))
+    })
+
+  const fstat = (file: FileLike): Effect.Effect<Metadata, UringError> =>
+    statInto({ operation: "fstat", ...describe(file) }, (native, id, out) => {
+      const target = resolveFile("fstat", file)
+      return native.fstat(id, target.fd, target.fixed, STATX_ALL_MASK, out)
+    })
+
+  const statAt = (dir: DirLike, path: string, flags = 0): Effect.Effect<Metadata, UringError> =>
+    statInto({ operation: "statAt", path }, (native, id, out) =>
+      native.statx(id, rawFd("statAt", dir, "dir"), check(validate.path("statAt", path)), flags, STATX_ALL_MASK, out))
+
+  const stat = (path: string, options?: { readonly followSymlinks?: boolean }): Effect.Effect<Metadata, UringError> =>
+    statInto({ operation: "stat", path }, (native, id, out) =>
+      native.statx(
+        id,
+        AtFlags.AT_FDCWD,
+        check(validate.path("stat", path)),
+        options?.followSymlinks === false ? AtFlags.AT_SYMLINK_NOFOLLOW : 0,
+        STATX_ALL_MASK,
+        out
+      ))
+
+  const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
+    run({ operation, path }, (native, id) => {
+      const mode = check(validate.mode(operation, options.mode ?? 0o666))
+      if (options.flag !== undefined) check(validate.openFlag(operation, options.flag))
+      return native.openat(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), openFlagsOf(options), mode)
+    }).pipe(Effect.map((fd) => new OwnedFd(fd, path, ringId)))
+
+  const closeFd = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
+    run({ operation: "close", ...describe(fd) }, (native, id) => {
+      const raw = fd instanceof OwnedFd ? resolveFile("close", fd).fd : check(validate.fd("close", fd))
+      const token = native.close(id, raw)
+      // Marked only once submitted: a refused close leaves the handle usable.
+      if (fd instanceof OwnedFd) fd.closed = true
+      return token
+    }).pipe(Effect.asVoid)
+
+  const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
+    Effect.acquireRelease(
+      openRaw("openAt", dir, path, options),
+      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+    )
+
+  const renameAt = (
+    fromDir: DirLike,
+    from: string,
+    toDir: DirLike,
+    to: string,
+    options: RenameOptions = {}
+  ): Effect.Effect<void, UringError> =>
+    run({ operation: "renameAt", path: from }, (native, id) => {
+      const flags = (options.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
+        (options.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
+      return native.renameat(
+        id,
+        rawFd("renameAt", fromDir, "fromDir"),
+        check(validate.path("renameAt", from, "from")),
+        rawFd("renameAt", toDir, "toDir"),
+        check(validate.path("renameAt", to, "to")),
+        flags
+      )
+    }).pipe(Effect.asVoid)
+
+  const unlinkAt = (dir: DirLike, path: string, options?: { readonly removeDir?: boolean }, operation = "unlinkAt") =>
+    run({ operation, path }, (native, id) =>
+      native.unlinkat(
+        id,
+        rawFd(operation, dir, "dir"),
+        check(validate.path(operation, path)),
+        options?.removeDir ? AtFlags.AT_REMOVEDIR : 0
+      )).pipe(Effect.asVoid)
+
+  const mkdirAt = (dir: DirLike, path: string, mode = 0o777, operation = "mkdirAt") =>
+    run({ operation, path }, (native, id) =>
+      native.mkdirat(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), check(validate.mode(operation, mode)))).pipe(
+        Effect.asVoid
+      )
+
+  const symlinkAt = (target: string, dir: DirLike, path: string, operation = "symlinkAt") =>
+    run({ operation, path }, (native, id) =>
+      native.symlinkat(
+        id,
+        check(validate.path(operation, target, "target")),
+        rawFd(operation, dir, "dir"),
+        check(validate.path(operation, path))
+      )).pipe(Effect.asVoid)
+
+  const linkAt = (
+    fromDir: DirLike,
+    from: string,
+    toDir: DirLike,
+    to: string,
+    options?: { readonly followSymlinks?: boolean },
+    operation = "linkAt"
+  ) =>
+    run({ operation, path: from }, (native, id) =>
+      native.linkat(
+        id,
+        rawFd(operation, fromDir, "fromDir"),
+        check(validate.path(operation, from, "from")),
+        rawFd(operation, toDir, "toDir"),
+        check(validate.path(operation, to, "to")),
+        options?.followSymlinks ? AtFlags.AT_SYMLINK_FOLLOW : 0
+      )).pipe(Effect.asVoid)
+
+  const register = (file: OwnedFd | number): Effect.Effect<RegisteredFile, UringError, Scope.Scope> =>
+    Effect.acquireRelease(
+      Effect.suspend(() => {
+        let raw = -1
+        return run({ operation: "register", ...describe(file) }, (native, id) => {
+          raw = file instanceof OwnedFd ? resolveFile("register", file).fd : check(validate.fd("register", file))
+          return native.registerFile(id, raw)
+        }).pipe(Effect.map((slot) => new RegisteredFile(slot, raw, ringId)))
+      }),
+      (registered) =>
+        Effect.suspend(() => {
+          if (registered.released) return Effect.void
+          registered.released = true
+          return Effect.ignore(run({ operation: "unregister", fd: registered.fd }, (native, id) =>
+            native.unregisterFile(id, registered.slot)))
+        })
+    )
+
+  return {
+    ringId,
+    read: traced("read", readFresh("read", false)),
+    readExact: traced("readExact", readFresh("readExact", true)),
+    readInto: traced("readInto", (file: FileLike, offset: Position, buffer: Uint8Array) => readInto(file, offset, buffer)),
+    write: traced("write", (file: FileLike, offset: Position, data: Uint8Array) => write(file, offset, data)),
+    writeAll: traced("writeAll", writeAll),
+    fsync: traced("fsync", fileOp("fsync", (native, id, fd, fixed) => native.fsync(id, fd, fixed, false))),
+    fdatasync: traced("fdatasync", fileOp("fdatasync", (native, id, fd, fixed) => native.fsync(id, fd, fixed, true))),
+    fstat: traced("fstat", fstat),
+    fallocate: traced("fallocate", (file: FileLike, offset: Position, length: Position, mode = 0) =>
+      fileOp("fallocate", (native, id, fd, fixed) =>
+        native.fallocate(
+          id,
+          fd,
+          fixed,
+          check(validate.offset("fallocate", offset)),
+          check(validate.offset("fallocate", length, "length")),
+          mode
+        ))(file)),
+    fadvise: traced("fadvise", (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
+      fileOp("fadvise", (native, id, fd, fixed) =>
+        native.fadvise(
+          id,
+          fd,
+          fixed,
+          check(validate.offset("fadvise", offset)),
+          check(validate.offset("fadvise", length, "length")),
+          typeof advice === "number" ? advice : adviceValue(advice)
+        ))(file)),
+    ftruncate: traced("ftruncate", (file: FileLike, length: Position) =>
+      fileOp("ftruncate", (native, id, fd, fixed) =>
+        native.ftruncate(id, fd, fixed, check(validate.offset("ftruncate", length, "length"))))(file)),
+    open: traced("open", (path: string, options?: OpenOptions) => openAt(AtFlags.AT_FDCWD, path, options)),
+    openAt: traced("openAt", openAt),
+    stat: traced("stat", stat),
+    statAt: traced("statAt", statAt),
+    close: traced("close", closeFd),
+    rename: traced("rename", (from: string, to: string, options?: RenameOptions) =>
+      renameAt(AtFlags.AT_FDCWD, from, AtFlags.AT_FDCWD, to, options)),
+    renameAt: traced("renameAt", renameAt),
+    unlink: traced("unlink", (path: string) => unlinkAt(AtFlags.AT_FDCWD, path, {}, "unlink")),
+    unlinkAt: traced("unlinkAt", (dir: DirLike, path: string, options?: { readonly removeDir?: boolean }) =>
+      unlinkAt(dir, path, options)),
+    rmdir: traced("rmdir", (path: string) => unlinkAt(AtFlags.AT_FDCWD, path, { removeDir: true }, "rmdir")),
+    mkdir: traced("mkdir", (path: string, mode?: number) => mkdirAt(AtFlags.AT_FDCWD, path, mode, "mkdir")),
+    mkdirAt: traced("mkdirAt", (dir: DirLike, path: string, mode?: number) => mkdirAt(dir, path, mode)),
+    symlink: traced("symlink", (target: string, path: string) => symlinkAt(target, AtFlags.AT_FDCWD, path, "symlink")),
+    symlinkAt: traced("symlinkAt", (target: string, dir: DirLike, path: string) => symlinkAt(target, dir, path)),
+    link: traced("link", (from: string, to: string) => linkAt(AtFlags.AT_FDCWD, from, AtFlags.AT_FDCWD, to, {}, "link")),
+    linkAt: traced("linkAt", (
+      fromDir: DirLike,
+      from: string,
+      toDir: DirLike,
+      to: string,
+      options?: { readonly followSymlinks?: boolean }
+    ) => linkAt(fromDir, from, toDir, to, options)),
+    register: traced("register", register)
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Scoped handles: an fd the ring opened (`OwnedFd`) and a slot of the ring's registered-file
+ * table (`RegisteredFile`). Both remember which ring made them, so a handle of another ring or
+ * one already released is refused with a typed error before anything is submitted.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * An open file descriptor owned by a scope: closed through the ring when the scope ends, or
+ * earlier with `Uring.close` (which then sees close errors).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class OwnedFd {
+  /** @internal */
+  closed = false
+  constructor(
+    /** The raw descriptor. Valid until the handle is closed. */
+    readonly fd: number,
+    /** The path it was opened with, for error messages. */
+    readonly path: string,
+    /** The ring that opened it. */
+    readonly ringId: number
+  ) {}
+
+  /**
+   * Whether the descriptor has been closed (by its scope or by `Uring.close`).
+   *
+   * @since 0.1.0
+   */
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  toString(): string {
+    return `OwnedFd(${this.fd}, ${JSON.stringify(this.path)}${this.closed ? ", closed" : ""})`
+  }
+}
+
+/**
+ * A file registered with one ring (`IORING_REGISTER_FILES`): ring operations on it skip the
+ * kernel's fd lookup. The slot is released, and later reused, when its scope ends.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class RegisteredFile {
+  /** @internal */
+  released = false
+  constructor(
+    /** Index in the ring's registered-file table. */
+    readonly slot: number,
+    /** The raw descriptor behind the slot (statx and the `*at` calls use it). */
+    readonly fd: number,
+    /** The ring whose table holds it. */
+    readonly ringId: number
+  ) {}
+
+  /**
+   * Whether the slot has been released.
+   *
+   * @since 0.1.0
+   */
+  get isReleased(): boolean {
+    return this.released
+  }
+
+  toString(): string {
+    return `RegisteredFile(slot ${this.slot}, fd ${this.fd}${this.released ? ", released" : ""})`
+  }
+}
+
+/**
+ * What an fd-based operation accepts: an `OwnedFd`, a `RegisteredFile`, or a plain numeric fd
+ * the caller manages.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FileLike = OwnedFd | RegisteredFile | number
+
+/**
+ * A directory for the `*At` operations: an open directory fd, or `AT_FDCWD` (-100) for the
+ * current working directory.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DirLike = OwnedFd | number
+
+/**
+ * An offset or length: a non-negative integer as a number or a bigint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Position = number | bigint

@@ -1,0 +1,166 @@
+/**
+ * The `Uring` service: every io_uring file operation as an `Effect` with a typed error channel,
+ * backed by one ring owned by a scoped layer.
+ *
+ * @since 0.1.0
+ */
+import type { Config, ConfigError, Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { InvalidConfig, RingUnavailable, UringError } from "../errors/UringError.js"
+import { makeClient, makeOperations } from "../internal/uring.js"
+import type { Advice, OpenOptions } from "./Flags.js"
+import type { DirLike, FileLike, OwnedFd, Position, RegisteredFile } from "./Handles.js"
+import type { Metadata } from "./Metadata.js"
+import { fromEnv, type UringConfigInput, validate } from "./UringConfig.js"
+
+/**
+ * Options of `rename` / `renameAt`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RenameOptions {
+  /** Fail with `AlreadyExists` instead of replacing the target (RENAME_NOREPLACE). */
+  readonly noReplace?: boolean
+  /** Swap the two paths atomically; both must exist (RENAME_EXCHANGE). */
+  readonly exchange?: boolean
+}
+
+/**
+ * The operations of one ring. Every method validates its arguments first (an `InvalidArgument`
+ * before anything is submitted); kernel failures arrive as the tagged errors of `UringError`.
+ * An interrupted operation is cancelled in the kernel, and the interruption completes only once
+ * the kernel has finished with the operation's memory.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UringShape {
+  /** Identity of the ring, unique in the process. */
+  readonly ringId: number
+  /** Reads up to `length` bytes at `offset`; shorter only at end of file. */
+  readonly read: (file: FileLike, offset: Position, length: Position) => Effect.Effect<Uint8Array, UringError>
+  /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
+  readonly readInto: (file: FileLike, offset: Position, buffer: Uint8Array) => Effect.Effect<number, UringError>
+  /** Reads exactly `length` bytes, or fails with `UnexpectedEof`. */
+  readonly readExact: (file: FileLike, offset: Position, length: Position) => Effect.Effect<Uint8Array, UringError>
+  /** One write at `offset`; succeeds with the number of bytes written (possibly short). */
+  readonly write: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<number, UringError>
+  /** Writes all of `data` at `offset`, looping on short writes; `WriteZero` if the kernel writes nothing. */
+  readonly writeAll: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<void, UringError>
+  readonly fsync: (file: FileLike) => Effect.Effect<void, UringError>
+  readonly fdatasync: (file: FileLike) => Effect.Effect<void, UringError>
+  /** Statx of an open file (a registered file is looked up by its raw fd). */
+  readonly fstat: (file: FileLike) => Effect.Effect<Metadata, UringError>
+  /** `mode`: `FallocateMode` bits (0 allocates and extends). */
+  readonly fallocate: (
+    file: FileLike,
+    offset: Position,
+    length: Position,
+    mode?: number
+  ) => Effect.Effect<void, UringError>
+  readonly fadvise: (
+    file: FileLike,
+    offset: Position,
+    length: Position,
+    advice: Advice | number
+  ) => Effect.Effect<void, UringError>
+  readonly ftruncate: (file: FileLike, length: Position) => Effect.Effect<void, UringError>
+  /** Opens `path`; the fd is closed through the ring when the scope ends. */
+  readonly open: (path: string, options?: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
+  readonly openAt: (dir: DirLike, path: string, options?: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
+  /** Statx of a path; `followSymlinks: false` describes a link itself. */
+  readonly stat: (path: string, options?: { readonly followSymlinks?: boolean }) => Effect.Effect<Metadata, UringError>
+  /** Statx relative to `dir` with `AtFlags` (`AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, ...). */
+  readonly statAt: (dir: DirLike, path: string, flags?: number) => Effect.Effect<Metadata, UringError>
+  /** Closes now and reports close errors; the handle's scope then does nothing. */
+  readonly close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>
+  readonly rename: (from: string, to: string, options?: RenameOptions) => Effect.Effect<void, UringError>
+  readonly renameAt: (
+    fromDir: DirLike,
+    from: string,
+    toDir: DirLike,
+    to: string,
+    options?: RenameOptions
+  ) => Effect.Effect<void, UringError>
+  readonly unlink: (path: string) => Effect.Effect<void, UringError>
+  readonly unlinkAt: (
+    dir: DirLike,
+    path: string,
+    options?: { readonly removeDir?: boolean }
+  ) => Effect.Effect<void, UringError>
+  readonly rmdir: (path: string) => Effect.Effect<void, UringError>
+  /** `mode` defaults to 0o777 (less the umask). */
+  readonly mkdir: (path: string, mode?: number) => Effect.Effect<void, UringError>
+  readonly mkdirAt: (dir: DirLike, path: string, mode?: number) => Effect.Effect<void, UringError>
+  /** Creates `path` as a symbolic link to `target`. */
+  readonly symlink: (target: string, path: string) => Effect.Effect<void, UringError>
+  readonly symlinkAt: (target: string, dir: DirLike, path: string) => Effect.Effect<void, UringError>
+  /** Creates `to` as a hard link to `from`. */
+  readonly link: (from: string, to: string) => Effect.Effect<void, UringError>
+  readonly linkAt: (
+    fromDir: DirLike,
+    from: string,
+    toDir: DirLike,
+    to: string,
+    options?: { readonly followSymlinks?: boolean }
+  ) => Effect.Effect<void, UringError>
+  /** Registers an fd with the ring; the slot is released (and reused later) when the scope ends. */
+  readonly register: (file: OwnedFd | number) => Effect.Effect<RegisteredFile, UringError, Scope.Scope>
+}
+
+/**
+ * Creates a ring with validated settings and returns its operations; the ring is closed when the
+ * scope ends, after every in-flight operation completed or was cancelled.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  config: UringConfigInput = {}
+): Effect.Effect<UringShape, InvalidConfig | RingUnavailable, Scope.Scope> =>
+  validate(config).pipe(
+    Effect.flatMap((valid) => Effect.map(makeClient(valid), (client) => makeOperations(client, valid)))
+  )
+
+/**
+ * The ring service. Build it with `Uring.layer(config?)` or `Uring.layerConfig(config?)`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Uring } from "effect-uring"
+ *
+ * const program = Effect.gen(function*() {
+ *   const uring = yield* Uring
+ *   return yield* uring.stat("/etc/hostname")
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(Uring.layer())))
+ * ```
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Uring extends Context.Tag("effect-uring/Uring")<Uring, UringShape>() {
+  /**
+   * A ring with the given settings (defaults: 16384 entries, 4096 registered-file slots),
+   * created when the layer is built and closed when its scope ends.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer = (config: UringConfigInput = {}): Layer.Layer<Uring, InvalidConfig | RingUnavailable> =>
+    Layer.scoped(Uring, make(config))
+
+  /**
+   * A ring whose settings come from Effect `Config`; by default the environment
+   * (`URING_RING_SIZE`, `URING_REGISTERED_FILES`, ... see `UringConfig.fromEnv`).
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerConfig = (
+    config: Config.Config<UringConfigInput> = fromEnv
+  ): Layer.Layer<Uring, ConfigError.ConfigError | InvalidConfig | RingUnavailable> =>
+    Layer.scoped(Uring, Effect.flatMap(config, make))
+}

@@ -1,0 +1,125 @@
+/**
+ * Ring settings: a Schema that validates them with readable messages, and a `Config` that reads
+ * them from the environment (`URING_RING_SIZE`, ...).
+ *
+ * @since 0.1.0
+ */
+import { Config, Effect, Option, ParseResult, Schema } from "effect"
+import { InvalidConfig } from "../errors/UringError.js"
+
+const MAX_ENTRIES = 32768
+const MAX_REGISTERED_FILES = 1 << 20
+
+/**
+ * Validated ring settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringConfig")({
+  /** Submission queue entries; the kernel clamps to its maximum. The completion queue is twice this. */
+  ringSize: Schema.optionalWith(
+    Schema.Int.pipe(
+      Schema.between(1, MAX_ENTRIES, {
+        message: (issue) => `ringSize must be an integer from 1 to ${MAX_ENTRIES}, got ${String(issue.actual)}`
+      })
+    ),
+    { default: () => 16384 }
+  ),
+  /** IORING_SETUP_COOP_TASKRUN: fewer interrupts; the submission thread then ticks while ops are in flight. */
+  coopTaskrun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** IORING_SETUP_IOPOLL: busy-poll completions; only for O_DIRECT files on polling-capable devices. */
+  iopoll: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** IORING_SETUP_SQPOLL with this idle time in milliseconds: a kernel thread polls the submission queue. */
+  sqpollIdleMs: Schema.optional(
+    Schema.Int.pipe(
+      Schema.between(0, 60_000, {
+        message: (issue) => `sqpollIdleMs must be an integer from 0 to 60000, got ${String(issue.actual)}`
+      })
+    )
+  ),
+  /** Always refused: with DEFER_TASKRUN only the submitting thread may reap, and this engine reaps on its own thread. */
+  deferTaskrun: Schema.optionalWith(
+    Schema.Literal(false).annotations({
+      message: () =>
+        "deferTaskrun cannot be enabled: the kernel lets only the submitting thread reap completions with " +
+        "IORING_SETUP_DEFER_TASKRUN, and this ring reaps on a separate completion thread"
+    }),
+    { default: () => false as const }
+  ),
+  /** Slots in the sparse registered-file table. */
+  registeredFiles: Schema.optionalWith(
+    Schema.Int.pipe(
+      Schema.between(0, MAX_REGISTERED_FILES, {
+        message: (issue) =>
+          `registeredFiles must be an integer from 0 to ${MAX_REGISTERED_FILES}, got ${String(issue.actual)}`
+      })
+    ),
+    { default: () => 4096 }
+  ),
+  /** How long closing the ring waits for cancelled operations to complete. */
+  shutdownTimeoutMs: Schema.optionalWith(
+    Schema.Int.pipe(
+      Schema.between(1, 600_000, {
+        message: (issue) => `shutdownTimeoutMs must be an integer from 1 to 600000, got ${String(issue.actual)}`
+      })
+    ),
+    { default: () => 5000 }
+  ),
+  /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */
+  tracing: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}) {}
+
+/**
+ * The settings as a caller writes them: every field optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UringConfigInput = typeof UringConfig.Encoded
+
+const decode = Schema.decodeUnknown(UringConfig)
+
+/**
+ * Validates settings, failing with `InvalidConfig` naming the setting and why.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const validate = (input: UringConfigInput = {}): Effect.Effect<UringConfig, InvalidConfig> =>
+  decode(input, { errors: "first", onExcessProperty: "error" }).pipe(
+    Effect.mapError((error) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+      return new InvalidConfig({
+        setting: issue?.path.map(String).join(".") || "config",
+        reason: issue?.message ?? ParseResult.TreeFormatter.formatErrorSync(error)
+      })
+    })
+  )
+
+const optional = <A>(config: Config.Config<A>) =>
+  Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+/**
+ * The settings from the environment: `URING_RING_SIZE`, `URING_COOP_TASKRUN`, `URING_IOPOLL`,
+ * `URING_SQPOLL_IDLE_MS`, `URING_DEFER_TASKRUN`, `URING_REGISTERED_FILES`,
+ * `URING_SHUTDOWN_TIMEOUT_MS`, `URING_TRACING`; unset ones take the defaults.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromEnv: Config.Config<UringConfigInput> = Config.all({
+  ringSize: optional(Config.integer("URING_RING_SIZE")),
+  coopTaskrun: optional(Config.boolean("URING_COOP_TASKRUN")),
+  iopoll: optional(Config.boolean("URING_IOPOLL")),
+  sqpollIdleMs: optional(Config.integer("URING_SQPOLL_IDLE_MS")),
+  deferTaskrun: optional(Config.boolean("URING_DEFER_TASKRUN")),
+  registeredFiles: optional(Config.integer("URING_REGISTERED_FILES")),
+  shutdownTimeoutMs: optional(Config.integer("URING_SHUTDOWN_TIMEOUT_MS")),
+  tracing: optional(Config.boolean("URING_TRACING"))
+}).pipe(
+  // Unset settings are left out, so the Schema's defaults apply.
+  Config.map((settings) =>
+    Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as UringConfigInput
+  )
+)
