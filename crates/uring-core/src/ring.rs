@@ -89,6 +89,16 @@ fn setup(config: &RingConfig) -> io::Result<IoUring> {
     build(true).or_else(|e| if e.raw_os_error() == Some(libc::EINVAL) { build(false) } else { Err(e) })
 }
 
+/// The soft limit on open files (`u32::MAX` if unlimited or unknown).
+fn fd_limit() -> u32 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return u32::MAX;
+    }
+    u32::try_from(limit.rlim_cur).unwrap_or(u32::MAX)
+}
+
 fn setup_error(e: io::Error) -> EngineError {
     match e.raw_os_error() {
         Some(libc::EINVAL) => EngineError::InvalidConfig(
@@ -103,16 +113,19 @@ impl Ring {
     pub fn new(config: RingConfig, sink: impl CompletionSink) -> Result<Ring, EngineError> {
         config.validate()?;
         let ring = setup(&config).map_err(setup_error)?;
-        if config.registered_files > 0 {
+        // The kernel refuses a file table larger than RLIMIT_NOFILE (EMFILE): clamp to it, so a low
+        // fd limit shrinks the table instead of making io_uring look unavailable.
+        let registered_files = config.registered_files.min(fd_limit());
+        if registered_files > 0 {
             // Before either thread exists, so the submission thread's monopoly on register calls
             // holds for the ring's whole running life.
-            ring.submitter().register_files_sparse(config.registered_files).map_err(setup_error)?;
+            ring.submitter().register_files_sparse(registered_files).map_err(setup_error)?;
         }
         let sq_entries = ring.params().sq_entries();
         let cq_entries = ring.params().cq_entries();
         let shared = Arc::new(Shared {
             ring,
-            state: Mutex::new(State::new(FileTable::new(config.registered_files))),
+            state: Mutex::new(State::new(FileTable::new(registered_files))),
             work: Condvar::new(),
             drained: Condvar::new(),
             sink: Box::new(sink),

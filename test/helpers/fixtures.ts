@@ -1,0 +1,45 @@
+/**
+ * Test fixtures: temp directories, FIFOs, small tmpfs mounts (CI runs as root) and fd counting.
+ */
+import { Effect, type Scope } from "effect"
+import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+/** A fresh directory removed when the scope ends. */
+export const tempDir = (prefix = "effect-uring-test-"): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
+    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+  )
+
+/** Creates a FIFO at `path`. */
+export const mkfifo = (path: string): void => {
+  execFileSync("mkfifo", [path])
+}
+
+/** A tmpfs of `size` (e.g. "1m") mounted on a fresh directory, unmounted when the scope ends. */
+export const tmpfs = (size: string, options = ""): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-uring-tmpfs-"))
+      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}${options ? `,${options}` : ""}`, "tmpfs", dir])
+      return dir
+    }),
+    (dir) =>
+      Effect.sync(() => {
+        execFileSync("umount", ["-l", dir])
+        Fs.rmdirSync(dir)
+      })
+  )
+
+/** Open fds of this process. */
+export const fdCount = (): number => Fs.readdirSync("/proc/self/fd").length
+
+/** Bytes 0..n-1 of a repeating, position-dependent pattern. */
+export const pattern = (n: number, seed = 7): Uint8Array => {
+  const bytes = new Uint8Array(n)
+  for (let i = 0; i < n; i++) bytes[i] = (i * seed + (i >> 8)) & 0xff
+  return bytes
+}

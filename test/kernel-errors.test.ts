@@ -1,0 +1,139 @@
+/**
+ * Every tagged error, produced by a real kernel failure (CI runs as root: tmpfs mounts and a
+ * child process that drops to an unprivileged uid are part of the fixtures).
+ */
+import { describe, expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fromErrno, OpenFlags, Uring, type UringError } from "../src/index.js"
+import { RingClient } from "../src/internal/RingClient.js"
+import { mkfifo, tempDir, tmpfs } from "./helpers/fixtures.js"
+
+const tagOf = <A, R>(effect: Effect.Effect<A, UringError, R>) =>
+  Effect.map(Effect.flip(effect), (error) => ({ tag: error._tag, code: "code" in error ? error.code : undefined }))
+
+layer(Uring.layer())("kernel errors", (it) => {
+  it.scoped("each errno arrives as its tag, with the operation, path and code", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const dir = yield* tempDir()
+      const at = (name: string) => Path.join(dir, name)
+      Fs.writeFileSync(at("file"), "x")
+      Fs.mkdirSync(at("full"))
+      Fs.writeFileSync(at("full/inside"), "")
+      Fs.symlinkSync(at("loop2"), at("loop1"))
+      Fs.symlinkSync(at("loop1"), at("loop2"))
+      mkfifo(at("fifo"))
+      const file = yield* uring.open(at("file"), { flag: "r+" })
+      const fifo = yield* uring.open(at("fifo"), { flag: "r+" })
+
+      const missing = yield* Effect.flip(uring.stat(at("missing")))
+      expect(missing._tag).toBe("NotFound")
+      expect(missing.message).toContain(at("missing"))
+      expect(missing.message).toContain("ENOENT")
+      if (missing._tag === "NotFound") {
+        expect(missing.operation).toBe("stat")
+        expect(missing.errno).toBe(2)
+      }
+
+      expect(yield* tagOf(Effect.scoped(uring.open(at("file"), { flag: "wx" })))).toEqual({ tag: "AlreadyExists", code: "EEXIST" })
+      expect(yield* tagOf(uring.mkdir(at("full")))).toEqual({ tag: "AlreadyExists", code: "EEXIST" })
+      expect(yield* tagOf(uring.stat(at("file/below")))).toEqual({ tag: "NotADirectory", code: "ENOTDIR" })
+      expect(yield* tagOf(Effect.scoped(uring.open(dir, { flag: "w" })))).toEqual({ tag: "IsADirectory", code: "EISDIR" })
+      expect(yield* tagOf(uring.rmdir(at("full")))).toEqual({ tag: "DirectoryNotEmpty", code: "ENOTEMPTY" })
+      expect(yield* tagOf(uring.fallocate(file, 0, 0))).toEqual({ tag: "InvalidInput", code: "EINVAL" })
+      expect(yield* tagOf(uring.read(987_654, 0, 8))).toEqual({ tag: "BadDescriptor", code: "EBADF" })
+      expect(yield* tagOf(uring.link(at("file"), "/dev/shm/effect-uring-xdev"))).toEqual({ tag: "CrossDevice", code: "EXDEV" })
+      expect(yield* tagOf(uring.stat(at("n".repeat(300))))).toEqual({ tag: "NameTooLong", code: "ENAMETOOLONG" })
+      expect(yield* tagOf(Effect.scoped(uring.open(at("loop1"))))).toEqual({ tag: "TooManySymlinks", code: "ELOOP" })
+      expect(
+        yield* tagOf(Effect.scoped(uring.open("/proc", { flag: "r+", flags: OpenFlags.O_TMPFILE })))
+      ).toEqual({ tag: "NotSupported", code: "EOPNOTSUPP" })
+      const unknown = yield* Effect.flip(uring.fadvise(fifo, 0, 0, "sequential"))
+      expect(unknown._tag).toBe("Unknown")
+      if (unknown._tag === "Unknown") expect([unknown.errno, unknown.code]).toEqual([29, "ESPIPE"])
+    }))
+
+  it.scoped("NoSpace on a full tmpfs; what was written before stays intact", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const mount = yield* tmpfs("64k")
+      const path = Path.join(mount, "big")
+      const file = yield* uring.open(path, { flag: "w+" })
+      const chunk = new Uint8Array(16 * 1024).fill(0x5a)
+      yield* uring.writeAll(file, 0, chunk)
+      const error = yield* Effect.flip(uring.writeAll(file, chunk.length, new Uint8Array(1 << 20)))
+      expect(error._tag).toBe("NoSpace")
+      expect(Buffer.compare(yield* uring.readExact(file, 0, chunk.length), chunk)).toBe(0)
+    }))
+
+  it.scoped("ReadOnlyFileSystem on a read-only mount, Busy on a mount point", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const mount = yield* tmpfs("1m", "ro")
+      expect(yield* tagOf(uring.mkdir(Path.join(mount, "d")))).toEqual({ tag: "ReadOnlyFileSystem", code: "EROFS" })
+      expect(yield* tagOf(uring.rmdir(mount))).toEqual({ tag: "Busy", code: "EBUSY" })
+    }))
+
+  it.scoped("PermissionDenied for an unprivileged process", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      Fs.chmodSync(dir, 0o755)
+      const secret = Path.join(dir, "secret")
+      Fs.writeFileSync(secret, "root only")
+      Fs.chmodSync(secret, 0o600)
+      const child = spawnSync(
+        process.execPath,
+        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), secret, "open", "write", "unlink"],
+        { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
+      )
+      expect(child.stderr).toBe("")
+      const report = JSON.parse(child.stdout) as { uid: number; outcomes: Record<string, string> }
+      expect(report.uid).toBe(65534)
+      expect(report.outcomes).toEqual({
+        open: "PermissionDenied:EACCES",
+        write: "PermissionDenied:EACCES",
+        unlink: "PermissionDenied:EACCES"
+      })
+    }))
+})
+
+describe("errno mapping of kernel results", () => {
+  layer(Uring.layer())("TooManyOpenFiles and Canceled", (it) => {
+    it.effect("EMFILE from a process whose fd limit is reached", () =>
+      Effect.sync(() => {
+        const script = Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts")
+        // prlimit caps the child's fds; the child opens through the ring until the kernel refuses.
+        const child = spawnSync(
+          "prlimit",
+          ["--nofile=256:256", process.execPath, "--import", "tsx", script, "/etc/hostname", "exhaust"],
+          { encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
+        )
+        expect(child.stderr).toBe("")
+        expect(JSON.parse(child.stdout).outcomes).toEqual({ exhaust: "TooManyOpenFiles:EMFILE" })
+      }))
+
+    it.effect("a cancelled op's ECANCELED maps to Canceled", () =>
+      Effect.async<number>((resume) => {
+        const dir = Fs.mkdtempSync("/tmp/effect-uring-cancel-")
+        mkfifo(Path.join(dir, "fifo"))
+        const fd = Fs.openSync(Path.join(dir, "fifo"), "r+")
+        const client = new RingClient({ entries: 8 })
+        const buffer = new Uint8Array(8)
+        const op = client.submit((native, id) => native.read(id, fd, false, buffer, 0, false), () => {}, buffer)
+        setTimeout(() =>
+          client.cancel(op, (result) => {
+            client.shutdown()
+            Fs.closeSync(fd)
+            Fs.rmSync(dir, { recursive: true })
+            resume(Effect.succeed(result))
+          }), 20)
+      }).pipe(Effect.map((result) => {
+        expect(result).toBe(-125)
+        expect(fromErrno(-result, { operation: "read" })._tag).toBe("Canceled")
+      })))
+  })
+})
+

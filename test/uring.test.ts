@@ -1,0 +1,344 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Either, Exit, Fiber, Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { AtFlags, FallocateMode, make, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
+import { fdCount, mkfifo, pattern, tempDir } from "./helpers/fixtures.js"
+
+/** Wall-clock sleep: `it.effect` runs on the TestClock, where `Effect.sleep` waits for the test to advance it. */
+const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+const encode = (s: string) => new TextEncoder().encode(s)
+const decode = (b: Uint8Array) => new TextDecoder().decode(b)
+
+layer(Uring.layer())("Uring", (it) => {
+  describe("reads and writes", () => {
+    it.scoped("write, read, readInto, readExact and writeAll at offsets", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const file = yield* uring.open(Path.join(dir, "data"), { flag: "w+" })
+        expect(yield* uring.write(file, 0, encode("hello world"))).toBe(11)
+        expect(yield* uring.write(file, 6n, encode("WORLD"))).toBe(5)
+        expect(decode(yield* uring.read(file, 0, 100))).toBe("hello WORLD")
+        expect(decode(yield* uring.read(file, 6, 3))).toBe("WOR")
+        expect((yield* uring.read(file, 11, 10)).length).toBe(0)
+
+        const buffer = new Uint8Array(5)
+        expect(yield* uring.readInto(file, 0, buffer)).toBe(5)
+        expect(decode(buffer)).toBe("hello")
+
+        const big = pattern(3 * 1024 * 1024 + 17)
+        yield* uring.writeAll(file, 100, big)
+        const back = yield* uring.readExact(file, 100, big.length)
+        expect(Buffer.compare(back, big)).toBe(0)
+        expect(Fs.statSync(Path.join(dir, "data")).size).toBe(100 + big.length)
+
+        const eof = yield* Effect.flip(uring.readExact(file, 100 + big.length - 10, 20))
+        expect(eof._tag).toBe("UnexpectedEof")
+        if (eof._tag === "UnexpectedEof") {
+          expect(eof.read).toBe(10)
+          expect(eof.expected).toBe(20)
+        }
+      }))
+
+    it.scoped("fsync, fdatasync, fallocate, fadvise, ftruncate", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "f")
+        const file = yield* uring.open(path, { flag: "w+" })
+        yield* uring.writeAll(file, 0, pattern(8192))
+        yield* uring.fsync(file)
+        yield* uring.fdatasync(file)
+        yield* uring.fallocate(file, 0, 1 << 20)
+        expect(Fs.statSync(path).size).toBe(1 << 20)
+        yield* uring.fallocate(file, 0, 4096, FallocateMode.KEEP_SIZE | FallocateMode.PUNCH_HOLE)
+        expect(Array.from(yield* uring.read(file, 0, 4096)).every((b) => b === 0)).toBe(true)
+        expect(Buffer.compare(yield* uring.read(file, 4096, 4096), pattern(8192).subarray(4096))).toBe(0)
+        yield* uring.fadvise(file, 0, 0, "sequential")
+        yield* uring.fadvise(file, 0, 4096, "dontNeed")
+        yield* uring.ftruncate(file, 1000n)
+        expect(Fs.statSync(path).size).toBe(1000)
+      }))
+  })
+
+  describe("metadata", () => {
+    it.scoped("stat, statAt and fstat agree with the kernel's lstat", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "m")
+        Fs.writeFileSync(path, "x".repeat(12345))
+        Fs.chmodSync(path, 0o640)
+        Fs.symlinkSync(path, Path.join(dir, "link"))
+        const expected = Fs.lstatSync(path, { bigint: true })
+
+        const checkAgainst = (meta: typeof byPath, stats: Fs.BigIntStats) => {
+          expect(meta.size).toBe(stats.size)
+          expect(meta.ino).toBe(stats.ino)
+          expect(BigInt(meta.mode)).toBe(stats.mode)
+          expect(BigInt(meta.nlink)).toBe(stats.nlink)
+          expect(BigInt(meta.uid)).toBe(stats.uid)
+          expect(BigInt(meta.gid)).toBe(stats.gid)
+          expect(meta.blocks).toBe(stats.blocks)
+          expect(BigInt(meta.blksize)).toBe(stats.blksize)
+          expect(meta.mtimeNs).toBe(stats.mtimeNs)
+          expect(meta.atimeNs).toBe(stats.atimeNs)
+          expect(meta.ctimeNs).toBe(stats.ctimeNs)
+          expect(meta.mtime.getTime()).toBe(Number(stats.mtimeMs))
+        }
+
+        const byPath = yield* uring.stat(path)
+        checkAgainst(byPath, expected)
+        expect(byPath.type).toBe("File")
+        expect(byPath.isFile).toBe(true)
+        expect(byPath.permissions).toBe(0o640)
+
+        const file = yield* uring.open(path)
+        checkAgainst(yield* uring.fstat(file), expected)
+        const registered = yield* uring.register(file)
+        checkAgainst(yield* uring.fstat(registered), expected)
+
+        const dirFd = yield* uring.open(dir, { directory: true })
+        const link = yield* uring.statAt(dirFd, "link", AtFlags.AT_SYMLINK_NOFOLLOW)
+        expect(link.type).toBe("SymbolicLink")
+        expect(link.isSymbolicLink).toBe(true)
+        checkAgainst(yield* uring.statAt(dirFd, "link"), expected)
+        expect((yield* uring.stat(Path.join(dir, "link"), { followSymlinks: false })).type).toBe("SymbolicLink")
+        const dirMeta = yield* uring.stat(dir)
+        expect(dirMeta.type).toBe("Directory")
+        expect(dirMeta.isDirectory).toBe(true)
+      }))
+  })
+
+  describe("paths", () => {
+    it.scoped("open/openAt, rename/renameAt, unlink/unlinkAt, rmdir, mkdir/mkdirAt, symlink/symlinkAt, link/linkAt", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const at = (name: string) => Path.join(dir, name)
+        const dirFd = yield* uring.open(dir, { directory: true })
+
+        const made = yield* uring.openAt(dirFd, "a", { flag: "wx", mode: 0o600 })
+        yield* uring.writeAll(made, 0, encode("A"))
+        expect(Fs.statSync(at("a")).mode & 0o777).toBe(0o600)
+        Fs.writeFileSync(at("b"), "B")
+
+        expect((yield* Effect.flip(uring.rename(at("a"), at("b"), { noReplace: true })))._tag).toBe("AlreadyExists")
+        yield* uring.rename(at("a"), at("b"), { exchange: true })
+        expect(Fs.readFileSync(at("a"), "utf8")).toBe("B")
+        yield* uring.renameAt(dirFd, "a", dirFd, "c")
+        expect(Fs.existsSync(at("a"))).toBe(false)
+        expect(Fs.readFileSync(at("c"), "utf8")).toBe("B")
+
+        yield* uring.mkdir(at("sub"), 0o750)
+        expect(Fs.statSync(at("sub")).isDirectory()).toBe(true)
+        yield* uring.mkdirAt(dirFd, "sub/inner")
+        expect(Fs.statSync(at("sub/inner")).isDirectory()).toBe(true)
+        expect((yield* Effect.flip(uring.rmdir(at("sub"))))._tag).toBe("DirectoryNotEmpty")
+        yield* uring.unlinkAt(dirFd, "sub/inner", { removeDir: true })
+        yield* uring.rmdir(at("sub"))
+        expect(Fs.existsSync(at("sub"))).toBe(false)
+
+        yield* uring.symlink("c", at("s1"))
+        yield* uring.symlinkAt("c", dirFd, "s2")
+        expect(Fs.readlinkSync(at("s1"))).toBe("c")
+        expect(Fs.readFileSync(at("s2"), "utf8")).toBe("B")
+        yield* uring.link(at("c"), at("h1"))
+        yield* uring.linkAt(dirFd, "s1", dirFd, "h2", { followSymlinks: true })
+        expect(Fs.statSync(at("c")).nlink).toBe(3)
+        yield* uring.unlink(at("h1"))
+        yield* uring.unlinkAt(dirFd, "h2")
+        expect(Fs.statSync(at("c")).nlink).toBe(1)
+
+        const raw = yield* uring.open(at("c"), { flags: OpenFlags.O_RDONLY | OpenFlags.O_NOATIME })
+        expect(decode(yield* uring.read(raw, 0, 10))).toBe("B")
+      }))
+  })
+
+  describe("handles", () => {
+    it.effect("scoped opens and registrations are released when the scope ends, even on failure", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* Effect.scoped(tempDir())
+        Fs.mkdirSync(dir, { recursive: true })
+        const path = Path.join(dir, "f")
+        Fs.writeFileSync(path, "content")
+        const before = fdCount()
+        for (let i = 0; i < 50; i++) {
+          const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
+            const file = yield* uring.open(path)
+            const registered = yield* uring.register(file)
+            expect(decode(yield* uring.read(registered, 0, 7))).toBe("content")
+            expect(fdCount()).toBe(before + 1)
+            return yield* Effect.fail("boom" as const)
+          })))
+          expect(Exit.isFailure(exit)).toBe(true)
+        }
+        expect(fdCount()).toBe(before)
+        // 5000 registrations in sequence: a leaked slot would exhaust the 4096-slot table.
+        for (let i = 0; i < 5000; i++) {
+          yield* Effect.scoped(Effect.flatMap(uring.open(path), uring.register))
+        }
+        expect(fdCount()).toBe(before)
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }))
+
+    it.scoped("explicit close reports errors; closed, released and foreign handles are refused", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "f")
+        Fs.writeFileSync(path, "x")
+        const file = yield* uring.open(path)
+        expect(file).toBeInstanceOf(OwnedFd)
+        yield* uring.close(file)
+        expect(file.isClosed).toBe(true)
+        const closed = yield* Effect.flip(uring.read(file, 0, 1))
+        expect(closed._tag).toBe("InvalidArgument")
+        expect(closed.message).toContain("closed")
+        expect((yield* Effect.flip(uring.close(file)))._tag).toBe("InvalidArgument")
+        // A raw fd that is not open.
+        expect((yield* Effect.flip(uring.close(987654)))._tag).toBe("BadDescriptor")
+
+        const open = yield* uring.open(path)
+        const registered = yield* Effect.scoped(uring.register(open))
+        expect(registered).toBeInstanceOf(RegisteredFile)
+        expect(registered.isReleased).toBe(true)
+        const released = yield* Effect.flip(uring.read(registered, 0, 1))
+        expect(released._tag).toBe("InvalidArgument")
+        expect(released.message).toContain("released")
+
+        const foreign = new RegisteredFile(0, open.fd, uring.ringId + 1000)
+        const other = yield* Effect.flip(uring.read(foreign, 0, 1))
+        expect(other.message).toContain("another ring")
+      }))
+
+    it.effect("a RegisteredFile of another ring is refused", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* Effect.scoped(tempDir())
+        const path = `${dir}-other`
+        Fs.writeFileSync(path, "x")
+        const registered = yield* Effect.scoped(Effect.gen(function*() {
+          const other = yield* make({ ringSize: 8 })
+          expect(other.ringId).not.toBe(uring.ringId)
+          const file = yield* other.open(path)
+          const reg = yield* other.register(file)
+          const error = yield* Effect.flip(uring.read(reg, 0, 1))
+          expect(error._tag).toBe("InvalidArgument")
+          expect(error.message).toContain("another ring")
+          return reg
+        }))
+        expect(registered.isReleased).toBe(true)
+        Fs.rmSync(path)
+      }))
+  })
+
+  describe("interruption", () => {
+    it.scoped("an interrupted readInto waits for the kernel: the buffer is never written afterwards", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const fifoPath = Path.join(dir, "fifo")
+        mkfifo(fifoPath)
+        const fifo = yield* uring.open(fifoPath, { flag: "r+" })
+        const buffers = Array.from({ length: 64 }, () => new Uint8Array(16).fill(0xaa))
+        const fibers = yield* Effect.forEach(buffers, (buffer) => Effect.fork(uring.readInto(fifo, 0, buffer)))
+        yield* realSleep(20)
+        yield* Fiber.interruptAll(fibers)
+        // Every interruption has completed; now data arrives in the FIFO.
+        const writer = Fs.openSync(fifoPath, "w")
+        Fs.writeSync(writer, Buffer.alloc(16 * 64, 0x55))
+        Fs.closeSync(writer)
+        yield* realSleep(20)
+        for (const buffer of buffers) expect(Array.from(buffer).every((b) => b === 0xaa)).toBe(true)
+        // The data is still there for the next reader: nothing was consumed by a cancelled read.
+        const next = yield* uring.read(fifo, 0, 16)
+        expect(Array.from(next)).toEqual(Array(16).fill(0x55))
+      }))
+
+    it.scoped("interrupted writes and reads of regular files complete or cancel, and the ring keeps working", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const file = yield* uring.open(Path.join(dir, "f"), { flag: "w+" })
+        const data = pattern(1 << 16)
+        for (let round = 0; round < 20; round++) {
+          const fiber = yield* Effect.fork(Effect.forEach(
+            Array.from({ length: 64 }, (_, i) => i),
+            (i) => uring.writeAll(file, i * data.length, data),
+            { concurrency: "unbounded" }
+          ))
+          yield* Effect.yieldNow()
+          yield* Fiber.interrupt(fiber)
+        }
+        yield* uring.writeAll(file, 0, data)
+        expect(Buffer.compare(yield* uring.readExact(file, 0, data.length), data)).toBe(0)
+      }))
+  })
+
+  describe("refused arguments", () => {
+    it.scoped("bad offsets, lengths, paths and buffers fail with InvalidArgument before submission", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const file = yield* uring.open(Path.join(dir, "f"), { flag: "w+" })
+        const refused = [
+          uring.read(file, -1, 1),
+          uring.read(file, 1.5, 1),
+          uring.read(file, Number.NaN, 1),
+          uring.read(file, 2n ** 63n, 1),
+          uring.read(file, 0, -4),
+          uring.read(file, 0, 0x7ffff001),
+          uring.write(file, -1n, new Uint8Array(1)),
+          uring.stat("a\0b"),
+          uring.stat(""),
+          uring.stat("x".repeat(5000)),
+          uring.mkdir(Path.join(dir, "d"), 0o1000000),
+          uring.read(-5, 0, 1),
+          uring.ftruncate(file, -1)
+        ]
+        for (const effect of refused) {
+          const error = yield* Effect.flip(Effect.scoped(effect))
+          expect(error._tag).toBe("InvalidArgument")
+        }
+        const backing = new ArrayBuffer(8)
+        const view = new Uint8Array(backing)
+        structuredClone(backing, { transfer: [backing] })
+        expect((yield* Effect.flip(uring.readInto(file, 0, view)))._tag).toBe("InvalidArgument")
+      }))
+  })
+})
+
+describe("Uring layer lifecycle", () => {
+  it.effect("use after the layer's scope ended fails with RingClosed", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const uring = yield* Scope.extend(make(), scope)
+      expect((yield* uring.stat("/")).type).toBe("Directory")
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* Effect.flip(uring.stat("/"))
+      expect(error._tag).toBe("RingClosed")
+    }))
+
+  it.live("closing the layer with reads in flight resolves every waiting fiber", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.scoped(tempDir())
+      Fs.mkdirSync(dir, { recursive: true })
+      const fifoPath = Path.join(dir, "fifo")
+      mkfifo(fifoPath)
+      const fd = Fs.openSync(fifoPath, "r+")
+      const scope = yield* Scope.make()
+      const uring = yield* Scope.extend(make(), scope)
+      const fibers = yield* Effect.forEach(Array.from({ length: 500 }), () => Effect.fork(Effect.either(uring.read(fd, 0, 8))))
+      yield* realSleep(20)
+      yield* Scope.close(scope, Exit.void)
+      const results = yield* Fiber.joinAll(fibers)
+      for (const result of results) {
+        expect(Either.isLeft(result) && result.left._tag).toBe("RingClosed")
+      }
+      Fs.closeSync(fd)
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+})
