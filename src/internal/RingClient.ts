@@ -20,6 +20,7 @@ export class RingClient {
   private readonly memory: Array<unknown> = [undefined]
   private readonly freeIds: Array<number> = []
   private pendingCount = 0
+  private batchCount = 0
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -28,6 +29,11 @@ export class RingClient {
   /** Ops submitted whose completion has not been dispatched yet. */
   get pending(): number {
     return this.pendingCount
+  }
+
+  /** Completion batches delivered so far (each one crossing from native code into JS). */
+  get batches(): number {
+    return this.batchCount
   }
 
   get closed(): boolean {
@@ -76,6 +82,7 @@ export class RingClient {
   }
 
   private readonly onBatch = (batch: Int32Array): void => {
+    this.batchCount++
     for (let i = 0; i < batch.length; i += 2) {
       const id = batch[i]!
       const callback = this.callbacks[id]

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer, Tracer } from "effect"
+import { Uring } from "../src/index.js"
+
+const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+const buildWith = (env: Record<string, string>) =>
+  Effect.scoped(Layer.build(Uring.layerConfig().pipe(Layer.provide(fromEnv(env)))))
+
+describe("Uring.layerConfig", () => {
+  it.effect("reads the settings from Config and builds a working ring", () =>
+    Effect.gen(function*() {
+      const meta = yield* Effect.flatMap(Uring, (uring) => uring.stat("/")).pipe(
+        Effect.provide(Uring.layerConfig().pipe(Layer.provide(fromEnv({ URING_RING_SIZE: "64", URING_REGISTERED_FILES: "16" }))))
+      )
+      expect(meta.type).toBe("Directory")
+    }))
+
+  it.effect("refuses out-of-range, inconsistent and malformed settings with readable messages", () =>
+    Effect.gen(function*() {
+      const zero = yield* Effect.flip(buildWith({ URING_RING_SIZE: "0" }))
+      expect(zero._tag).toBe("InvalidConfig")
+      expect(zero.message).toContain("ringSize must be an integer from 1 to 32768, got 0")
+
+      const huge = yield* Effect.flip(buildWith({ URING_RING_SIZE: "100000" }))
+      expect(huge.message).toContain("ringSize")
+
+      const defer = yield* Effect.flip(buildWith({ URING_DEFER_TASKRUN: "true" }))
+      expect(defer._tag).toBe("InvalidConfig")
+      expect(defer.message).toContain("separate completion thread")
+
+      const files = yield* Effect.flip(buildWith({ URING_REGISTERED_FILES: "-1" }))
+      expect(files.message).toContain("registeredFiles")
+
+      const notANumber = yield* Effect.flip(buildWith({ URING_RING_SIZE: "lots" }))
+      expect(notANumber._tag).toBe("ConfigError")
+    }))
+})
+
+describe("Uring.layer", () => {
+  it.effect("validates its settings", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(Uring.layer({ ringSize: 1.5 }))))
+      expect(error._tag).toBe("InvalidConfig")
+      const excess = yield* Effect.flip(Effect.scoped(Layer.build(Uring.layer({ ringSzie: 8 } as never))))
+      expect(excess._tag).toBe("InvalidConfig")
+    }))
+
+  it.effect("sqpoll and coop taskrun rings work", () =>
+    Effect.gen(function*() {
+      for (const config of [{ sqpollIdleMs: 10 }, { coopTaskrun: true }]) {
+        const meta = yield* Effect.flatMap(Uring, (uring) => uring.stat("/")).pipe(Effect.provide(Uring.layer(config)))
+        expect(meta.isDirectory).toBe(true)
+      }
+    }))
+
+  it.effect("with tracing on, every operation runs in a span named Uring.<operation>", () =>
+    Effect.gen(function*() {
+      const names: Array<string> = []
+      const base = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          names.push(name)
+          return base.span(name, parent, context, links, startTime, kind, options)
+        },
+        context: base.context
+      })
+      yield* Effect.flatMap(Uring, (uring) => Effect.zip(uring.stat("/"), uring.read(0, 0, 0).pipe(Effect.ignore))).pipe(
+        Effect.provide(Uring.layer({ tracing: true })),
+        Effect.withTracer(recording)
+      )
+      expect(names).toContain("Uring.stat")
+      expect(names).toContain("Uring.read")
+    }))
+})

@@ -1,0 +1,142 @@
+/**
+ * The internal ring client straight over the binding: each operation once, completions in
+ * batches, the process-lifetime rules and worker threads.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Worker } from "node:worker_threads"
+import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
+import type { NativeRing } from "../src/internal/native.js"
+import { load } from "../src/internal/native.js"
+import { RingClient } from "../src/internal/RingClient.js"
+
+const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
+  new Promise<number>((resolve) => client.submit(start, resolve, keep))
+
+const CWD = AtFlags.AT_FDCWD
+
+describe("RingClient over the binding", () => {
+  it("runs each operation once", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-"))
+    const at = (name: string) => Path.join(dir, name)
+    const client = new RingClient({ entries: 32, registeredFiles: 8 })
+    try {
+      expect(client.native.entries).toBe(32)
+      expect(client.native.registeredCapacity).toBe(8)
+      const fd = await run(client, (n, id) => n.openat(id, CWD, at("f"), OpenFlags.O_CREAT | OpenFlags.O_RDWR | OpenFlags.O_CLOEXEC, 0o644))
+      expect(fd).toBeGreaterThan(2)
+      const data = new TextEncoder().encode("ring client")
+      expect(await run(client, (n, id) => n.write(id, fd, false, data, 0, false), data)).toBe(11)
+      expect(await run(client, (n, id) => n.write(id, fd, false, data, 11, true), data)).toBe(11)
+      const buffer = new Uint8Array(22)
+      expect(await run(client, (n, id) => n.read(id, fd, false, buffer, 0, true), buffer)).toBe(22)
+      expect(new TextDecoder().decode(buffer)).toBe("ring clientring client")
+      expect(await run(client, (n, id) => n.fsync(id, fd, false, false))).toBe(0)
+      expect(await run(client, (n, id) => n.fsync(id, fd, false, true))).toBe(0)
+      expect(await run(client, (n, id) => n.fallocate(id, fd, false, 0, 4096, 0))).toBe(0)
+      expect(await run(client, (n, id) => n.fadvise(id, fd, false, 0, 0, 2))).toBe(0)
+      expect(await run(client, (n, id) => n.ftruncate(id, fd, false, 5))).toBe(0)
+      expect(Fs.statSync(at("f")).size).toBe(5)
+      const statx = new Uint8Array(256)
+      expect(await run(client, (n, id) => n.fstat(id, fd, false, 0xfff, statx), statx)).toBe(0)
+      expect(new DataView(statx.buffer).getBigUint64(40, true)).toBe(5n)
+      expect(await run(client, (n, id) => n.statx(id, CWD, at("f"), 0, 0xfff, statx), statx)).toBe(0)
+      expect(new DataView(statx.buffer).getBigUint64(32, true)).toBe(BigInt(Fs.statSync(at("f")).ino))
+      const slot = await run(client, (n, id) => n.registerFile(id, fd))
+      expect(slot).toBe(0)
+      expect(client.native.registeredInUse).toBe(1)
+      expect(await run(client, (n, id) => n.read(id, slot, true, buffer, 0, false), buffer)).toBe(5)
+      expect(await run(client, (n, id) => n.unregisterFile(id, slot))).toBe(0)
+      expect(client.native.registeredInUse).toBe(0)
+      expect(await run(client, (n, id) => n.close(id, fd))).toBe(0)
+      expect(await run(client, (n, id) => n.mkdirat(id, CWD, at("d"), 0o755))).toBe(0)
+      expect(await run(client, (n, id) => n.renameat(id, CWD, at("f"), CWD, at("d/g"), RenameFlags.RENAME_NOREPLACE))).toBe(0)
+      expect(await run(client, (n, id) => n.symlinkat(id, "g", CWD, at("d/s")))).toBe(0)
+      expect(await run(client, (n, id) => n.linkat(id, CWD, at("d/g"), CWD, at("d/h"), 0))).toBe(0)
+      expect(await run(client, (n, id) => n.unlinkat(id, CWD, at("d/h"), 0))).toBe(0)
+      const dirFd = await run(client, (n, id) => n.openat2(id, CWD, at("d"), OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, 0))
+      expect(await run(client, (n, id) => n.openat2(id, dirFd, "../d/g", OpenFlags.O_CLOEXEC, 0, 8 /* RESOLVE_BENEATH */))).toBe(-18)
+      expect(await run(client, (n, id) => n.close(id, dirFd))).toBe(0)
+      expect(await run(client, (n, id) => n.unlinkat(id, CWD, at("d"), AtFlags.AT_REMOVEDIR))).toBe(-39)
+      expect(await run(client, (n, id) => n.openat(id, CWD, at("missing"), 0, 0))).toBe(-2)
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("delivers completions in batches and refuses bad input synchronously", async () => {
+    const client = new RingClient({ entries: 16 })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    try {
+      const buffers = Array.from({ length: 5000 }, () => new Uint8Array(64))
+      const batchesBefore = client.batches
+      const results = await Promise.all(buffers.map((b, i) => run(client, (n, id) => n.read(id, fd, false, b, i * 64, false), b)))
+      expect(results.every((r) => r === 64)).toBe(true)
+      // One crossing into JS carries many completions.
+      expect(client.batches - batchesBefore).toBeLessThan(5000 / 4)
+      const whole = Fs.readFileSync("/proc/self/exe")
+      expect(Buffer.compare(buffers[10]!, whole.subarray(640, 704))).toBe(0)
+      expect(() => client.submit((n, id) => n.read(id, -1, false, new Uint8Array(1), 0, false), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+      expect(() => client.submit((n, id) => n.read(id, fd, false, new Uint8Array(1), -1, false), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+      expect(() => client.submit((n, id) => n.statx(id, CWD, "a\0b", 0, 0, new Uint8Array(256)), () => {})).toThrow(/NUL/)
+      expect(() => client.submit((n, id) => n.statx(id, CWD, "/", 0, 0, new Uint8Array(16)), () => {})).toThrow(/statx output/)
+      expect(() => client.submit((n, id) => n.read(id, 5, true, new Uint8Array(1), 0, false), () => {})).toThrow(/not registered/)
+      expect(() => client.submit((n, id) => (n.read as Function)(id, fd, false, "not bytes", 0, false), () => {})).toThrow(/Uint8Array/)
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+    expect(() => client.submit((n, id) => n.close(id, 100), () => {})).toThrow(/ERR_URING_CLOSED/)
+  })
+
+  it("reports a refused configuration with its own codes", () => {
+    const { NativeRing } = load()
+    expect(() => new NativeRing({ deferTaskrun: true }, () => {})).toThrow(/ERR_URING_INVALID_CONFIG.*completion thread/)
+    expect(() => new NativeRing({ entries: 0 }, () => {})).toThrow(/ERR_URING_INVALID_CONFIG/)
+    expect(load().probe()).toBe(0)
+  })
+
+  it("a process that never closes its ring exits by itself once its work is done", () => {
+    const script = Path.join(import.meta.dirname, "fixtures", "unclosed-ring.ts")
+    const started = Date.now()
+    const child = spawnSync(process.execPath, ["--import", "tsx", script, "/etc/hostname"], {
+      encoding: "utf8",
+      timeout: 20_000,
+      cwd: Path.join(import.meta.dirname, "..")
+    })
+    expect(child.signal).toBeNull()
+    expect(child.status).toBe(0)
+    expect(child.stdout).toContain(`read ${Fs.statSync("/etc/hostname").size} bytes`)
+    expect(Date.now() - started).toBeLessThan(20_000)
+  })
+
+  it("a worker terminated with a thousand reads in flight leaves the process healthy", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-worker-"))
+    try {
+      for (let round = 0; round < 3; round++) {
+        const worker = new Worker(Path.join(import.meta.dirname, "fixtures", "worker-ring.mjs"), { workerData: { dir } })
+        const message = await new Promise<{ inFlight: number }>((resolve, reject) => {
+          worker.once("message", resolve)
+          worker.once("error", reject)
+        })
+        expect(message.inFlight).toBe(1000)
+        expect(await worker.terminate()).toBe(1)
+      }
+      // The main thread's own ring still works.
+      const client = new RingClient({ entries: 8 })
+      const buffer = new Uint8Array(16)
+      const fd = Fs.openSync("/etc/hostname", "r")
+      expect(await run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)).toBeGreaterThan(0)
+      client.shutdown()
+      Fs.closeSync(fd)
+    } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
