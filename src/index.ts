@@ -5,6 +5,7 @@
  */
 export * from "./errors/UringError.js"
 export { codeOf, errnoOf } from "./errors/errno.js"
+export type { ConfinedDir } from "./services/ConfinedDir.js"
 export * from "./services/Flags.js"
 export * from "./services/Handles.js"
 export { FileType, fromStatx, Metadata, STATX_ALL_MASK, STATX_BASIC_STATS, STATX_BTIME, STATX_SIZE } from "./services/Metadata.js"

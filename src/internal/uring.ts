@@ -22,6 +22,8 @@ import { type DirLike, type FileLike, OwnedFd, type Position, RegisteredFile } f
 import { fromStatx, type Metadata, STATX_ALL_MASK, StatxBufferSize } from "../services/Metadata.js"
 import type { RenameOptions } from "../services/Uring.js"
 import type { UringConfig } from "../services/UringConfig.js"
+import type { ConfinedDir } from "../services/ConfinedDir.js"
+import { openDir as confinedDir } from "./confined.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
 import { RingClient } from "./RingClient.js"
 import * as validate from "./validate.js"
@@ -361,8 +363,31 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         })
     )
 
+  const openBeneath = (operation: string, dir: OwnedFd, path: string, flags: number, mode: number, resolve: number) =>
+    Effect.acquireRelease(
+      run({ operation, path }, (native, id) =>
+        native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve)).pipe(
+          Effect.map((fd) => new OwnedFd(fd, path, ringId))
+        ),
+      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+    )
+
+  const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
+    confinedDir({
+      openBeneath,
+      openAt: (dir, path, options) => openAt(dir, path, options),
+      fstat,
+      statAt,
+      mkdirAt: (dir, path, mode) => mkdirAt(dir, path, mode),
+      unlinkAt: (dir, path, options) => unlinkAt(dir, path, options),
+      renameAt,
+      symlinkAt: (target, dir, path) => symlinkAt(target, dir, path),
+      linkAt: (fromDir, from, toDir, to) => linkAt(fromDir, from, toDir, to)
+    }, root)
+
   return {
     ringId,
+    openDir: traced("openDir", openDir),
     read: traced("read", readFresh("read", false)),
     readExact: traced("readExact", readFresh("readExact", true)),
     readInto: traced("readInto", (file: FileLike, offset: Position, buffer: Uint8Array) => readInto(file, offset, buffer)),

@@ -8,6 +8,7 @@ import type { Config, ConfigError, Scope } from "effect"
 import { Context, Effect, Layer } from "effect"
 import type { InvalidConfig, RingUnavailable, UringError } from "../errors/UringError.js"
 import { makeClient, makeOperations } from "../internal/uring.js"
+import type { ConfinedDir } from "./ConfinedDir.js"
 import type { Advice, OpenOptions } from "./Flags.js"
 import type { DirLike, FileLike, OwnedFd, Position, RegisteredFile } from "./Handles.js"
 import type { Metadata } from "./Metadata.js"
@@ -105,6 +106,11 @@ export interface UringShape {
     to: string,
     options?: { readonly followSymlinks?: boolean }
   ) => Effect.Effect<void, UringError>
+  /**
+   * Opens `root` as a confined directory: its path operations resolve beneath it only, checked by
+   * the kernel (`openat2` with `RESOLVE_BENEATH`); escapes fail with `Escape`.
+   */
+  readonly openDir: (root: string) => Effect.Effect<ConfinedDir, UringError, Scope.Scope>
   /** Registers an fd with the ring; the slot is released (and reused later) when the scope ends. */
   readonly register: (file: OwnedFd | number) => Effect.Effect<RegisteredFile, UringError, Scope.Scope>
 }

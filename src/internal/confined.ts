@@ -1,0 +1,123 @@
+/**
+ * `openDir`: path operations resolved beneath a root by the kernel (openat2 RESOLVE_BENEATH).
+ *
+ * @internal
+ */
+import { Effect, type Scope } from "effect"
+import { Escape, InvalidArgument, type UringError } from "../errors/UringError.js"
+import type { ConfinedDir } from "../services/ConfinedDir.js"
+import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf, ResolveFlags } from "../services/Flags.js"
+import type { OwnedFd } from "../services/Handles.js"
+import type { Metadata } from "../services/Metadata.js"
+
+const BENEATH = ResolveFlags.RESOLVE_BENEATH | ResolveFlags.RESOLVE_NO_MAGICLINKS
+const EXDEV = 18
+
+/** What `openDir` needs from the service's operations. @internal */
+export interface ConfinementPrimitives {
+  /** openat2 relative to `dir`, closed when the scope ends. */
+  readonly openBeneath: (
+    operation: string,
+    dir: OwnedFd,
+    path: string,
+    flags: number,
+    mode: number,
+    resolve: number
+  ) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
+  readonly openAt: (dir: number, path: string, options: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
+  readonly fstat: (file: OwnedFd) => Effect.Effect<Metadata, UringError>
+  readonly statAt: (dir: OwnedFd, path: string, flags: number) => Effect.Effect<Metadata, UringError>
+  readonly mkdirAt: (dir: OwnedFd, path: string, mode?: number) => Effect.Effect<void, UringError>
+  readonly unlinkAt: (dir: OwnedFd, path: string, options?: { readonly removeDir?: boolean }) => Effect.Effect<void, UringError>
+  readonly renameAt: (
+    fromDir: OwnedFd,
+    from: string,
+    toDir: OwnedFd,
+    to: string,
+    options?: { readonly noReplace?: boolean; readonly exchange?: boolean }
+  ) => Effect.Effect<void, UringError>
+  readonly symlinkAt: (target: string, dir: OwnedFd, path: string) => Effect.Effect<void, UringError>
+  readonly linkAt: (fromDir: OwnedFd, from: string, toDir: OwnedFd, to: string) => Effect.Effect<void, UringError>
+}
+
+/** Splits `path` into the parent to resolve beneath the root and the final name. */
+const splitName = (operation: string, path: string): Effect.Effect<{ parent: string; name: string }, InvalidArgument> => {
+  const trimmed = path.replace(/\/+$/, "")
+  const slash = trimmed.lastIndexOf("/")
+  const name = trimmed.slice(slash + 1)
+  if (name === "" || name === "." || name === "..") {
+    return Effect.fail(
+      new InvalidArgument({ operation, argument: "path", reason: `${JSON.stringify(path)} must end in a name, not "${name}"` })
+    )
+  }
+  // An absolute path keeps its leading "/" as the parent, which the kernel then refuses.
+  const parent = slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash)
+  return Effect.succeed({ parent, name })
+}
+
+/** Builds a ConfinedDir over an opened root. @internal */
+export const openDir = (
+  primitives: ConfinementPrimitives,
+  root: string
+): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const rootFd = yield* primitives.openAt(AtFlags.AT_FDCWD, root, {
+      flags: OpenFlags.O_PATH | OpenFlags.O_DIRECTORY
+    })
+
+    /** Kernel-checked escapes become `Escape`, naming the path and the root. */
+    const confined = <A, R>(operation: string, path: string, effect: Effect.Effect<A, UringError, R>) =>
+      Effect.catchIf(
+        effect,
+        (error) => "errno" in error && error.errno === EXDEV && error._tag === "CrossDevice",
+        (error) =>
+          Effect.fail(
+            new Escape({ operation, path, dir: root, errno: (error as { errno: number }).errno, code: "EXDEV" })
+          )
+      )
+
+    const parentOf = (operation: string, path: string) =>
+      Effect.flatMap(splitName(operation, path), ({ name, parent }) =>
+        Effect.map(
+          primitives.openBeneath(operation, rootFd, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, BENEATH),
+          (dir) => ({ dir, name })
+        ))
+
+    /** Runs `f` on the parent directory of `path` (resolved beneath the root) and its last name. */
+    const onName = <A>(operation: string, path: string, f: (dir: OwnedFd, name: string) => Effect.Effect<A, UringError>) =>
+      confined(operation, path, Effect.scoped(Effect.flatMap(parentOf(operation, path), ({ dir, name }) => f(dir, name))))
+
+    const dir: ConfinedDir = {
+      root,
+      fd: rootFd,
+      open: (path, options = {}) => {
+        const flags = openFlagsOf(options)
+        const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
+        return confined("open", path, primitives.openBeneath("open", rootFd, path, flags, creates ? options.mode ?? 0o666 : 0, BENEATH))
+      },
+      stat: (path, options) =>
+        options?.followSymlinks === false
+          ? onName("stat", path, (parent, name) => primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW))
+          : confined(
+            "stat",
+            path,
+            Effect.scoped(Effect.flatMap(
+              primitives.openBeneath("stat", rootFd, path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0, BENEATH),
+              primitives.fstat
+            ))
+          ),
+      mkdir: (path, mode) => onName("mkdir", path, (parent, name) => primitives.mkdirAt(parent, name, mode)),
+      unlink: (path) => onName("unlink", path, (parent, name) => primitives.unlinkAt(parent, name)),
+      rmdir: (path) => onName("rmdir", path, (parent, name) => primitives.unlinkAt(parent, name, { removeDir: true })),
+      rename: (from, to, options) =>
+        onName("rename", from, (fromDir, fromName) =>
+          confined("rename", to, Effect.scoped(Effect.flatMap(parentOf("rename", to), ({ dir: toDir, name: toName }) =>
+            primitives.renameAt(fromDir, fromName, toDir, toName, options))))),
+      symlink: (target, path) => onName("symlink", path, (parent, name) => primitives.symlinkAt(target, parent, name)),
+      link: (from, to) =>
+        onName("link", from, (fromDir, fromName) =>
+          confined("link", to, Effect.scoped(Effect.flatMap(parentOf("link", to), ({ dir: toDir, name: toName }) =>
+            primitives.linkAt(fromDir, fromName, toDir, toName)))))
+    }
+    return dir
+  })
