@@ -102,6 +102,17 @@ describe("RingClient over the binding", () => {
     expect(load().probe()).toBe(0)
   })
 
+  it("a Rust panic becomes a JS exception, and the ring keeps working", async () => {
+    const client = new RingClient({ entries: 8 })
+    const native = client.native as NativeRing & { __panicForTests(message: string): void }
+    expect(() => native.__panicForTests("deliberate")).toThrow(/deliberate/)
+    const buffer = new Uint8Array(8)
+    const fd = Fs.openSync("/etc/hostname", "r")
+    expect(await run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)).toBeGreaterThan(0)
+    Fs.closeSync(fd)
+    client.shutdown()
+  })
+
   it("a process that never closes its ring exits by itself once its work is done", () => {
     const script = Path.join(import.meta.dirname, "fixtures", "unclosed-ring.ts")
     const started = Date.now()

@@ -359,6 +359,13 @@ impl NativeRing {
         Ok(())
     }
 
+    /// Panics on purpose, so tests can check that a Rust panic becomes a JS exception instead of
+    /// unwinding into Node.
+    #[napi(js_name = "__panicForTests", catch_unwind)]
+    pub fn panic_for_tests(&self, message: String) {
+        panic!("{message}");
+    }
+
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.host.ring.is_closed()
