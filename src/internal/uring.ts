@@ -210,6 +210,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
 
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
+      // Validated before `data` is sliced: a detached or non-buffer argument is an InvalidArgument.
+      Either.getOrThrowWith(validate.buffer("writeAll", data, "data"), (e) => new Refused(e))
       const start = Either.getOrThrowWith(validate.offset("writeAll", offset), (e) => new Refused(e))
       const step = (done: number): Effect.Effect<void, UringError> => {
         if (done >= data.length && done > 0) return Effect.void

@@ -1,0 +1,177 @@
+/**
+ * Ring errors as `@effect/platform` errors, with the reason mapping of Node's implementation.
+ *
+ * @internal
+ */
+import * as PlatformError from "@effect/platform/Error"
+import { describeErrno } from "../../errors/errno.js"
+import type { UringError } from "../../errors/UringError.js"
+
+/** Node's reason for an errno code name (`@effect/platform-node-shared`'s `handleErrnoException`). @internal */
+export const reasonOf = (code: string | undefined): PlatformError.SystemErrorReason => {
+  switch (code) {
+    case "ENOENT":
+      return "NotFound"
+    case "EACCES":
+      return "PermissionDenied"
+    case "EEXIST":
+      return "AlreadyExists"
+    case "EISDIR":
+    case "ENOTDIR":
+    case "ELOOP":
+      return "BadResource"
+    case "EBUSY":
+      return "Busy"
+    default:
+      return "Unknown"
+  }
+}
+
+// The system call Node would name for each ring operation (Node's errors carry `syscall`).
+const syscalls: Readonly<Record<string, string>> = {
+  open: "open",
+  openAt: "open",
+  read: "read",
+  readInto: "read",
+  readExact: "read",
+  write: "write",
+  writeAll: "write",
+  stat: "stat",
+  statAt: "stat",
+  fstat: "fstat",
+  ftruncate: "ftruncate",
+  fsync: "fsync",
+  fdatasync: "fdatasync",
+  fallocate: "fallocate",
+  fadvise: "fadvise",
+  close: "close",
+  rename: "rename",
+  renameAt: "rename",
+  unlink: "unlink",
+  unlinkAt: "unlink",
+  rmdir: "rmdir",
+  mkdir: "mkdir",
+  mkdirAt: "mkdir",
+  symlink: "symlink",
+  symlinkAt: "symlink",
+  link: "link",
+  linkAt: "link"
+}
+
+/** Node's `syscall` name for a ring operation. @internal */
+export const syscallOf = (operation: string): string => syscalls[operation] ?? operation
+
+/**
+ * Converts a ring error into the platform's error for `method` on `pathOrDescriptor`: kernel errors become a
+ * `SystemError` with Node's reason and the ring error (errno and code included) as `cause`; refused arguments become a
+ * `BadArgument`.
+ *
+ * @internal
+ */
+export const toPlatformError = (method: string, pathOrDescriptor: string | number) =>
+(error: UringError): PlatformError.PlatformError => {
+  switch (error._tag) {
+    case "InvalidArgument":
+      return new PlatformError.BadArgument({
+        module: "FileSystem",
+        method,
+        description: error.message,
+        cause: error
+      })
+    case "WriteZero":
+      return new PlatformError.SystemError({
+        module: "FileSystem",
+        method,
+        reason: "WriteZero",
+        pathOrDescriptor,
+        description: "write returned 0 bytes written",
+        cause: error
+      })
+    case "UnexpectedEof":
+      return new PlatformError.SystemError({
+        module: "FileSystem",
+        method,
+        reason: "UnexpectedEof",
+        pathOrDescriptor,
+        description: error.message,
+        cause: error
+      })
+    case "RingClosed":
+      return new PlatformError.SystemError({
+        module: "FileSystem",
+        method,
+        reason: "BadResource",
+        pathOrDescriptor,
+        description: error.message,
+        cause: error
+      })
+    default: {
+      const syscall = syscallOf(error.operation)
+      const where = error.path !== undefined ? ` '${error.path}'` : ""
+      return new PlatformError.SystemError({
+        module: "FileSystem",
+        method,
+        reason: reasonOf(error.code),
+        pathOrDescriptor,
+        syscall,
+        description: `${error.code}: ${describeErrno(error.errno)}, ${syscall}${where}`,
+        cause: error
+      })
+    }
+  }
+}
+
+/** A `SystemError` with Node's reason for an error Node's own calls raised (`NodeJS.ErrnoException`). @internal */
+export const fromNodeError = (method: string, pathOrDescriptor: string | number) =>
+(error: unknown): PlatformError.PlatformError => {
+  if (PlatformError.isPlatformError(error)) return remap(method, pathOrDescriptor)(error)
+  const err = error as NodeJS.ErrnoException
+  return new PlatformError.SystemError({
+    module: "FileSystem",
+    method,
+    reason: reasonOf(err?.code),
+    pathOrDescriptor,
+    ...(typeof err?.syscall === "string" ? { syscall: err.syscall } : {}),
+    description: err instanceof Error ? err.message : String(error),
+    cause: error
+  })
+}
+
+/** The same error, reported for another method and path (a member built on another one, as Node's are). @internal */
+export const remap = (method: string, pathOrDescriptor: string | number) =>
+(error: PlatformError.PlatformError): PlatformError.PlatformError =>
+  error._tag === "SystemError"
+    ? new PlatformError.SystemError({
+      module: "FileSystem",
+      method,
+      reason: error.reason,
+      pathOrDescriptor,
+      ...(error.syscall !== undefined ? { syscall: error.syscall } : {}),
+      ...(error.description !== undefined ? { description: error.description } : {}),
+      cause: error.cause
+    })
+    : new PlatformError.BadArgument({
+      module: "FileSystem",
+      method,
+      ...(error.description !== undefined ? { description: error.description } : {}),
+      cause: error.cause
+    })
+
+/** A `SystemError` raised by this layer itself, mirroring one of Node's `ERR_FS_*` errors. @internal */
+export const systemError = (
+  method: string,
+  pathOrDescriptor: string | number,
+  reason: PlatformError.SystemErrorReason,
+  syscall: string,
+  description: string,
+  cause?: unknown
+): PlatformError.SystemError =>
+  new PlatformError.SystemError({
+    module: "FileSystem",
+    method,
+    reason,
+    pathOrDescriptor,
+    syscall,
+    description,
+    ...(cause !== undefined ? { cause } : {})
+  })

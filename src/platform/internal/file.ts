@@ -1,0 +1,220 @@
+/**
+ * The platform's `File` on a ring: a cursor kept in JS (as Node's implementation keeps it) over positional ring reads
+ * and writes, plus the ring's extras.
+ *
+ * @internal
+ */
+import type * as PlatformError from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Effect, Option } from "effect"
+import { Buffer } from "node:buffer"
+import { type Advice, FallocateMode } from "../../services/Flags.js"
+import type { OwnedFd } from "../../services/Handles.js"
+import type { UringShape } from "../../services/Uring.js"
+import type { UringFile } from "../UringFileSystem.js"
+import { systemError, toPlatformError } from "./errors.js"
+import { toInfo } from "./info.js"
+
+/** A Buffer view over ring-read bytes, without a copy (Node's File hands out Buffers too). @internal */
+export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/**
+ * The bytes of a read as a Buffer: a view when the read filled its buffer, a copy of the part read when it was short
+ * (as Node's readAlloc does), so a short read does not keep the whole requested size alive.
+ *
+ * @internal
+ */
+export const readBuffer = (bytes: Uint8Array): Buffer =>
+  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? asBuffer(bytes) : Buffer.from(bytes)
+
+/** @internal */
+export const UringFileTypeId: unique symbol = Symbol.for("effect-uring/UringFileSystem/UringFile")
+
+class UringFileImpl implements UringFile {
+  readonly [FileSystem.FileTypeId]: FileSystem.FileTypeId = FileSystem.FileTypeId
+  readonly [UringFileTypeId] = UringFileTypeId
+  readonly fd: FileSystem.File.Descriptor
+  private readonly semaphore = Effect.unsafeMakeSemaphore(1)
+  private position = 0n
+
+  constructor(
+    private readonly uring: UringShape,
+    readonly handle: OwnedFd,
+    private readonly append: boolean
+  ) {
+    this.fd = FileSystem.FileDescriptor(handle.fd)
+  }
+
+  get path(): string {
+    return this.handle.path
+  }
+
+  private fail(method: string) {
+    return toPlatformError(method, this.fd)
+  }
+
+  get stat(): Effect.Effect<FileSystem.File.Info, PlatformError.PlatformError> {
+    return this.uring.fstat(this.handle).pipe(Effect.map(toInfo), Effect.mapError(this.fail("stat")))
+  }
+
+  get sync(): Effect.Effect<void, PlatformError.PlatformError> {
+    return this.uring.fsync(this.handle).pipe(Effect.mapError(this.fail("sync")))
+  }
+
+  get datasync(): Effect.Effect<void, PlatformError.PlatformError> {
+    return this.uring.fdatasync(this.handle).pipe(Effect.mapError(this.fail("datasync")))
+  }
+
+  seek(offset: FileSystem.SizeInput, from: FileSystem.SeekMode): Effect.Effect<void> {
+    const size = FileSystem.Size(offset)
+    return this.semaphore.withPermits(1)(Effect.sync(() => {
+      if (from === "start") this.position = size
+      else if (from === "current") this.position = this.position + size
+    }))
+  }
+
+  // Node's fs.read answers a read of 0 bytes without a system call (so without EBADF on a write-only file).
+  read(buffer: Uint8Array): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
+    return this.semaphore.withPermits(1)(
+      Effect.suspend(() =>
+        buffer.length === 0 ? Effect.succeed(0) : this.uring.readInto(this.handle, this.position, buffer)
+      ).pipe(
+        Effect.mapError(this.fail("read")),
+        Effect.map((read) => {
+          const size = FileSystem.Size(read)
+          this.position = this.position + size
+          return size
+        })
+      )
+    )
+  }
+
+  readAlloc(size: FileSystem.SizeInput): Effect.Effect<Option.Option<Uint8Array>, PlatformError.PlatformError> {
+    return this.semaphore.withPermits(1)(
+      Effect.suspend(() =>
+        Number(size) === 0 ? Effect.succeed(new Uint8Array(0)) : this.uring.read(this.handle, this.position, Number(size))
+      ).pipe(
+        Effect.mapError(this.fail("readAlloc")),
+        Effect.map((bytes) => {
+          if (bytes.length === 0) return Option.none()
+          this.position = this.position + BigInt(bytes.length)
+          return Option.some<Uint8Array>(readBuffer(bytes))
+        })
+      )
+    )
+  }
+
+  truncate(length?: FileSystem.SizeInput): Effect.Effect<void, PlatformError.PlatformError> {
+    return this.semaphore.withPermits(1)(
+      Effect.suspend(() => this.uring.ftruncate(this.handle, length ? Number(length) : 0)).pipe(
+        Effect.mapError(this.fail("truncate")),
+        Effect.map(() => {
+          if (!this.append) {
+            const len = BigInt(length ?? 0)
+            if (this.position > len) this.position = len
+          }
+        })
+      )
+    )
+  }
+
+  // In append mode the kernel writes at the end whatever the offset (O_APPEND), and the cursor stays put, as in Node.
+  write(buffer: Uint8Array): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
+    return this.semaphore.withPermits(1)(
+      Effect.suspend(() => this.uring.write(this.handle, this.append ? 0 : this.position, buffer)).pipe(
+        Effect.mapError(this.fail("write")),
+        Effect.map((written) => {
+          const size = FileSystem.Size(written)
+          if (!this.append) this.position = this.position + size
+          return size
+        })
+      )
+    )
+  }
+
+  writeAll(buffer: Uint8Array): Effect.Effect<void, PlatformError.PlatformError> {
+    return this.semaphore.withPermits(1)(Effect.suspend(() => {
+      // Node's writeAll fails when a write reports 0 bytes, which an empty buffer always does (after the write
+      // itself, which can fail first, e.g. EBADF on a read-only file).
+      if (buffer.length === 0) {
+        return this.uring.write(this.handle, this.append ? 0 : this.position, buffer).pipe(
+          Effect.mapError(this.fail("writeAll")),
+          Effect.zipRight(
+            Effect.fail(systemError("writeAll", this.fd, "WriteZero", "write", "write returned 0 bytes written"))
+          )
+        )
+      }
+      const at = this.append ? 0 : this.position
+      return this.uring.writeAll(this.handle, at, buffer).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            if (error._tag === "WriteZero" && !this.append) this.position = this.position + BigInt(error.written)
+          })
+        ),
+        Effect.mapError(this.fail("writeAll")),
+        Effect.map(() => {
+          if (!this.append) this.position = this.position + BigInt(buffer.length)
+        })
+      )
+    }))
+  }
+
+  readAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
+    return Effect.suspend(() => this.uring.readInto(this.handle, FileSystem.Size(offset), buffer)).pipe(
+      Effect.mapError(this.fail("readAt")),
+      Effect.map(FileSystem.Size)
+    )
+  }
+
+  readAllocAt(
+    size: FileSystem.SizeInput,
+    offset: FileSystem.SizeInput
+  ): Effect.Effect<Option.Option<Uint8Array>, PlatformError.PlatformError> {
+    return Effect.suspend(() => this.uring.read(this.handle, FileSystem.Size(offset), Number(size))).pipe(
+      Effect.mapError(this.fail("readAllocAt")),
+      Effect.map((bytes) => bytes.length === 0 ? Option.none() : Option.some<Uint8Array>(readBuffer(bytes)))
+    )
+  }
+
+  writeAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
+    return Effect.suspend(() => this.uring.write(this.handle, FileSystem.Size(offset), buffer)).pipe(
+      Effect.mapError(this.fail("writeAt")),
+      Effect.map(FileSystem.Size)
+    )
+  }
+
+  writeAllAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<void, PlatformError.PlatformError> {
+    return Effect.suspend(() => this.uring.writeAll(this.handle, FileSystem.Size(offset), buffer)).pipe(
+      Effect.mapError(this.fail("writeAllAt"))
+    )
+  }
+
+  allocate(
+    offset: FileSystem.SizeInput,
+    length: FileSystem.SizeInput,
+    options?: { readonly keepSize?: boolean }
+  ): Effect.Effect<void, PlatformError.PlatformError> {
+    return Effect.suspend(() =>
+      this.uring.fallocate(
+        this.handle,
+        FileSystem.Size(offset),
+        FileSystem.Size(length),
+        options?.keepSize ? FallocateMode.KEEP_SIZE : 0
+      )
+    ).pipe(Effect.mapError(this.fail("allocate")))
+  }
+
+  advise(
+    advice: Advice,
+    offset: FileSystem.SizeInput = 0,
+    length: FileSystem.SizeInput = 0
+  ): Effect.Effect<void, PlatformError.PlatformError> {
+    return Effect.suspend(() =>
+      this.uring.fadvise(this.handle, FileSystem.Size(offset), FileSystem.Size(length), advice)
+    ).pipe(Effect.mapError(this.fail("advise")))
+  }
+}
+
+/** @internal */
+export const makeFile = (uring: UringShape, handle: OwnedFd, append: boolean): UringFile =>
+  new UringFileImpl(uring, handle, append)

@@ -1,0 +1,551 @@
+/**
+ * `@effect/platform`'s `FileSystem` on a ring. Members with an io_uring operation go through the ring; the others
+ * (directory listing, readlink, realpath, chmod, chown, utimes, watch, permission checks) are Node's.
+ *
+ * @internal
+ */
+import * as PlatformError from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
+import { Effect, Option, type Scope, Stream } from "effect"
+import { Buffer } from "node:buffer"
+import * as Crypto from "node:crypto"
+import * as NFS from "node:fs"
+import * as OS from "node:os"
+import * as Path from "node:path"
+import type { UringError } from "../../errors/UringError.js"
+import { OpenFlags } from "../../services/Flags.js"
+import type { OwnedFd } from "../../services/Handles.js"
+import type { Metadata } from "../../services/Metadata.js"
+import type { UringShape } from "../../services/Uring.js"
+import type { UringFile } from "../UringFileSystem.js"
+import { fromNodeError, remap, systemError, toPlatformError } from "./errors.js"
+import { makeFile, readBuffer } from "./file.js"
+import { toInfo } from "./info.js"
+import { readChunks } from "./stream.js"
+
+/** @internal */
+export const UringFileSystemTypeId: unique symbol = Symbol.for("effect-uring/UringFileSystem")
+
+/** Pieces of large whole-file reads and copies, several of them in flight. */
+const PIECE = 4 * 1024 * 1024
+const PIECES_IN_FLIGHT = 8
+/** Reads of files whose size statx does not know (procfs, character devices). */
+const UNKNOWN_SIZE_CHUNK = 64 * 1024
+/** Entries removed or copied at once in a tree. */
+const TREE_CONCURRENCY = 8
+const TEMP_ATTEMPTS = 100
+
+const TEMP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+const randomName = (length: number): string => {
+  const bytes = Crypto.randomBytes(length)
+  let name = ""
+  for (const byte of bytes) name += TEMP_CHARS[byte % TEMP_CHARS.length]
+  return name
+}
+
+const sameFile = (a: Metadata, b: Metadata): boolean =>
+  a.ino === b.ino && a.devMajor === b.devMajor && a.devMinor === b.devMinor
+
+// Node's cp: whether `dest` is `src` or below it, component by component.
+const isSrcSubdir = (src: string, dest: string): boolean => {
+  const srcParts = Path.resolve(src).split(Path.sep).filter((part) => part !== "")
+  const destParts = Path.resolve(dest).split(Path.sep).filter((part) => part !== "")
+  return srcParts.every((part, i) => destParts[i] === part)
+}
+
+const fchmod = (fd: number, mode: number) =>
+  Effect.async<void, NodeJS.ErrnoException>((resume) => {
+    NFS.fchmod(fd, mode, (error) => resume(error ? Effect.fail(error) : Effect.void))
+  })
+
+/**
+ * Builds the file system over one ring, delegating what io_uring cannot do to `node` (Node's implementation).
+ *
+ * @internal
+ */
+export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem.FileSystem => {
+  // == open
+
+  const openFactory = (method: string) => (path: string, options?: FileSystem.OpenFileOptions) => {
+    const flag = options?.flag ?? "r"
+    return uring.open(path, { flag, mode: options?.mode ?? 0o666 }).pipe(
+      Effect.mapError(toPlatformError(method, path)),
+      Effect.map((handle): UringFile => makeFile(uring, handle, flag.startsWith("a")))
+    )
+  }
+  const open = openFactory("open")
+
+  // == access / stat
+
+  const access = (path: string, options?: FileSystem.AccessFileOptions) =>
+    options?.readable || options?.writable
+      // Permission checks against the real uid are access(2)'s alone: Node's.
+      ? node.access(path, options)
+      : uring.stat(path).pipe(Effect.asVoid, Effect.mapError(toPlatformError("access", path)))
+
+  const stat = (path: string) => uring.stat(path).pipe(Effect.map(toInfo), Effect.mapError(toPlatformError("stat", path)))
+
+  // == readFile
+
+  /** Reads `size` bytes from 0 in pieces, several in flight; stops at the first short piece (the file shrank). */
+  const readKnownSize = (handle: OwnedFd, size: number): Effect.Effect<Uint8Array, UringError> => {
+    if (size <= PIECE) {
+      return Effect.map(uring.read(handle, 0, size), readBuffer)
+    }
+    return Effect.suspend(() => {
+      const buffer = Buffer.allocUnsafeSlow(size)
+      const offsets: Array<number> = []
+      for (let at = 0; at < size; at += PIECE) offsets.push(at)
+      let end = size
+      return Effect.forEach(offsets, (at) => {
+        const piece = buffer.subarray(at, Math.min(size, at + PIECE))
+        return Effect.map(uring.readInto(handle, at, piece), (read) => {
+          if (read < piece.length) end = Math.min(end, at + read)
+        })
+      }, { concurrency: PIECES_IN_FLIGHT, discard: true }).pipe(
+        Effect.map(() => end === size ? buffer : buffer.subarray(0, end))
+      )
+    })
+  }
+
+  /** Reads to end of file one chunk at a time (files whose size statx does not give). */
+  const readUnknownSize = (handle: OwnedFd): Effect.Effect<Uint8Array, UringError> =>
+    Effect.suspend(() => {
+      const chunks: Array<Uint8Array> = []
+      let total = 0
+      const loop: Effect.Effect<Uint8Array, UringError> = Effect.flatMap(
+        uring.read(handle, total, UNKNOWN_SIZE_CHUNK),
+        (bytes) => {
+          if (bytes.length === 0) return Effect.succeed(Buffer.concat(chunks, total))
+          chunks.push(bytes)
+          total += bytes.length
+          return loop
+        }
+      )
+      return loop
+    })
+
+  const readFile = (path: string) =>
+    Effect.scoped(Effect.gen(function*() {
+      const handle = yield* uring.open(path, { flag: "r" })
+      const meta = yield* uring.fstat(handle)
+      const size = meta.type === "File" ? Number(meta.size) : 0
+      return yield* size > 0 ? readKnownSize(handle, size) : readUnknownSize(handle)
+    })).pipe(Effect.mapError(toPlatformError("readFile", path)))
+
+  // == writeFile / truncate
+
+  const writeFile = (path: string, data: Uint8Array, options?: FileSystem.WriteFileOptions) =>
+    Effect.scoped(Effect.gen(function*() {
+      const handle = yield* uring.open(path, { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 })
+      if (data.length > 0) yield* uring.writeAll(handle, 0, data)
+    })).pipe(Effect.mapError(toPlatformError("writeFile", path)))
+
+  const truncate = (path: string, length?: FileSystem.SizeInput) =>
+    Effect.scoped(Effect.gen(function*() {
+      const handle = yield* uring.open(path, { flag: "r+" })
+      yield* uring.ftruncate(handle, length !== undefined ? Number(length) : 0)
+    })).pipe(Effect.mapError(toPlatformError("truncate", path)))
+
+  // == rename / link / symlink
+
+  const rename = (oldPath: string, newPath: string) =>
+    uring.rename(oldPath, newPath).pipe(Effect.mapError(toPlatformError("rename", oldPath)))
+
+  const link = (existingPath: string, newPath: string) =>
+    uring.link(existingPath, newPath).pipe(Effect.mapError(toPlatformError("link", existingPath)))
+
+  const symlink = (target: string, path: string) =>
+    uring.symlink(target, path).pipe(Effect.mapError(toPlatformError("symlink", target)))
+
+  // == makeDirectory
+
+  /** mkdir -p: creates missing parents; an existing directory (or a link to one) is fine. */
+  const mkdirp = (path: string, mode: number): Effect.Effect<void, UringError> => {
+    const existing = (error: UringError) =>
+      uring.stat(path).pipe(
+        Effect.orElseFail(() => error),
+        Effect.flatMap((meta) => meta.isDirectory ? Effect.void : Effect.fail(error))
+      )
+    return uring.mkdir(path, mode).pipe(
+      Effect.catchTags({
+        AlreadyExists: existing,
+        NotFound: (error) => {
+          const parent = Path.dirname(path)
+          if (parent === path) return Effect.fail(error)
+          return mkdirp(parent, mode).pipe(
+            Effect.zipRight(uring.mkdir(path, mode)),
+            Effect.catchTag("AlreadyExists", existing)
+          )
+        }
+      })
+    )
+  }
+
+  const makeDirectory = (path: string, options?: FileSystem.MakeDirectoryOptions) => {
+    const mode = options?.mode ?? 0o777
+    return (options?.recursive ? mkdirp(path, mode) : uring.mkdir(path, mode)).pipe(
+      Effect.mapError(toPlatformError("makeDirectory", path))
+    )
+  }
+
+  // == remove
+
+  /** Lists a directory with Node (io_uring has no getdents), reporting errors as `method` on `root`. */
+  const list = (dir: string, method: string, root: string) =>
+    node.readDirectory(dir).pipe(Effect.mapError(remap(method, root)))
+
+  /** Removes everything below `dir` and `dir` itself; entries that vanish meanwhile are fine (as in Node's rimraf). */
+  const removeTree = (
+    dir: string,
+    method: string,
+    root: string
+  ): Effect.Effect<void, PlatformError.PlatformError> => {
+    const fail = toPlatformError(method, root)
+    return list(dir, method, root).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && error.reason === "NotFound",
+        () => Effect.succeed<Array<string>>([])
+      ),
+      Effect.flatMap((names) =>
+        Effect.forEach(names, (name) => {
+          const child = Path.join(dir, name)
+          // unlink(2) of a directory is EISDIR on Linux: one ring op per file, no stat needed.
+          return uring.unlink(child).pipe(
+            Effect.catchTag("NotFound", () => Effect.void),
+            Effect.mapError(fail),
+            Effect.catchIf(
+              (error) => error._tag === "SystemError" && (error.cause as UringError | undefined)?._tag === "IsADirectory",
+              () => removeTree(child, method, root)
+            )
+          )
+        }, { concurrency: TREE_CONCURRENCY, discard: true })
+      ),
+      Effect.zipRight(uring.rmdir(dir).pipe(Effect.catchTag("NotFound", () => Effect.void), Effect.mapError(fail)))
+    )
+  }
+
+  const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) => {
+    const recursive = options?.recursive ?? false
+    const force = options?.force ?? false
+    const fail = toPlatformError(method, path)
+    return uring.stat(path, { followSymlinks: false }).pipe(
+      Effect.matchEffect({
+        onFailure: (error) => force && error._tag === "NotFound" ? Effect.void : Effect.fail(fail(error)),
+        onSuccess: (meta): Effect.Effect<void, PlatformError.PlatformError> => {
+          if (!meta.isDirectory) {
+            return uring.unlink(path).pipe(Effect.catchTag("NotFound", () => Effect.void), Effect.mapError(fail))
+          }
+          if (!recursive) {
+            return Effect.fail(
+              systemError(method, path, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${path}`)
+            )
+          }
+          return removeTree(path, method, path)
+        }
+      })
+    )
+  }
+  const remove = removeFactory("remove")
+
+  // == copyFile
+
+  /** libuv's copyfile through the ring: same mode as the source, nothing done when both are one file. */
+  const copyFileRaw = (fromPath: string, toPath: string): Effect.Effect<void, UringError | NodeJS.ErrnoException> =>
+    Effect.scoped(Effect.gen(function*() {
+      const src = yield* uring.open(fromPath, { flag: "r" })
+      const srcMeta = yield* uring.fstat(src)
+      if (srcMeta.isDirectory) {
+        return yield* Effect.fail(Object.assign(new Error(`EISDIR: illegal operation on a directory, copyfile '${fromPath}' -> '${toPath}'`), {
+          code: "EISDIR",
+          errno: -21,
+          syscall: "copyfile",
+          path: fromPath,
+          dest: toPath
+        }) as NodeJS.ErrnoException)
+      }
+      // Not O_TRUNC: if both paths are the same file, truncating would destroy it.
+      const dst = yield* uring.open(toPath, {
+        flag: "r",
+        flags: OpenFlags.O_WRONLY | OpenFlags.O_CREAT,
+        mode: srcMeta.permissions
+      })
+      const dstMeta = yield* uring.fstat(dst)
+      if (sameFile(srcMeta, dstMeta)) return
+      yield* uring.ftruncate(dst, 0)
+      if (dstMeta.permissions !== srcMeta.permissions) {
+        // io_uring has no fchmod; as libuv, an EPERM here is not an error.
+        yield* fchmod(dst.fd, srcMeta.permissions).pipe(Effect.catchIf((e) => e.code === "EPERM", () => Effect.void))
+      }
+      const size = Number(srcMeta.size)
+      const offsets: Array<number> = []
+      for (let at = 0; at < size; at += PIECE) offsets.push(at)
+      let end = size
+      yield* Effect.forEach(offsets, (at) =>
+        uring.read(src, at, Math.min(PIECE, size - at)).pipe(
+          Effect.tap((bytes) =>
+            Effect.sync(() => {
+              if (bytes.length < Math.min(PIECE, size - at)) end = Math.min(end, at + bytes.length)
+            })
+          ),
+          Effect.flatMap((bytes) => bytes.length > 0 ? uring.writeAll(dst, at, bytes) : Effect.void)
+        ), { concurrency: PIECES_IN_FLIGHT, discard: true })
+      if (end < size) yield* uring.ftruncate(dst, end)
+    }))
+
+  const copyFileError = (method: string, path: string) => (error: UringError | NodeJS.ErrnoException) =>
+    error instanceof Error && !("_tag" in error)
+      ? fromNodeError(method, path)(error)
+      : toPlatformError(method, path)(error as UringError)
+
+  const copyFile = (fromPath: string, toPath: string) =>
+    copyFileRaw(fromPath, toPath).pipe(Effect.mapError(copyFileError("copyFile", fromPath)))
+
+  // == copy (Node's fs.cp with recursive: true, errorOnExist: false, dereference: false)
+
+  const copy = (fromPath: string, toPath: string, options?: FileSystem.CopyOptions) => {
+    const force = options?.overwrite ?? false
+    const preserveTimestamps = options?.preserveTimestamps ?? false
+    const fail = toPlatformError("copy", fromPath)
+    const again = remap("copy", fromPath)
+    const cpError = (title: string, code: string, message: string, path: string) =>
+      systemError("copy", fromPath, "Unknown", "cp", `${title}: cp returned ${code} (${message}) ${path}`)
+
+    const lstat = (path: string) => uring.stat(path, { followSymlinks: false }).pipe(Effect.mapError(fail))
+    const lstatOrNone = (path: string) =>
+      uring.stat(path, { followSymlinks: false }).pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("NotFound", () => Effect.succeed(Option.none<Metadata>())),
+        Effect.mapError(fail)
+      )
+
+    const checkPaths = (src: string, dest: string) =>
+      Effect.gen(function*() {
+        const [srcMeta, destMeta] = yield* Effect.all([lstat(src), lstatOrNone(dest)], { concurrency: 2 })
+        if (Option.isSome(destMeta)) {
+          if (sameFile(srcMeta, destMeta.value)) {
+            return yield* cpError("Invalid src or dest", "EINVAL", "src and dest cannot be the same", dest)
+          }
+          if (srcMeta.isDirectory && !destMeta.value.isDirectory) {
+            return yield* cpError(
+              "Cannot overwrite non-directory with directory",
+              "EISDIR",
+              `cannot overwrite non-directory ${dest} with directory ${src}`,
+              dest
+            )
+          }
+          if (!srcMeta.isDirectory && destMeta.value.isDirectory) {
+            return yield* cpError(
+              "Cannot overwrite directory with non-directory",
+              "ENOTDIR",
+              `cannot overwrite directory ${dest} with non-directory ${src}`,
+              dest
+            )
+          }
+        }
+        if (srcMeta.isDirectory && isSrcSubdir(src, dest)) {
+          return yield* cpError("Invalid src or dest", "EINVAL", `cannot copy ${src} to a subdirectory of self ${dest}`, dest)
+        }
+        return { srcMeta, destMeta }
+      })
+
+    const finishFile = (srcMeta: Metadata, src: string, dest: string) =>
+      Effect.gen(function*() {
+        if (!preserveTimestamps) return
+        if ((srcMeta.mode & 0o200) === 0) yield* node.chmod(dest, srcMeta.permissions | 0o200).pipe(Effect.mapError(again))
+        // Fresh times: reading the source has just changed its atime.
+        const fresh = yield* uring.stat(src).pipe(Effect.mapError(fail))
+        yield* node.utimes(dest, fresh.atime, fresh.mtime).pipe(Effect.mapError(again))
+        yield* node.chmod(dest, srcMeta.permissions).pipe(Effect.mapError(again))
+      })
+
+    const copyOneFile = (srcMeta: Metadata, src: string, dest: string) =>
+      copyFileRaw(src, dest).pipe(
+        Effect.mapError(copyFileError("copy", fromPath)),
+        Effect.zipRight(finishFile(srcMeta, src, dest))
+      )
+
+    const onFile = (srcMeta: Metadata, destMeta: Option.Option<Metadata>, src: string, dest: string) =>
+      Option.isNone(destMeta)
+        ? copyOneFile(srcMeta, src, dest)
+        : force
+        ? uring.unlink(dest).pipe(Effect.mapError(fail), Effect.zipRight(copyOneFile(srcMeta, src, dest)))
+        : Effect.void
+
+    const readLink = (path: string) => node.readLink(path).pipe(Effect.mapError(again))
+
+    const onLink = (destMeta: Option.Option<Metadata>, src: string, dest: string) =>
+      Effect.gen(function*() {
+        let resolvedSrc = yield* readLink(src)
+        if (!Path.isAbsolute(resolvedSrc)) resolvedSrc = Path.resolve(Path.dirname(src), resolvedSrc)
+        const makeLink = uring.symlink(resolvedSrc, dest).pipe(Effect.mapError(fail))
+        if (Option.isNone(destMeta)) return yield* makeLink
+        if (!destMeta.value.isSymbolicLink) {
+          // Node's readlink of the existing non-link fails with EINVAL, after which it tries the symlink anyway.
+          return yield* makeLink
+        }
+        let resolvedDest = yield* readLink(dest)
+        if (!Path.isAbsolute(resolvedDest)) resolvedDest = Path.resolve(Path.dirname(dest), resolvedDest)
+        if (isSrcSubdir(resolvedSrc, resolvedDest)) {
+          return yield* cpError(
+            "Invalid src or dest",
+            "EINVAL",
+            `cannot copy ${resolvedSrc} to a subdirectory of self ${resolvedDest}`,
+            dest
+          )
+        }
+        const target = yield* uring.stat(src).pipe(Effect.mapError(fail))
+        if (target.isDirectory && isSrcSubdir(resolvedDest, resolvedSrc)) {
+          return yield* cpError(
+            "Cannot overwrite symlink in subdirectory of self",
+            "EINVAL",
+            `cannot overwrite ${resolvedDest} with ${resolvedSrc}`,
+            dest
+          )
+        }
+        yield* uring.unlink(dest).pipe(Effect.mapError(fail))
+        yield* makeLink
+      })
+
+    const copyDir = (src: string, dest: string): Effect.Effect<void, PlatformError.PlatformError> =>
+      list(src, "copy", fromPath).pipe(
+        Effect.flatMap((names) =>
+          Effect.forEach(names, (name) => {
+            const srcItem = Path.join(src, name)
+            const destItem = Path.join(dest, name)
+            return checkPaths(srcItem, destItem).pipe(
+              Effect.flatMap(({ destMeta, srcMeta }) => copyEntry(srcMeta, destMeta, srcItem, destItem))
+            )
+          }, { concurrency: TREE_CONCURRENCY, discard: true })
+        )
+      )
+
+    const onDir = (srcMeta: Metadata, destMeta: Option.Option<Metadata>, src: string, dest: string) =>
+      Option.isSome(destMeta)
+        ? copyDir(src, dest)
+        : uring.mkdir(dest).pipe(
+          Effect.mapError(fail),
+          Effect.zipRight(copyDir(src, dest)),
+          Effect.zipRight(node.chmod(dest, srcMeta.permissions).pipe(Effect.mapError(again)))
+        )
+
+    const copyEntry = (
+      srcMeta: Metadata,
+      destMeta: Option.Option<Metadata>,
+      src: string,
+      dest: string
+    ): Effect.Effect<void, PlatformError.PlatformError> => {
+      switch (srcMeta.type) {
+        case "Directory":
+          return onDir(srcMeta, destMeta, src, dest)
+        case "File":
+        case "CharacterDevice":
+        case "BlockDevice":
+          return onFile(srcMeta, destMeta, src, dest)
+        case "SymbolicLink":
+          return onLink(destMeta, src, dest)
+        case "Socket":
+          return cpError("Cannot copy a socket file", "EINVAL", `cannot copy a socket file: ${dest}`, dest)
+        case "FIFO":
+          return cpError("Cannot copy a FIFO pipe", "EINVAL", `cannot copy a FIFO pipe: ${dest}`, dest)
+        default:
+          return cpError("Cannot copy an unknown file type", "EINVAL", `cannot copy an unknown file type: ${dest}`, dest)
+      }
+    }
+
+    return Effect.gen(function*() {
+      const { destMeta, srcMeta } = yield* checkPaths(fromPath, toPath)
+      const parent = Path.dirname(toPath)
+      const parentExists = yield* uring.stat(parent).pipe(
+        Effect.as(true),
+        Effect.catchAll(() => Effect.succeed(false))
+      )
+      if (!parentExists) yield* mkdirp(parent, 0o777).pipe(Effect.mapError(fail))
+      yield* copyEntry(srcMeta, destMeta, fromPath, toPath)
+    })
+  }
+
+  // == temporary files and directories
+
+  const makeTempDirectoryFactory = (method: string) => (options?: FileSystem.MakeTempDirectoryOptions) =>
+    Effect.suspend(() => {
+      const prefix = options?.prefix ?? ""
+      const directory = typeof options?.directory === "string" ? Path.join(options.directory, ".") : OS.tmpdir()
+      const template = prefix ? Path.join(directory, prefix) : directory + "/"
+      const attempt = (left: number): Effect.Effect<string, UringError> => {
+        const path = template + randomName(6)
+        return uring.mkdir(path, 0o700).pipe(
+          Effect.as(path),
+          Effect.catchTag("AlreadyExists", (error) => left > 1 ? attempt(left - 1) : Effect.fail(error))
+        )
+      }
+      return attempt(TEMP_ATTEMPTS).pipe(Effect.mapError(toPlatformError(method, template)))
+    })
+  const makeTempDirectory = makeTempDirectoryFactory("makeTempDirectory")
+
+  const makeTempDirectoryScoped = (
+    options?: FileSystem.MakeTempDirectoryOptions
+  ): Effect.Effect<string, PlatformError.PlatformError, Scope.Scope> =>
+    Effect.acquireRelease(
+      makeTempDirectoryFactory("makeTempDirectoryScoped")(options),
+      (directory) => Effect.orDie(removeFactory("makeTempDirectoryScoped")(directory, { recursive: true }))
+    )
+
+  const makeTempFileFactory = (method: string) => (options?: FileSystem.MakeTempFileOptions) =>
+    makeTempDirectoryFactory(method)(options).pipe(
+      Effect.map((directory) => Path.join(directory, Crypto.randomBytes(6).toString("hex") + (options?.suffix ?? ""))),
+      Effect.tap((path) => Effect.scoped(openFactory(method)(path, { flag: "w+" })))
+    )
+  const makeTempFile = makeTempFileFactory("makeTempFile")
+
+  const makeTempFileScoped = (
+    options?: FileSystem.MakeTempFileOptions
+  ): Effect.Effect<string, PlatformError.PlatformError, Scope.Scope> =>
+    Effect.acquireRelease(
+      makeTempFileFactory("makeTempFileScoped")(options),
+      (file) => Effect.orDie(removeFactory("makeTempFileScoped")(Path.dirname(file), { recursive: true }))
+    )
+
+  // == stream
+
+  const stream = (path: string, options?: FileSystem.StreamOptions): Stream.Stream<Uint8Array, PlatformError.PlatformError> =>
+    Stream.unwrapScoped(
+      uring.open(path, { flag: "r" }).pipe(
+        Effect.mapError(toPlatformError("open", path)),
+        Effect.flatMap((handle) => readChunks(uring, handle, options))
+      )
+    )
+
+  const fileSystem = FileSystem.make({
+    access,
+    chmod: node.chmod,
+    chown: node.chown,
+    copy,
+    copyFile,
+    link,
+    makeDirectory,
+    makeTempDirectory,
+    makeTempDirectoryScoped,
+    makeTempFile,
+    makeTempFileScoped,
+    open,
+    readDirectory: node.readDirectory,
+    readFile,
+    readLink: node.readLink,
+    realPath: node.realPath,
+    remove,
+    rename,
+    stat,
+    symlink,
+    truncate,
+    utimes: node.utimes,
+    watch: node.watch,
+    writeFile
+  })
+  return Object.assign({ ...fileSystem, stream }, { [UringFileSystemTypeId]: UringFileSystemTypeId })
+}
+
+/** Whether a FileSystem service is this ring-backed one. @internal */
+export const isUringFileSystem = (fs: FileSystem.FileSystem): boolean =>
+  typeof fs === "object" && fs !== null && UringFileSystemTypeId in fs

@@ -1,0 +1,139 @@
+/**
+ * `UringFileSystem.layerWithFallback`: io_uring where a ring can be created, Node's file system otherwise, with one log
+ * line saying which and why. The real refusal is tested in a child process run while `kernel.io_uring_disabled` is 2.
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Logger } from "effect"
+import { spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
+import { UringFileSystem } from "../../src/index.js"
+
+const SYSCTL = "/proc/sys/kernel/io_uring_disabled"
+const child = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "fixtures", "fallback-child.ts")
+const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
+
+interface ChildReport {
+  readonly backend: "io_uring" | "node"
+  readonly text: string
+  readonly logs: Array<string>
+}
+
+/** Builds the fallback layer in this process, capturing its log lines. */
+const choose = (env: Record<string, string>) =>
+  Effect.gen(function*() {
+    const logs: Array<string> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      logs.push(`${logLevel.label}: ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+    })
+    const backend = yield* Effect.map(FileSystem.FileSystem, UringFileSystem.isUringFileSystem).pipe(
+      Effect.provide(UringFileSystem.layerWithFallback),
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+    )
+    return { backend: backend ? "io_uring" : "node", logs }
+  })
+
+const runChildSync = (env: NodeJS.ProcessEnv): ChildReport => {
+  const result = spawnSync(process.execPath, ["--import", "tsx", child], { cwd: root, env, encoding: "utf8", timeout: 60_000 })
+  if (result.status !== 0) throw new Error(`child failed (${result.status}): ${result.stderr}`)
+  return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as ChildReport
+}
+
+/**
+ * Runs the child with io_uring disabled system-wide only while it builds its layer: it loads first and says `ready`;
+ * then the sysctl goes to 2, the child builds the layer and says `built`, and the old value comes back at once (and in
+ * any case in `finally`). Keeping the window short matters: other test files create rings in parallel processes.
+ */
+const runChildWithIoUringDisabled = async (): Promise<{ report: ChildReport; valueDuring: string }> => {
+  let old: string
+  try {
+    old = Fs.readFileSync(SYSCTL, "utf8").trim()
+    Fs.accessSync(SYSCTL, Fs.constants.W_OK)
+  } catch (error) {
+    throw new Error(
+      `this test needs to write ${SYSCTL} (root on a kernel with kernel.io_uring_disabled, 6.6+), and cannot: ${String(error)}`
+    )
+  }
+  const proc = spawn(process.execPath, ["--import", "tsx", child, "--wait"], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+  let stderr = ""
+  proc.stderr.on("data", (data) => (stderr += String(data)))
+  const exited = new Promise<number | null>((resolve) => proc.on("close", resolve))
+  const lines = Readline.createInterface({ input: proc.stdout })
+  const next = (() => {
+    const queue: Array<string> = []
+    const waiting: Array<(line: string) => void> = []
+    lines.on("line", (line) => {
+      const waiter = waiting.shift()
+      if (waiter) waiter(line)
+      else queue.push(line)
+    })
+    exited.then(() => {
+      for (const waiter of waiting.splice(0)) waiter("")
+    })
+    return () => queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise<string>((r) => waiting.push(r))
+  })()
+  let valueDuring = ""
+  try {
+    const ready = await next()
+    if (ready !== "ready") throw new Error(`child did not start: ${ready} ${stderr}`)
+    try {
+      Fs.writeFileSync(SYSCTL, "2")
+      valueDuring = Fs.readFileSync(SYSCTL, "utf8").trim()
+      proc.stdin.end("go\n")
+      const built = await next()
+      if (built !== "built") throw new Error(`child did not build its layer: ${built} ${stderr}`)
+    } finally {
+      Fs.writeFileSync(SYSCTL, old)
+    }
+    const report = await next()
+    const code = await exited
+    if (code !== 0) throw new Error(`child failed (${code}): ${stderr}`)
+    return { report: JSON.parse(report) as ChildReport, valueDuring }
+  } finally {
+    Fs.writeFileSync(SYSCTL, old)
+    proc.kill()
+  }
+}
+
+describe("UringFileSystem.layerWithFallback", () => {
+  it.effect("uses io_uring where a ring can be created, and says so", () =>
+    Effect.gen(function*() {
+      const chosen = yield* choose({})
+      expect(chosen.backend).toBe("io_uring")
+      expect(chosen.logs).toHaveLength(1)
+      expect(chosen.logs[0]).toMatch(/^INFO: UringFileSystem: using io_uring/)
+    }))
+
+  it.effect("URING_DISABLE=1 forces Node's file system, and says why", () =>
+    Effect.gen(function*() {
+      const chosen = yield* choose({ URING_DISABLE: "1" })
+      expect(chosen.backend).toBe("node")
+      expect(chosen.logs).toEqual([
+        "INFO: UringFileSystem: using Node's FileSystem because URING_DISABLE=1 forces the fallback"
+      ])
+      expect((yield* choose({ URING_DISABLE: "0" })).backend).toBe("io_uring")
+    }))
+
+  it("a child process with URING_DISABLE=1 in its environment gets Node's file system", () => {
+    const report = runChildSync({ ...process.env, URING_DISABLE: "1" })
+    expect(report).toMatchObject({ backend: "node", text: "works" })
+    const normal = runChildSync({ ...process.env, URING_DISABLE: "" })
+    expect(normal).toMatchObject({ backend: "io_uring", text: "works" })
+  })
+
+  it("a child process run while kernel.io_uring_disabled=2 falls back to Node's file system, and logs the refusal", async () => {
+    const before = Fs.readFileSync(SYSCTL, "utf8").trim()
+    const { report, valueDuring } = await runChildWithIoUringDisabled()
+    expect(valueDuring).toBe("2")
+    expect(report.backend).toBe("node")
+    expect(report.text).toBe("works")
+    expect(report.logs).toHaveLength(1)
+    expect(report.logs[0]).toMatch(/^WARN: UringFileSystem: using Node's FileSystem because io_uring is unavailable: /)
+    expect(report.logs[0]).toContain("EPERM")
+    expect(Fs.readFileSync(SYSCTL, "utf8").trim()).toBe(before)
+  })
+})
