@@ -296,10 +296,9 @@ impl Op {
         match self {
             Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
             Op::Write { buf, all, done, .. } => progress(res, buf.len(), *all, done),
-            Op::RegisterFile { slot, .. } | Op::UnregisterFile { slot, .. } if res >= 0 => {
-                // FILES_UPDATE reports how many slots it changed; callers want the slot.
-                Next::Complete(*slot as i32)
-            }
+            // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
+            Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),
+            Op::UnregisterFile { .. } if res >= 0 => Next::Complete(0),
             _ => Next::Complete(res),
         }
     }

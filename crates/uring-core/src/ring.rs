@@ -204,9 +204,11 @@ impl Ring {
             return;
         }
         op.abandoned = true;
-        // A queued op is completed as cancelled when the submission thread reaches it.
         if op.in_kernel {
             st.cancels.push(key);
+        } else {
+            // Still queued: the submission thread sweeps it out of the queue as cancelled.
+            st.abandoned_queued += 1;
         }
         if st.submitter_idle {
             self.shared.work.notify_one();

@@ -22,6 +22,9 @@ pub(crate) struct State {
     pub slab: Slab<InFlight>,
     /// Keys waiting for room in the kernel (back-pressure beyond the completion queue's size).
     pub queue: VecDeque<OpKey>,
+    /// Queued (not in the kernel) ops abandoned since the queue was last swept: they complete as
+    /// cancelled at once, even when the kernel budget keeps the queue from moving.
+    pub abandoned_queued: usize,
     /// Keys whose in-kernel entries should be cancelled.
     pub cancels: Vec<OpKey>,
     /// Entries in the kernel whose completions are still to come, cancels included.
@@ -42,6 +45,7 @@ impl State {
         State {
             slab: Slab::new(),
             queue: VecDeque::new(),
+            abandoned_queued: 0,
             cancels: Vec::new(),
             in_kernel: 0,
             files,

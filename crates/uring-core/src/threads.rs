@@ -52,6 +52,19 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
             st.in_kernel += 1;
         }
     }
+    if st.abandoned_queued > 0 {
+        let State { queue, slab, abandoned_queued, .. } = &mut *st;
+        queue.retain(|&key| {
+            if !slab.get(key).is_some_and(|op| op.abandoned) {
+                return true;
+            }
+            if let Some(op) = slab.remove(key) {
+                ended.push(Completion { user: op.user, result: -libc::ECANCELED, output: None });
+            }
+            false
+        });
+        *abandoned_queued = 0;
+    }
     while let Some(&key) = st.queue.front() {
         let State { slab, files, closing, in_kernel, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else {
@@ -106,7 +119,8 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         let front_ready = st.queue.front().is_some_and(|&key| {
             st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
         });
-        let has_work = (st.closing && !st.cancel_all_sent) || !st.cancels.is_empty() || front_ready;
+        let has_work =
+            (st.closing && !st.cancel_all_sent) || !st.cancels.is_empty() || st.abandoned_queued > 0 || front_ready;
         if !has_work {
             if st.stop {
                 break;

@@ -47,13 +47,13 @@ fn registered_slots_are_reused_100k_times() {
     for _ in 0..100_000 {
         let slot = ring.run(Op::register_file(fd));
         assert!((0..4).contains(&slot), "slot {slot}");
-        assert_eq!(ring.run(Op::unregister_file(slot as u32)), slot);
+        assert_eq!(ring.run(Op::unregister_file(slot as u32)), 0);
     }
     assert_eq!(ring.ring.registered_in_use(), 0);
     // The table fills up: a typed error, not a panic; releasing one frees a slot for reuse.
     let slots: Vec<i32> = (0..4).map(|_| ring.run(Op::register_file(fd))).collect();
     assert_eq!(ring.ring.submit(1, Op::register_file(fd)), Err(EngineError::TableFull));
-    assert_eq!(ring.run(Op::unregister_file(slots[2] as u32)), slots[2]);
+    assert_eq!(ring.run(Op::unregister_file(slots[2] as u32)), 0);
     assert_eq!(ring.run(Op::register_file(fd)), slots[2]);
 }
 
@@ -72,6 +72,27 @@ fn cancelling_an_abandoned_op_completes_it_and_keeps_its_memory_until_then() {
     assert_eq!(ring.ring.in_flight(), 0);
     // A stale key (its op completed) is ignored.
     ring.ring.cancel(key);
+}
+
+#[test]
+fn an_op_abandoned_while_queued_behind_a_full_kernel_budget_completes_at_once() {
+    let _serial = serial();
+    let ring = small_ring(8);
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
+    // Fill the kernel budget with reads that never complete on their own.
+    let blocked: Vec<(u64, u64)> = (0..ring.ring.cq_entries()).map(|_| ring.submit(Op::read(Target::Fd(fifo), Memory::zeroed(8), 0))).collect();
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    let (_, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8), 0));
+    let (queued, key) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8), 0));
+    std::thread::sleep(Duration::from_millis(50));
+    ring.ring.cancel(key);
+    let c = ring.wait_for(queued, Duration::from_secs(2)).expect("the abandoned queued op completed");
+    assert_eq!(c.result, -libc::ECANCELED);
+    for (_, key) in blocked {
+        ring.ring.cancel(key);
+    }
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn statx_by_fd_by_path_and_of_a_registered_file() {
     let c = ring.run_full(Op::fstat(Target::Fixed(slot as u32), libc::STATX_BASIC_STATS));
     assert_eq!(c.result, 0);
     assert_eq!(statx_fields(&c.output.unwrap()), expect);
-    assert_eq!(ring.run(Op::unregister_file(slot as u32)), slot);
+    assert_eq!(ring.run(Op::unregister_file(slot as u32)), 0);
     ring.run(Op::Close { fd });
     ring.run(Op::Close { fd: dfd });
 }
@@ -151,7 +151,7 @@ fn registered_files_read_and_write() {
     assert_eq!(ring.run(Op::Fsync { target: fixed, datasync: true }), 0);
     let c = ring.run_full(Op::read(fixed, Memory::zeroed(6), 0));
     assert_eq!(c.output.as_deref(), Some(&b"fixed!"[..]));
-    assert_eq!(ring.run(Op::unregister_file(slot)), slot as i32);
+    assert_eq!(ring.run(Op::unregister_file(slot)), 0);
     // A released slot is refused before reaching the kernel.
     assert!(ring.ring.submit(0, Op::read(fixed, Memory::zeroed(1), 0)).is_err());
     ring.run(Op::Close { fd });
