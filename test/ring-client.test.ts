@@ -87,6 +87,12 @@ describe("RingClient over the binding", () => {
       expect(() => client.submit((n, id) => n.statx(id, CWD, "/", 0, 0, new Uint8Array(16)), () => {})).toThrow(/statx output/)
       expect(() => client.submit((n, id) => n.read(id, 5, true, new Uint8Array(1), 0, false), () => {})).toThrow(/not registered/)
       expect(() => client.submit((n, id) => (n.read as Function)(id, fd, false, "not bytes", 0, false), () => {})).toThrow(/Uint8Array/)
+      expect(() =>
+        client.submitMany(2, (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0, 8, 0, 8]), tokens), () => {})
+      ).toThrow(/longer than the buffer/)
+      expect(() =>
+        client.submitMany(1, (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0]), tokens), () => {})
+      ).toThrow(/two ranges entries/)
       expect(client.pending).toBe(0)
     } finally {
       client.shutdown()

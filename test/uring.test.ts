@@ -41,6 +41,47 @@ layer(Uring.layer())("Uring", (it) => {
         }
       }))
 
+    it.scoped("readBatch reads many ranges in one crossing, in order, short only at end of file", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "batch")
+        const data = pattern(1 << 20, 11)
+        Fs.writeFileSync(path, data)
+        const file = yield* uring.register(yield* uring.open(path))
+        const ranges = Array.from({ length: 2000 }, (_, i) => ({ offset: (i * 7919) % (data.length - 100), length: 1 + (i % 300) }))
+        ranges.push({ offset: data.length - 10, length: 50 }, { offset: data.length + 5, length: 8 })
+        const slices = yield* uring.readBatch(file, ranges)
+        expect(slices.length).toBe(ranges.length)
+        ranges.forEach((range, i) => {
+          const expected = data.subarray(range.offset, range.offset + range.length)
+          expect(Buffer.compare(slices[i]!, expected)).toBe(0)
+        })
+        expect(slices.at(-2)!.length).toBe(10)
+        expect(slices.at(-1)!.length).toBe(0)
+        expect(yield* uring.readBatch(file, [])).toEqual([])
+        expect((yield* Effect.flip(uring.readBatch(987_654, [{ offset: 0, length: 4 }])))._tag).toBe("BadDescriptor")
+        expect((yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 4 }, { offset: -1, length: 4 }])))._tag).toBe(
+          "InvalidArgument"
+        )
+      }))
+
+    it.scoped("an interrupted readBatch cancels what is still pending and waits for it", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const fifoPath = Path.join(dir, "fifo")
+        mkfifo(fifoPath)
+        const fifo = yield* uring.open(fifoPath, { flag: "r+" })
+        Fs.writeFileSync(fifoPath, Buffer.alloc(8, 1))
+        const fiber = yield* Effect.fork(uring.readBatch(fifo, Array.from({ length: 32 }, () => ({ offset: 0, length: 8 }))))
+        yield* realSleep(20)
+        yield* Fiber.interrupt(fiber)
+        // The ring still serves reads from the same FIFO afterwards.
+        Fs.writeFileSync(fifoPath, Buffer.alloc(8, 2))
+        expect(Array.from(yield* uring.read(fifo, 0, 8))).toEqual(Array(8).fill(2))
+      }))
+
     it.scoped("fsync, fdatasync, fallocate, fadvise, ftruncate", () =>
       Effect.gen(function*() {
         const uring = yield* Uring

@@ -63,6 +63,40 @@ export class RingClient {
   }
 
   /**
+   * Submits `count` ops in one crossing: `start` receives their ids and an array to fill with
+   * their cancel tokens. `onResult(index, result)` runs once per op. Throws what the binding
+   * throws, in which case nothing is pending.
+   */
+  submitMany(
+    count: number,
+    start: (native: NativeRing, ids: Int32Array, tokens: Float64Array) => void,
+    onResult: (index: number, result: number) => void,
+    keep?: unknown
+  ): Array<Submitted> {
+    const ids = new Int32Array(count)
+    for (let i = 0; i < count; i++) {
+      const id = this.freeIds.pop() ?? this.callbacks.length
+      ids[i] = id
+      this.callbacks[id] = (result) => onResult(i, result)
+      this.memory[id] = keep
+    }
+    const tokens = new Float64Array(count)
+    try {
+      start(this.native, ids, tokens)
+    } catch (error) {
+      for (const id of ids) {
+        this.callbacks[id] = undefined
+        this.memory[id] = undefined
+        this.freeIds.push(id)
+      }
+      throw error
+    }
+    if (count > 0 && this.pendingCount === 0) this.native.ref()
+    this.pendingCount += count
+    return Array.from(ids, (id, i) => ({ id, token: tokens[i]! }))
+  }
+
+  /**
    * Asks the kernel to cancel an op. `onSettled` replaces the op's callback: it runs when the
    * op's completion arrives (the real result or `-ECANCELED`), after which the kernel is done
    * with the op's memory.

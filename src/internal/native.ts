@@ -49,6 +49,12 @@ export interface NativeRing {
   read(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, exact: boolean): number
   /** `all`: loop on short writes until `buf` is written; stops short only when the kernel writes 0 bytes. */
   write(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, all: boolean): number
+  /**
+   * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
+   * in one crossing; op `i` has id `ids[i]` and its cancel token is written to `tokens[i]`.
+   * All or none. Returns the number of ops queued.
+   */
+  readMany(ids: Int32Array, fd: number, fixed: boolean, buf: Uint8Array, ranges: Float64Array, tokens: Float64Array): number
   fsync(id: number, fd: number, fixed: boolean, datasync: boolean): number
   fallocate(id: number, fd: number, fixed: boolean, offset: number, length: number, mode: number): number
   fadvise(id: number, fd: number, fixed: boolean, offset: number, length: number, advice: number): number

@@ -44,6 +44,10 @@ class Refused {
   constructor(readonly error: UringError) {}
 }
 
+/** Turns a `Refused` thrown while building an effect into its typed failure. */
+const refusedAsFailure = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | UringError, R> =>
+  Effect.catchAllDefect(self, (defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect))
+
 const check = <A>(result: Either.Either<A, InvalidArgument>): A => {
   if (Either.isLeft(result)) throw new Refused(result.left)
   return result.right
@@ -142,6 +146,12 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     }
   }
 
+  /** The error for a negative result: the errno's tag, or RingClosed for ops cancelled by closing. */
+  const failure = (result: number, context: Context): UringError =>
+    -result === ECANCELED && client.closed
+      ? new RingClosed({ operation: context.operation })
+      : fromErrno(-result, context)
+
   /**
    * Runs one native op as an Effect. `body` validates (throwing `Refused`) and submits; the
    * result is the syscall's non-negative value. When interrupted, the op is cancelled and the
@@ -152,14 +162,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       let submitted
       try {
         submitted = client.submit(body, (result) => {
-          if (result >= 0) return resume(Effect.succeed(result))
-          resume(
-            Effect.fail(
-              -result === ECANCELED && client.closed
-                ? new RingClosed({ operation: context.operation })
-                : fromErrno(-result, context)
-            )
-          )
+          resume(result >= 0 ? Effect.succeed(result) : Effect.fail(failure(result, context)))
         }, keep)
       } catch (error) {
         resume(Effect.fail(thrown(error, context)))
@@ -198,7 +201,62 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
             : Effect.succeed(read === n ? buffer : buffer.subarray(0, read))
         )
       )
-    }).pipe(Effect.catchAllDefect((defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)))
+    }).pipe(refusedAsFailure)
+
+  /** Reads every range in one crossing into native code; slices of one buffer come back in order. */
+  const readBatch = (
+    file: FileLike,
+    ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>
+  ): Effect.Effect<Array<Uint8Array>, UringError> =>
+    Effect.suspend(() => {
+      const operation = "readBatch"
+      const context: Context = { operation, ...describe(file) }
+      const packed = new Float64Array(ranges.length * 2)
+      let total = 0
+      ranges.forEach((range, i) => {
+        packed[2 * i] = Either.getOrThrowWith(validate.offset(operation, range.offset), (e) => new Refused(e))
+        const length = Either.getOrThrowWith(validate.length(operation, range.length), (e) => new Refused(e))
+        packed[2 * i + 1] = length
+        total += length
+      })
+      if (ranges.length === 0) return Effect.succeed([])
+      const buffer = new Uint8Array(total)
+      return Effect.async<Array<Uint8Array>, UringError>((resume) => {
+        const results = new Float64Array(ranges.length)
+        const done = new Uint8Array(ranges.length)
+        let remaining = ranges.length
+        let ops
+        try {
+          ops = client.submitMany(ranges.length, (native, ids, tokens) => {
+            const target = resolveFile(operation, file)
+            native.readMany(ids, target.fd, target.fixed, buffer, packed, tokens)
+          }, (index, result) => {
+            results[index] = result
+            done[index] = 1
+            if (--remaining > 0) return
+            const failed = results.findIndex((r) => r < 0)
+            if (failed >= 0) return resume(Effect.fail(failure(results[failed]!, context)))
+            let at = 0
+            resume(Effect.succeed(Array.from(results, (read, i) => {
+              const slice = buffer.subarray(at, at + read)
+              at += packed[2 * i + 1]!
+              return slice
+            })))
+          }, buffer)
+        } catch (error) {
+          resume(Effect.fail(thrown(error, context)))
+          return
+        }
+        const submitted = ops
+        return Effect.async<void>((settled) => {
+          // Only ops still pending: a finished op's id may already belong to another op.
+          const pending = submitted.filter((_, i) => done[i] === 0)
+          let left = pending.length
+          if (left === 0) return settled(Effect.void)
+          for (const op of pending) client.cancel(op, () => --left === 0 && settled(Effect.void))
+        })
+      })
+    }).pipe(refusedAsFailure)
 
   const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
     run({ operation, ...describe(file) }, (native, id) => {
@@ -227,7 +285,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         )
       }
       return step(0)
-    }).pipe(Effect.catchAllDefect((defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)))
+    }).pipe(refusedAsFailure)
 
   const fileOp = (operation: string, submit: (native: NativeRing, id: number, fd: number, fixed: boolean) => number) =>
   (file: FileLike) =>
@@ -392,6 +450,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     openDir: traced("openDir", openDir),
     read: traced("read", readFresh("read", false)),
     readExact: traced("readExact", readFresh("readExact", true)),
+    readBatch: traced("readBatch", readBatch),
     readInto: traced("readInto", (file: FileLike, offset: Position, buffer: Uint8Array) => readInto(file, offset, buffer)),
     write: traced("write", (file: FileLike, offset: Position, data: Uint8Array) => write(file, offset, data)),
     writeAll: traced("writeAll", writeAll),

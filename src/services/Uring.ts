@@ -41,6 +41,15 @@ export interface UringShape {
   readonly ringId: number
   /** Reads up to `length` bytes at `offset`; shorter only at end of file. */
   readonly read: (file: FileLike, offset: Position, length: Position) => Effect.Effect<Uint8Array, UringError>
+  /**
+   * Reads several ranges in one crossing into native code (one kernel read each, queued under one
+   * lock): the batch entry point for many small reads. Succeeds with one array per range, in
+   * order, each shorter than asked only at end of file; fails with the first range's error.
+   */
+  readonly readBatch: (
+    file: FileLike,
+    ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>
+  ) => Effect.Effect<Array<Uint8Array>, UringError>
   /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
   readonly readInto: (file: FileLike, offset: Position, buffer: Uint8Array) => Effect.Effect<number, UringError>
   /** Reads exactly `length` bytes, or fails with `UnexpectedEof`. */

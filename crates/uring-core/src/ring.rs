@@ -62,6 +62,21 @@ pub struct Ring {
     cq_entries: u32,
 }
 
+/// Checks an op against the ring's state: open for work, and any registered slot it uses in use.
+fn admit(st: &State, op: &Op) -> Result<(), EngineError> {
+    if st.closing {
+        return Err(EngineError::Closed);
+    }
+    match op.fixed_slot() {
+        Some(slot) if st.files.raw_fd(slot).is_none() => Err(not_registered(slot)),
+        _ => Ok(()),
+    }
+}
+
+fn not_registered(slot: u32) -> EngineError {
+    EngineError::InvalidArgument(format!("registered file slot {slot} is not registered"))
+}
+
 /// Whether io_uring can be set up here: `Ok` or the positive errno of `io_uring_setup`.
 pub fn probe() -> Result<(), i32> {
     IoUring::new(2).map(drop).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
@@ -167,31 +182,45 @@ impl Ring {
     pub fn submit(&self, user: u64, mut op: Op) -> Result<OpKey, EngineError> {
         op.validate().map_err(EngineError::InvalidArgument)?;
         let mut st = self.shared.lock();
-        if st.closing {
-            return Err(EngineError::Closed);
-        }
-        if let Some(slot) = op.fixed_slot() {
-            if st.files.raw_fd(slot).is_none() {
-                return Err(EngineError::InvalidArgument(format!("registered file slot {slot} is not registered")));
-            }
-        }
+        admit(&st, &op)?;
         match &mut op {
             Op::RegisterFile { slot, fds } => {
                 *slot = st.files.reserve(fds[0]).ok_or(EngineError::TableFull)?;
             }
             Op::UnregisterFile { slot, .. } => {
                 if !st.files.begin_release(*slot) {
-                    return Err(EngineError::InvalidArgument(format!("registered file slot {slot} is not registered")));
+                    return Err(not_registered(*slot));
                 }
             }
             _ => {}
         }
+        let key = self.enqueue(&mut st, user, op);
+        Ok(key)
+    }
+
+    /// Queues several ops under one lock, all or none: if any is refused, nothing is queued.
+    /// Registration ops are not accepted here (their slot bookkeeping is per op).
+    pub fn submit_batch(&self, ops: Vec<(u64, Op)>) -> Result<Vec<OpKey>, EngineError> {
+        for (_, op) in &ops {
+            op.validate().map_err(EngineError::InvalidArgument)?;
+            if matches!(op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
+                return Err(EngineError::InvalidArgument("registration ops cannot be batched".into()));
+            }
+        }
+        let mut st = self.shared.lock();
+        for (_, op) in &ops {
+            admit(&st, op)?;
+        }
+        Ok(ops.into_iter().map(|(user, op)| self.enqueue(&mut st, user, op)).collect())
+    }
+
+    fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
         let key = st.slab.insert(InFlight { user, op, in_kernel: false, abandoned: false });
         st.queue.push_back(key);
         if st.submitter_idle {
             self.shared.work.notify_one();
         }
-        Ok(key)
+        key
     }
 
     /// Gives up on an operation: the kernel is asked to cancel it, and its completion (the real

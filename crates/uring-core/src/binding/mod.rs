@@ -6,3 +6,4 @@
 mod args;
 mod delivery;
 mod native_ring;
+mod views;

@@ -10,7 +10,8 @@ use napi_derive::napi;
 
 use super::args::{engine_error, op_id, path, position, target};
 use super::delivery::{JsSink, Tsfn};
-use crate::{Memory, Op, Ring, RingConfig};
+use super::views::{Bytes, F64s, I32s};
+use crate::{Op, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -43,50 +44,6 @@ impl ValidateNapiValue for Callback {}
 impl FromNapiValue for Callback {
     unsafe fn from_napi_value(_env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
         Ok(Callback(value))
-    }
-}
-
-/// Memory of a JS `Uint8Array` (a Node `Buffer` included), borrowed for one op.
-pub struct Bytes {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl TypeName for Bytes {
-    fn type_name() -> &'static str {
-        "Uint8Array"
-    }
-    fn value_type() -> ValueType {
-        ValueType::Object
-    }
-}
-
-impl ValidateNapiValue for Bytes {}
-
-impl FromNapiValue for Bytes {
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut kind = 0;
-        let mut len = 0;
-        let mut data = std::ptr::null_mut();
-        let mut buffer = std::ptr::null_mut();
-        let mut offset = 0;
-        // SAFETY: a live env and a value of this call; N-API reports a non-typed-array as an error.
-        let status = unsafe {
-            sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
-        };
-        if status != sys::Status::napi_ok || kind != sys::TypedarrayType::uint8_array {
-            return Err(super::args::invalid("expected a Uint8Array"));
-        }
-        Ok(Bytes { ptr: data.cast(), len })
-    }
-}
-
-impl Bytes {
-    /// # Safety
-    /// The JS client must keep the array referenced until the op's completion is delivered.
-    unsafe fn lend(self) -> Memory {
-        // SAFETY: per this function's contract.
-        unsafe { Memory::borrowed(self.ptr, self.len) }
     }
 }
 
@@ -206,6 +163,40 @@ impl NativeRing {
         let offset = position("offset", offset)?;
         let target = target(fd, fixed)?;
         self.submit(id, if exact { Op::read_exact(target, memory, offset) } else { Op::read(target, memory, offset) })
+    }
+
+    /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
+    /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
+    /// is written to `tokens[i]`. All or none: a refused range queues nothing.
+    #[napi(catch_unwind)]
+    pub fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s) -> Result<u32> {
+        let ids = ids.as_slice();
+        let ranges = ranges.as_slice();
+        let tokens = tokens.as_mut_slice();
+        if ranges.len() != ids.len() * 2 || tokens.len() < ids.len() {
+            return Err(super::args::invalid("readMany needs two ranges entries and one token slot per id"));
+        }
+        let target = target(fd, fixed)?;
+        let mut ops = Vec::with_capacity(ids.len());
+        let mut at = 0usize;
+        for (i, &id) in ids.iter().enumerate() {
+            let offset = position("offset", ranges[2 * i])?;
+            let len = position("length", ranges[2 * i + 1])? as usize;
+            let end = at.checked_add(len).filter(|end| *end <= buf.len());
+            let Some(end) = end else {
+                return Err(super::args::invalid("readMany ranges are longer than the buffer"));
+            };
+            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until every
+            // op of the batch has completed.
+            let memory = unsafe { buf.lend_range(at, len) };
+            ops.push((op_id(id)?, Op::read(target, memory, offset)));
+            at = end;
+        }
+        let keys = self.host.ring.submit_batch(ops).map_err(engine_error)?;
+        for (token, key) in tokens.iter_mut().zip(&keys) {
+            *token = *key as f64;
+        }
+        Ok(keys.len() as u32)
     }
 
     #[napi(catch_unwind)]

@@ -1,0 +1,113 @@
+//! Typed-array arguments borrowed for the length of a call (or, for op memory, until the op's
+//! completion, which the JS client guarantees by keeping the array referenced).
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+
+use crate::Memory;
+
+/// The data pointer and element count of a typed array of the `expected` kind.
+///
+/// # Safety
+/// `env` and `value` must be a live env and a value of the current call.
+unsafe fn typed_array(env: sys::napi_env, value: sys::napi_value, expected: i32, name: &str) -> Result<(*mut u8, usize)> {
+    let mut kind = 0;
+    let mut len = 0;
+    let mut data = std::ptr::null_mut();
+    let mut buffer = std::ptr::null_mut();
+    let mut offset = 0;
+    // SAFETY: per this function's contract; N-API reports a non-typed-array as an error status.
+    let status = unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) };
+    if status != sys::Status::napi_ok || kind != expected {
+        return Err(super::args::invalid(format!("expected a {name}")));
+    }
+    Ok((data.cast(), len))
+}
+
+macro_rules! view {
+    ($name:ident, $elem:ty, $kind:expr, $js:literal) => {
+        #[doc = concat!("A borrowed `", $js, "`.")]
+        pub struct $name {
+            ptr: *mut $elem,
+            len: usize,
+        }
+
+        impl TypeName for $name {
+            fn type_name() -> &'static str {
+                $js
+            }
+            fn value_type() -> ValueType {
+                ValueType::Object
+            }
+        }
+
+        impl ValidateNapiValue for $name {}
+
+        impl FromNapiValue for $name {
+            unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+                // SAFETY: called by napi with the live env and value of this call.
+                let (ptr, len) = unsafe { typed_array(env, value, $kind, $js) }?;
+                Ok($name { ptr: ptr.cast(), len })
+            }
+        }
+
+        impl $name {
+            pub fn len(&self) -> usize {
+                self.len
+            }
+        }
+    };
+}
+
+view!(Bytes, u8, sys::TypedarrayType::uint8_array, "Uint8Array");
+view!(I32s, i32, sys::TypedarrayType::int32_array, "Int32Array");
+view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
+
+impl Bytes {
+    /// # Safety
+    /// The JS client must keep the array referenced until the op's completion is delivered.
+    pub unsafe fn lend(self) -> Memory {
+        // SAFETY: per this function's contract.
+        unsafe { Memory::borrowed(self.ptr, self.len) }
+    }
+
+    /// `len` bytes from `at`, which the caller has checked lie inside the array.
+    ///
+    /// # Safety
+    /// As for `lend`, and `at + len <= self.len()`.
+    pub unsafe fn lend_range(&self, at: usize, len: usize) -> Memory {
+        // SAFETY: per this function's contract the range is inside the array.
+        unsafe { Memory::borrowed(self.ptr.add(at), len) }
+    }
+}
+
+impl I32s {
+    /// Valid for the current call only.
+    pub fn as_slice(&self) -> &[i32] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: napi reported `len` elements at `ptr`, alive for this call.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl F64s {
+    /// Valid for the current call only.
+    pub fn as_slice(&self) -> &[f64] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: as for `I32s::as_slice`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// Valid for the current call only; the caller passed this array to be written.
+    pub fn as_mut_slice(&self) -> &mut [f64] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: as above; no other Rust reference to this array exists during the call.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
