@@ -21,6 +21,7 @@ export class RingClient {
   private readonly freeIds: Array<number> = []
   private pendingCount = 0
   private batchCount = 0
+  private flushScheduled = false
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -59,6 +60,7 @@ export class RingClient {
       throw error
     }
     if (this.pendingCount++ === 0) this.native.ref()
+    this.scheduleFlush()
     return { id, token }
   }
 
@@ -93,6 +95,7 @@ export class RingClient {
     }
     if (count > 0 && this.pendingCount === 0) this.native.ref()
     this.pendingCount += count
+    this.scheduleFlush()
     return Array.from(ids, (id, i) => ({ id, token: tokens[i]! }))
   }
 
@@ -113,6 +116,21 @@ export class RingClient {
   /** Closes the ring: cancels in-flight ops and waits (bounded) for the kernel to finish them. */
   shutdown(): void {
     this.native.shutdown()
+  }
+
+  /**
+   * Submits do not wake the native submission thread; one flush at the end of the current
+   * microtask burst does, so the fibers resumed by one completion batch share one wake-up.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    queueMicrotask(this.flush)
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false
+    this.native.flush()
   }
 
   private readonly onBatch = (batch: Int32Array): void => {

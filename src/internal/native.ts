@@ -76,6 +76,8 @@ export interface NativeRing {
   registerFile(id: number, fd: number): number
   /** Completion result = 0; the slot is free for reuse after this completion. */
   unregisterFile(id: number, slot: number): number
+  /** Wakes the submission thread for everything submitted since the last flush (submits never do). */
+  flush(): void
   /** Ask the kernel to cancel the op behind `token`; harmless if it already completed. */
   cancel(token: number): void
   /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */

@@ -21,6 +21,9 @@ pub struct RingConfig {
     pub registered_files: u32,
     /// How long `close` waits for in-flight operations to complete after cancelling them.
     pub shutdown_timeout: Duration,
+    /// Submitting does not wake the submission thread; the caller calls `Ring::flush` once after
+    /// queueing a burst, so one wake-up (a futex syscall and a context switch) serves many ops.
+    pub deferred_wakeups: bool,
 }
 
 /// The largest submission queue the kernel accepts (`IORING_MAX_ENTRIES`).
@@ -38,6 +41,7 @@ impl Default for RingConfig {
             defer_taskrun: false,
             registered_files: 4096,
             shutdown_timeout: Duration::from_secs(5),
+            deferred_wakeups: false,
         }
     }
 }

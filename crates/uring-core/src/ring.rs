@@ -58,6 +58,7 @@ pub struct Ring {
     shared: Arc<Shared>,
     threads: Mutex<Option<(JoinHandle<bool>, JoinHandle<()>)>>,
     shutdown_timeout: Duration,
+    deferred_wakeups: bool,
     sq_entries: u32,
     cq_entries: u32,
 }
@@ -173,6 +174,7 @@ impl Ring {
             shared,
             threads: Mutex::new(Some((submission, completion))),
             shutdown_timeout: config.shutdown_timeout,
+            deferred_wakeups: config.deferred_wakeups,
             sq_entries,
             cq_entries,
         })
@@ -217,10 +219,19 @@ impl Ring {
     fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
         let key = st.slab.insert(InFlight { user, op, in_kernel: false, abandoned: false });
         st.queue.push_back(key);
-        if st.submitter_idle {
+        if st.submitter_idle && !self.deferred_wakeups {
             self.shared.work.notify_one();
         }
         key
+    }
+
+    /// Wakes the submission thread for ops queued since the last wake-up (rings with
+    /// `deferred_wakeups`; harmless otherwise).
+    pub fn flush(&self) {
+        let st = self.shared.lock();
+        if st.submitter_idle && !st.queue.is_empty() {
+            self.shared.work.notify_one();
+        }
     }
 
     /// Gives up on an operation: the kernel is asked to cancel it, and its completion (the real

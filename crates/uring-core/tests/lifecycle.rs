@@ -230,3 +230,18 @@ struct NullSink;
 impl uring_core::CompletionSink for NullSink {
     fn deliver(&self, _: Vec<uring_core::Completion>) {}
 }
+
+#[test]
+fn with_deferred_wakeups_one_flush_submits_everything_queued() {
+    let _serial = serial();
+    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..RingConfig::default() });
+    std::thread::sleep(Duration::from_millis(50));
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    let users: Vec<u64> = (0..100).map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8), i * 8)).0).collect();
+    assert!(ring.wait_for(users[0], Duration::from_millis(100)).is_none(), "nothing moves before the flush");
+    ring.ring.flush();
+    for user in users {
+        assert_eq!(ring.wait(user).result, 8);
+    }
+}

@@ -85,6 +85,8 @@ fn config(options: &RingOptions) -> RingConfig {
             .shutdown_timeout_ms
             .map(|ms| Duration::from_millis(u64::from(ms)))
             .unwrap_or(defaults.shutdown_timeout),
+        // The JS client flushes once per turn of the event loop (src/internal/RingClient.ts).
+        deferred_wakeups: true,
     }
 }
 
@@ -309,6 +311,13 @@ impl NativeRing {
     #[napi(catch_unwind)]
     pub fn unregister_file(&self, id: i32, slot: u32) -> Result<f64> {
         self.submit(id, Op::unregister_file(slot))
+    }
+
+    /// Wakes the submission thread for everything queued since the last flush. Submit methods
+    /// do not wake it: the JS client calls this once after a burst of submissions.
+    #[napi(catch_unwind)]
+    pub fn flush(&self) {
+        self.host.ring.flush();
     }
 
     /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
