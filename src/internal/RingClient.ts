@@ -9,6 +9,9 @@
  */
 import { load, type NativeRing, type NativeRingOptions } from "./native.js"
 
+/** Ops submitted between two wake-ups of the submission thread, at most. */
+const FLUSH_EVERY = 16
+
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number) => void
 
@@ -22,6 +25,7 @@ export class RingClient {
   private pendingCount = 0
   private batchCount = 0
   private flushScheduled = false
+  private unflushed = 0
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -95,7 +99,7 @@ export class RingClient {
     }
     if (count > 0 && this.pendingCount === 0) this.native.ref()
     this.pendingCount += count
-    this.scheduleFlush()
+    this.scheduleFlush(count)
     return Array.from(ids, (id, i) => ({ id, token: tokens[i]! }))
   }
 
@@ -122,7 +126,14 @@ export class RingClient {
    * Submits do not wake the native submission thread; one flush at the end of the current
    * microtask burst does, so the fibers resumed by one completion batch share one wake-up.
    */
-  private scheduleFlush(): void {
+  private scheduleFlush(ops = 1): void {
+    // A long burst also flushes every FLUSH_EVERY ops, so the kernel starts on the first ops
+    // while JS is still resuming fibers and submitting the rest.
+    this.unflushed += ops
+    if (this.unflushed >= FLUSH_EVERY) {
+      this.unflushed = 0
+      this.native.flush()
+    }
     if (this.flushScheduled) return
     this.flushScheduled = true
     queueMicrotask(this.flush)
@@ -130,6 +141,8 @@ export class RingClient {
 
   private readonly flush = (): void => {
     this.flushScheduled = false
+    if (this.unflushed === 0) return
+    this.unflushed = 0
     this.native.flush()
   }
 

@@ -54,6 +54,10 @@ export const offset = (
   value: number | bigint,
   argument = "offset"
 ): Either.Either<number, InvalidArgument> => {
+  // The common case, without the BigInt arithmetic below (this runs once per operation).
+  if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)) {
+    return Either.right(value + 0)
+  }
   const problem = notNonNegativeInteger(value)
   if (problem !== undefined) return refuse(operation, argument, problem)
   // Compare as bigint: a large number is an exact integer, so BigInt(value) cannot throw here.
