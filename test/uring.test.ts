@@ -1,8 +1,8 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Exit, Fiber, Scope } from "effect"
+import { Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { AtFlags, FallocateMode, make, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
+import { AtFlags, FallocateMode, make, Metadata, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
 import { fdCount, mkfifo, pattern, tempDir } from "./helpers/fixtures.js"
 
 /** Wall-clock sleep: `it.effect` runs on the TestClock, where `Effect.sleep` waits for the test to advance it. */
@@ -381,5 +381,17 @@ describe("Uring layer lifecycle", () => {
       }
       Fs.closeSync(fd)
       Fs.rmSync(dir, { recursive: true, force: true })
+    }))
+})
+
+describe("Metadata.fromStatx", () => {
+  it.effect("builds the same value the Schema class constructor builds", () =>
+    Effect.gen(function*() {
+      const meta = yield* Effect.flatMap(Uring, (uring) => uring.stat("/")).pipe(Effect.provide(Uring.layer({ ringSize: 8 })))
+      expect(meta).toBeInstanceOf(Metadata)
+      const rebuilt = new Metadata({ ...meta })
+      expect(Equal.equals(meta, rebuilt)).toBe(true)
+      expect(Equal.equals(meta, new Metadata({ ...meta, nlink: meta.nlink + 1 }))).toBe(false)
+      expect(Schema.is(Metadata)(meta)).toBe(true)
     }))
 })

@@ -1,6 +1,7 @@
 //! The ring handle: setup, submit, cancel and a bounded shutdown.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +38,10 @@ pub(crate) struct Shared {
     pub work: Condvar,
     /// Wakes `close`: the slab became empty.
     pub drained: Condvar,
+    /// The submission thread is waiting on `work`. Written only by that thread with `state`
+    /// locked, so a caller that queued work under the lock and then sees `false` knows the thread
+    /// will find that work before it waits; `flush` reads it without the lock.
+    pub submitter_idle: AtomicBool,
     pub sink: Box<dyn CompletionSink>,
     /// Most entries kept in the kernel at once, so the completion queue never overflows.
     pub op_budget: usize,
@@ -144,6 +149,7 @@ impl Ring {
             state: Mutex::new(State::new(FileTable::new(registered_files))),
             work: Condvar::new(),
             drained: Condvar::new(),
+            submitter_idle: AtomicBool::new(false),
             sink: Box::new(sink),
             op_budget: cq_entries as usize - (cq_entries as usize / 8).clamp(1, 64),
             cq_entries: cq_entries as usize,
@@ -219,17 +225,21 @@ impl Ring {
     fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
         let key = st.slab.insert(InFlight { user, op, in_kernel: false, abandoned: false });
         st.queue.push_back(key);
-        if st.submitter_idle && !self.deferred_wakeups {
-            self.shared.work.notify_one();
+        if !self.deferred_wakeups {
+            self.wake_submitter();
         }
         key
     }
 
     /// Wakes the submission thread for ops queued since the last wake-up (rings with
     /// `deferred_wakeups`; harmless otherwise).
+    /// Takes no lock: a JS thread flushing must not wait for the engine's threads.
     pub fn flush(&self) {
-        let st = self.shared.lock();
-        if st.submitter_idle && !st.queue.is_empty() {
+        self.wake_submitter();
+    }
+
+    fn wake_submitter(&self) {
+        if self.shared.submitter_idle.load(Ordering::SeqCst) {
             self.shared.work.notify_one();
         }
     }
@@ -250,9 +260,8 @@ impl Ring {
             // Still queued: the submission thread sweeps it out of the queue as cancelled.
             st.abandoned_queued += 1;
         }
-        if st.submitter_idle {
-            self.shared.work.notify_one();
-        }
+        drop(st);
+        self.wake_submitter();
     }
 
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for

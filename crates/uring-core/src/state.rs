@@ -36,8 +36,6 @@ pub(crate) struct State {
     pub cancel_all_sent: bool,
     /// Both threads must exit.
     pub stop: bool,
-    /// The submission thread is waiting on the work condvar.
-    pub submitter_idle: bool,
 }
 
 impl State {
@@ -52,7 +50,6 @@ impl State {
             closing: false,
             cancel_all_sent: false,
             stop: false,
-            submitter_idle: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! queue and waits with `enter(0, 1, GETEVENTS)`, never submitting.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, Submitter};
@@ -125,10 +126,10 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             if st.stop {
                 break;
             }
-            st.submitter_idle = true;
+            shared.submitter_idle.store(true, Ordering::SeqCst);
             if shared.coop_taskrun && st.in_kernel > 0 {
                 st = shared.work.wait_timeout(st, COOP_TICK).unwrap_or_else(|p| p.into_inner()).0;
-                st.submitter_idle = false;
+                shared.submitter_idle.store(false, Ordering::SeqCst);
                 drop(st);
                 // COOP_TASKRUN: completions that need this task's work run only when it enters.
                 // SAFETY: no arguments; GETEVENTS with min_complete 0 returns at once.
@@ -136,7 +137,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
                 st = shared.lock();
             } else {
                 st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
-                st.submitter_idle = false;
+                shared.submitter_idle.store(false, Ordering::SeqCst);
             }
             continue;
         }
@@ -192,7 +193,7 @@ pub(crate) fn completion_loop(shared: &Shared) {
             }
             reap(&mut st, user_data, res, &mut batch);
         }
-        if st.submitter_idle && (!st.queue.is_empty() || !st.cancels.is_empty()) {
+        if shared.submitter_idle.load(Ordering::SeqCst) && (!st.queue.is_empty() || !st.cancels.is_empty()) {
             shared.work.notify_one();
         }
         if st.closing && st.slab.is_empty() {
