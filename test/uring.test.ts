@@ -395,3 +395,30 @@ describe("Metadata.fromStatx", () => {
       expect(Schema.is(Metadata)(meta)).toBe(true)
     }))
 })
+
+describe("Uring.readFile", () => {
+  it.scoped("reads small, empty, large and missing files in one op each, closing every fd", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      const small = pattern(4096, 3)
+      const large = pattern(200_000, 5)
+      Fs.writeFileSync(Path.join(dir, "small"), small)
+      Fs.writeFileSync(Path.join(dir, "large"), large)
+      Fs.writeFileSync(Path.join(dir, "empty"), "")
+      const before = fdCount()
+      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "small")), small)).toBe(0)
+      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large")), large)).toBe(0)
+      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large"), { sizeHint: 10 }), large)).toBe(0)
+      expect((yield* uring.readFile(Path.join(dir, "empty"))).length).toBe(0)
+      expect((yield* Effect.flip(uring.readFile(Path.join(dir, "missing"))))._tag).toBe("NotFound")
+      expect((yield* Effect.flip(uring.readFile(dir)))._tag).toBe("IsADirectory")
+      expect((yield* Effect.flip(uring.readFile(Path.join(dir, "small"), { sizeHint: -1 })))._tag).toBe("InvalidArgument")
+      expect(fdCount()).toBe(before)
+      const many = yield* Effect.forEach(Array.from({ length: 500 }), () => uring.readFile(Path.join(dir, "small")), {
+        concurrency: 64
+      })
+      expect(many.every((bytes) => Buffer.compare(bytes, small) === 0)).toBe(true)
+      expect(fdCount()).toBe(before)
+    }))
+})

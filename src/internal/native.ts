@@ -67,6 +67,8 @@ export interface NativeRing {
   /** openat2 with `resolve` (RESOLVE_* bits). */
   openat2(id: number, dirfd: number, path: string, flags: number, mode: number, resolve: number): number
   close(id: number, fd: number): number
+  /** Open, read from offset 0 until `buf` is full or end of file, close: one op. Result: bytes read. */
+  readFile(id: number, dirfd: number, path: string, buf: Uint8Array): number
   renameat(id: number, oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): number
   unlinkat(id: number, dirfd: number, path: string, flags: number): number
   mkdirat(id: number, dirfd: number, path: string, mode: number): number

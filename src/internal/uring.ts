@@ -32,6 +32,10 @@ const ECANCELED = 125
 const ENFILE = 23
 /** Whole reads and writes report their count as an int32; larger ones go in pieces of this size. */
 const WHOLE_CHUNK = 1 << 30
+/** What `readFile` reads first: most files fit, so open+read+close is one op. */
+const READ_FILE_FIRST = 16 * 1024
+/** The largest whole file one op returns (its count is an int32). */
+const WHOLE_FILE_MAX = 0x7fffffff
 
 interface Context {
   readonly operation: string
@@ -258,6 +262,41 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       })
     }).pipe(refusedAsFailure)
 
+  /**
+   * A whole file in one op (open, read, close inside the engine). A first read into `capacity`
+   * bytes that comes back full means the file is larger: stat it and read again with room.
+   */
+  const readFile = (
+    path: string,
+    options?: { readonly sizeHint?: number }
+  ): Effect.Effect<Uint8Array, UringError> =>
+    Effect.suspend(() => {
+      const hint = options?.sizeHint
+      // One byte of room past the hint tells a file of exactly that size from a larger one.
+      const capacity = hint === undefined
+        ? READ_FILE_FIRST
+        : check(validate.length("readFile", hint, WHOLE_FILE_MAX - 1, "sizeHint")) + 1
+      return readWhole(path, capacity)
+    }).pipe(refusedAsFailure)
+
+  const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
+    Effect.suspend(() => {
+      const buffer = new Uint8Array(capacity)
+      return run({ operation: "readFile", path }, (native, id) =>
+        native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer).pipe(
+          Effect.flatMap((read) => {
+            // Keep a small file's bytes, not the whole first buffer.
+            if (read < capacity) return Effect.succeed(read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read))
+            return Effect.flatMap(stat(path), (meta) => {
+              const next = Math.max(Number(meta.size) + 4096, capacity * 2)
+              return next > WHOLE_FILE_MAX
+                ? Effect.fail(new InvalidArgument({ operation: "readFile", argument: "path", reason: `${path} is larger than ${WHOLE_FILE_MAX} bytes, the most one read can return` }))
+                : readWhole(path, next)
+            })
+          })
+        )
+    })
+
   const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
     run({ operation, ...describe(file) }, (native, id) => {
       const target = resolveFile(operation, file)
@@ -451,6 +490,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     read: traced("read", readFresh("read", false)),
     readExact: traced("readExact", readFresh("readExact", true)),
     readBatch: traced("readBatch", readBatch),
+    readFile: traced("readFile", readFile),
     readInto: traced("readInto", (file: FileLike, offset: Position, buffer: Uint8Array) => readInto(file, offset, buffer)),
     write: traced("write", (file: FileLike, offset: Position, data: Uint8Array) => write(file, offset, data)),
     writeAll: traced("writeAll", writeAll),

@@ -50,6 +50,12 @@ export interface UringShape {
     file: FileLike,
     ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>
   ) => Effect.Effect<Array<Uint8Array>, UringError>
+  /**
+   * Reads a whole file: open, read and close run as one op inside the engine, so a small file
+   * costs one crossing. `sizeHint` sizes the first read (default 64 KiB); larger files are read
+   * again with room after a stat. Files over 2 GiB fail with `InvalidArgument`.
+   */
+  readonly readFile: (path: string, options?: { readonly sizeHint?: number }) => Effect.Effect<Uint8Array, UringError>
   /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
   readonly readInto: (file: FileLike, offset: Position, buffer: Uint8Array) => Effect.Effect<number, UringError>
   /** Reads exactly `length` bytes, or fails with `UnexpectedEof`. */

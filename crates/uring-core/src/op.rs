@@ -68,6 +68,21 @@ pub enum Op {
     RegisterFile { slot: u32, fds: Box<[RawFd; 1]> },
     /// Empty registered slot `slot`; the slot is reused only after this completion.
     UnregisterFile { slot: u32, fds: Box<[RawFd; 1]> },
+    /// Open `path`, read it from offset 0 until `buf` is full or end of file, close it: one op
+    /// for the caller, three (or more) steps for the kernel, resubmitted by the completion thread.
+    /// The result is the byte count (or the first error); the fd is always closed.
+    ReadFile { dirfd: RawFd, path: CString, flags: i32, buf: Memory, phase: ReadFilePhase },
+}
+
+/// The step a `ReadFile` op is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFilePhase {
+    Open,
+    Read { fd: RawFd, done: usize },
+    /// Closing, with the result to report once closed.
+    Close { fd: RawFd, result: i32 },
+    /// The file is closed.
+    Done,
 }
 
 /// What the completion thread does with a completion.
@@ -103,6 +118,10 @@ impl Op {
 
     pub fn statx(dirfd: RawFd, path: CString, flags: i32, mask: u32) -> Op {
         Op::Statx { dirfd, path, flags, mask, out: Memory::zeroed(STATX_SIZE) }
+    }
+
+    pub fn read_file(dirfd: RawFd, path: CString, buf: Memory) -> Op {
+        Op::ReadFile { dirfd, path, flags: libc::O_RDONLY | libc::O_CLOEXEC, buf, phase: ReadFilePhase::Open }
     }
 
     pub fn register_file(fd: RawFd) -> Op {
@@ -168,6 +187,7 @@ impl Op {
             | Op::OpenAt { dirfd, .. }
             | Op::OpenAt2 { dirfd, .. }
             | Op::UnlinkAt { dirfd, .. }
+            | Op::ReadFile { dirfd, .. }
             | Op::MkdirAt { dirfd, .. }
             | Op::SymlinkAt { new_dirfd: dirfd, .. } => check_dirfd(*dirfd)?,
             Op::RenameAt { old_dirfd, new_dirfd, .. } | Op::LinkAt { old_dirfd, new_dirfd, .. } => {
@@ -202,6 +222,9 @@ impl Op {
             }
             Op::Ftruncate { len, .. } => check_offset(*len),
             Op::Fstat { out, .. } | Op::Statx { out, .. } => check_out(out),
+            Op::ReadFile { buf, .. } if buf.len() > i32::MAX as usize => {
+                Err(format!("a whole-file read is limited to {} bytes, got {}", i32::MAX, buf.len()))
+            }
             _ => Ok(()),
         }
     }
@@ -288,6 +311,18 @@ impl Op {
             Op::RegisterFile { slot, fds } | Op::UnregisterFile { slot, fds } => {
                 opcode::FilesUpdate::new(fds.as_ptr(), 1).offset(*slot as i32).build()
             }
+            Op::ReadFile { dirfd, path, flags, buf, phase } => match *phase {
+                ReadFilePhase::Open => opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).build(),
+                ReadFilePhase::Read { fd, done } => {
+                    let len = (buf.len() - done).min(MAX_RW_COUNT) as u32;
+                    // SAFETY: `done < buf.len()` in this phase, so the pointer stays inside the buffer.
+                    let ptr = unsafe { buf.as_mut_ptr().add(done) };
+                    opcode::Read::new(types::Fd(fd), ptr, len).offset(done as u64).build()
+                }
+                ReadFilePhase::Close { fd, .. } => opcode::Close::new(types::Fd(fd)).build(),
+                // Never queued: a Done op has completed.
+                ReadFilePhase::Done => opcode::Nop::new().build(),
+            },
         }
     }
 
@@ -299,7 +334,16 @@ impl Op {
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
             Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),
             Op::UnregisterFile { .. } if res >= 0 => Next::Complete(0),
+            Op::ReadFile { buf, phase, .. } => read_file_step(phase, res, buf.len()),
             _ => Next::Complete(res),
+        }
+    }
+
+    /// An fd this op opened and has not closed yet: whoever drops the op must close it.
+    pub(crate) fn held_fd(&self) -> Option<RawFd> {
+        match self {
+            Op::ReadFile { phase: ReadFilePhase::Read { fd, .. } | ReadFilePhase::Close { fd, .. }, .. } => Some(*fd),
+            _ => None,
         }
     }
 
@@ -315,11 +359,35 @@ impl Op {
     /// owned statx output. Borrowed memory gives nothing back.
     pub(crate) fn into_output(self, res: i32) -> Option<Vec<u8>> {
         match self {
-            Op::Read { buf, .. } if res >= 0 => buf.into_filled(res as usize),
+            Op::Read { buf, .. } | Op::ReadFile { buf, .. } if res >= 0 => buf.into_filled(res as usize),
             Op::Fstat { out, .. } | Op::Statx { out, .. } if res >= 0 => out.into_filled(STATX_SIZE),
             _ => None,
         }
     }
+}
+
+/// Moves a `ReadFile` op one step on.
+fn read_file_step(phase: &mut ReadFilePhase, res: i32, len: usize) -> Next {
+    let (next, outcome) = match *phase {
+        ReadFilePhase::Open if res < 0 => (ReadFilePhase::Done, Next::Complete(res)),
+        ReadFilePhase::Open if len == 0 => (ReadFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
+        ReadFilePhase::Open => (ReadFilePhase::Read { fd: res, done: 0 }, Next::Resubmit),
+        ReadFilePhase::Read { fd, .. } if res < 0 => (ReadFilePhase::Close { fd, result: res }, Next::Resubmit),
+        ReadFilePhase::Read { fd, done } => {
+            let done = done + res as usize;
+            if res > 0 && done < len {
+                (ReadFilePhase::Read { fd, done }, Next::Resubmit)
+            } else {
+                // Fits: the buffer is at most i32::MAX bytes (checked in `validate`).
+                (ReadFilePhase::Close { fd, result: done as i32 }, Next::Resubmit)
+            }
+        }
+        // The read's outcome stands whatever close reports: the data is already in the buffer.
+        ReadFilePhase::Close { result, .. } => (ReadFilePhase::Done, Next::Complete(result)),
+        ReadFilePhase::Done => (ReadFilePhase::Done, Next::Complete(res)),
+    };
+    *phase = next;
+    outcome
 }
 
 /// Advances a read or write by `res` bytes; with `whole`, asks for resubmission until `len` bytes

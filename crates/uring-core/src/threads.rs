@@ -10,7 +10,7 @@ use io_uring::{opcode, squeue, types, Submitter};
 
 use crate::op::Next;
 use crate::ring::{Completion, Shared};
-use crate::state::State;
+use crate::state::{InFlight, State};
 
 /// `user_data` of cancel entries: their completions only free budget.
 const CANCEL_TAG: u64 = 1 << 63;
@@ -60,7 +60,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
                 return true;
             }
             if let Some(op) = slab.remove(key) {
-                ended.push(Completion { user: op.user, result: -libc::ECANCELED, output: None });
+                ended.push(discard(op));
             }
             false
         });
@@ -75,7 +75,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
         if op.abandoned || *closing {
             st.queue.pop_front();
             if let Some(op) = st.slab.remove(key) {
-                ended.push(Completion { user: op.user, result: -libc::ECANCELED, output: None });
+                ended.push(discard(op));
             }
             continue;
         }
@@ -210,6 +210,15 @@ pub(crate) fn completion_loop(shared: &Shared) {
     }
 }
 
+/// Ends an op that will not run (further): closes any fd it still holds, reports it cancelled.
+fn discard(op: InFlight) -> Completion {
+    if let Some(fd) = op.op.held_fd() {
+        // SAFETY: the op opened `fd` and nobody else knows it; it is closed exactly once, here.
+        unsafe { libc::close(fd) };
+    }
+    Completion { user: op.user, result: -libc::ECANCELED, output: None }
+}
+
 /// Applies one op's completion: resubmit the rest, or release its slot and deliver.
 fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) {
     let closing = st.closing;
@@ -220,7 +229,12 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) {
             st.queue.push_front(key);
             return;
         }
-        Next::Resubmit => -libc::ECANCELED,
+        Next::Resubmit => {
+            if let Some(op) = st.slab.remove(key) {
+                batch.push(discard(op));
+            }
+            return;
+        }
         Next::Complete(result) => result,
     };
     let Some(op) = st.slab.remove(key) else { return };

@@ -2,6 +2,7 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
 
 use common::*;
 use uring_core::{Memory, Op, Target, MAX_RW_COUNT};
@@ -10,6 +11,7 @@ const CWD: i32 = libc::AT_FDCWD;
 
 #[test]
 fn write_then_read_at_offsets() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
@@ -37,6 +39,7 @@ fn write_then_read_at_offsets() {
 
 #[test]
 fn read_exact_and_write_all() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
@@ -57,6 +60,7 @@ fn read_exact_and_write_all() {
 
 #[test]
 fn reads_past_the_per_op_limit_are_split() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse");
@@ -78,6 +82,7 @@ fn reads_past_the_per_op_limit_are_split() {
 
 #[test]
 fn sync_allocate_advise_truncate() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
@@ -100,6 +105,7 @@ fn sync_allocate_advise_truncate() {
 
 #[test]
 fn statx_by_fd_by_path_and_of_a_registered_file() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
@@ -141,6 +147,7 @@ fn statx_by_fd_by_path_and_of_a_registered_file() {
 
 #[test]
 fn registered_files_read_and_write() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r");
@@ -159,6 +166,7 @@ fn registered_files_read_and_write() {
 
 #[test]
 fn open_flags_modes_and_dirfds() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let dfd = open_fd(&ring, dir.path(), libc::O_RDONLY | libc::O_DIRECTORY, 0);
@@ -185,6 +193,7 @@ fn umask() -> u32 {
 
 #[test]
 fn openat2_resolves_beneath_only() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("inside"), b"x").unwrap();
@@ -201,6 +210,7 @@ fn openat2_resolves_beneath_only() {
 
 #[test]
 fn rename_unlink_mkdir_symlink_link() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| cstr(&dir.path().join(n));
@@ -237,6 +247,7 @@ fn rename_unlink_mkdir_symlink_link() {
 
 #[test]
 fn bad_descriptors_come_back_as_errno() {
+    let _serial = serial();
     let ring = TestRing::new();
     assert_eq!(ring.run(Op::read(Target::Fd(987_654), Memory::zeroed(8), 0)), -libc::EBADF);
     assert_eq!(ring.run(Op::Fsync { target: Target::Fd(987_654), datasync: false }), -libc::EBADF);
@@ -248,6 +259,7 @@ fn bad_descriptors_come_back_as_errno() {
 
 #[test]
 fn a_batch_queues_all_its_ops_or_none() {
+    let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
@@ -271,4 +283,63 @@ fn a_batch_queues_all_its_ops_or_none() {
     assert!(ring.ring.submit_batch(vec![(3, Op::register_file(fd))]).is_err());
     assert_eq!(ring.ring.in_flight(), 0);
     ring.run(Op::Close { fd });
+}
+
+#[test]
+fn read_file_opens_reads_and_closes_in_one_op() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.path().join("f"), &data).unwrap();
+    std::fs::write(dir.path().join("empty"), b"").unwrap();
+    let before = fd_count();
+    let c = ring.run_full(Op::read_file(CWD, cstr(&dir.path().join("f")), Memory::zeroed(65536)));
+    assert_eq!(c.result, data.len() as i32);
+    assert_eq!(c.output.unwrap(), data);
+    // A buffer smaller than the file: filled, and the caller sees it is full.
+    let c = ring.run_full(Op::read_file(CWD, cstr(&dir.path().join("f")), Memory::zeroed(100)));
+    assert_eq!(c.output.unwrap(), data[..100]);
+    assert_eq!(ring.run(Op::read_file(CWD, cstr(&dir.path().join("empty")), Memory::zeroed(16))), 0);
+    assert_eq!(ring.run(Op::read_file(CWD, cstr(&dir.path().join("missing")), Memory::zeroed(16))), -libc::ENOENT);
+    assert_eq!(ring.run(Op::read_file(CWD, cstr(dir.path()), Memory::zeroed(16))), -libc::EISDIR);
+    assert_eq!(fd_count(), before, "every step closed its fd");
+}
+
+#[test]
+fn read_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (_fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let fifo = cstr(&dir.path().join("fifo"));
+    std::fs::write(dir.path().join("f"), vec![1u8; 4096]).unwrap();
+    let before = fd_count();
+    let ring = TestRing::new();
+    let ring_fds = fd_count() - before;
+    // Reads of a FIFO block after the open: cancel them while they hold their fd.
+    let held: Vec<(u64, u64)> = (0..50).map(|_| ring.submit(Op::read_file(CWD, fifo.clone(), Memory::zeroed(8)))).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    for (_, key) in &held {
+        ring.ring.cancel(*key);
+    }
+    for (user, _) in held {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+    // Abandoned at random points of open/read/close.
+    for _ in 0..500 {
+        let (user, key) = ring.submit(Op::read_file(CWD, cstr(&dir.path().join("f")), Memory::zeroed(4096)));
+        ring.ring.cancel(key);
+        let res = ring.wait(user).result;
+        assert!(res == 4096 || res == -libc::ECANCELED, "{res}");
+    }
+    assert_eq!(fd_count(), before + ring_fds);
+    // Shut down with reads holding fds.
+    let users: Vec<u64> = (0..50).map(|_| ring.submit(Op::read_file(CWD, fifo.clone(), Memory::zeroed(8))).0).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(ring.ring.close());
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+    drop(ring);
+    assert_eq!(fd_count(), before);
 }

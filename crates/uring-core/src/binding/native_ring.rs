@@ -271,6 +271,15 @@ impl NativeRing {
         self.submit(id, Op::OpenAt2 { dirfd, path: path(path_)?, how: Box::new(how) })
     }
 
+    /// Opens, reads from offset 0 into `buf` until it is full or end of file, and closes: one op.
+    /// The result is the byte count.
+    #[napi(catch_unwind)]
+    pub fn read_file(&self, id: i32, dirfd: i32, path_: String, buf: Bytes) -> Result<f64> {
+        // SAFETY: as for `read`.
+        let memory = unsafe { buf.lend() };
+        self.submit(id, Op::read_file(dirfd, path(path_)?, memory))
+    }
+
     #[napi(catch_unwind)]
     pub fn close(&self, id: i32, fd: i32) -> Result<f64> {
         self.submit(id, Op::Close { fd })
