@@ -422,3 +422,27 @@ describe("Uring.readFile", () => {
       expect(fdCount()).toBe(before)
     }))
 })
+
+describe("Uring.withFile", () => {
+  it.scoped("closes the fd when use succeeds, fails or is interrupted", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      const path = Path.join(dir, "f")
+      Fs.writeFileSync(path, "with file")
+      const before = fdCount()
+      const text = yield* uring.withFile(path, {}, (file) => Effect.map(uring.read(file, 0, 64), decode))
+      expect(text).toBe("with file")
+      expect(fdCount()).toBe(before)
+      const failed = yield* Effect.flip(uring.withFile(path, {}, () => Effect.fail("boom" as const)))
+      expect(failed).toBe("boom")
+      expect(fdCount()).toBe(before)
+      let inside = 0
+      const fiber = yield* Effect.fork(uring.withFile(path, {}, () => Effect.sync(() => inside = fdCount()).pipe(Effect.zipRight(Effect.never))))
+      while (inside === 0) yield* Effect.yieldNow()
+      expect(inside).toBe(before + 1)
+      yield* Fiber.interrupt(fiber)
+      expect(fdCount()).toBe(before)
+      expect((yield* Effect.flip(uring.withFile(Path.join(dir, "missing"), {}, () => Effect.void)))._tag).toBe("NotFound")
+    }))
+})

@@ -382,6 +382,18 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
     )
 
+  /** `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved. */
+  const withFile = <A, E, R>(
+    path: string,
+    options: OpenOptions,
+    use: (file: OwnedFd) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E | UringError, R> =>
+    Effect.acquireUseRelease(
+      openRaw("withFile", AtFlags.AT_FDCWD, path, options),
+      use,
+      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+    )
+
   const renameAt = (
     fromDir: DirLike,
     from: string,
@@ -522,6 +534,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         native.ftruncate(id, fd, fixed, check(validate.offset("ftruncate", length, "length"))))(file)),
     open: traced("open", (path: string, options?: OpenOptions) => openAt(AtFlags.AT_FDCWD, path, options)),
     openAt: traced("openAt", openAt),
+    withFile: <A, E, R>(path: string, options: OpenOptions, use: (file: OwnedFd) => Effect.Effect<A, E, R>) =>
+      config.tracing ? Effect.withSpan(withFile(path, options, use), "Uring.withFile") : withFile(path, options, use),
     stat: traced("stat", stat),
     statAt: traced("statAt", statAt),
     close: traced("close", closeFd),
