@@ -647,12 +647,14 @@ export const uringEffectBatch: Peer = async (ctx) => {
   const plan = readPlan(ctx)
   const ids = new Array<number>(w.qd)
   const ranges = Array.from({ length: w.qd }, () => ({ offset: 0, length: BLOCK }))
+  // One buffer reused by every batch, as a caller reading many batches would.
+  const into = { buffer: new Uint8Array(w.qd * BLOCK) }
   const batch = Effect.suspend(() => {
     for (let i = 0; i < w.qd; i++) {
       ids[i] = plan.next()
       ranges[i]!.offset = plan.offset(ids[i]!)
     }
-    return Effect.map(uring.readBatch(file, ranges), (chunks) => {
+    return Effect.map(uring.readBatch(file, ranges, into), (chunks) => {
       let ok = 0
       for (let i = 0; i < w.qd; i++) if (plan.check(chunks[i]!, chunks[i]!.length, ids[i]!)) ok++
       return ok

@@ -60,6 +60,15 @@ layer(Uring.layer())("Uring", (it) => {
         expect(slices.at(-2)!.length).toBe(10)
         expect(slices.at(-1)!.length).toBe(0)
         expect(yield* uring.readBatch(file, [])).toEqual([])
+        // Into a caller's buffer: slices of it, in order.
+        const reused = new Uint8Array(64 * 1024)
+        const into = yield* uring.readBatch(file, ranges.slice(0, 100), { buffer: reused })
+        expect(into[0]!.buffer).toBe(reused.buffer)
+        ranges.slice(0, 100).forEach((range, i) => {
+          expect(Buffer.compare(into[i]!, data.subarray(range.offset, range.offset + range.length))).toBe(0)
+        })
+        const tooSmall = yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 100 }], { buffer: new Uint8Array(10) }))
+        expect(tooSmall._tag).toBe("InvalidArgument")
         expect((yield* Effect.flip(uring.readBatch(987_654, [{ offset: 0, length: 4 }])))._tag).toBe("BadDescriptor")
         expect((yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 4 }, { offset: -1, length: 4 }])))._tag).toBe(
           "InvalidArgument"

@@ -45,10 +45,13 @@ export interface UringShape {
    * Reads several ranges in one crossing into native code (one kernel read each, queued under one
    * lock): the batch entry point for many small reads. Succeeds with one array per range, in
    * order, each shorter than asked only at end of file; fails with the first range's error.
+   * With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
+   * to avoid an allocation per call); otherwise a new one is allocated.
    */
   readonly readBatch: (
     file: FileLike,
-    ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>
+    ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>,
+    options?: { readonly buffer?: Uint8Array }
   ) => Effect.Effect<Array<Uint8Array>, UringError>
   /**
    * Reads a whole file: open, read and close run as one op inside the engine, so a small file
