@@ -7,14 +7,12 @@
 import * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option, type Scope, Stream } from "effect"
-import { Buffer } from "node:buffer"
 import * as Crypto from "node:crypto"
 import * as NFS from "node:fs"
 import * as OS from "node:os"
 import * as Path from "node:path"
 import type { UringError } from "../../errors/UringError.js"
 import { OpenFlags } from "../../services/Flags.js"
-import type { OwnedFd } from "../../services/Handles.js"
 import type { Metadata } from "../../services/Metadata.js"
 import type { UringShape } from "../../services/Uring.js"
 import type { UringFile } from "../UringFileSystem.js"
@@ -29,8 +27,6 @@ export const UringFileSystemTypeId: unique symbol = Symbol.for("effect-uring/Uri
 /** Pieces of large whole-file reads and copies, several of them in flight. */
 const PIECE = 4 * 1024 * 1024
 const PIECES_IN_FLIGHT = 8
-/** Reads of files whose size statx does not know (procfs, character devices). */
-const UNKNOWN_SIZE_CHUNK = 64 * 1024
 /** Entries removed or copied at once in a tree. */
 const TREE_CONCURRENCY = 8
 const TEMP_ATTEMPTS = 100
@@ -88,51 +84,9 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // == readFile
 
-  /** Reads `size` bytes from 0 in pieces, several in flight; stops at the first short piece (the file shrank). */
-  const readKnownSize = (handle: OwnedFd, size: number): Effect.Effect<Uint8Array, UringError> => {
-    if (size <= PIECE) {
-      return Effect.map(uring.read(handle, 0, size), readBuffer)
-    }
-    return Effect.suspend(() => {
-      const buffer = Buffer.allocUnsafeSlow(size)
-      const offsets: Array<number> = []
-      for (let at = 0; at < size; at += PIECE) offsets.push(at)
-      let end = size
-      return Effect.forEach(offsets, (at) => {
-        const piece = buffer.subarray(at, Math.min(size, at + PIECE))
-        return Effect.map(uring.readInto(handle, at, piece), (read) => {
-          if (read < piece.length) end = Math.min(end, at + read)
-        })
-      }, { concurrency: PIECES_IN_FLIGHT, discard: true }).pipe(
-        Effect.map(() => end === size ? buffer : buffer.subarray(0, end))
-      )
-    })
-  }
-
-  /** Reads to end of file one chunk at a time (files whose size statx does not give). */
-  const readUnknownSize = (handle: OwnedFd): Effect.Effect<Uint8Array, UringError> =>
-    Effect.suspend(() => {
-      const chunks: Array<Uint8Array> = []
-      let total = 0
-      const loop: Effect.Effect<Uint8Array, UringError> = Effect.flatMap(
-        uring.read(handle, total, UNKNOWN_SIZE_CHUNK),
-        (bytes) => {
-          if (bytes.length === 0) return Effect.succeed(Buffer.concat(chunks, total))
-          chunks.push(bytes)
-          total += bytes.length
-          return loop
-        }
-      )
-      return loop
-    })
-
+  // One engine op (open, read, close) for files that fit its first read; larger ones are re-read with room.
   const readFile = (path: string) =>
-    Effect.scoped(Effect.gen(function*() {
-      const handle = yield* uring.open(path, { flag: "r" })
-      const meta = yield* uring.fstat(handle)
-      const size = meta.type === "File" ? Number(meta.size) : 0
-      return yield* size > 0 ? readKnownSize(handle, size) : readUnknownSize(handle)
-    })).pipe(Effect.mapError(toPlatformError("readFile", path)))
+    uring.readFile(path).pipe(Effect.map(readBuffer), Effect.mapError(toPlatformError("readFile", path)))
 
   // == writeFile / truncate
 
