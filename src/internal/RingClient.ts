@@ -13,7 +13,7 @@ import { load, type NativeRing, type NativeRingOptions } from "./native.js"
 const FLUSH_EVERY = 16
 
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
-export type OnResult = (result: number) => void
+export type OnResult = (result: number, id?: number) => void
 
 /** @internal */
 export class RingClient {
@@ -21,6 +21,8 @@ export class RingClient {
   /** Indexed by op id; index 0 is never used (ids are positive). */
   private readonly callbacks: Array<OnResult | undefined> = [undefined]
   private readonly memory: Array<unknown> = [undefined]
+  /** For ops of a `submitMany` batch: the op's index in its batch. */
+  private readonly batchIndex: Array<number> = [0]
   private readonly freeIds: Array<number> = []
   private pendingCount = 0
   private batchCount = 0
@@ -70,20 +72,24 @@ export class RingClient {
 
   /**
    * Submits `count` ops in one crossing: `start` receives their ids and an array to fill with
-   * their cancel tokens. `onResult(index, result)` runs once per op. Throws what the binding
-   * throws, in which case nothing is pending.
+   * their cancel tokens. `onResult(index, result)` runs once per op. Returns the ids and tokens
+   * (op `i` is `{ id: ids[i], token: tokens[i] }` for `cancel`). Throws what the binding throws,
+   * in which case nothing is pending.
    */
   submitMany(
     count: number,
     start: (native: NativeRing, ids: Int32Array, tokens: Float64Array) => void,
     onResult: (index: number, result: number) => void,
     keep?: unknown
-  ): Array<Submitted> {
+  ): SubmittedMany {
     const ids = new Int32Array(count)
+    // One callback for the whole batch; each op's index in it is kept beside its id.
+    const callback: OnResult = (result, id) => onResult(this.batchIndex[id!]!, result)
     for (let i = 0; i < count; i++) {
       const id = this.freeIds.pop() ?? this.callbacks.length
       ids[i] = id
-      this.callbacks[id] = (result) => onResult(i, result)
+      this.callbacks[id] = callback
+      this.batchIndex[id] = i
       this.memory[id] = keep
     }
     const tokens = new Float64Array(count)
@@ -100,7 +106,7 @@ export class RingClient {
     if (count > 0 && this.pendingCount === 0) this.native.ref()
     this.pendingCount += count
     this.scheduleFlush(count)
-    return Array.from(ids, (id, i) => ({ id, token: tokens[i]! }))
+    return { ids, tokens }
   }
 
   /**
@@ -157,7 +163,7 @@ export class RingClient {
       this.freeIds.push(id)
       this.pendingCount--
       try {
-        callback(batch[i + 1]!)
+        callback(batch[i + 1]!, id)
       } catch (error) {
         // One caller's bug must not strand the rest of the batch.
         queueMicrotask(() => {
@@ -167,6 +173,12 @@ export class RingClient {
     }
     if (this.pendingCount === 0) this.native.unref()
   }
+}
+
+/** The ops of one `submitMany` call: op `i` has id `ids[i]` and cancel token `tokens[i]`. @internal */
+export interface SubmittedMany {
+  readonly ids: Int32Array
+  readonly tokens: Float64Array
 }
 
 /** A submitted op: its id in the pending table and its cancel token. @internal */

@@ -260,13 +260,14 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
           resume(Effect.fail(thrown(error, context)))
           return
         }
-        const submitted = ops
+        const { ids, tokens } = ops
         return Effect.async<void>((settled) => {
           // Only ops still pending: a finished op's id may already belong to another op.
-          const pending = submitted.filter((_, i) => done[i] === 0)
-          let left = pending.length
+          let left = remaining
           if (left === 0) return settled(Effect.void)
-          for (const op of pending) client.cancel(op, () => --left === 0 && settled(Effect.void))
+          for (let i = 0; i < ids.length; i++) {
+            if (done[i] === 0) client.cancel({ id: ids[i]!, token: tokens[i]! }, () => --left === 0 && settled(Effect.void))
+          }
         })
       })
     }).pipe(refusedAsFailure)
