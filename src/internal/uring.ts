@@ -194,7 +194,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
 
   const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
     Effect.suspend(() => {
-      const n = Either.getOrThrowWith(validate.length(operation, length), (e) => new Refused(e))
+      const n = check(validate.length(operation, length))
       const buffer = new Uint8Array(n)
       return readInto(file, offset, buffer, exact, operation).pipe(
         Effect.flatMap((read) =>
@@ -219,8 +219,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const packed = new Float64Array(ranges.length * 2)
       let total = 0
       ranges.forEach((range, i) => {
-        packed[2 * i] = Either.getOrThrowWith(validate.offset(operation, range.offset), (e) => new Refused(e))
-        const length = Either.getOrThrowWith(validate.length(operation, range.length), (e) => new Refused(e))
+        packed[2 * i] = check(validate.offset(operation, range.offset))
+        const length = check(validate.length(operation, range.length))
         packed[2 * i + 1] = length
         total += length
       })
@@ -318,8 +318,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
       // Validated before `data` is sliced: a detached or non-buffer argument is an InvalidArgument.
-      Either.getOrThrowWith(validate.buffer("writeAll", data, "data"), (e) => new Refused(e))
-      const start = Either.getOrThrowWith(validate.offset("writeAll", offset), (e) => new Refused(e))
+      check(validate.buffer("writeAll", data, "data"))
+      const start = check(validate.offset("writeAll", offset))
       const step = (done: number): Effect.Effect<void, UringError> => {
         if (done >= data.length && done > 0) return Effect.void
         const chunk = data.subarray(done, Math.min(data.length, done + WHOLE_CHUNK))
@@ -342,6 +342,22 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const target = resolveFile(operation, file)
       return submit(native, id, target.fd, target.fixed)
     }).pipe(Effect.asVoid)
+
+  /** An op on a byte range of a file (fallocate, fadvise): offset and length validated alike. */
+  const rangeOp = (
+    operation: string,
+    submit: (native: NativeRing, id: number, fd: number, fixed: boolean, offset: number, length: number) => number
+  ) =>
+  (file: FileLike, offset: Position, length: Position) =>
+    fileOp(operation, (native, id, fd, fixed) =>
+      submit(
+        native,
+        id,
+        fd,
+        fixed,
+        check(validate.offset(operation, offset)),
+        check(validate.offset(operation, length, "length"))
+      ))(file)
 
   const statInto = (context: Context, submit: (native: NativeRing, id: number, out: Uint8Array) => number) =>
     Effect.suspend(() => {
@@ -386,10 +402,13 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       return token
     }).pipe(Effect.asVoid)
 
+  /** The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did. */
+  const releaseFd = (owned: OwnedFd): Effect.Effect<void> => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+
   const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
     Effect.acquireRelease(
       openRaw("openAt", dir, path, options),
-      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+      releaseFd
     )
 
   /** `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved. */
@@ -401,7 +420,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     Effect.acquireUseRelease(
       openRaw("withFile", AtFlags.AT_FDCWD, path, options),
       use,
-      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+      releaseFd
     )
 
   const renameAt = (
@@ -490,7 +509,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve)).pipe(
           Effect.map((fd) => new OwnedFd(fd, path, ringId))
         ),
-      (owned) => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+      releaseFd
     )
 
   const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
@@ -520,25 +539,18 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     fdatasync: traced("fdatasync", fileOp("fdatasync", (native, id, fd, fixed) => native.fsync(id, fd, fixed, true))),
     fstat: traced("fstat", fstat),
     fallocate: traced("fallocate", (file: FileLike, offset: Position, length: Position, mode = 0) =>
-      fileOp("fallocate", (native, id, fd, fixed) =>
-        native.fallocate(
-          id,
-          fd,
-          fixed,
-          check(validate.offset("fallocate", offset)),
-          check(validate.offset("fallocate", length, "length")),
-          mode
-        ))(file)),
+      rangeOp("fallocate", (native, id, fd, fixed, at, len) => native.fallocate(id, fd, fixed, at, len, mode))(
+        file,
+        offset,
+        length
+      )),
     fadvise: traced("fadvise", (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
-      fileOp("fadvise", (native, id, fd, fixed) =>
-        native.fadvise(
-          id,
-          fd,
-          fixed,
-          check(validate.offset("fadvise", offset)),
-          check(validate.offset("fadvise", length, "length")),
-          typeof advice === "number" ? advice : adviceValue(advice)
-        ))(file)),
+      rangeOp("fadvise", (native, id, fd, fixed, at, len) =>
+        native.fadvise(id, fd, fixed, at, len, typeof advice === "number" ? advice : adviceValue(advice)))(
+          file,
+          offset,
+          length
+        )),
     ftruncate: traced("ftruncate", (file: FileLike, length: Position) =>
       fileOp("ftruncate", (native, id, fd, fixed) =>
         native.ftruncate(id, fd, fixed, check(validate.offset("ftruncate", length, "length"))))(file)),
