@@ -53,20 +53,15 @@ export class RingClient {
    * which case nothing is pending.
    */
   submit(start: (native: NativeRing, id: number) => number, onResult: OnResult, keep?: unknown): Submitted {
-    const id = this.freeIds.pop() ?? this.callbacks.length
-    this.callbacks[id] = onResult
-    this.memory[id] = keep
+    const id = this.claim(onResult, keep)
     let token: number
     try {
       token = start(this.native, id)
     } catch (error) {
-      this.callbacks[id] = undefined
-      this.memory[id] = undefined
-      this.freeIds.push(id)
+      this.release(id)
       throw error
     }
-    if (this.pendingCount++ === 0) this.native.ref()
-    this.scheduleFlush()
+    this.submitted(1)
     return { id, token }
   }
 
@@ -86,27 +81,42 @@ export class RingClient {
     // One callback for the whole batch; each op's index in it is kept beside its id.
     const callback: OnResult = (result, id) => onResult(this.batchIndex[id!]!, result)
     for (let i = 0; i < count; i++) {
-      const id = this.freeIds.pop() ?? this.callbacks.length
+      const id = this.claim(callback, keep)
       ids[i] = id
-      this.callbacks[id] = callback
       this.batchIndex[id] = i
-      this.memory[id] = keep
     }
     const tokens = new Float64Array(count)
     try {
       start(this.native, ids, tokens)
     } catch (error) {
-      for (const id of ids) {
-        this.callbacks[id] = undefined
-        this.memory[id] = undefined
-        this.freeIds.push(id)
-      }
+      ids.forEach((id) => this.release(id))
       throw error
     }
-    if (count > 0 && this.pendingCount === 0) this.native.ref()
+    this.submitted(count)
+    return { ids, tokens }
+  }
+
+  /** A free op id, holding `onResult` and `keep` until its completion. */
+  private claim(onResult: OnResult, keep: unknown): number {
+    const id = this.freeIds.pop() ?? this.callbacks.length
+    this.callbacks[id] = onResult
+    this.memory[id] = keep
+    return id
+  }
+
+  /** Frees an op id: its completion arrived, or its submission was refused. */
+  private release(id: number): void {
+    this.callbacks[id] = undefined
+    this.memory[id] = undefined
+    this.freeIds.push(id)
+  }
+
+  /** Counts `count` newly queued ops: keeps the process alive while any is pending, schedules a flush. */
+  private submitted(count: number): void {
+    if (count === 0) return
+    if (this.pendingCount === 0) this.native.ref()
     this.pendingCount += count
     this.scheduleFlush(count)
-    return { ids, tokens }
   }
 
   /**
@@ -132,7 +142,7 @@ export class RingClient {
    * Submits do not wake the native submission thread; one flush at the end of the current
    * microtask burst does, so the fibers resumed by one completion batch share one wake-up.
    */
-  private scheduleFlush(ops = 1): void {
+  private scheduleFlush(ops: number): void {
     // A long burst also flushes every FLUSH_EVERY ops, so the kernel starts on the first ops
     // while JS is still resuming fibers and submitting the rest.
     this.unflushed += ops
@@ -158,9 +168,7 @@ export class RingClient {
       const id = batch[i]!
       const callback = this.callbacks[id]
       if (callback === undefined) continue
-      this.callbacks[id] = undefined
-      this.memory[id] = undefined
-      this.freeIds.push(id)
+      this.release(id)
       this.pendingCount--
       try {
         callback(batch[i + 1]!, id)
