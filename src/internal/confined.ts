@@ -111,13 +111,11 @@ export const openDir = (
       rmdir: (path) => onName("rmdir", path, (parent, name) => primitives.unlinkAt(parent, name, { removeDir: true })),
       rename: (from, to, options) =>
         onName("rename", from, (fromDir, fromName) =>
-          confined("rename", to, Effect.scoped(Effect.flatMap(parentOf("rename", to), ({ dir: toDir, name: toName }) =>
-            primitives.renameAt(fromDir, fromName, toDir, toName, options))))),
+          onName("rename", to, (toDir, toName) => primitives.renameAt(fromDir, fromName, toDir, toName, options))),
       symlink: (target, path) => onName("symlink", path, (parent, name) => primitives.symlinkAt(target, parent, name)),
       link: (from, to) =>
         onName("link", from, (fromDir, fromName) =>
-          confined("link", to, Effect.scoped(Effect.flatMap(parentOf("link", to), ({ dir: toDir, name: toName }) =>
-            primitives.linkAt(fromDir, fromName, toDir, toName)))))
+          onName("link", to, (toDir, toName) => primitives.linkAt(fromDir, fromName, toDir, toName)))
     }
     return dir
   })
