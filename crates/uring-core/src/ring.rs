@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub work: Condvar,
     /// Wakes `close`: the slab became empty.
     pub drained: Condvar,
+    /// IOPOLL rings only: wakes the completion thread once entries are in the kernel. With
+    /// IOPOLL, waiting for completions busy-polls, so an idle ring must not wait in the kernel.
+    pub reap_work: Condvar,
     /// The submission thread is waiting on `work`. Written only by that thread with `state`
     /// locked, so a caller that queued work under the lock and then sees `false` knows the thread
     /// will find that work before it waits; `flush` reads it without the lock.
@@ -48,6 +51,7 @@ pub(crate) struct Shared {
     /// Room for cancel entries on top of `op_budget`.
     pub cq_entries: usize,
     pub coop_taskrun: bool,
+    pub iopoll: bool,
 }
 
 impl Shared {
@@ -149,11 +153,13 @@ impl Ring {
             state: Mutex::new(State::new(FileTable::new(registered_files))),
             work: Condvar::new(),
             drained: Condvar::new(),
+            reap_work: Condvar::new(),
             submitter_idle: AtomicBool::new(false),
             sink: Box::new(sink),
             op_budget: cq_entries as usize - (cq_entries as usize / 8).clamp(1, 64),
             cq_entries: cq_entries as usize,
             coop_taskrun: config.coop_taskrun,
+            iopoll: config.iopoll,
         });
         let spawn_err = |_| EngineError::Unavailable(libc::EAGAIN);
         let submission = {
@@ -286,6 +292,7 @@ impl Ring {
         let drained = st.slab.is_empty();
         st.stop = true;
         self.shared.work.notify_all();
+        self.shared.reap_work.notify_all();
         drop(st);
         let woke_reaper = submission.join().unwrap_or(false);
         if woke_reaper {

@@ -142,6 +142,9 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             continue;
         }
         fill(shared, &mut st, &mut ended);
+        if shared.iopoll && st.in_kernel > 0 {
+            shared.reap_work.notify_one();
+        }
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
         }
@@ -166,6 +169,12 @@ pub(crate) fn completion_loop(shared: &Shared) {
     let submitter = shared.ring.submitter();
     let mut reaped: Vec<(u64, i32)> = Vec::with_capacity(shared.cq_entries);
     loop {
+        if shared.iopoll {
+            let mut st = shared.lock();
+            while st.in_kernel == 0 && !st.stop {
+                st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        }
         // SAFETY: no submission (to_submit = 0) and no argument struct.
         let waited = unsafe { submitter.enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None) };
         if let Err(e) = waited {

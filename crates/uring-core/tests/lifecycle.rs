@@ -245,3 +245,23 @@ fn with_deferred_wakeups_one_flush_submits_everything_queued() {
         assert_eq!(ring.wait(user).result, 8);
     }
 }
+
+#[test]
+fn an_idle_iopoll_ring_does_not_spin_and_still_completes_and_closes() {
+    let _serial = serial();
+    let ring = TestRing::with(RingConfig { iopoll: true, ..RingConfig::default() });
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    // Buffered files cannot be polled: the kernel says so instead of hanging.
+    assert_eq!(ring.run(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8), 0)), -libc::EOPNOTSUPP);
+    let cpu = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_millis(500));
+    // Clock ticks (100 per second): a completion thread busy-polling would use about 50 here.
+    assert!(cpu() - before < 10, "an idle ring used {} ticks in 0.5 s", cpu() - before);
+    assert!(ring.ring.close());
+}
