@@ -101,6 +101,60 @@ describe("RingClient over the binding", () => {
     expect(() => client.submit((n, id) => n.close(id, 100), () => {})).toThrow(/ERR_URING_CLOSED/)
   })
 
+  /** Reads 64 bytes over and over from each callback until `stop(ops)` says so; resolves with the count. */
+  const readLoop = (client: RingClient, fd: number, lanes: number, stop: (ops: number) => boolean) =>
+    new Promise<{ ops: number; wrong: number }>((resolve) => {
+      const whole = Fs.readFileSync("/proc/self/exe").subarray(0, 64 * 64)
+      let ops = 0
+      let wrong = 0
+      let active = lanes
+      const lane = (buffer: Uint8Array, at: number) =>
+        client.submit((n, id) => n.read(id, fd, false, buffer, at * 64, false), (result) => {
+          ops++
+          if (result !== 64 || Buffer.compare(buffer, whole.subarray(at * 64, at * 64 + 64)) !== 0) wrong++
+          if (stop(ops)) {
+            if (--active === 0) resolve({ ops, wrong })
+          } else {
+            lane(buffer, (at + 1) % 64)
+          }
+        }, buffer)
+      for (let l = 0; l < lanes; l++) lane(new Uint8Array(64), l)
+    })
+
+  it("completes cached reads on the JS thread, and callbacks that always resubmit still let timers run", async () => {
+    const client = new RingClient({ entries: 64 })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    try {
+      let fired = false
+      setTimeout(() => fired = true, 20)
+      const batchesBefore = client.batches
+      // Completions run as an endless chain of microtasks would keep the timer from ever firing.
+      const { ops, wrong } = await readLoop(client, fd, 4, (ops) => (fired && ops >= 2000) || ops >= 500_000)
+      expect(fired).toBe(true)
+      expect(wrong).toBe(0)
+      // Inline completions do not cross from the completion thread.
+      expect(client.batches - batchesBefore).toBeLessThan(ops / 4)
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+  })
+
+  it("with inlineSubmit off, every completion comes from the completion thread", async () => {
+    const client = new RingClient({ entries: 64, inlineSubmit: false })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    try {
+      const { ops, wrong } = await readLoop(client, fd, 1, (ops) => ops >= 200)
+      expect(wrong).toBe(0)
+      // One lane: one op in flight, so each completion is its own batch.
+      expect(client.batches).toBe(ops)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+  })
+
   it("reports a refused configuration with its own codes", () => {
     const { NativeRing } = load()
     expect(() => new NativeRing({ deferTaskrun: true }, () => {})).toThrow(/ERR_URING_INVALID_CONFIG.*completion thread/)

@@ -11,6 +11,10 @@ import { load, type NativeRing, type NativeRingOptions } from "./native.js"
 
 /** Ops submitted between two wake-ups of the submission thread, at most. */
 const FLUSH_EVERY = 16
+/** Completions one flush can return inline; more go through the completion callback. */
+const INLINE_PAIRS = 256
+/** Makes `flush` only wake the submission thread. */
+const WAKE_ONLY = new Int32Array(0)
 
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number, id?: number) => void
@@ -28,6 +32,10 @@ export class RingClient {
   private batchCount = 0
   private flushScheduled = false
   private unflushed = 0
+  /** Completions flushes reaped on this thread, as `[opId, result]` pairs, to dispatch. */
+  private readonly inline = new Int32Array(2 * INLINE_PAIRS)
+  /** Pairs held in `inline`. */
+  private inlineCount = 0
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -139,39 +147,71 @@ export class RingClient {
   }
 
   /**
-   * Submits do not wake the native submission thread; one flush at the end of the current
-   * microtask burst does, so the fibers resumed by one completion batch share one wake-up.
+   * Submits do not reach the kernel at once: one flush per turn of the event loop does it, so
+   * the fibers resumed by one completion batch share one crossing and one wake-up. The flush is
+   * a `setImmediate`, not a microtask: its completions (often inline) resume fibers that submit
+   * again, and a microtask there would chain op after op without ever yielding to the loop,
+   * starving timers and I/O and serializing fibers that wait on other completions.
    */
   private scheduleFlush(ops: number): void {
     // A long burst also flushes every FLUSH_EVERY ops, so the kernel starts on the first ops
     // while JS is still resuming fibers and submitting the rest.
     this.unflushed += ops
-    if (this.unflushed >= FLUSH_EVERY) {
-      this.unflushed = 0
-      this.native.flush()
-    }
+    if (this.unflushed >= FLUSH_EVERY) this.flushNow()
+    this.scheduleTurn()
+  }
+
+  private scheduleTurn(): void {
     if (this.flushScheduled) return
     this.flushScheduled = true
-    queueMicrotask(this.flush)
+    setImmediate(this.flush)
+  }
+
+  /**
+   * Hands the queued ops to the engine. While the ring is idle the engine submits them on this
+   * thread, and cached reads come back from this very call, with no thread hand-off: they wait
+   * in `inline` for this turn's `flush` to dispatch them, never inside a submit call.
+   */
+  private flushNow(): void {
+    this.unflushed = 0
+    const room = INLINE_PAIRS - this.inlineCount
+    if (room === 0) {
+      this.native.flush(WAKE_ONLY)
+      return
+    }
+    this.inlineCount += this.native.flush(
+      this.inlineCount === 0 ? this.inline : this.inline.subarray(2 * this.inlineCount)
+    )
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false
-    if (this.unflushed === 0) return
-    this.unflushed = 0
-    this.native.flush()
+    if (this.unflushed > 0) this.flushNow()
+    const count = this.inlineCount
+    if (count === 0) return
+    // Callbacks may submit and flush again, adding pairs behind these: they wait a turn, so a
+    // callback that always resubmits cannot keep this turn going forever.
+    this.dispatch(this.inline, 2 * count)
+    this.inline.copyWithin(0, 2 * count, 2 * this.inlineCount)
+    this.inlineCount -= count
+    if (this.inlineCount > 0) this.scheduleTurn()
   }
 
   private readonly onBatch = (batch: Int32Array): void => {
     this.batchCount++
-    for (let i = 0; i < batch.length; i += 2) {
-      const id = batch[i]!
+    this.dispatch(batch, batch.length)
+  }
+
+  /** Runs the callbacks of the first `length / 2` `[opId, result]` pairs of `pairs`. */
+  private dispatch(pairs: Int32Array, length: number): void {
+    for (let i = 0; i < length; i += 2) {
+      const id = pairs[i]!
       const callback = this.callbacks[id]
       if (callback === undefined) continue
       this.release(id)
       this.pendingCount--
       try {
-        callback(batch[i + 1]!, id)
+        callback(pairs[i + 1]!, id)
       } catch (error) {
         // One caller's bug must not strand the rest of the batch.
         queueMicrotask(() => {

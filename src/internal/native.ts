@@ -25,6 +25,8 @@ export interface NativeRingOptions {
   readonly deferTaskrun?: boolean
   readonly registeredFiles?: number
   readonly shutdownTimeoutMs?: number
+  /** Let `flush` submit and reap on the JS thread while the submission thread is idle (default true). */
+  readonly inlineSubmit?: boolean
 }
 
 /** @internal */
@@ -78,8 +80,13 @@ export interface NativeRing {
   registerFile(id: number, fd: number): number
   /** Completion result = 0; the slot is free for reuse after this completion. */
   unregisterFile(id: number, slot: number): number
-  /** Wakes the submission thread for everything submitted since the last flush (submits never do). */
-  flush(): void
+  /**
+   * Submits everything submitted since the last flush (submits only queue). While the submission
+   * thread is idle, the JS thread submits and reaps itself: completions already there are written
+   * to `out` as `[opId, result]` pairs and their count is returned; the rest arrive through
+   * `onComplete`. An `out` shorter than one pair only wakes the submission thread.
+   */
+  flush(out: Int32Array): number
   /** Ask the kernel to cancel the op behind `token`; harmless if it already completed. */
   cancel(token: number): void
   /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */

@@ -24,6 +24,9 @@ pub struct RingConfig {
     /// Submitting does not wake the submission thread; the caller calls `Ring::flush` once after
     /// queueing a burst, so one wake-up (a futex syscall and a context switch) serves many ops.
     pub deferred_wakeups: bool,
+    /// `Ring::submit_and_reap` may submit and reap on the caller's thread while the submission
+    /// thread is idle. Ignored with SQPOLL, IOPOLL or COOP_TASKRUN.
+    pub inline_submit: bool,
 }
 
 /// The largest submission queue the kernel accepts (`IORING_MAX_ENTRIES`).
@@ -42,6 +45,7 @@ impl Default for RingConfig {
             registered_files: 4096,
             shutdown_timeout: Duration::from_secs(5),
             deferred_wakeups: false,
+            inline_submit: false,
         }
     }
 }

@@ -1,6 +1,9 @@
-//! The two threads of a ring. The submission thread is the only one that touches the submission
-//! queue and calls `submit`; the completion thread is the only one that touches the completion
-//! queue and waits with `enter(0, 1, GETEVENTS)`, never submitting.
+//! The two threads of a ring, and the same work done inline on a caller's thread.
+//!
+//! Submission queue views exist only while the state lock is held, so entries are pushed by one
+//! thread at a time; any thread may then `submit`, since the kernel consumes the queue under its
+//! own lock. Completion queue views exist only while `Shared::reaper` is held. The completion
+//! thread waits with `enter(0, 1, GETEVENTS)` and never submits. Lock order: `reaper`, then state.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -94,14 +97,17 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
     }
 }
 
+/// Whether the submission queue is empty.
+fn sq_is_empty(shared: &Shared) -> bool {
+    let _st = shared.lock();
+    // SAFETY: submission queue views are only created with the state lock held.
+    unsafe { shared.ring.submission_shared() }.is_empty()
+}
+
 /// Submits until the kernel has consumed every queued entry. Transient refusals are retried;
 /// entries are never dropped, because their slots must stay until their completions arrive.
 fn flush(shared: &Shared, submitter: &Submitter<'_>) {
-    loop {
-        // SAFETY: only this thread creates submission queue views.
-        if unsafe { shared.ring.submission_shared() }.is_empty() {
-            return;
-        }
+    while !sq_is_empty(shared) {
         match submitter.submit() {
             Ok(_) => {}
             Err(e) if transient(&e) => std::thread::yield_now(),
@@ -111,18 +117,21 @@ fn flush(shared: &Shared, submitter: &Submitter<'_>) {
     }
 }
 
+/// Whether the submission thread has something to do.
+fn has_work(shared: &Shared, st: &State) -> bool {
+    let front_ready = st.queue.front().is_some_and(|&key| {
+        st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
+    });
+    (st.closing && !st.cancel_all_sent) || !st.cancels.is_empty() || st.abandoned_queued > 0 || front_ready
+}
+
 /// Returns whether the completion thread was sent its wake-up (so it can be joined).
 pub(crate) fn submission_loop(shared: &Shared) -> bool {
     let submitter = shared.ring.submitter();
     let mut ended = Vec::new();
     let mut st = shared.lock();
     loop {
-        let front_ready = st.queue.front().is_some_and(|&key| {
-            st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
-        });
-        let has_work =
-            (st.closing && !st.cancel_all_sent) || !st.cancels.is_empty() || st.abandoned_queued > 0 || front_ready;
-        if !has_work {
+        if !has_work(shared, &st) {
             if st.stop {
                 break;
             }
@@ -142,7 +151,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             continue;
         }
         fill(shared, &mut st, &mut ended);
-        if shared.iopoll && st.in_kernel > 0 {
+        if st.in_kernel > 0 {
             shared.reap_work.notify_one();
         }
         if st.closing && st.slab.is_empty() {
@@ -155,21 +164,29 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         flush(shared, &submitter);
         st = shared.lock();
     }
+    let pushed = push_wake(&st, shared);
     drop(st);
-    let wake = opcode::Nop::new().build().user_data(WAKE_TAG);
-    // SAFETY: only this thread creates submission queue views; a NOP carries no pointers.
-    let pushed = unsafe { shared.ring.submission_shared().push(&wake) }.is_ok();
     if pushed {
         flush(shared, &submitter);
     }
     pushed
 }
 
+/// Queues the NOP that makes the completion thread return from its wait and exit.
+fn push_wake(_locked: &State, shared: &Shared) -> bool {
+    let wake = opcode::Nop::new().build().user_data(WAKE_TAG);
+    // SAFETY: the state lock is held (`_locked`); a NOP carries no pointers.
+    unsafe { shared.ring.submission_shared().push(&wake) }.is_ok()
+}
+
 pub(crate) fn completion_loop(shared: &Shared) {
     let submitter = shared.ring.submitter();
-    let mut reaped: Vec<(u64, i32)> = Vec::with_capacity(shared.cq_entries);
+    let mut batch = Vec::new();
     loop {
-        if shared.iopoll {
+        // Sleep outside the kernel while nothing is in it, where that matters: an IOPOLL wait
+        // busy-polls, and a thread waiting in the kernel is woken by every completion, even
+        // those a caller reaps inline. Other rings wait in the kernel: one hand-off less.
+        if shared.park_reaper {
             let mut st = shared.lock();
             while st.in_kernel == 0 && !st.stop {
                 st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -182,41 +199,117 @@ pub(crate) fn completion_loop(shared: &Shared) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        // SAFETY: only this thread creates completion queue views, one at a time; dropping the
-        // view publishes the new head.
-        reaped.extend(unsafe { shared.ring.completion_shared() }.map(|cqe| (cqe.user_data(), cqe.result())));
-        if reaped.is_empty() {
-            continue;
-        }
-        let mut batch = Vec::with_capacity(reaped.len());
-        let mut woke = false;
+        let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = shared.lock();
-        for (user_data, res) in reaped.drain(..) {
-            if user_data == WAKE_TAG {
-                woke = true;
-                continue;
-            }
-            st.in_kernel -= 1;
-            if user_data == CANCEL_TAG {
-                continue;
-            }
-            reap(&mut st, user_data, res, &mut batch);
-        }
-        if shared.submitter_idle.load(Ordering::SeqCst) && (!st.queue.is_empty() || !st.cancels.is_empty()) {
+        let full = st.in_kernel >= shared.op_budget;
+        let reaped = reap_all(shared, &mut st, &mut batch);
+        drop(reaper);
+        // Wake the submission thread only for work this reap made possible: parts queued again,
+        // or room freed in the kernel. Ops a caller queued and has not flushed yet are not its
+        // business: that caller may be about to submit them inline.
+        let unblocked = reaped.requeued || (full && st.in_kernel < shared.op_budget);
+        if unblocked && shared.submitter_idle.load(Ordering::SeqCst) && has_work(shared, &st) {
             shared.work.notify_one();
         }
-        if st.closing && st.slab.is_empty() {
-            shared.drained.notify_all();
-        }
-        let exit = woke && st.stop;
+        let exit = reaped.woke && st.stop;
         drop(st);
         if !batch.is_empty() {
-            shared.sink.deliver(batch);
+            shared.sink.deliver(std::mem::take(&mut batch));
         }
         if exit {
             return;
         }
     }
+}
+
+/// What one walk of the completion queue found besides finished ops.
+#[derive(Default)]
+struct Reaped {
+    /// The shutdown NOP.
+    woke: bool,
+    /// Ops queued again for their next part.
+    requeued: bool,
+}
+
+/// Applies every completion in the completion queue to the slab, adding what finished to
+/// `batch`. The caller holds `Shared::reaper`.
+fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completion>) -> Reaped {
+    let mut found = Reaped::default();
+    // SAFETY: completion queue views are only created with `reaper` held (the caller's duty);
+    // dropping the view publishes the new head.
+    for cqe in unsafe { shared.ring.completion_shared() } {
+        match cqe.user_data() {
+            WAKE_TAG => found.woke = true,
+            CANCEL_TAG => st.in_kernel -= 1,
+            key => {
+                st.in_kernel -= 1;
+                found.requeued |= reap(st, key, cqe.result(), batch);
+            }
+        }
+    }
+    if st.closing && st.slab.is_empty() {
+        shared.drained.notify_all();
+    }
+    found
+}
+
+/// Rounds of submit-and-reap one inline call makes before handing leftovers (resubmitted
+/// remainders of short reads, the next phase of a whole-file read) to the submission thread.
+const INLINE_ROUNDS: usize = 4;
+
+/// The submission thread's work, done on the caller's thread: pushes what is queued, submits it,
+/// and reaps whatever completed meanwhile into `out` (a cached read is copied inside the submit
+/// call, so its completion is already there). Returns whether work is left for the submission
+/// thread. Ops the kernel finishes later are reaped by the completion thread as usual.
+pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool {
+    // The completion thread holds this only while it walks the completion queue.
+    let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
+    let submitter = shared.ring.submitter();
+    for _ in 0..INLINE_ROUNDS {
+        let mut st = shared.lock();
+        if st.closing {
+            // Shutdown's cancel-everything and drain belong to the threads.
+            return true;
+        }
+        if !has_work(shared, &st) {
+            return false;
+        }
+        fill(shared, &mut st, out);
+        drop(st);
+        if !submit_now(shared, &submitter) {
+            return true;
+        }
+        let mut st = shared.lock();
+        let woke = reap_all(shared, &mut st, out).woke;
+        if st.in_kernel > 0 {
+            // Entries the kernel finishes later (on its workers, or after I/O): the completion
+            // thread's turn.
+            shared.reap_work.notify_one();
+        }
+        if woke && push_wake(&st, shared) {
+            // Only a concurrent `close` queues the NOP: it was meant for the completion thread.
+            drop(st);
+            let _ = submitter.submit();
+        }
+    }
+    drop(reaper);
+    has_work(shared, &shared.lock())
+}
+
+/// Submits the queued entries from a caller's thread, retrying a refusal only briefly: a
+/// caller must not spin. Returns whether the kernel took them all.
+fn submit_now(shared: &Shared, submitter: &Submitter<'_>) -> bool {
+    for _ in 0..3 {
+        if sq_is_empty(shared) {
+            return true;
+        }
+        match submitter.submit() {
+            Ok(_) => {}
+            Err(e) if transient(&e) => {}
+            Err(_) => return false,
+        }
+    }
+    sq_is_empty(shared)
 }
 
 /// Ends an op that will not run (further): closes any fd it still holds, reports it cancelled.
@@ -229,24 +322,25 @@ fn discard(op: InFlight) -> Completion {
 }
 
 /// Applies one op's completion: resubmit the rest, or release its slot and deliver.
-fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) {
+/// Returns whether the op was queued again (its next part, or the rest of a short transfer).
+fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
     let closing = st.closing;
-    let Some(op) = st.slab.get_mut(key) else { return };
+    let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
     let result = match op.op.on_result(res) {
         Next::Resubmit if !op.abandoned && !closing => {
             st.queue.push_front(key);
-            return;
+            return true;
         }
         Next::Resubmit => {
             if let Some(op) = st.slab.remove(key) {
                 batch.push(discard(op));
             }
-            return;
+            return false;
         }
         Next::Complete(result) => result,
     };
-    let Some(op) = st.slab.remove(key) else { return };
+    let Some(op) = st.slab.remove(key) else { return false };
     let mut result = result;
     if op.abandoned {
         if let Some(fd) = op.op.orphaned_fd(result) {
@@ -262,4 +356,5 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) {
         _ => {}
     }
     batch.push(Completion { user: op.user, result, output: op.op.into_output(result) });
+    false
 }

@@ -1,7 +1,7 @@
 //! The `NativeRing` class.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -11,7 +11,7 @@ use napi_derive::napi;
 use super::args::{engine_error, op_id, path, position, target};
 use super::delivery::{JsSink, Tsfn};
 use super::views::{Bytes, F64s, I32s};
-use crate::{Op, Ring, RingConfig};
+use crate::{Completion, CompletionSink, Op, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -25,6 +25,7 @@ pub struct RingOptions {
     pub defer_taskrun: Option<bool>,
     pub registered_files: Option<u32>,
     pub shutdown_timeout_ms: Option<u32>,
+    pub inline_submit: Option<bool>,
 }
 
 /// The completion callback as a raw value: the threadsafe function takes it directly.
@@ -51,6 +52,7 @@ impl FromNapiValue for Callback {
 struct Host {
     ring: Ring,
     tsfn: Arc<Tsfn>,
+    sink: JsSink,
     released: AtomicBool,
 }
 
@@ -68,6 +70,8 @@ impl Host {
 #[napi]
 pub struct NativeRing {
     host: Arc<Host>,
+    /// Completions reaped inline by `flush`; kept to reuse its capacity.
+    inline_done: Mutex<Vec<Completion>>,
     cleanup: Option<CleanupEnvHook<Arc<Host>>>,
     ring_id: u32,
 }
@@ -87,6 +91,8 @@ fn config(options: &RingOptions) -> RingConfig {
             .unwrap_or(defaults.shutdown_timeout),
         // The JS client flushes once per turn of the event loop (src/internal/RingClient.ts).
         deferred_wakeups: true,
+        // On unless asked otherwise: JS calls `flush` once per turn, which is where it pays.
+        inline_submit: options.inline_submit.unwrap_or(true),
     }
 }
 
@@ -112,12 +118,13 @@ impl NativeRing {
                 return Err(engine_error(e));
             }
         };
-        let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false) });
+        let sink = JsSink(Arc::clone(&tsfn));
+        let host = Arc::new(Host { ring, tsfn, sink, released: AtomicBool::new(false) });
         // A worker that ends with ops in flight: close (and wait for the kernel) before the env's
         // heap, which holds the buffers, goes away. Registered after the threadsafe function,
         // so it runs before Node's own cleanup of that function.
         let cleanup = env.add_env_cleanup_hook(Arc::clone(&host), |host| host.shutdown())?;
-        Ok(NativeRing { host, cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
+        Ok(NativeRing { host, inline_done: Mutex::new(Vec::new()), cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
     #[napi(getter)]
@@ -322,11 +329,29 @@ impl NativeRing {
         self.submit(id, Op::unregister_file(slot))
     }
 
-    /// Wakes the submission thread for everything queued since the last flush. Submit methods
-    /// do not wake it: the JS client calls this once after a burst of submissions.
+    /// Submits everything queued since the last flush (submit methods only queue). When the
+    /// submission thread is idle this thread submits and reaps itself: completions that are
+    /// already there are written to `out` as `[opId, result]` pairs and their count is returned;
+    /// the rest arrive through the callback. An `out` shorter than one pair only wakes the thread.
     #[napi(catch_unwind)]
-    pub fn flush(&self) {
-        self.host.ring.flush();
+    pub fn flush(&self, out: I32s) -> u32 {
+        let out = out.as_mut_slice();
+        if out.len() < 2 {
+            self.host.ring.flush();
+            return 0;
+        }
+        let mut done = self.inline_done.lock().unwrap_or_else(|p| p.into_inner());
+        self.host.ring.submit_and_reap(&mut done);
+        let fits = done.len().min(out.len() / 2);
+        for (pair, c) in out.chunks_exact_mut(2).zip(done.drain(..fits)) {
+            // Op ids come from JS as positive int32s.
+            pair[0] = c.user as i32;
+            pair[1] = c.result;
+        }
+        if !done.is_empty() {
+            self.host.sink.deliver(done.drain(..).collect());
+        }
+        fits as u32
     }
 
     /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.

@@ -55,6 +55,24 @@ macro_rules! view {
             pub fn len(&self) -> usize {
                 self.len
             }
+
+            /// Valid for the current call only.
+            pub fn as_slice(&self) -> &[$elem] {
+                if self.len == 0 {
+                    return &[];
+                }
+                // SAFETY: napi reported `len` elements at `ptr`, alive for this call.
+                unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+            }
+
+            /// Valid for the current call only; the caller passed this array to be written.
+            pub fn as_mut_slice(&self) -> &mut [$elem] {
+                if self.len == 0 {
+                    return &mut [];
+                }
+                // SAFETY: as above; no other Rust reference to this array exists during the call.
+                unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+            }
         }
     };
 }
@@ -78,36 +96,5 @@ impl Bytes {
     pub unsafe fn lend_range(&self, at: usize, len: usize) -> Memory {
         // SAFETY: per this function's contract the range is inside the array.
         unsafe { Memory::borrowed(self.ptr.add(at), len) }
-    }
-}
-
-impl I32s {
-    /// Valid for the current call only.
-    pub fn as_slice(&self) -> &[i32] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: napi reported `len` elements at `ptr`, alive for this call.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl F64s {
-    /// Valid for the current call only.
-    pub fn as_slice(&self) -> &[f64] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: as for `I32s::as_slice`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-
-    /// Valid for the current call only; the caller passed this array to be written.
-    pub fn as_mut_slice(&self) -> &mut [f64] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        // SAFETY: as above; no other Rust reference to this array exists during the call.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }

@@ -1,0 +1,155 @@
+//! `Ring::submit_and_reap`: submitting and reaping on the caller's thread while the submission
+//! thread is idle, and falling back to the threads for everything that cannot finish there.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{blocking_fifo, cstr, serial, TestRing};
+use uring_core::{Completion, Memory, Op, RingConfig, Target};
+
+fn inline() -> RingConfig {
+    RingConfig { inline_submit: true, ..RingConfig::default() }
+}
+
+fn deferred(config: RingConfig) -> TestRing {
+    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..config });
+    // Let the submission thread reach its idle wait, as it is between bursts in real use.
+    std::thread::sleep(Duration::from_millis(50));
+    ring
+}
+
+/// A file of `blocks` 4 KiB blocks, block `i` filled with the byte `i`.
+fn blocks_file(dir: &tempfile::TempDir, blocks: u8) -> std::fs::File {
+    let path = dir.path().join("blocks");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for i in 0..blocks {
+        file.write_all(&[i; 4096]).unwrap();
+    }
+    std::fs::File::open(&path).unwrap()
+}
+
+#[test]
+fn cached_reads_complete_inside_the_call_with_their_bytes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 16);
+    let ring = deferred(inline());
+    let users: Vec<u64> = (0..16u64)
+        .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0)
+        .collect();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out);
+    assert_eq!(out.len(), 16, "every cached read finished inside the call");
+    for c in &out {
+        let block = users.iter().position(|&u| u == c.user).expect("a completion of this batch") as u8;
+        assert_eq!(c.result, 4096);
+        assert!(c.output.as_ref().unwrap().iter().all(|&b| b == block), "block {block} has its own bytes");
+    }
+    assert_eq!(ring.batches(), 0, "nothing went through the completion thread");
+    assert_eq!(ring.ring.in_flight(), 0);
+}
+
+#[test]
+fn an_op_that_cannot_finish_inline_arrives_through_the_sink() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
+    let ring = deferred(inline());
+    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out);
+    assert!(out.is_empty(), "a read with no data yet cannot complete inline");
+    fifo.write_all(b"hello").unwrap();
+    let done = ring.wait(user);
+    assert_eq!(done.result, 5);
+    assert_eq!(done.output.unwrap(), b"hello");
+}
+
+#[test]
+fn with_inline_submit_off_or_coop_taskrun_the_threads_do_the_work() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 1);
+    for config in [
+        RingConfig { inline_submit: false, ..inline() },
+        RingConfig { coop_taskrun: true, ..inline() },
+    ] {
+        let ring = deferred(config);
+        let (user, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
+        let mut out = Vec::new();
+        ring.ring.submit_and_reap(&mut out);
+        assert!(out.is_empty());
+        assert_eq!(ring.wait(user).result, 4096);
+    }
+}
+
+#[test]
+fn multi_part_ops_finish_once_whichever_thread_reaps_them() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("whole");
+    std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+    let ring = deferred(inline());
+    // Open, read and close are three kernel entries; open runs on a kernel worker.
+    let users: HashSet<u64> =
+        (0..32).map(|_| ring.submit(Op::read_file(libc::AT_FDCWD, cstr(&path), Memory::zeroed(16_384))).0).collect();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out);
+    let inline: HashSet<u64> = out.iter().map(|c| c.user).collect();
+    assert_eq!(inline.len(), out.len(), "no completion twice inline");
+    for c in &out {
+        assert_eq!(c.result, 10_000);
+    }
+    for &user in users.difference(&inline) {
+        assert_eq!(ring.wait(user).result, 10_000);
+    }
+    for &user in &inline {
+        assert!(ring.collector.take(user).is_none(), "op {user} was delivered inline and by the sink");
+    }
+    assert_eq!(ring.ring.in_flight(), 0);
+}
+
+#[test]
+fn closing_while_another_thread_submits_inline_neither_hangs_nor_loses_an_op() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(blocks_file(&dir, 4));
+    let ring = Arc::new(deferred(RingConfig::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitter = {
+        let (ring, file, stop) = (Arc::clone(&ring), Arc::clone(&file), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut submitted = Vec::new();
+            let mut inline: Vec<Completion> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..8u64 {
+                    let op = Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), (i % 4) * 4096);
+                    match ring.ring.submit(1_000_000 + submitted.len() as u64, op) {
+                        Ok(_) => submitted.push(1_000_000 + submitted.len() as u64),
+                        Err(_) => return (submitted, inline),
+                    }
+                }
+                ring.ring.submit_and_reap(&mut inline);
+            }
+            (submitted, inline)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    assert!(ring.ring.close(), "every op completed before the timeout");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let (submitted, inline) = submitter.join().unwrap();
+    assert!(submitted.len() > 8, "the other thread got work through before the close");
+    let inline: HashSet<u64> = inline.iter().map(|c| c.user).collect();
+    for user in submitted {
+        let by_sink = ring.collector.take(user).is_some();
+        assert!(by_sink != inline.contains(&user), "op {user}: delivered inline {} and by the sink {by_sink}", inline.contains(&user));
+    }
+}
