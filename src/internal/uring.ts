@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Effect, Either, type Scope } from "effect"
+import { Cause, Effect, Either, type Scope } from "effect"
 import { codeOf } from "../errors/errno.js"
 import {
   fromErrno,
@@ -25,7 +25,7 @@ import type { UringConfig } from "../services/UringConfig.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { openDir as confinedDir } from "./confined.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
-import { RingClient } from "./RingClient.js"
+import { RingClient, type Submitted } from "./RingClient.js"
 import * as validate from "./validate.js"
 
 const ECANCELED = 125
@@ -43,18 +43,46 @@ interface Context {
   readonly fd?: number | undefined
 }
 
+/** What an op acts on, named in its errors: a file, or a path. */
+type Subject = FileLike | string
+
+/** The error context of an op: built only when one fails, from what the op keeps anyway. */
+const contextOf = (operation: string, subject: Subject): Context =>
+  typeof subject === "string"
+    ? { operation, path: subject }
+    : subject instanceof OwnedFd
+    ? { operation, fd: subject.fd, path: subject.path }
+    : { operation, fd: typeof subject === "number" ? subject : subject.fd }
+
+/** Submits one op through the binding and returns its cancel token. */
+type Submit = (native: NativeRing, id: number) => number
+
 /** Thrown inside a submit body to fail the op with a typed error before anything is submitted. */
 class Refused {
   constructor(readonly error: UringError) {}
 }
 
+/** One handler for every `refusedAsFailure`, not a closure per call. */
+const refusal = (defect: unknown): Effect.Effect<never, UringError> =>
+  defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)
+
 /** Turns a `Refused` thrown while building an effect into its typed failure. */
 const refusedAsFailure = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | UringError, R> =>
-  Effect.catchAllDefect(self, (defect) => defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect))
+  Effect.catchAllDefect(self, refusal)
 
 const check = <A>(result: Either.Either<A, InvalidArgument>): A => {
   if (Either.isLeft(result)) throw new Refused(result.left)
   return result.right
+}
+
+/** A valid offset as a number; a plain number skips the full check's Either (this runs once per op). */
+const offsetOf = (operation: string, value: Position, argument?: string): number =>
+  validate.isPlainOffset(value) ? value + 0 : check(validate.offset(operation, value, argument))
+
+/** Refuses a buffer the kernel may not use, without the Either of `validate.buffer`. */
+const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
+  const problem = validate.bufferProblem(value)
+  if (problem !== undefined) throw new Refused(new InvalidArgument({ operation, argument, reason: problem }))
 }
 
 /** Creates the ring and its client; the scope's end closes it. @internal */
@@ -69,7 +97,8 @@ export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingU
           ...(config.sqpollIdleMs !== undefined ? { sqpollIdleMs: config.sqpollIdleMs } : {}),
           deferTaskrun: config.deferTaskrun,
           registeredFiles: config.registeredFiles,
-          shutdownTimeoutMs: config.shutdownTimeoutMs
+          shutdownTimeoutMs: config.shutdownTimeoutMs,
+          inlineSubmit: config.inlineSubmit
         }),
       catch: setupError
     }),
@@ -89,9 +118,12 @@ const setupError = (error: unknown): RingUnavailable | InvalidConfig => {
 export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tracing">) => {
   const ringId = client.native.ringId
 
-  /** The raw fd and whether it is a registered slot, or a typed refusal. */
-  const resolveFile = (operation: string, file: FileLike): { fd: number; fixed: boolean } => {
-    if (typeof file === "number") return { fd: check(validate.fd(operation, file, "file")), fixed: false }
+  /**
+   * What an op on `file` submits: the raw fd, or for a `RegisteredFile` its slot (such ops are
+   * `fixed`: `file instanceof RegisteredFile`), or a typed refusal.
+   */
+  const fdOf = (operation: string, file: FileLike): number => {
+    if (typeof file === "number") return check(validate.fd(operation, file, "file"))
     if (file instanceof RegisteredFile) {
       if (file.ringId !== ringId) {
         throw new Refused(
@@ -101,13 +133,13 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       if (file.released) {
         throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was released` }))
       }
-      return { fd: file.slot, fixed: true }
+      return file.slot
     }
     if (file instanceof OwnedFd) {
       if (file.closed) {
         throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was closed` }))
       }
-      return { fd: file.fd, fixed: false }
+      return file.fd
     }
     throw new Refused(
       new InvalidArgument({ operation, argument: "file", reason: "expected an OwnedFd, a RegisteredFile or an fd" })
@@ -116,32 +148,25 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
 
   const rawFd = (operation: string, file: FileLike, argument = "file"): number => {
     if (file instanceof RegisteredFile) {
-      resolveFile(operation, file)
+      fdOf(operation, file)
       return file.fd
     }
     if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file
-    const resolved = resolveFile(operation, file)
-    return check(validate.fd(operation, resolved.fd, argument))
+    return check(validate.fd(operation, fdOf(operation, file), argument))
   }
 
-  const describe = (file: FileLike): Pick<Context, "fd" | "path"> =>
-    file instanceof OwnedFd ? { fd: file.fd, path: file.path } : { fd: typeof file === "number" ? file : file.fd }
-
-  const thrown = (error: unknown, context: Context): UringError => {
+  const thrown = (error: unknown, operation: string, subject: Subject): UringError => {
     if (error instanceof Refused) return error.error
     switch (nativeErrorCode(error)) {
       case "ERR_URING_CLOSED":
-        return new RingClosed({ operation: context.operation })
-      case "ERR_URING_TABLE_FULL":
-        return new TooManyOpenFiles({
-          operation: context.operation,
-          ...(context.fd !== undefined ? { fd: context.fd } : {}),
-          errno: ENFILE,
-          code: "ENFILE"
-        })
+        return new RingClosed({ operation })
+      case "ERR_URING_TABLE_FULL": {
+        const { fd } = contextOf(operation, subject)
+        return new TooManyOpenFiles({ operation, ...(fd !== undefined ? { fd } : {}), errno: ENFILE, code: "ENFILE" })
+      }
       case "ERR_URING_INVALID_ARGUMENT":
         return new InvalidArgument({
-          operation: context.operation,
+          operation,
           argument: "arguments",
           reason: (error as Error).message.replace(/^ERR_URING_[A-Z_]+: /, "")
         })
@@ -151,31 +176,49 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   }
 
   /** The error for a negative result: the errno's tag, or RingClosed for ops cancelled by closing. */
-  const failure = (result: number, context: Context): UringError =>
+  const failure = (result: number, operation: string, subject: Subject): UringError =>
     -result === ECANCELED && client.closed
-      ? new RingClosed({ operation: context.operation })
-      : fromErrno(-result, context)
+      ? new RingClosed({ operation })
+      : fromErrno(-result, contextOf(operation, subject))
+
+  /** Cancels a submitted op; completes when its completion has arrived. */
+  const settle = (op: Submitted): Effect.Effect<void> =>
+    Effect.async<void>((settled) => {
+      client.cancel(op, () => settled(Effect.void))
+    })
 
   /**
-   * Runs one native op as an Effect. `body` validates (throwing `Refused`) and submits; the
-   * result is the syscall's non-negative value. When interrupted, the op is cancelled and the
-   * interruption completes only after the kernel's completion, so its memory is no longer used.
+   * Runs one native op on `subject` as an Effect. `body` validates (throwing `Refused`) and
+   * submits; the result is the syscall's non-negative value. When interrupted, the op is
+   * cancelled and the interruption completes only after the kernel's completion, so its memory
+   * is no longer used.
+   *
+   * The cancel hook is a `catchAllCause` in an uninterruptible region rather than a canceler
+   * returned to `Effect.async`, which wraps every op in `onInterrupt` (an `onExit` that also
+   * works on success): that wrapper cost more per op than this region (bench/micro.ts).
    */
-  const run = (context: Context, body: (native: NativeRing, id: number) => number, keep?: unknown) =>
-    Effect.async<number, UringError>((resume) => {
-      let submitted
-      try {
-        submitted = client.submit(body, (result) => {
-          resume(result >= 0 ? Effect.succeed(result) : Effect.fail(failure(result, context)))
-        }, keep)
-      } catch (error) {
-        resume(Effect.fail(thrown(error, context)))
-        return
-      }
-      const op = submitted
-      return Effect.async<void>((settled) => {
-        client.cancel(op, () => settled(Effect.void))
-      })
+  const run = (operation: string, subject: Subject, body: Submit, keep?: unknown): Effect.Effect<number, UringError> =>
+    Effect.uninterruptibleMask((restore) => {
+      let op: Submitted | undefined
+      // Set by the completion even when interruption won the race to resume: the op's id may
+      // then belong to another op already, so it must not be cancelled.
+      let completed = false
+      return Effect.catchAllCause(
+        restore(Effect.async<number, UringError>((resume) => {
+          try {
+            op = client.submit(body, (result) => {
+              completed = true
+              resume(result >= 0 ? Effect.succeed(result) : Effect.fail(failure(result, operation, subject)))
+            }, keep)
+          } catch (error) {
+            resume(Effect.fail(thrown(error, operation, subject)))
+          }
+        })),
+        (cause) =>
+          op === undefined || completed || !Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(settle(op), Effect.failCause(cause))
+      )
     })
 
   const traced = <Args extends Array<any>, A, E, R>(
@@ -185,27 +228,27 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
   const readInto = (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
-    run({ operation, ...describe(file) }, (native, id) => {
-      const target = resolveFile(operation, file)
-      const at = check(validate.offset(operation, offset))
-      check(validate.buffer(operation, buffer))
-      return native.read(id, target.fd, target.fixed, buffer, at, exact)
+    run(operation, file, (native, id) => {
+      const fd = fdOf(operation, file)
+      const at = offsetOf(operation, offset)
+      checkBuffer(operation, buffer)
+      return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
     }, buffer)
 
   const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
     Effect.suspend(() => {
-      const n = check(validate.length(operation, length))
+      // Refused as a value, not thrown: no defect handler on every read.
+      const valid = validate.length(operation, length)
+      if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      const n = valid.right
       const buffer = new Uint8Array(n)
-      return readInto(file, offset, buffer, exact, operation).pipe(
-        Effect.flatMap((read) =>
-          exact && read < n
-            ? Effect.fail(
-              new UnexpectedEof({ operation, ...describe(file), offset: Number(offset), expected: n, read })
-            )
-            : Effect.succeed(read === n ? buffer : buffer.subarray(0, read))
-        )
-      )
-    }).pipe(refusedAsFailure)
+      return Effect.flatMap(readInto(file, offset, buffer, exact, operation), (read) =>
+        exact && read < n
+          ? Effect.fail(
+            new UnexpectedEof({ ...contextOf(operation, file), offset: Number(offset), expected: n, read })
+          )
+          : Effect.succeed(read === n ? buffer : buffer.subarray(0, read)))
+    })
 
   /** Reads every range in one crossing into native code; slices of one buffer come back in order. */
   const readBatch = (
@@ -215,11 +258,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   ): Effect.Effect<Array<Uint8Array>, UringError> =>
     Effect.suspend(() => {
       const operation = "readBatch"
-      const context: Context = { operation, ...describe(file) }
       const packed = new Float64Array(ranges.length * 2)
       let total = 0
       ranges.forEach((range, i) => {
-        packed[2 * i] = check(validate.offset(operation, range.offset))
+        packed[2 * i] = offsetOf(operation, range.offset)
         const length = check(validate.length(operation, range.length))
         packed[2 * i + 1] = length
         total += length
@@ -228,7 +270,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
       const given = options?.buffer
       if (given !== undefined) {
-        check(validate.buffer(operation, given))
+        checkBuffer(operation, given)
         if (given.length < total) {
           throw new Refused(new InvalidArgument({ operation, argument: "buffer", reason: `holds ${given.length} bytes, the ranges need ${total}` }))
         }
@@ -241,14 +283,13 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         let ops
         try {
           ops = client.submitMany(ranges.length, (native, ids, tokens) => {
-            const target = resolveFile(operation, file)
-            native.readMany(ids, target.fd, target.fixed, buffer, packed, tokens)
+            native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
           }, (index, result) => {
             results[index] = result
             done[index] = 1
             if (--remaining > 0) return
             const failed = results.findIndex((r) => r < 0)
-            if (failed >= 0) return resume(Effect.fail(failure(results[failed]!, context)))
+            if (failed >= 0) return resume(Effect.fail(failure(results[failed]!, operation, file)))
             let at = 0
             resume(Effect.succeed(Array.from(results, (read, i) => {
               const slice = buffer.subarray(at, at + read)
@@ -257,7 +298,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
             })))
           }, buffer)
         } catch (error) {
-          resume(Effect.fail(thrown(error, context)))
+          resume(Effect.fail(thrown(error, operation, file)))
           return
         }
         const { ids, tokens } = ops
@@ -292,7 +333,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.suspend(() => {
       const buffer = new Uint8Array(capacity)
-      return run({ operation: "readFile", path }, (native, id) =>
+      return run("readFile", path, (native, id) =>
         native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer).pipe(
           Effect.flatMap((read) => {
             // Keep a small file's bytes, not the whole first buffer.
@@ -308,25 +349,25 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     })
 
   const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
-    run({ operation, ...describe(file) }, (native, id) => {
-      const target = resolveFile(operation, file)
-      const at = check(validate.offset(operation, offset))
-      check(validate.buffer(operation, data, "data"))
-      return native.write(id, target.fd, target.fixed, data, at, all)
+    run(operation, file, (native, id) => {
+      const fd = fdOf(operation, file)
+      const at = offsetOf(operation, offset)
+      checkBuffer(operation, data, "data")
+      return native.write(id, fd, file instanceof RegisteredFile, data, at, all)
     }, data)
 
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
       // Validated before `data` is sliced: a detached or non-buffer argument is an InvalidArgument.
-      check(validate.buffer("writeAll", data, "data"))
-      const start = check(validate.offset("writeAll", offset))
+      checkBuffer("writeAll", data, "data")
+      const start = offsetOf("writeAll", offset)
       const step = (done: number): Effect.Effect<void, UringError> => {
         if (done >= data.length && done > 0) return Effect.void
         const chunk = data.subarray(done, Math.min(data.length, done + WHOLE_CHUNK))
         return write(file, start + done, chunk, true, "writeAll").pipe(
           Effect.flatMap((written) =>
             written < chunk.length
-              ? Effect.fail(new WriteZero({ operation: "writeAll", ...describe(file), written: done + written, expected: data.length }))
+              ? Effect.fail(new WriteZero({ ...contextOf("writeAll", file), written: done + written, expected: data.length }))
               : done + chunk.length >= data.length
               ? Effect.void
               : step(done + chunk.length)
@@ -338,10 +379,9 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
 
   const fileOp = (operation: string, submit: (native: NativeRing, id: number, fd: number, fixed: boolean) => number) =>
   (file: FileLike) =>
-    run({ operation, ...describe(file) }, (native, id) => {
-      const target = resolveFile(operation, file)
-      return submit(native, id, target.fd, target.fixed)
-    }).pipe(Effect.asVoid)
+    run(operation, file, (native, id) => submit(native, id, fdOf(operation, file), file instanceof RegisteredFile)).pipe(
+      Effect.asVoid
+    )
 
   /** An op on a byte range of a file (fallocate, fadvise): offset and length validated alike. */
   const rangeOp = (
@@ -355,28 +395,30 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         id,
         fd,
         fixed,
-        check(validate.offset(operation, offset)),
-        check(validate.offset(operation, length, "length"))
+        offsetOf(operation, offset),
+        offsetOf(operation, length, "length")
       ))(file)
 
-  const statInto = (context: Context, submit: (native: NativeRing, id: number, out: Uint8Array) => number) =>
+  const statInto = (
+    operation: string,
+    subject: Subject,
+    submit: (native: NativeRing, id: number, out: Uint8Array) => number
+  ) =>
     Effect.suspend(() => {
       const out = new Uint8Array(StatxBufferSize)
-      return run(context, (native, id) => submit(native, id, out), out).pipe(Effect.map(() => fromStatx(out)))
+      return run(operation, subject, (native, id) => submit(native, id, out), out).pipe(Effect.map(() => fromStatx(out)))
     })
 
   const fstat = (file: FileLike): Effect.Effect<Metadata, UringError> =>
-    statInto({ operation: "fstat", ...describe(file) }, (native, id, out) => {
-      const target = resolveFile("fstat", file)
-      return native.fstat(id, target.fd, target.fixed, STATX_ALL_MASK, out)
-    })
+    statInto("fstat", file, (native, id, out) =>
+      native.fstat(id, fdOf("fstat", file), file instanceof RegisteredFile, STATX_ALL_MASK, out))
 
   const statAt = (dir: DirLike, path: string, flags = 0): Effect.Effect<Metadata, UringError> =>
-    statInto({ operation: "statAt", path }, (native, id, out) =>
+    statInto("statAt", path, (native, id, out) =>
       native.statx(id, rawFd("statAt", dir, "dir"), check(validate.path("statAt", path)), flags, STATX_ALL_MASK, out))
 
   const stat = (path: string, options?: { readonly followSymlinks?: boolean }): Effect.Effect<Metadata, UringError> =>
-    statInto({ operation: "stat", path }, (native, id, out) =>
+    statInto("stat", path, (native, id, out) =>
       native.statx(
         id,
         AtFlags.AT_FDCWD,
@@ -387,15 +429,15 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       ))
 
   const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
-    run({ operation, path }, (native, id) => {
+    run(operation, path, (native, id) => {
       const mode = check(validate.mode(operation, options.mode ?? 0o666))
       if (options.flag !== undefined) check(validate.openFlag(operation, options.flag))
       return native.openat(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), openFlagsOf(options), mode)
     }).pipe(Effect.map((fd) => new OwnedFd(fd, path, ringId)))
 
   const closeFd = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
-    run({ operation: "close", ...describe(fd) }, (native, id) => {
-      const raw = fd instanceof OwnedFd ? resolveFile("close", fd).fd : check(validate.fd("close", fd))
+    run("close", fd, (native, id) => {
+      const raw = fd instanceof OwnedFd ? fdOf("close", fd) : check(validate.fd("close", fd))
       const token = native.close(id, raw)
       // Marked only once submitted: a refused close leaves the handle usable.
       if (fd instanceof OwnedFd) fd.closed = true
@@ -430,7 +472,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     to: string,
     options: RenameOptions = {}
   ): Effect.Effect<void, UringError> =>
-    run({ operation: "renameAt", path: from }, (native, id) => {
+    run("renameAt", from, (native, id) => {
       const flags = (options.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
         (options.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
       return native.renameat(
@@ -444,7 +486,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     }).pipe(Effect.asVoid)
 
   const unlinkAt = (dir: DirLike, path: string, options?: { readonly removeDir?: boolean }, operation = "unlinkAt") =>
-    run({ operation, path }, (native, id) =>
+    run(operation, path, (native, id) =>
       native.unlinkat(
         id,
         rawFd(operation, dir, "dir"),
@@ -453,13 +495,13 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       )).pipe(Effect.asVoid)
 
   const mkdirAt = (dir: DirLike, path: string, mode = 0o777, operation = "mkdirAt") =>
-    run({ operation, path }, (native, id) =>
+    run(operation, path, (native, id) =>
       native.mkdirat(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), check(validate.mode(operation, mode)))).pipe(
         Effect.asVoid
       )
 
   const symlinkAt = (target: string, dir: DirLike, path: string, operation = "symlinkAt") =>
-    run({ operation, path }, (native, id) =>
+    run(operation, path, (native, id) =>
       native.symlinkat(
         id,
         check(validate.path(operation, target, "target")),
@@ -475,7 +517,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     options?: { readonly followSymlinks?: boolean },
     operation = "linkAt"
   ) =>
-    run({ operation, path: from }, (native, id) =>
+    run(operation, from, (native, id) =>
       native.linkat(
         id,
         rawFd(operation, fromDir, "fromDir"),
@@ -489,8 +531,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     Effect.acquireRelease(
       Effect.suspend(() => {
         let raw = -1
-        return run({ operation: "register", ...describe(file) }, (native, id) => {
-          raw = file instanceof OwnedFd ? resolveFile("register", file).fd : check(validate.fd("register", file))
+        return run("register", file, (native, id) => {
+          raw = file instanceof OwnedFd ? fdOf("register", file) : check(validate.fd("register", file))
           return native.registerFile(id, raw)
         }).pipe(Effect.map((slot) => new RegisteredFile(slot, raw, ringId)))
       }),
@@ -498,14 +540,14 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         Effect.suspend(() => {
           if (registered.released) return Effect.void
           registered.released = true
-          return Effect.ignore(run({ operation: "unregister", fd: registered.fd }, (native, id) =>
+          return Effect.ignore(run("unregister", registered.fd, (native, id) =>
             native.unregisterFile(id, registered.slot)))
         })
     )
 
   const openBeneath = (operation: string, dir: OwnedFd, path: string, flags: number, mode: number, resolve: number) =>
     Effect.acquireRelease(
-      run({ operation, path }, (native, id) =>
+      run(operation, path, (native, id) =>
         native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve)).pipe(
           Effect.map((fd) => new OwnedFd(fd, path, ringId))
         ),
@@ -553,7 +595,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         )),
     ftruncate: traced("ftruncate", (file: FileLike, length: Position) =>
       fileOp("ftruncate", (native, id, fd, fixed) =>
-        native.ftruncate(id, fd, fixed, check(validate.offset("ftruncate", length, "length"))))(file)),
+        native.ftruncate(id, fd, fixed, offsetOf("ftruncate", length, "length")))(file)),
     open: traced("open", (path: string, options?: OpenOptions) => openAt(AtFlags.AT_FDCWD, path, options)),
     openAt: traced("openAt", openAt),
     withFile: <A, E, R>(path: string, options: OpenOptions, use: (file: OwnedFd) => Effect.Effect<A, E, R>) =>

@@ -1,6 +1,6 @@
 /**
  * Argument checks made before anything reaches the kernel. Each returns the normalized value, or an InvalidArgument
- * that says which argument and why.
+ * that says which argument and why. `isPlainOffset` and `bufferProblem` give the per-operation ones without allocating.
  *
  * @since 0.1.0
  */
@@ -44,6 +44,16 @@ const notNonNegativeInteger = (value: unknown): string | undefined => {
 }
 
 /**
+ * Whether {@link offset} accepts `value` as it is: a number that is a non-negative safe integer. The common case,
+ * checked without the BigInt arithmetic and the Either of the full check (callers run it once per operation).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const isPlainOffset = (value: unknown): value is number =>
+  typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)
+
+/**
  * A file offset: a non-negative safe integer, given as a number or a bigint, returned as a number (`-0` becomes 0).
  *
  * @since 0.1.0
@@ -54,10 +64,7 @@ export const offset = (
   value: number | bigint,
   argument = "offset"
 ): Either.Either<number, InvalidArgument> => {
-  // The common case, without the BigInt arithmetic below (this runs once per operation).
-  if (typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER && Number.isInteger(value)) {
-    return Either.right(value + 0)
-  }
+  if (isPlainOffset(value)) return Either.right(value + 0)
   const problem = notNonNegativeInteger(value)
   if (problem !== undefined) return refuse(operation, argument, problem)
   // Compare as bigint: a large number is an exact integer, so BigInt(value) cannot throw here.
@@ -138,6 +145,26 @@ const isDetached = (buffer: ArrayBuffer): boolean => {
 }
 
 /**
+ * Why the kernel may not use `value` as a buffer ({@link buffer}), or undefined when it may: the check without an
+ * Either, for callers that run it once per operation.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const bufferProblem = (value: Uint8Array): string | undefined => {
+  if (!(value instanceof Uint8Array)) return "must be a Uint8Array"
+  const backing: ArrayBufferLike = value.buffer
+  if (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) {
+    return "must not be backed by a SharedArrayBuffer"
+  }
+  if ((backing as { readonly resizable?: unknown }).resizable === true) {
+    return "must not be backed by a resizable ArrayBuffer"
+  }
+  if (isDetached(backing as ArrayBuffer)) return "its ArrayBuffer is detached (transferred or released)"
+  return undefined
+}
+
+/**
  * A buffer the kernel may read or write: a Uint8Array (Buffer included) over a plain ArrayBuffer that is neither
  * detached, shared nor resizable.
  *
@@ -152,18 +179,8 @@ export const buffer = (
   value: Uint8Array,
   argument = "buffer"
 ): Either.Either<Uint8Array, InvalidArgument> => {
-  if (!(value instanceof Uint8Array)) return refuse(operation, argument, "must be a Uint8Array")
-  const backing: ArrayBufferLike = value.buffer
-  if (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) {
-    return refuse(operation, argument, "must not be backed by a SharedArrayBuffer")
-  }
-  if ((backing as { readonly resizable?: unknown }).resizable === true) {
-    return refuse(operation, argument, "must not be backed by a resizable ArrayBuffer")
-  }
-  if (isDetached(backing as ArrayBuffer)) {
-    return refuse(operation, argument, "its ArrayBuffer is detached (transferred or released)")
-  }
-  return Either.right(value)
+  const problem = bufferProblem(value)
+  return problem === undefined ? Either.right(value) : refuse(operation, argument, problem)
 }
 
 /**
