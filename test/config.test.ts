@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Tracer } from "effect"
+import * as Fs from "node:fs"
 import { Uring } from "../src/index.js"
 
 const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
@@ -46,12 +47,18 @@ describe("Uring.layer", () => {
       expect(excess._tag).toBe("InvalidConfig")
     }))
 
-  it.effect("sqpoll and coop taskrun rings work", () =>
+  it.effect("sqpoll, coop taskrun and thread-only (inlineSubmit: false) rings work", () =>
     Effect.gen(function*() {
-      for (const config of [{ sqpollIdleMs: 10 }, { coopTaskrun: true }]) {
-        const meta = yield* Effect.flatMap(Uring, (uring) => uring.stat("/")).pipe(Effect.provide(Uring.layer(config)))
+      const expected = Fs.readFileSync("/etc/hostname")
+      for (const config of [{ sqpollIdleMs: 10 }, { coopTaskrun: true }, { inlineSubmit: false }]) {
+        const [meta, bytes] = yield* Effect.flatMap(Uring, (uring) => Effect.zip(uring.stat("/"), uring.readFile("/etc/hostname"))).pipe(
+          Effect.provide(Uring.layer(config))
+        )
         expect(meta.isDirectory).toBe(true)
+        expect(Buffer.compare(bytes, expected)).toBe(0)
       }
+      const notABoolean = yield* Effect.flip(buildWith({ URING_INLINE_SUBMIT: "sometimes" }))
+      expect(notABoolean._tag).toBe("ConfigError")
     }))
 
   it.effect("with tracing on, every operation runs in a span named Uring.<operation>", () =>

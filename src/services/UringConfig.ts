@@ -66,6 +66,13 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
     ),
     { default: () => 5000 }
   ),
+  /**
+   * While the ring's submission thread is idle, submit on the JS thread and take the completions
+   * that are ready right away (cached reads finish inside the submit), skipping two thread
+   * hand-offs per op. The cost: a large cached read is copied on the JS thread. Ignored with
+   * `sqpollIdleMs`, `iopoll` or `coopTaskrun`.
+   */
+  inlineSubmit: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */
   tracing: Schema.optionalWith(Schema.Boolean, { default: () => false })
 }) {}
@@ -103,7 +110,7 @@ const optional = <A>(config: Config.Config<A>) =>
 /**
  * The settings from the environment: `URING_RING_SIZE`, `URING_COOP_TASKRUN`, `URING_IOPOLL`,
  * `URING_SQPOLL_IDLE_MS`, `URING_DEFER_TASKRUN`, `URING_REGISTERED_FILES`,
- * `URING_SHUTDOWN_TIMEOUT_MS`, `URING_TRACING`; unset ones take the defaults.
+ * `URING_SHUTDOWN_TIMEOUT_MS`, `URING_INLINE_SUBMIT`, `URING_TRACING`; unset ones take the defaults.
  *
  * @since 0.1.0
  * @category config
@@ -116,6 +123,7 @@ export const fromEnv: Config.Config<UringConfigInput> = Config.all({
   deferTaskrun: optional(Config.boolean("URING_DEFER_TASKRUN")),
   registeredFiles: optional(Config.integer("URING_REGISTERED_FILES")),
   shutdownTimeoutMs: optional(Config.integer("URING_SHUTDOWN_TIMEOUT_MS")),
+  inlineSubmit: optional(Config.boolean("URING_INLINE_SUBMIT")),
   tracing: optional(Config.boolean("URING_TRACING"))
 }).pipe(
   // Unset settings are left out, so the Schema's defaults apply.
