@@ -430,6 +430,28 @@ describe("Uring.readFile", () => {
       expect(many.every((bytes) => Buffer.compare(bytes, small) === 0)).toBe(true)
       expect(fdCount()).toBe(before)
     }))
+
+  it.scoped("reused read buffers never mix files, whether reads complete, fail or are interrupted", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      // Sizes around the first read's 16 KiB buffer: shorter files, exactly full ones, longer ones.
+      const sizes = [0, 1, 100, 4096, 8192, 8193, 16383, 16384, 16385, 40_000]
+      const files = Array.from({ length: 120 }, (_, i) => {
+        const path = Path.join(dir, `f${i}`)
+        const bytes = pattern(sizes[i % sizes.length]!, i + 1)
+        Fs.writeFileSync(path, bytes)
+        return { path, bytes }
+      })
+      for (let round = 0; round < 3; round++) {
+        // Interrupted reads leave their buffers with the kernel until their completions arrive.
+        const interrupted = yield* Effect.forEach(files.slice(0, 40), (f) => Effect.fork(uring.readFile(f.path)))
+        yield* Effect.forEach(interrupted, Fiber.interrupt, { discard: true })
+        yield* Effect.flip(uring.readFile(Path.join(dir, "missing")))
+        const read = yield* Effect.forEach(files, (f) => uring.readFile(f.path), { concurrency: 32 })
+        read.forEach((bytes, i) => expect(Buffer.compare(bytes, files[i]!.bytes)).toBe(0))
+      }
+    }))
 })
 
 describe("Uring.withFile", () => {

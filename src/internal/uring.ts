@@ -34,6 +34,8 @@ const ENFILE = 23
 const WHOLE_CHUNK = 1 << 30
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
+/** First-read buffers `readFile` keeps for reuse, at most. */
+const FIRST_READS_KEPT = 64
 /** The largest whole file one op returns (its count is an int32). */
 const WHOLE_FILE_MAX = 0x7fffffff
 
@@ -320,24 +322,34 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const readFile = (
     path: string,
     options?: { readonly sizeHint?: number }
-  ): Effect.Effect<Uint8Array, UringError> =>
-    Effect.suspend(() => {
-      const hint = options?.sizeHint
-      // One byte of room past the hint tells a file of exactly that size from a larger one.
-      const capacity = hint === undefined
-        ? READ_FILE_FIRST
-        : check(validate.length("readFile", hint, WHOLE_FILE_MAX - 1, "sizeHint")) + 1
-      return readWhole(path, capacity)
-    }).pipe(refusedAsFailure)
+  ): Effect.Effect<Uint8Array, UringError> => {
+    const hint = options?.sizeHint
+    if (hint === undefined) return readWhole(path, READ_FILE_FIRST)
+    const valid = validate.length("readFile", hint, WHOLE_FILE_MAX - 1, "sizeHint")
+    // One byte of room past the hint tells a file of exactly that size from a larger one.
+    return Either.isLeft(valid) ? Effect.fail(valid.left) : readWhole(path, valid.right + 1)
+  }
+
+  /**
+   * Buffers for `readFile`'s first read, reused once their op has completed: a fresh zeroed
+   * buffer per file (and the GC of it) cost small files more than their I/O did.
+   */
+  const firstReads: Array<Uint8Array> = []
 
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.suspend(() => {
-      const buffer = new Uint8Array(capacity)
+      const pooled = capacity === READ_FILE_FIRST
+      const buffer = (pooled ? firstReads.pop() : undefined) ?? new Uint8Array(capacity)
       return run("readFile", path, (native, id) =>
         native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer).pipe(
           Effect.flatMap((read) => {
-            // Keep a small file's bytes, not the whole first buffer.
-            if (read < capacity) return Effect.succeed(read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read))
+            // Only the file's bytes: copied out of a pooled or mostly empty buffer, else a view.
+            const data = read < capacity
+              ? pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
+              : undefined
+            // The kernel is done with the buffer here (a failed or interrupted op just drops it).
+            if (pooled && firstReads.length < FIRST_READS_KEPT) firstReads.push(buffer)
+            if (data !== undefined) return Effect.succeed(data)
             return Effect.flatMap(stat(path), (meta) => {
               const next = Math.max(Number(meta.size) + 4096, capacity * 2)
               return next > WHOLE_FILE_MAX
