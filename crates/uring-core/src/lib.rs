@@ -5,6 +5,10 @@
 //! them to a [`CompletionSink`] in batches. Every buffer, path and output struct the kernel may
 //! touch is owned by the operation's slot until that operation's own completion arrives.
 //!
+//! With `inline_submit`, [`Ring::submit_and_reap`] lets the caller's thread do the submission
+//! thread's work while that thread is idle and take the completions that are ready at once
+//! (cached reads finish inside the submit call), so a lone operation needs no thread hand-off.
+//!
 //! The napi binding (feature `napi`) is a thin layer on top; the engine itself has no Node types
 //! and is tested with `cargo test`.
 

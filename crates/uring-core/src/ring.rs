@@ -147,8 +147,8 @@ impl Ring {
         // fd limit shrinks the table instead of making io_uring look unavailable.
         let registered_files = config.registered_files.min(fd_limit());
         if registered_files > 0 {
-            // Before either thread exists, so the submission thread's monopoly on register calls
-            // holds for the ring's whole running life.
+            // Before either thread exists: the only register call of the ring's life. Slots change
+            // afterwards through FILES_UPDATE entries, queued like any other op.
             ring.submitter().register_files_sparse(registered_files).map_err(setup_error)?;
         }
         // SQPOLL submits from a kernel thread, IOPOLL completions must be polled for, and
