@@ -96,6 +96,16 @@ pub(crate) enum Next {
 const EMPTY_PATH: &std::ffi::CStr = c"";
 
 impl Op {
+    /// Bytes the next entry of this op may copy between the page cache and its buffer: what a
+    /// thread that submits it inline may spend copying.
+    pub(crate) fn bytes_to_copy(&self) -> usize {
+        match self {
+            Op::Read { buf, done, .. } | Op::Write { buf, done, .. } => buf.len().saturating_sub(*done),
+            Op::ReadFile { buf, phase: ReadFilePhase::Read { done, .. }, .. } => buf.len().saturating_sub(*done),
+            _ => 0,
+        }
+    }
+
     pub fn read(target: Target, buf: Memory, offset: u64) -> Op {
         Op::Read { target, buf, offset, exact: false, done: 0 }
     }

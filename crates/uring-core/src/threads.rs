@@ -31,8 +31,10 @@ fn transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR))
 }
 
-/// Pushes everything the kernel can take now; returns ops that ended without reaching it.
-fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
+/// Pushes everything the kernel can take now, in queue order, stopping before an op that would
+/// take `budget` (bytes to copy) below zero; returns ops that ended without reaching the kernel in
+/// `ended`, and whether the budget stopped it.
+fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, budget: &mut usize) -> bool {
     // SAFETY: only this thread creates submission queue views, one at a time.
     let mut sq = unsafe { shared.ring.submission_shared() };
     if st.closing && !st.cancel_all_sent && !sq.is_full() {
@@ -85,6 +87,11 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
         if sq.is_full() || *in_kernel >= shared.op_budget {
             break;
         }
+        let bytes = op.op.bytes_to_copy();
+        if bytes > *budget {
+            return true;
+        }
+        *budget -= bytes;
         let entry: squeue::Entry = op.op.entry(files).user_data(key);
         // SAFETY: every pointer in the entry points into heap memory owned by the op's slot,
         // which stays in the slab (unmoved, unfreed) until this key's completion is reaped.
@@ -95,6 +102,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>) {
         *in_kernel += 1;
         st.queue.pop_front();
     }
+    false
 }
 
 /// Whether the submission queue is empty.
@@ -150,7 +158,8 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             }
             continue;
         }
-        fill(shared, &mut st, &mut ended);
+        // This thread copies on its own time: no budget.
+        fill(shared, &mut st, &mut ended, &mut { usize::MAX });
         if st.in_kernel > 0 {
             shared.reap_work.notify_one();
         }
@@ -256,6 +265,10 @@ fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completion>) -> Rea
 /// Rounds of submit-and-reap one inline call makes before handing leftovers (resubmitted
 /// remainders of short reads, the next phase of a whole-file read) to the submission thread.
 const INLINE_ROUNDS: usize = 4;
+/// Bytes one inline call may copy: about a millisecond of the caller's time at the page cache's
+/// copy speed here. Larger transfers go to the submission thread, so a few big cached reads do
+/// not stall the JS event loop.
+const INLINE_BYTES: usize = 4 << 20;
 
 /// The submission thread's work, done on the caller's thread: pushes what is queued, submits it,
 /// and reaps whatever completed meanwhile into `out` (a cached read is copied inside the submit
@@ -265,6 +278,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
     // The completion thread holds this only while it walks the completion queue.
     let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let submitter = shared.ring.submitter();
+    let mut budget = INLINE_BYTES;
     for _ in 0..INLINE_ROUNDS {
         let mut st = shared.lock();
         if st.closing {
@@ -274,7 +288,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
         if !has_work(shared, &st) {
             return false;
         }
-        fill(shared, &mut st, out);
+        let over_budget = fill(shared, &mut st, out, &mut budget);
         drop(st);
         if !submit_now(shared, &submitter) {
             return true;
@@ -290,6 +304,9 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
             // Only a concurrent `close` queues the NOP: it was meant for the completion thread.
             drop(st);
             let _ = submitter.submit();
+        }
+        if over_budget {
+            return true;
         }
     }
     drop(reaper);

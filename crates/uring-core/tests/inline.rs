@@ -153,3 +153,23 @@ fn closing_while_another_thread_submits_inline_neither_hangs_nor_loses_an_op() {
         assert!(by_sink != inline.contains(&user), "op {user}: delivered inline {} and by the sink {by_sink}", inline.contains(&user));
     }
 }
+
+#[test]
+fn large_transfers_are_left_to_the_submission_thread() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large");
+    let data: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let ring = deferred(inline());
+    // A small read first, then one larger than an inline call may copy.
+    let (small, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
+    let (large, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8 << 20), 0));
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out);
+    assert_eq!(out.iter().map(|c| c.user).collect::<Vec<_>>(), vec![small], "only the small read ran inline");
+    let done = ring.wait(large);
+    assert_eq!(done.result, 8 << 20);
+    assert!(done.output.unwrap() == data, "the large read has the file's bytes");
+}
