@@ -73,6 +73,11 @@ layer(Uring.layer())("Uring", (it) => {
         expect((yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 4 }, { offset: -1, length: 4 }])))._tag).toBe(
           "InvalidArgument"
         )
+        const badLength = yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 2 ** 31 }]))
+        expect(badLength._tag === "InvalidArgument" && badLength.argument).toBe("length")
+        // Bigint positions take the full check's path and still read.
+        const [big] = yield* uring.readBatch(file, [{ offset: 8n, length: 4n }])
+        expect(Buffer.compare(big!, data.subarray(8, 12))).toBe(0)
       }))
 
     it.scoped("an interrupted readBatch cancels what is still pending and waits for it", () =>

@@ -81,6 +81,10 @@ const check = <A>(result: Either.Either<A, InvalidArgument>): A => {
 const offsetOf = (operation: string, value: Position, argument?: string): number =>
   validate.isPlainOffset(value) ? value + 0 : check(validate.offset(operation, value, argument))
 
+/** A valid byte count as a number; a plain in-range number skips the full check's Either. */
+const lengthOf = (operation: string, value: Position): number =>
+  validate.isPlainOffset(value) && value <= validate.MAX_LENGTH ? value + 0 : check(validate.length(operation, value))
+
 /** Refuses a buffer the kernel may not use, without the Either of `validate.buffer`. */
 const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
   const problem = validate.bufferProblem(value)
@@ -262,12 +266,13 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const operation = "readBatch"
       const packed = new Float64Array(ranges.length * 2)
       let total = 0
-      ranges.forEach((range, i) => {
+      for (let i = 0; i < ranges.length; i++) {
+        const range = ranges[i]!
         packed[2 * i] = offsetOf(operation, range.offset)
-        const length = check(validate.length(operation, range.length))
+        const length = lengthOf(operation, range.length)
         packed[2 * i + 1] = length
         total += length
-      })
+      }
       if (ranges.length === 0) return Effect.succeed([])
       // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
       const given = options?.buffer
@@ -292,12 +297,11 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
             if (--remaining > 0) return
             const failed = results.findIndex((r) => r < 0)
             if (failed >= 0) return resume(Effect.fail(failure(results[failed]!, operation, file)))
-            let at = 0
-            resume(Effect.succeed(Array.from(results, (read, i) => {
-              const slice = buffer.subarray(at, at + read)
-              at += packed[2 * i + 1]!
-              return slice
-            })))
+            const slices = new Array<Uint8Array>(results.length)
+            for (let i = 0, at = 0; i < results.length; at += packed[2 * i + 1]!, i++) {
+              slices[i] = buffer.subarray(at, at + results[i]!)
+            }
+            resume(Effect.succeed(slices))
           }, buffer)
         } catch (error) {
           resume(Effect.fail(thrown(error, operation, file)))
