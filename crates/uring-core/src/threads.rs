@@ -107,8 +107,11 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, budget: &m
 
 /// Whether the submission queue is empty.
 fn sq_is_empty(shared: &Shared) -> bool {
-    let _st = shared.lock();
-    // SAFETY: submission queue views are only created with the state lock held.
+    sq_is_empty_locked(&shared.lock(), shared)
+}
+
+fn sq_is_empty_locked(_locked: &State, shared: &Shared) -> bool {
+    // SAFETY: the state lock is held (`_locked`), as for every submission queue view.
     unsafe { shared.ring.submission_shared() }.is_empty()
 }
 
@@ -125,12 +128,17 @@ fn flush(shared: &Shared, submitter: &Submitter<'_>) {
     }
 }
 
-/// Whether the submission thread has something to do.
+/// Whether the submission thread has something to do. Entries left in the submission queue
+/// count: an inline submit that the kernel refused leaves them for this thread.
 fn has_work(shared: &Shared, st: &State) -> bool {
     let front_ready = st.queue.front().is_some_and(|&key| {
         st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
     });
-    (st.closing && !st.cancel_all_sent) || !st.cancels.is_empty() || st.abandoned_queued > 0 || front_ready
+    (st.closing && !st.cancel_all_sent)
+        || !st.cancels.is_empty()
+        || st.abandoned_queued > 0
+        || front_ready
+        || !sq_is_empty_locked(st, shared)
 }
 
 /// Returns whether the completion thread was sent its wake-up (so it can be joined).
