@@ -1,9 +1,10 @@
 /**
  * The native binding's surface, as `crates/uring-core/src/binding/` exports it.
  *
- * Every submit method takes a caller-chosen op id (a positive int32) and returns a cancel token; the op's
- * completion arrives later through the `onComplete` callback given to the constructor, as part of an
- * `Int32Array` of `[opId, result, opId, result, ...]` pairs. A result >= 0 is the syscall's return value
+ * Every submit method takes a caller-chosen op id (a positive int32) and returns a cancel token; submits
+ * only queue, and `flush` hands them to the engine. The op's completion arrives as an `[opId, result]`
+ * pair, either written into `flush`'s `out` array (completed inline) or later through the `onComplete`
+ * callback given to the constructor, in an `Int32Array` of `[opId, result, opId, result, ...]` pairs. A result >= 0 is the syscall's return value
  * (bytes moved, a new fd, a registered-file slot index, 0); a result < 0 is `-errno`, or one of the
  * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
  * place: the caller must keep it referenced until that op's completion arrives.
