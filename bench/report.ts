@@ -26,6 +26,8 @@ export interface WorkloadReport {
   readonly workload: Workload
   readonly peers: ReadonlyArray<PeerSummary>
   readonly fio: string
+  /** The page cache's state when the workload ended (absent in reports from before this check). */
+  readonly cacheAfter?: string
 }
 
 export interface Report {
@@ -155,7 +157,10 @@ export const renderMarkdown = (r: Report): string => {
   for (const w of r.workloads) {
     lines.push(`## ${w.workload.title}`)
     lines.push("")
-    lines.push(`\`${w.workload.id}\` · latency ${w.workload.latency} · fio: ${w.fio}`)
+    lines.push(
+      `\`${w.workload.id}\` · latency ${w.workload.latency} · fio: ${w.fio}` +
+        (w.cacheAfter !== undefined ? ` · page cache after: ${w.cacheAfter}` : "")
+    )
     lines.push("")
     lines.push(`| peer | ${w.workload.unit} | ratio | p50 µs | p99 µs | CPU µs/op | peak RSS MiB | bytes checked |`)
     lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")

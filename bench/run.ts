@@ -241,6 +241,9 @@ const main = async () => {
 
   const reports: Array<WorkloadReport> = []
   for (const w of workloads) {
+    // The host may page out cache pages idle for a minute (DAMON reclaim on these VMs): warm
+    // again before each workload, and check after it that the files stayed resident.
+    warm(data)
     const t0 = Date.now()
     const active: Array<Worker> = []
     const results = new Map<string, Array<TrialResult>>()
@@ -299,10 +302,14 @@ const main = async () => {
     ].filter((s) => s.trials.length > 0 || s.errors.length > 0)
     const base = summaries.find((s) => s.peer === BASELINE)?.throughput ?? NaN
     for (const s of summaries) s.ratio = s.throughput / base
+    const after = checkCache(data)
+    const stayedWarm = after.largeResident > 0.99 && after.smallResident > 0.99
+    if (!stayedWarm) log(`${w.id}: page cache NOT warm after the workload (${after.detail})`)
     reports.push({
       workload: w,
       peers: summaries,
-      fio: fio !== undefined ? (useFio ? "run" : "n/a for this workload") : flag("no-fio") ? "skipped" : "not installed"
+      fio: fio !== undefined ? (useFio ? "run" : "n/a for this workload") : flag("no-fio") ? "skipped" : "not installed",
+      cacheAfter: stayedWarm ? "warm" : `NOT warm (${after.detail})`
     })
     log(`${w.id}: ${((Date.now() - t0) / 1000).toFixed(1)} s; ` +
       summaries.map((s) => `${s.peer} ${fmt(s.throughput, w.unit)}`).join(", "))
