@@ -102,6 +102,10 @@ const pathCount = (ctx: Ctx): number =>
 
 type Done = (ok: boolean) => void
 
+/** Whether a trial goes on: until the deadline when time-bounded (limit = Infinity), else until `limit` ops. */
+const more = (limit: number, deadline: number, issued: number, t: number) =>
+  limit === Infinity ? t < deadline : issued < limit
+
 /** Callback APIs (fs callbacks, the ring client). `issue` must complete asynchronously. */
 const callbackBatchesOnly = (
   ctx: Ctx,
@@ -120,7 +124,7 @@ const callbackBatchesOnly = (
       if (--remaining > 0) return
       const t = now()
       ctx.samples.add((t - t0) * 1000)
-      if (issued >= limit || (limit === Infinity && t >= deadline)) resolve({ ops: issued, verified })
+      if (!more(limit, deadline, issued, t)) resolve({ ops: issued, verified })
       else start()
     }
     const start = () => {
@@ -156,7 +160,7 @@ const promiseBatchesOnly = async (
     const t = now()
     ctx.samples.add((t - t0) * 1000)
     for (const ok of results) if (ok) verified++
-    if (issued >= limit || (limit === Infinity && t >= deadline)) return { ops: issued, verified }
+    if (!more(limit, deadline, issued, t)) return { ops: issued, verified }
   }
 }
 
@@ -188,14 +192,11 @@ const effectBatchesOnly = <E, R>(
         issued += Math.min(qd, limit - base)
         const t = now()
         ctx.samples.add((t - t0) * 1000)
-        return issued >= limit || (limit === Infinity && t >= deadline) ? Effect.succeed({ ops: issued, verified }) : loop
+        return more(limit, deadline, issued, t) ? loop : Effect.succeed({ ops: issued, verified })
       })
     })
     return loop
   })
-
-const more = (limit: number, deadline: number, issued: number, t: number) =>
-  limit === Infinity ? t < deadline : issued < limit
 
 /** Callback APIs, closed loop: `qd` lanes, each reissuing from its completion. */
 const callbackLanes = (
