@@ -55,7 +55,14 @@ macro_rules! view {
             pub fn len(&self) -> usize {
                 self.len
             }
+        }
+    };
+}
 
+/// Slice access for views read or written during the call (not op memory, which is lent).
+macro_rules! slices {
+    ($name:ident, $elem:ty) => {
+        impl $name {
             /// Valid for the current call only.
             pub fn as_slice(&self) -> &[$elem] {
                 if self.len == 0 {
@@ -80,6 +87,8 @@ macro_rules! view {
 view!(Bytes, u8, sys::TypedarrayType::uint8_array, "Uint8Array");
 view!(I32s, i32, sys::TypedarrayType::int32_array, "Int32Array");
 view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
+slices!(I32s, i32);
+slices!(F64s, f64);
 
 impl Bytes {
     /// # Safety
