@@ -3,7 +3,7 @@ import { Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { AtFlags, FallocateMode, make, Metadata, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
-import { fdCount, mkfifo, pattern, tempDir } from "./helpers/fixtures.js"
+import { fdCount, mkfifo, openFifo, pattern, tempDir } from "./helpers/fixtures.js"
 
 /** Wall-clock sleep: `it.effect` runs on the TestClock, where `Effect.sleep` waits for the test to advance it. */
 const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
@@ -378,12 +378,8 @@ describe("Uring layer lifecycle", () => {
     }))
 
   it.live("closing the layer with reads in flight resolves every waiting fiber", () =>
-    Effect.gen(function*() {
-      const dir = yield* Effect.scoped(tempDir())
-      Fs.mkdirSync(dir, { recursive: true })
-      const fifoPath = Path.join(dir, "fifo")
-      mkfifo(fifoPath)
-      const fd = Fs.openSync(fifoPath, "r+")
+    Effect.scoped(Effect.gen(function*() {
+      const fd = yield* openFifo(yield* tempDir())
       const scope = yield* Scope.make()
       const uring = yield* Scope.extend(make(), scope)
       const fibers = yield* Effect.forEach(Array.from({ length: 500 }), () => Effect.fork(Effect.either(uring.read(fd, 0, 8))))
@@ -393,9 +389,7 @@ describe("Uring layer lifecycle", () => {
       for (const result of results) {
         expect(Either.isLeft(result) && result.left._tag).toBe("RingClosed")
       }
-      Fs.closeSync(fd)
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }))
+    })))
 })
 
 describe("Metadata.fromStatx", () => {

@@ -19,6 +19,20 @@ export const mkfifo = (path: string): void => {
   execFileSync("mkfifo", [path])
 }
 
+/**
+ * A FIFO `fifo` in `dir`, opened read-write: reads from it wait until data is written (no writer
+ * ever goes away). The fd is closed when the scope ends.
+ */
+export const openFifo = (dir: string): Effect.Effect<number, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const path = Path.join(dir, "fifo")
+      mkfifo(path)
+      return Fs.openSync(path, "r+")
+    }),
+    (fd) => Effect.sync(() => Fs.closeSync(fd))
+  )
+
 /** A tmpfs of `size` (e.g. "1m") mounted on a fresh directory, unmounted when the scope ends. */
 export const tmpfs = (size: string, options = ""): Effect.Effect<string, never, Scope.Scope> =>
   Effect.acquireRelease(

@@ -12,7 +12,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fdCount, mkfifo, pattern, tempDir } from "../helpers/fixtures.js"
+import { fdCount, mkfifo, openFifo, pattern, tempDir } from "../helpers/fixtures.js"
 import { heapMiB, makeWithClient, prng, realSleep, rssMiB, seedFromEnv, waitUntil } from "./helpers.js"
 
 const TOTAL = 100_000
@@ -259,13 +259,11 @@ describe("interruption storm", () => {
   it.live("an op interrupted while queued behind a full in-kernel budget settles at once", () =>
     Effect.scoped(Effect.gen(function*() {
       const dir = yield* tempDir("effect-uring-queued-")
-      const fifoPath = Path.join(dir, "fifo")
-      mkfifo(fifoPath)
+      const fifo = yield* openFifo(dir)
       const filePath = Path.join(dir, "file")
       Fs.writeFileSync(filePath, "0123456789")
-      const fifo = Fs.openSync(fifoPath, "r+")
       const file = Fs.openSync(filePath, "r")
-      yield* Effect.addFinalizer(() => Effect.sync(() => [fifo, file].forEach((fd) => Fs.closeSync(fd))))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(file)))
       // ringSize 8: a completion queue of 16, so at most 14 ops are in the kernel at once.
       const { client, uring } = yield* makeWithClient({ ringSize: 8 })
       const budget = client.native.cqEntries

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { make } from "../../src/index.js"
-import { mkfifo, pattern, tempDir } from "../helpers/fixtures.js"
+import { mkfifo, openFifo, pattern, tempDir } from "../helpers/fixtures.js"
 import { makeWithClient, realSleep, waitUntil } from "./helpers.js"
 
 const HALF = 5_000
@@ -20,13 +20,11 @@ describe("shutdown under load", () => {
   it.live("closing the scope with 10,000 ops in flight returns within 1 s and resolves every fiber", () =>
     Effect.scoped(Effect.gen(function*() {
       const dir = yield* tempDir("effect-uring-shutdown-")
-      const fifoPath = Path.join(dir, "fifo")
-      mkfifo(fifoPath)
+      const fifo = yield* openFifo(dir)
       const original = pattern(DATA_SIZE, 11)
       Fs.writeFileSync(Path.join(dir, "data"), original)
-      const fifo = Fs.openSync(fifoPath, "r+")
       const data = Fs.openSync(Path.join(dir, "data"), "r")
-      yield* Effect.addFinalizer(() => Effect.sync(() => [fifo, data].forEach((fd) => Fs.closeSync(fd))))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(data)))
 
       for (const ringSize of [16384, 256]) {
         const scope = yield* Scope.make()
@@ -82,13 +80,9 @@ describe("shutdown under load", () => {
     })))
 
   it.live("make() closed from inside the service's own scope with reads in flight", () =>
-    Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function*() {
       // The public constructor, no client access: closing still resolves every fiber.
-      const dir = yield* Effect.scoped(tempDir("effect-uring-shutdown-make-"))
-      Fs.mkdirSync(dir, { recursive: true })
-      const fifoPath = Path.join(dir, "fifo")
-      mkfifo(fifoPath)
-      const fifo = Fs.openSync(fifoPath, "r+")
+      const fifo = yield* openFifo(yield* tempDir("effect-uring-shutdown-make-"))
       const scope = yield* Scope.make()
       const uring = yield* Scope.extend(make(), scope)
       const fibers = yield* Effect.forEach(Array.from({ length: 10_000 }), () => Effect.fork(Effect.either(uring.read(fifo, 0, 8))))
@@ -98,9 +92,7 @@ describe("shutdown under load", () => {
       expect(performance.now() - started).toBeLessThan(1000)
       const results = yield* Fiber.joinAll(fibers).pipe(Effect.timeoutFail({ duration: 5_000, onTimeout: () => new Error("hang") }))
       expect(results.every((r) => Either.isLeft(r) && r.left._tag === "RingClosed")).toBe(true)
-      Fs.closeSync(fifo)
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }))
+    })))
 
   it.live("a child process doing the same exits by itself", () =>
     Effect.scoped(Effect.gen(function*() {
