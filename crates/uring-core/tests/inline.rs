@@ -44,7 +44,7 @@ fn cached_reads_complete_inside_the_call_with_their_bytes() {
         .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0)
         .collect();
     let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out);
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
     assert_eq!(out.len(), 16, "every cached read finished inside the call");
     for c in &out {
         let block = users.iter().position(|&u| u == c.user).expect("a completion of this batch") as u8;
@@ -63,7 +63,7 @@ fn an_op_that_cannot_finish_inline_arrives_through_the_sink() {
     let ring = deferred(inline());
     let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
     let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out);
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
     assert!(out.is_empty(), "a read with no data yet cannot complete inline");
     fifo.write_all(b"hello").unwrap();
     let done = ring.wait(user);
@@ -83,7 +83,7 @@ fn with_inline_submit_off_or_coop_taskrun_the_threads_do_the_work() {
         let ring = deferred(config);
         let (user, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
         let mut out = Vec::new();
-        ring.ring.submit_and_reap(&mut out);
+        ring.ring.submit_and_reap(&mut out, usize::MAX);
         assert!(out.is_empty());
         assert_eq!(ring.wait(user).result, 4096);
     }
@@ -100,7 +100,7 @@ fn multi_part_ops_finish_once_whichever_thread_reaps_them() {
     let users: HashSet<u64> =
         (0..32).map(|_| ring.submit(Op::read_file(libc::AT_FDCWD, cstr(&path), Memory::zeroed(16_384))).0).collect();
     let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out);
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
     let inline: HashSet<u64> = out.iter().map(|c| c.user).collect();
     assert_eq!(inline.len(), out.len(), "no completion twice inline");
     for c in &out {
@@ -135,7 +135,7 @@ fn closing_while_another_thread_submits_inline_neither_hangs_nor_loses_an_op() {
                         Err(_) => return (submitted, inline),
                     }
                 }
-                ring.ring.submit_and_reap(&mut inline);
+                ring.ring.submit_and_reap(&mut inline, usize::MAX);
             }
             (submitted, inline)
         })
@@ -167,9 +167,30 @@ fn large_transfers_are_left_to_the_submission_thread() {
     let (small, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
     let (large, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8 << 20), 0));
     let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out);
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
     assert_eq!(out.iter().map(|c| c.user).collect::<Vec<_>>(), vec![small], "only the small read ran inline");
     let done = ring.wait(large);
     assert_eq!(done.result, 8 << 20);
     assert!(done.output.unwrap() == data, "the large read has the file's bytes");
+}
+
+#[test]
+fn completions_beyond_the_callers_room_go_to_the_sink() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 4);
+    let ring = deferred(inline());
+    let users: Vec<u64> = (0..4u64)
+        .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0)
+        .collect();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out, 2);
+    assert_eq!(out.len(), 2, "as many as the caller has room for");
+    let inline: HashSet<u64> = out.iter().map(|c| c.user).collect();
+    for &user in users.iter().filter(|u| !inline.contains(u)) {
+        assert_eq!(ring.wait(user).result, 4096, "op {user} reaches the sink");
+    }
+    for user in inline {
+        assert!(ring.collector.take(user).is_none(), "op {user} was delivered twice");
+    }
 }

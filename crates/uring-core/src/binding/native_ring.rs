@@ -11,7 +11,7 @@ use napi_derive::napi;
 use super::args::{engine_error, op_id, path, position, target};
 use super::delivery::{JsSink, Tsfn};
 use super::views::{Bytes, F64s, I32s};
-use crate::{Completion, CompletionSink, Op, Ring, RingConfig};
+use crate::{Completion, Op, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -52,7 +52,6 @@ impl FromNapiValue for Callback {
 struct Host {
     ring: Ring,
     tsfn: Arc<Tsfn>,
-    sink: JsSink,
     released: AtomicBool,
 }
 
@@ -118,8 +117,7 @@ impl NativeRing {
                 return Err(engine_error(e));
             }
         };
-        let sink = JsSink(Arc::clone(&tsfn));
-        let host = Arc::new(Host { ring, tsfn, sink, released: AtomicBool::new(false) });
+        let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false) });
         // A worker that ends with ops in flight: close (and wait for the kernel) before the env's
         // heap, which holds the buffers, goes away. Registered after the threadsafe function,
         // so it runs before Node's own cleanup of that function.
@@ -341,17 +339,14 @@ impl NativeRing {
             return 0;
         }
         let mut done = self.inline_done.lock().unwrap_or_else(|p| p.into_inner());
-        self.host.ring.submit_and_reap(&mut done);
-        let fits = done.len().min(out.len() / 2);
-        for (pair, c) in out.chunks_exact_mut(2).zip(done.drain(..fits)) {
+        self.host.ring.submit_and_reap(&mut done, out.len() / 2);
+        let count = done.len();
+        for (pair, c) in out.chunks_exact_mut(2).zip(done.drain(..)) {
             // Op ids come from JS as positive int32s.
             pair[0] = c.user as i32;
             pair[1] = c.result;
         }
-        if !done.is_empty() {
-            self.host.sink.deliver(done.drain(..).collect());
-        }
-        fits as u32
+        count as u32
     }
 
     /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
