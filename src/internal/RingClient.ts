@@ -46,7 +46,7 @@ export class RingClient {
     return this.pendingCount
   }
 
-  /** Completion batches delivered so far (each one crossing from native code into JS). */
+  /** Completion batches the completion thread has delivered so far (completions a flush reaped inline are not counted). */
   get batches(): number {
     return this.batchCount
   }

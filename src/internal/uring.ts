@@ -573,7 +573,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
     confinedDir({
       openBeneath,
-      openAt: (dir, path, options) => openAt(dir, path, options),
+      openAt,
       fstat,
       statAt,
       mkdirAt: (dir, path, mode) => mkdirAt(dir, path, mode),
