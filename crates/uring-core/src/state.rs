@@ -36,6 +36,8 @@ pub(crate) struct State {
     pub cancel_all_sent: bool,
     /// Both threads must exit.
     pub stop: bool,
+    /// The completion thread waits on `Shared::reap_work` (nothing in the kernel).
+    pub reaper_parked: bool,
 }
 
 impl State {
@@ -50,6 +52,7 @@ impl State {
             closing: false,
             cancel_all_sent: false,
             stop: false,
+            reaper_parked: false,
         }
     }
 }

@@ -168,9 +168,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         }
         // This thread copies on its own time: no budget.
         fill(shared, &mut st, &mut ended, &mut { usize::MAX });
-        if st.in_kernel > 0 {
-            shared.reap_work.notify_one();
-        }
+        wake_reaper(shared, &st);
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
         }
@@ -196,6 +194,14 @@ fn push_wake(_locked: &State, shared: &Shared) -> bool {
     unsafe { shared.ring.submission_shared().push(&wake) }.is_ok()
 }
 
+/// Wakes a parked completion thread once entries are in the kernel for it to wait on. A condvar
+/// notify is a futex call even with nobody waiting, so it is made only for a parked thread.
+fn wake_reaper(shared: &Shared, st: &State) {
+    if st.reaper_parked && st.in_kernel > 0 {
+        shared.reap_work.notify_one();
+    }
+}
+
 pub(crate) fn completion_loop(shared: &Shared) {
     let submitter = shared.ring.submitter();
     let mut batch = Vec::new();
@@ -206,7 +212,9 @@ pub(crate) fn completion_loop(shared: &Shared) {
         if shared.park_reaper {
             let mut st = shared.lock();
             while st.in_kernel == 0 && !st.stop {
+                st.reaper_parked = true;
                 st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.reaper_parked = false;
             }
         }
         // SAFETY: no submission (to_submit = 0) and no argument struct.
@@ -303,11 +311,9 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
         }
         let mut st = shared.lock();
         let woke = reap_all(shared, &mut st, out).woke;
-        if st.in_kernel > 0 {
-            // Entries the kernel finishes later (on its workers, or after I/O): the completion
-            // thread's turn.
-            shared.reap_work.notify_one();
-        }
+        // Entries the kernel finishes later (on its workers, or after I/O): the completion
+        // thread's turn.
+        wake_reaper(shared, &st);
         if woke && push_wake(&st, shared) {
             // Only a concurrent `close` queues the NOP: it was meant for the completion thread.
             drop(st);
