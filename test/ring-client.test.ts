@@ -11,7 +11,8 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { RingClient } from "../src/internal/RingClient.js"
+import { NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
   new Promise<number>((resolve) => client.submit(start, resolve, keep))
@@ -138,6 +139,77 @@ describe("RingClient over the binding", () => {
     } finally {
       client.shutdown()
       Fs.closeSync(fd)
+    }
+  })
+
+  /** Calls `submitNow` and reports whether its callback ran before it returned. */
+  const submitNow = (client: RingClient, start: (native: NativeRing, id: number) => number, keep: Uint8Array) => {
+    let early: number | undefined
+    let late: (result: number) => void = () => {}
+    const result = new Promise<number>((resolve) => late = resolve)
+    client.submitNow(start, (r) => {
+      early = r
+      late(r)
+    }, keep, keep.byteLength)
+    return { now: early !== undefined, result }
+  }
+
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+  it("submitNow completes a cached read before it returns, within a budget per turn of the event loop", async () => {
+    const client = new RingClient({ entries: 64 })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    const whole = Fs.readFileSync("/proc/self/exe")
+    const readAt = (buffer: Uint8Array, at: number) => (n: NativeRing, id: number) => n.read(id, fd, false, buffer, at, false)
+    try {
+      // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
+      let first = false
+      for (let turn = 0; turn < 100 && !first; turn++) {
+        first = submitNow(client, readAt(new Uint8Array(8), 0), new Uint8Array(8)).now
+        if (!first) await nextTurn()
+      }
+      expect(first).toBe(true)
+      const buffers = Array.from({ length: NOW_PER_TURN + 20 }, () => new Uint8Array(64))
+      const ops = buffers.map((buffer, i) => submitNow(client, readAt(buffer, i * 64), buffer))
+      const early = ops.filter((op) => op.now).length
+      expect(early).toBeGreaterThan(0)
+      expect(early).toBeLessThanOrEqual(NOW_PER_TURN - 1)
+      // Past the budget, completions wait for the turn's flush.
+      expect(ops.slice(NOW_PER_TURN - 1).some((op) => op.now)).toBe(false)
+      expect(await Promise.all(ops.map((op) => op.result))).toEqual(buffers.map(() => 64))
+      buffers.forEach((buffer, i) => expect(Buffer.compare(buffer, whole.subarray(i * 64, i * 64 + 64))).toBe(0))
+      // A new turn has a new budget, but never more bytes than it allows.
+      await nextTurn()
+      const big = new Uint8Array(NOW_BYTES_PER_TURN + 1)
+      const large = submitNow(client, readAt(big, 0), big)
+      expect(large.now).toBe(false)
+      expect(await large.result).toBe(Math.min(big.length, whole.length))
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+  })
+
+  it("submitNow leaves a read the kernel cannot finish at once to its callback", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
+    const client = new RingClient({ entries: 8 })
+    const path = Path.join(dir, "fifo")
+    mkfifo(path)
+    const fd = Fs.openSync(path, "r+")
+    try {
+      const buffer = new Uint8Array(16)
+      const op = submitNow(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
+      expect(op.now).toBe(false)
+      expect(client.pending).toBe(1)
+      Fs.writeSync(fd, "late")
+      expect(await op.result).toBe(4)
+      expect(new TextDecoder().decode(buffer.subarray(0, 4))).toBe("late")
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+      Fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 

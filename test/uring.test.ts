@@ -1,5 +1,5 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
+import { Cause, Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { AtFlags, FallocateMode, make, Metadata, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
@@ -94,6 +94,31 @@ layer(Uring.layer())("Uring", (it) => {
         // The ring still serves reads from the same FIFO afterwards.
         Fs.writeFileSync(fifoPath, Buffer.alloc(8, 2))
         expect(Array.from(yield* uring.read(fifo, 0, 8))).toEqual(Array(8).fill(2))
+      }))
+
+    it.scoped("a cached read or a buffered write completes without suspending the fiber; its failure is typed alike", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const file = yield* uring.open(Path.join(dir, "now"), { flag: "w+" })
+        const directory = yield* uring.open(dir, { flag: "r" })
+        // `runSyncExit` dies with an AsyncFiberException if the effect suspends. The JS thread
+        // submits only while the ring's submission thread is idle: wait for a turn where it is.
+        const now = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.gen(function*() {
+            for (let turn = 0; turn < 100; turn++) {
+              const exit = Effect.runSyncExit(effect)
+              if (!(Exit.isFailure(exit) && Cause.isDie(exit.cause))) return exit
+              yield* realSleep(1)
+            }
+            return yield* Effect.dieMessage("never completed without suspending")
+          })
+        expect(yield* now(uring.write(file, 0, encode("inline")))).toEqual(Exit.succeed(6))
+        const buffer = new Uint8Array(6)
+        expect(yield* now(uring.readInto(file, 0, buffer))).toEqual(Exit.succeed(6))
+        expect(decode(buffer)).toBe("inline")
+        const failed = yield* now(uring.readInto(directory, 0, buffer))
+        expect(Exit.isFailure(failed) && Cause.failureOption(failed.cause).pipe((e) => e._tag === "Some" && e.value._tag)).toBe("IsADirectory")
       }))
 
     it.scoped("fsync, fdatasync, fallocate, fadvise, ftruncate", () =>

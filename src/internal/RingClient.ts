@@ -15,6 +15,13 @@ const FLUSH_EVERY = 16
 const INLINE_PAIRS = 256
 /** Makes `flush` only wake the submission thread. */
 const WAKE_ONLY = new Int32Array(0)
+/**
+ * `submitNow` calls per event-loop turn that may complete on the spot, and the bytes they may
+ * move: past either, ops wait for the turn's flush, so a loop whose reads always complete at
+ * once still lets the event loop turn, and soon.
+ */
+export const NOW_PER_TURN = 64
+export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number, id?: number) => void
@@ -36,6 +43,9 @@ export class RingClient {
   private readonly inline = new Int32Array(2 * INLINE_PAIRS)
   /** Pairs held in `inline`. */
   private inlineCount = 0
+  /** What `submitNow` may still complete on the spot this turn. */
+  private nowLeft = NOW_PER_TURN
+  private nowBytesLeft = NOW_BYTES_PER_TURN
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -61,16 +71,48 @@ export class RingClient {
    * which case nothing is pending.
    */
   submit(start: (native: NativeRing, id: number) => number, onResult: OnResult, keep?: unknown): Submitted {
-    const id = this.claim(onResult, keep)
-    let token: number
-    try {
-      token = start(this.native, id)
-    } catch (error) {
-      this.release(id)
-      throw error
-    }
+    const op = this.start(start, onResult, keep)
     this.submitted(1)
-    return { id, token }
+    return op
+  }
+
+  /**
+   * Like `submit`, but flushes at once: when the engine completes the op inline (a cached read
+   * of `bytes`, a buffered write), `onResult` runs before this returns. Other ops' completions
+   * reaped by that flush still wait for the turn's flush. Past the turn's budget
+   * (`NOW_PER_TURN`, `NOW_BYTES_PER_TURN`), or while the inline buffer is full, this is `submit`.
+   */
+  submitNow(
+    start: (native: NativeRing, id: number) => number,
+    onResult: OnResult,
+    keep: unknown,
+    bytes: number
+  ): Submitted {
+    if (this.nowLeft === 0 || bytes > this.nowBytesLeft || this.inlineCount === INLINE_PAIRS) {
+      return this.submit(start, onResult, keep)
+    }
+    this.nowLeft--
+    this.nowBytesLeft -= bytes
+    const op = this.start(start, onResult, keep)
+    const from = 2 * this.inlineCount
+    this.flushNow()
+    let result: number | undefined
+    for (let i = from; i < 2 * this.inlineCount; i += 2) {
+      if (this.inline[i] !== op.id) continue
+      result = this.inline[i + 1]!
+      // Taken out of the turn's dispatch: id 0 is never an op's.
+      this.inline[i] = 0
+      if (this.inlineCount === 1) this.inlineCount = 0
+      break
+    }
+    if (this.inlineCount > 0) this.scheduleTurn()
+    if (result === undefined) {
+      this.pend(1)
+    } else {
+      this.release(op.id)
+      onResult(result, op.id)
+    }
+    return op
   }
 
   /**
@@ -104,6 +146,17 @@ export class RingClient {
     return { ids, tokens }
   }
 
+  /** Claims an id and submits through `start`; a refusal frees the id again and is thrown. */
+  private start(start: (native: NativeRing, id: number) => number, onResult: OnResult, keep: unknown): Submitted {
+    const id = this.claim(onResult, keep)
+    try {
+      return { id, token: start(this.native, id) }
+    } catch (error) {
+      this.release(id)
+      throw error
+    }
+  }
+
   /** A free op id, holding `onResult` and `keep` until its completion. */
   private claim(onResult: OnResult, keep: unknown): number {
     const id = this.freeIds.pop() ?? this.callbacks.length
@@ -119,12 +172,17 @@ export class RingClient {
     this.freeIds.push(id)
   }
 
-  /** Counts `count` newly queued ops: keeps the process alive while any is pending, schedules a flush. */
+  /** Counts `count` newly queued ops as pending and schedules their flush. */
   private submitted(count: number): void {
     if (count === 0) return
+    this.pend(count)
+    this.scheduleFlush(count)
+  }
+
+  /** Counts `count` more pending ops; the process stays alive while any is. */
+  private pend(count: number): void {
     if (this.pendingCount === 0) this.native.ref()
     this.pendingCount += count
-    this.scheduleFlush(count)
   }
 
   /**
@@ -186,6 +244,8 @@ export class RingClient {
 
   private readonly flush = (): void => {
     this.flushScheduled = false
+    this.nowLeft = NOW_PER_TURN
+    this.nowBytesLeft = NOW_BYTES_PER_TURN
     if (this.unflushed > 0) this.flushNow()
     const count = this.inlineCount
     if (count === 0) return

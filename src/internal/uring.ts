@@ -85,6 +85,9 @@ const offsetOf = (operation: string, value: Position, argument?: string): number
 const lengthOf = (operation: string, value: Position): number =>
   validate.isPlainOffset(value) && value <= validate.MAX_LENGTH ? value + 0 : check(validate.length(operation, value))
 
+/** What a buffer argument holds, for an inline-copy budget; anything else is refused later, when submitted. */
+const bytesOf = (value: unknown): number => value instanceof Uint8Array ? value.byteLength : 0
+
 /** Refuses a buffer the kernel may not use, without the Either of `validate.buffer`. */
 const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
   const problem = validate.bufferProblem(value)
@@ -195,33 +198,49 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
 
   /**
    * Runs one native op on `subject` as an Effect. `body` validates (throwing `Refused`) and
-   * submits; the result is the syscall's non-negative value. When interrupted, the op is
-   * cancelled and the interruption completes only after the kernel's completion, so its memory
-   * is no longer used.
+   * submits; the result is the syscall's non-negative value. With `now` (the bytes the op moves,
+   * for ops the kernel may finish inline), the op is flushed at once, and one the engine
+   * completes inline (a cached read) gives its result without suspending the fiber. When interrupted, the op is cancelled and the interruption completes
+   * only after the kernel's completion, so its memory is no longer used.
    *
-   * The cancel hook is a `catchAllCause` in an uninterruptible region rather than a canceler
-   * returned to `Effect.async`, which wraps every op in `onInterrupt` (an `onExit` that also
-   * works on success): that wrapper cost more per op than this region (bench/micro.ts).
+   * The op is submitted in an uninterruptible region, so an interruption either comes before it
+   * or finds it submitted and cancels it. The cancel hook is a `catchAllCause` there rather than
+   * a canceler returned to `Effect.async`, which wraps every op in `onInterrupt` (an `onExit`
+   * that also works on success): that wrapper cost more per op than this region (bench/micro.ts).
    */
-  const run = (operation: string, subject: Subject, body: Submit, keep?: unknown): Effect.Effect<number, UringError> =>
+  const run = (
+    operation: string,
+    subject: Subject,
+    body: Submit,
+    keep?: unknown,
+    now?: number
+  ): Effect.Effect<number, UringError> =>
     Effect.uninterruptibleMask((restore) => {
-      let op: Submitted | undefined
-      // Set by the completion even when interruption won the race to resume: the op's id may
-      // then belong to another op already, so it must not be cancelled.
-      let completed = false
+      // Set by the completion, whenever it comes: once it has, the op's id may belong to
+      // another op already, so it must not be cancelled.
+      let result: number | undefined
+      let resume: ((result: number) => void) | undefined
+      const onResult = (value: number) => {
+        result = value
+        if (resume !== undefined) resume(value)
+      }
+      let op: Submitted
+      try {
+        op = now === undefined ? client.submit(body, onResult, keep) : client.submitNow(body, onResult, keep, now)
+      } catch (error) {
+        return Effect.fail(thrown(error, operation, subject))
+      }
+      const outcome = (value: number): Effect.Effect<number, UringError> =>
+        value >= 0 ? Effect.succeed(value) : Effect.fail(failure(value, operation, subject))
+      if (result !== undefined) return outcome(result)
       return Effect.catchAllCause(
-        restore(Effect.async<number, UringError>((resume) => {
-          try {
-            op = client.submit(body, (result) => {
-              completed = true
-              resume(result >= 0 ? Effect.succeed(result) : Effect.fail(failure(result, operation, subject)))
-            }, keep)
-          } catch (error) {
-            resume(Effect.fail(thrown(error, operation, subject)))
-          }
+        restore(Effect.async<number, UringError>((wake) => {
+          // The completion may have come while the fiber yielded on its way here.
+          if (result !== undefined) return wake(outcome(result))
+          resume = (value) => wake(outcome(value))
         })),
         (cause) =>
-          op === undefined || completed || !Cause.isInterruptedOnly(cause)
+          result !== undefined || !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
             : Effect.zipRight(settle(op), Effect.failCause(cause))
       )
@@ -239,7 +258,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const at = offsetOf(operation, offset)
       checkBuffer(operation, buffer)
       return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
-    }, buffer)
+    }, buffer, bytesOf(buffer))
 
   const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
     Effect.suspend(() => {
@@ -340,6 +359,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
    */
   const firstReads: Array<Uint8Array> = []
 
+  /**
+   * Not flushed at once (`run`'s `now`): its three stages then cost a syscall each per file,
+   * where the turn's flush batches them across every caller (measured slower at 64 in flight).
+   */
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.suspend(() => {
       const pooled = capacity === READ_FILE_FIRST
@@ -370,7 +393,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const at = offsetOf(operation, offset)
       checkBuffer(operation, data, "data")
       return native.write(id, fd, file instanceof RegisteredFile, data, at, all)
-    }, data)
+    }, data, bytesOf(data))
 
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
@@ -458,7 +481,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       // Marked only once submitted: a refused close leaves the handle usable.
       if (fd instanceof OwnedFd) fd.closed = true
       return token
-    }).pipe(Effect.asVoid)
+    }, undefined, 0).pipe(Effect.asVoid)
 
   /** The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did. */
   const releaseFd = (owned: OwnedFd): Effect.Effect<void> => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
