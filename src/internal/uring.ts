@@ -200,8 +200,9 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
    * Runs one native op on `subject` as an Effect. `body` validates (throwing `Refused`) and
    * submits; the result is the syscall's non-negative value. With `now` (the bytes the op moves,
    * for ops the kernel may finish inline), the op is flushed at once, and one the engine
-   * completes inline (a cached read) gives its result without suspending the fiber. When interrupted, the op is cancelled and the interruption completes
-   * only after the kernel's completion, so its memory is no longer used.
+   * completes inline (a cached read) gives its result without suspending the fiber. When
+   * interrupted, the op is cancelled and the interruption completes only after the kernel's
+   * completion, so its memory is no longer used.
    *
    * The op is submitted in an uninterruptible region, so an interruption either comes before it
    * or finds it submitted and cancels it. The cancel hook is a `catchAllCause` there rather than
