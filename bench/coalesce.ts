@@ -13,9 +13,7 @@
  */
 import * as NFS from "node:fs"
 import { Effect, Scope, Exit } from "effect"
-import { makeOperations } from "../src/internal/uring.js"
-import { RingClient, type OnResult, type Submitted } from "../src/internal/RingClient.js"
-import type { NativeRing } from "../src/internal/native.js"
+import { makeOperations, type NativeRing, type OnResult, RingClient, type Submitted } from "./lib.js"
 import { BLOCK, checkBlock, randomBlocks } from "./common.js"
 
 const seconds = Number(process.argv[2] ?? 3)

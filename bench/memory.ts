@@ -4,7 +4,7 @@
  * measured after a full GC. The engine should allocate nothing per operation in steady state.
  */
 import * as NFS from "node:fs"
-import { RingClient } from "../src/internal/RingClient.js"
+import { RingClient } from "./lib.js"
 import { BLOCK, checkBlock, type DataSpec, randomBlocks } from "./common.js"
 
 export interface MemoryResult {

@@ -12,8 +12,7 @@
  *   npx tsx bench/micro.ts
  */
 import { Effect } from "effect"
-import { makeOperations } from "../src/internal/uring.js"
-import { RegisteredFile } from "../src/services/Handles.js"
+import { makeOperations, RegisteredFile } from "./lib.js"
 
 let pending: Array<(r: number) => void> = []
 let scheduled = false

@@ -9,9 +9,7 @@ import * as NFS from "node:fs"
 import * as FSP from "node:fs/promises"
 import { FileSystem } from "@effect/platform"
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
-import { Uring } from "../src/index.js"
-import { RingClient } from "../src/internal/RingClient.js"
-import { STATX_ALL_MASK } from "../src/services/Metadata.js"
+import { RingClient, STATX_ALL_MASK, Uring } from "./lib.js"
 import {
   BLOCK,
   checkBlock,

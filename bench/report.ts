@@ -46,7 +46,8 @@ export interface Report {
     data: Record<string, unknown>
     cache: { state: string; detail: string }
     fio: string
-    uringFileSystem: string
+    /** What was measured; runs before it was recorded measured the TypeScript sources through tsx. */
+    library?: string
     elapsedS: number
     load: string
   }
@@ -138,7 +139,7 @@ export const renderMarkdown = (r: Report): string => {
   lines.push("")
   lines.push(`- Code: ${m.code}.`)
   lines.push(`- Page cache: **${m.cache.state}** (every file read once before the runs; ${m.cache.detail}).`)
-  lines.push(`- fio: ${m.fio}. UringFileSystem: ${m.uringFileSystem}.`)
+  lines.push(`- fio: ${m.fio}. Library measured: ${m.library ?? "the TypeScript sources through tsx"}.`)
   lines.push(`- Machine load: ${m.load}. Absolute figures move with it; compare ratios measured in one run.`)
   lines.push("- Ratio = peer throughput / Effect `Uring` service throughput in this run (> 1: the peer is faster).")
   lines.push(m.model === "batch"

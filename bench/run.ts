@@ -107,17 +107,12 @@ interface PeerDef {
 }
 
 const BASELINE = "uring-effect"
-const uringFsExists = NFS.existsSync(Path.join(root, "src", "platform", "UringFileSystem.ts"))
 const allPeers: Array<PeerDef> = [
   { id: "uring-effect", label: "effect-uring: Effect Uring service (registered file, readInto; path ops for small/stat)" },
   { id: "uring-batch", label: "effect-uring: Uring.readBatch, qd ranges per call (batch entry point; random reads)" },
   { id: "uring-client", label: "effect-uring: RingClient, no Effect" },
-  ...(uringFsExists
-    ? [
-      { id: "uring-fs", label: "effect-uring: UringFileSystem (@effect/platform FileSystem, File.read on one handle)" },
-      { id: "uring-fs-at", label: "effect-uring: UringFileSystem, UringFile.readAt (positional, reads only)" }
-    ]
-    : []),
+  { id: "uring-fs", label: "effect-uring: UringFileSystem (@effect/platform FileSystem, File.read on one handle)" },
+  { id: "uring-fs-at", label: "effect-uring: UringFileSystem, UringFile.readAt (positional, reads only)" },
   { id: "fs-promises", label: "Node fs.promises (FileHandle.read / readFile / stat)" },
   { id: "fs-callback", label: "Node fs callbacks (fs.read / readFile / stat), default thread pool" },
   { id: "fs-callback-uv-uring", label: "Node fs callbacks with UV_USE_IO_URING=1 (child process)", env: { UV_USE_IO_URING: "1" } },
@@ -227,7 +222,6 @@ const main = async () => {
   const warmOk = cache.largeResident > 0.99 && cache.smallResident > 0.99
   log(`page cache: ${warmOk ? "warm" : "NOT warm"} (${cache.detail})`)
   log(fio ? `fio: ${fio}` : flag("no-fio") ? "fio: skipped (--no-fio)" : "fio: not installed")
-  if (!uringFsExists) log("UringFileSystem: src/platform/UringFileSystem.ts not found, peer skipped")
 
   const workers = peers.map(spawn)
   workersPids = () => workers.map((w) => String(w.proc.pid))
@@ -346,7 +340,7 @@ const main = async () => {
       data: { ...data },
       cache: { state: warmOk ? "warm" : "not warm", ...cache },
       fio: fio ?? (flag("no-fio") ? "skipped (--no-fio)" : "not installed"),
-      uringFileSystem: uringFsExists ? "included" : "not present (src/platform/UringFileSystem.ts missing)",
+      library: "the compiled build (dist/)",
       elapsedS: 0,
       load: `1-min load average ${loadStart} at start, ${Os.loadavg()[0]!.toFixed(2)} at end; ` +
         `other busy processes at start: ${othersAtStart}; at end: ${otherLoad()}`

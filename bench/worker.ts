@@ -6,9 +6,6 @@
  *
  * Usage (by run.ts): node --expose-gc --import tsx bench/worker.ts <peer-id>
  */
-import * as NFS from "node:fs"
-import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Layer } from "effect"
 import { type DataSpec, peakRssKiB, randomBlocks, resetPeakRss, Samples, type TrialResult, type Workload } from "./common.js"
 import {
@@ -24,8 +21,6 @@ import {
 } from "./peers.js"
 import { memoryGrowth } from "./memory.js"
 
-const here = Path.dirname(fileURLToPath(import.meta.url))
-export const uringFileSystemPath = Path.join(here, "..", "src", "platform", "UringFileSystem.ts")
 
 const loadPeer = async (id: string): Promise<Peer> => {
   switch (id) {
@@ -48,14 +43,8 @@ const loadPeer = async (id: string): Promise<Peer> => {
     }
     case "uring-fs":
     case "uring-fs-at": {
-      // Optional: written by another engineer; imported only when the file exists.
-      if (!NFS.existsSync(uringFileSystemPath)) throw new Error("src/platform/UringFileSystem.ts does not exist")
-      const mod: any = await import(uringFileSystemPath)
-      const { Uring } = await import("../src/index.js")
-      const layer = mod.layer ?? mod.UringFileSystem?.layer ?? mod.layerUring
-      if (layer === undefined) throw new Error("UringFileSystem exports no `layer`")
-      const built = typeof layer === "function" ? layer() : layer
-      return platformFileSystem(Layer.provide(built, Uring.layer()) as Layer.Layer<any, unknown, never>, id === "uring-fs-at")
+      const { Uring, UringFileSystem } = await import("./lib.js")
+      return platformFileSystem(Layer.provide(UringFileSystem.layer, Uring.layer()), id === "uring-fs-at")
     }
     default:
       throw new Error(`unknown peer ${id}`)
