@@ -161,6 +161,44 @@ const date = (view: DataView, at: number): Date =>
   new Date(Number(view.getBigInt64(at, true)) * 1000 + Math.floor(view.getUint32(at + 8, true) / 1e6))
 
 /**
+ * Sets a decoded `struct statx`'s fields on a new object with Metadata's prototype: the same value
+ * `new Metadata(props, true)` builds, without that constructor's copy of the props and its pass over the fields
+ * for defaults (Metadata has none). A constructor function, rather than `Object.assign` onto `Object.create`, gives
+ * the object V8's fast in-object layout: the other way built a dictionary-mode object, which was three quarters of
+ * a decode (about 1.5 of 2 µs), paid per stat.
+ */
+function Decoded(this: Record<keyof Metadata, unknown>, view: DataView) {
+  const mask = view.getUint32(0, true)
+  const mode = view.getUint16(28, true)
+  const hasBirth = (mask & STATX_BTIME) !== 0
+  this.type = typeOfMode(mode)
+  this.mode = mode
+  this.permissions = mode & 0o7777
+  this.blksize = view.getUint32(4, true)
+  this.attributes = view.getBigUint64(8, true)
+  this.nlink = view.getUint32(16, true)
+  this.uid = view.getUint32(20, true)
+  this.gid = view.getUint32(24, true)
+  this.ino = view.getBigUint64(32, true)
+  this.size = view.getBigUint64(40, true)
+  this.blocks = view.getBigUint64(48, true)
+  this.attributesMask = view.getBigUint64(56, true)
+  this.atime = date(view, 64)
+  this.birthtime = hasBirth ? Option.some(date(view, 80)) : Option.none()
+  this.ctime = date(view, 96)
+  this.mtime = date(view, 112)
+  this.atimeNs = nanos(view, 64)
+  this.birthtimeNs = hasBirth ? Option.some(nanos(view, 80)) : Option.none()
+  this.ctimeNs = nanos(view, 96)
+  this.mtimeNs = nanos(view, 112)
+  this.rdevMajor = view.getUint32(128, true)
+  this.rdevMinor = view.getUint32(132, true)
+  this.devMajor = view.getUint32(136, true)
+  this.devMinor = view.getUint32(140, true)
+}
+Decoded.prototype = Metadata.prototype
+
+/**
  * Decodes a little-endian `struct statx` (at least {@link StatxBufferSize} bytes). It skips schema validation: the
  * layout fixes every field's type, and this runs once per stat.
  *
@@ -172,35 +210,5 @@ export const fromStatx = (bytes: Uint8Array): Metadata => {
     throw new RangeError(`a struct statx needs ${StatxBufferSize} bytes, got ${bytes.byteLength}`)
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, StatxBufferSize)
-  const mask = view.getUint32(0, true)
-  const mode = view.getUint16(28, true)
-  const hasBirth = (mask & STATX_BTIME) !== 0
-  // The same object `new Metadata(props, { disableValidation: true })` builds, without its copy of
-  // the props and its pass over the fields for defaults (Metadata has none): this runs per stat.
-  return Object.assign(Object.create(Metadata.prototype) as Metadata, {
-    type: typeOfMode(mode),
-    mode,
-    permissions: mode & 0o7777,
-    blksize: view.getUint32(4, true),
-    attributes: view.getBigUint64(8, true),
-    nlink: view.getUint32(16, true),
-    uid: view.getUint32(20, true),
-    gid: view.getUint32(24, true),
-    ino: view.getBigUint64(32, true),
-    size: view.getBigUint64(40, true),
-    blocks: view.getBigUint64(48, true),
-    attributesMask: view.getBigUint64(56, true),
-    atime: date(view, 64),
-    birthtime: hasBirth ? Option.some(date(view, 80)) : Option.none(),
-    ctime: date(view, 96),
-    mtime: date(view, 112),
-    atimeNs: nanos(view, 64),
-    birthtimeNs: hasBirth ? Option.some(nanos(view, 80)) : Option.none(),
-    ctimeNs: nanos(view, 96),
-    mtimeNs: nanos(view, 112),
-    rdevMajor: view.getUint32(128, true),
-    rdevMinor: view.getUint32(132, true),
-    devMajor: view.getUint32(136, true),
-    devMinor: view.getUint32(140, true)
-  })
+  return new (Decoded as unknown as new(view: DataView) => Metadata)(view)
 }
