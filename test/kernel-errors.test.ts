@@ -56,6 +56,25 @@ layer(Uring.layer())("kernel errors", (it) => {
       if (unknown._tag === "Unknown") expect([unknown.errno, unknown.code]).toEqual([29, "ESPIPE"])
     }))
 
+  it.scoped("a kernel error carries no JavaScript stack (only the ring's dispatch would be in it)", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const limit = Error.stackTraceLimit
+      const missing = yield* Effect.flip(uring.stat(Path.join(yield* tempDir(), "missing")))
+      expect(missing._tag).toBe("NotFound")
+      expect(missing.stack).toBe(`NotFound: ${missing.message}`)
+      expect(Error.stackTraceLimit).toBe(limit)
+      // Where `Error` is frozen the limit cannot be lowered; the error still arrives, with its stack.
+      const script = Path.join(import.meta.dirname, "fixtures", "frozen-error.ts")
+      const child = spawnSync(process.execPath, ["--import", "tsx", script, "/nonexistent/effect-uring"], {
+        encoding: "utf8",
+        timeout: 20_000,
+        cwd: Path.join(import.meta.dirname, "..")
+      })
+      expect(child.stderr).toBe("")
+      expect(child.stdout.trim()).toBe(`NotFound; limit ${limit}`)
+    }))
+
   it.scoped("NoSpace on a full tmpfs; what was written before stays intact", () =>
     Effect.gen(function*() {
       const uring = yield* Uring

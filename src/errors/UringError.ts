@@ -440,7 +440,7 @@ type KernelErrorClass = new(props: {
   readonly fd?: number
   readonly errno: number
   readonly code: string
-}) => KernelError
+}, disableValidation?: boolean) => KernelError
 
 // Indexed by code name rather than number so the mapping reads like the design notes.
 const classByCode: Readonly<Record<string, KernelErrorClass>> = {
@@ -470,7 +470,8 @@ const classByCode: Readonly<Record<string, KernelErrorClass>> = {
 }
 
 /**
- * The tagged error for an errno. A negative value (as a completion carries it) is taken as its absolute value.
+ * The tagged error for an errno. A negative value (as a completion carries it) is taken as its absolute value. It
+ * skips schema validation: every field's type is fixed by this signature, and a failed op builds one per error.
  *
  * @example
  * ```ts
@@ -498,5 +499,5 @@ export const fromErrno = (
     ...(context.fd !== undefined ? { fd: context.fd } : {}),
     errno: n,
     code
-  })
+  }, true)
 }
