@@ -121,6 +121,30 @@ layer(Uring.layer())("Uring", (it) => {
         expect(Exit.isFailure(failed) && Cause.failureOption(failed.cause).pipe((e) => e._tag === "Some" && e.value._tag)).toBe("IsADirectory")
       }))
 
+    it.scoped("small reads that may complete at once stay correct while large ones keep the submission thread busy", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const path = Path.join(yield* tempDir(), "mixed")
+        const data = pattern(24 * 1024 * 1024 + 11, 5)
+        Fs.writeFileSync(path, data)
+        const file = yield* uring.open(path)
+        // Reads over the inline copy budget (4 MiB) go to the submission thread; while it works,
+        // the small reads' flushes cannot submit on this thread and must take the thread path too.
+        const large = Effect.forEach([0, 1, 2], (i) =>
+          Effect.map(uring.readExact(file, i * 8 * 1024 * 1024, 8 * 1024 * 1024), (bytes) =>
+            Buffer.compare(bytes, data.subarray(i * 8 * 1024 * 1024, (i + 1) * 8 * 1024 * 1024)) === 0), {
+          concurrency: "unbounded"
+        })
+        const small = Effect.forEach(Array.from({ length: 2000 }, (_, i) => i), (i) => {
+          const at = (i * 12_289) % (data.length - 512)
+          const buffer = new Uint8Array(512)
+          return Effect.map(uring.readInto(file, at, buffer), (n) => n === 512 && Buffer.compare(buffer, data.subarray(at, at + 512)) === 0)
+        }, { concurrency: 8 })
+        const [bigOk, smallOk] = yield* Effect.all([large, small], { concurrency: "unbounded" })
+        expect(bigOk).toEqual([true, true, true])
+        expect(smallOk.every((ok) => ok)).toBe(true)
+      }))
+
     it.scoped("fsync, fdatasync, fallocate, fadvise, ftruncate", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
