@@ -241,10 +241,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       // Set by the completion, whenever it comes: once it has, the op's id may belong to
       // another op already, so it must not be cancelled.
       let result: number | undefined
-      let resume: ((result: number) => void) | undefined
+      let wake: ((outcome: Effect.Effect<number, UringError>) => void) | undefined
       const onResult = (value: number) => {
         result = value
-        if (resume !== undefined) resume(value)
+        if (wake !== undefined) wake(outcome(value, operation, subject))
       }
       let op: Submitted
       try {
@@ -252,14 +252,12 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       } catch (error) {
         return Effect.fail(thrown(error, operation, subject))
       }
-      const outcome = (value: number): Effect.Effect<number, UringError> =>
-        value >= 0 ? Effect.succeed(value) : Effect.fail(failure(value, operation, subject))
-      if (result !== undefined) return outcome(result)
+      if (result !== undefined) return outcome(result, operation, subject)
       return Effect.catchAllCause(
-        restore(Effect.async<number, UringError>((wake) => {
+        restore(Effect.async<number, UringError>((resume) => {
           // The completion may have come while the fiber yielded on its way here.
-          if (result !== undefined) return wake(outcome(result))
-          resume = (value) => wake(outcome(value))
+          if (result !== undefined) return resume(outcome(result, operation, subject))
+          wake = resume
         })),
         (cause) =>
           result !== undefined || !Cause.isInterruptedOnly(cause)
@@ -267,6 +265,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
             : Effect.zipRight(settle(op), Effect.failCause(cause))
       )
     })
+
+  /** An op's result as the Effect `run` returns. */
+  const outcome = (value: number, operation: string, subject: Subject): Effect.Effect<number, UringError> =>
+    value >= 0 ? Effect.succeed(value) : Effect.fail(failure(value, operation, subject))
 
   const traced = <Args extends Array<any>, A, E, R>(
     name: string,
