@@ -178,6 +178,13 @@ describe("RingClient over the binding", () => {
       expect(ops.slice(NOW_PER_TURN - 1).some((op) => op.now)).toBe(false)
       expect(await Promise.all(ops.map((op) => op.result))).toEqual(buffers.map(() => 64))
       buffers.forEach((buffer, i) => expect(Buffer.compare(buffer, whole.subarray(i * 64, i * 64 + 64))).toBe(0))
+      // A turn that spends its whole budget on ops completed at once still renews it for the next.
+      await nextTurn()
+      const spent = Array.from({ length: NOW_PER_TURN }, (_, i) => submitNow(client, readAt(new Uint8Array(8), i * 8), new Uint8Array(8)))
+      expect(spent.filter((op) => op.now).length).toBeGreaterThan(NOW_PER_TURN / 2)
+      await Promise.all(spent.map((op) => op.result))
+      await nextTurn()
+      expect(submitNow(client, readAt(new Uint8Array(8), 0), new Uint8Array(8)).now).toBe(true)
       // A new turn has a new budget, but never more bytes than it allows.
       await nextTurn()
       const big = new Uint8Array(NOW_BYTES_PER_TURN + 1)

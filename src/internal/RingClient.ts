@@ -91,7 +91,8 @@ export class RingClient {
     if (this.nowLeft === 0 || bytes > this.nowBytesLeft || this.inlineCount === INLINE_PAIRS) {
       return this.submit(start, onResult, keep)
     }
-    this.nowLeft--
+    // The turn's flush renews the budget: make sure one comes, even if every op completes here.
+    if (--this.nowLeft === 0) this.scheduleTurn()
     this.nowBytesLeft -= bytes
     const op = this.start(start, onResult, keep)
     const from = 2 * this.inlineCount
