@@ -34,15 +34,18 @@ fn blocks_file(dir: &tempfile::TempDir, blocks: u8) -> std::fs::File {
     std::fs::File::open(&path).unwrap()
 }
 
+/// Queues a 4 KiB read of each of the first `blocks` blocks of `file`; returns their users in block order.
+fn queue_block_reads(ring: &TestRing, file: &std::fs::File, blocks: u64) -> Vec<u64> {
+    (0..blocks).map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0).collect()
+}
+
 #[test]
 fn cached_reads_complete_inside_the_call_with_their_bytes() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 16);
     let ring = deferred(inline());
-    let users: Vec<u64> = (0..16u64)
-        .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0)
-        .collect();
+    let users = queue_block_reads(&ring, &file, 16);
     let mut out = Vec::new();
     ring.ring.submit_and_reap(&mut out, usize::MAX);
     assert_eq!(out.len(), 16, "every cached read finished inside the call");
@@ -180,9 +183,7 @@ fn completions_beyond_the_callers_room_go_to_the_sink() {
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 4);
     let ring = deferred(inline());
-    let users: Vec<u64> = (0..4u64)
-        .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), i * 4096)).0)
-        .collect();
+    let users = queue_block_reads(&ring, &file, 4);
     let mut out = Vec::new();
     ring.ring.submit_and_reap(&mut out, 2);
     assert_eq!(out.len(), 2, "as many as the caller has room for");
