@@ -69,8 +69,9 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
   /**
    * While the ring's submission thread is idle, submit on the JS thread and take the completions
    * that are ready right away (cached reads finish inside the submit), skipping two thread
-   * hand-offs per op. The cost: a large cached read is copied on the JS thread. Ignored with
-   * `sqpollIdleMs`, `iopoll` or `coopTaskrun`.
+   * hand-offs per op. The cost: cached reads are copied on the JS thread (at most 4 MiB per
+   * flush; larger transfers go to the submission thread). Ignored with `sqpollIdleMs`, `iopoll`
+   * or `coopTaskrun`.
    */
   inlineSubmit: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */

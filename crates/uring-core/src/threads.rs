@@ -35,7 +35,8 @@ fn transient(e: &io::Error) -> bool {
 /// take `budget` (bytes to copy) below zero; returns ops that ended without reaching the kernel in
 /// `ended`, and whether the budget stopped it.
 fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, budget: &mut usize) -> bool {
-    // SAFETY: only this thread creates submission queue views, one at a time.
+    // SAFETY: the state lock is held (`st`), as for every submission queue view, so this is the
+    // only one, whichever thread fills (the submission thread, or a caller submitting inline).
     let mut sq = unsafe { shared.ring.submission_shared() };
     if st.closing && !st.cancel_all_sent && !sq.is_full() {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any().all()).build().user_data(CANCEL_TAG);
