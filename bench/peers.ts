@@ -635,10 +635,6 @@ export const uringEffectBatch: Peer = async (ctx) => {
   if (w.kind !== "rand" || w.qd < 2) return undefined
   const runtime = ManagedRuntime.make(Uring.layer())
   const uring = await runtime.runPromise(Uring)
-  if (typeof (uring as { readBatch?: unknown }).readBatch !== "function") {
-    await runtime.dispose()
-    return undefined
-  }
   const scope = await runtime.runPromise(Scope.make())
   const file = await runtime.runPromise(
     Scope.extend(Effect.flatMap(uring.open(ctx.data.largePath), (fd) => uring.register(fd)), scope)
