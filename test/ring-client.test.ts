@@ -241,6 +241,37 @@ describe("RingClient over the binding", () => {
     expect(load().probe()).toBe(0)
   })
 
+  it("read, write and flush are each ring's own functions: bound to it, not to `this`", async () => {
+    const a = new RingClient({ entries: 8 })
+    const b = new RingClient({ entries: 8 })
+    const fd = Fs.openSync("/etc/hostname", "r")
+    try {
+      const { read, write, flush } = a.native
+      expect(Object.keys(a.native)).toEqual(expect.arrayContaining(["read", "write", "flush"]))
+      expect(read).not.toBe(b.native.read)
+      // Detached, or called on another ring, they still queue on their own ring.
+      const buffer = new Uint8Array(8)
+      read.call(b.native, 1, fd, false, buffer, 0, false)
+      expect(a.native.inFlight).toBe(1)
+      expect(b.native.inFlight).toBe(0)
+      const out = new Int32Array(2)
+      const deadline = Date.now() + 5000
+      let done = 0
+      while (done === 0 && Date.now() < deadline) done = flush(out)
+      expect([done, out[0], out[1]]).toEqual([1, 1, Fs.readFileSync("/etc/hostname").subarray(0, 8).length])
+      expect(() => (write as Function)(2, fd, false, "not bytes", 0, false)).toThrow(/ERR_URING_INVALID_ARGUMENT.*Uint8Array/)
+      expect(() => (flush as Function)([0, 0])).toThrow(/ERR_URING_INVALID_ARGUMENT.*Int32Array/)
+      expect(() => (read as Function)()).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+      a.shutdown()
+      expect(() => read(3, fd, false, buffer, 0, false)).toThrow(/ERR_URING_CLOSED/)
+      expect(await run(b, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)).toBeGreaterThan(0)
+    } finally {
+      a.shutdown()
+      b.shutdown()
+      Fs.closeSync(fd)
+    }
+  })
+
   it("a Rust panic becomes a JS exception, and the ring keeps working", async () => {
     const client = new RingClient({ entries: 8 })
     const native = client.native as NativeRing & { __panicForTests(message: string): void }

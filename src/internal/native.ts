@@ -9,6 +9,9 @@
  * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
  * place: the caller must keep it referenced until that op's completion arrives.
  *
+ * `read`, `write` and `flush` are each ring's own functions (raw N-API, bound to the ring rather than
+ * to `this`: napi-rs's per-call bookkeeping for methods cost several times the call).
+ *
  * Synchronous failures throw an `Error` whose message starts with one of `NativeErrorCode` and a colon.
  *
  * @internal

@@ -5,5 +5,6 @@
 
 mod args;
 mod delivery;
+mod hot;
 mod native_ring;
 mod views;

@@ -1,7 +1,7 @@
 //! The `NativeRing` class.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -11,7 +11,7 @@ use napi_derive::napi;
 use super::args::{engine_error, op_id, path, position, target};
 use super::delivery::{JsSink, Tsfn};
 use super::views::{Bytes, F64s, I32s};
-use crate::{Completion, Op, Ring, RingConfig};
+use crate::{Op, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -48,9 +48,9 @@ impl FromNapiValue for Callback {
     }
 }
 
-/// What the env cleanup hook and the class share: closing either way closes once.
-struct Host {
-    ring: Ring,
+/// What the env cleanup hook, the class and its hot functions share: closing either way closes once.
+pub(crate) struct Host {
+    pub(crate) ring: Ring,
     tsfn: Arc<Tsfn>,
     released: AtomicBool,
 }
@@ -69,8 +69,6 @@ impl Host {
 #[napi]
 pub struct NativeRing {
     host: Arc<Host>,
-    /// Completions reaped inline by `flush`; kept to reuse its capacity.
-    inline_done: Mutex<Vec<Completion>>,
     cleanup: Option<CleanupEnvHook<Arc<Host>>>,
     ring_id: u32,
 }
@@ -107,7 +105,7 @@ pub fn probe() -> i32 {
 #[napi]
 impl NativeRing {
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, options: RingOptions, on_complete: Callback) -> Result<Self> {
+    pub fn new(env: Env, this: This, options: RingOptions, on_complete: Callback) -> Result<Self> {
         // SAFETY: the env and callback of this very call.
         let tsfn = Arc::new(unsafe { Tsfn::new(env.raw(), on_complete.0) }?);
         let ring = match Ring::new(config(&options), JsSink(Arc::clone(&tsfn))) {
@@ -122,7 +120,9 @@ impl NativeRing {
         // heap, which holds the buffers, goes away. Registered after the threadsafe function,
         // so it runs before Node's own cleanup of that function.
         let cleanup = env.add_env_cleanup_hook(Arc::clone(&host), |host| host.shutdown())?;
-        Ok(NativeRing { host, inline_done: Mutex::new(Vec::new()), cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
+        // SAFETY: the env and the object under construction of this very call.
+        unsafe { super::hot::define(env.raw(), this.object.raw(), Arc::clone(&host)) }?;
+        Ok(NativeRing { host, cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
     #[napi(getter)]
@@ -162,16 +162,6 @@ impl NativeRing {
         Ok(key as f64)
     }
 
-    #[napi(catch_unwind)]
-    pub fn read(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool) -> Result<f64> {
-        // SAFETY: the JS client keeps `buf` referenced in its pending table until this op's
-        // completion has been delivered (see src/internal/RingClient.ts).
-        let memory = unsafe { buf.lend() };
-        let offset = position("offset", offset)?;
-        let target = target(fd, fixed)?;
-        self.submit(id, if exact { Op::read_exact(target, memory, offset) } else { Op::read(target, memory, offset) })
-    }
-
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
     /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
     /// is written to `tokens[i]`. All or none: a refused range queues nothing.
@@ -204,15 +194,6 @@ impl NativeRing {
             *token = *key as f64;
         }
         Ok(keys.len() as u32)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
-        // SAFETY: as for `read`.
-        let memory = unsafe { buf.lend() };
-        let offset = position("offset", offset)?;
-        let target = target(fd, fixed)?;
-        self.submit(id, if all { Op::write_all(target, memory, offset) } else { Op::write(target, memory, offset) })
     }
 
     #[napi(catch_unwind)]
@@ -325,28 +306,6 @@ impl NativeRing {
     #[napi(catch_unwind)]
     pub fn unregister_file(&self, id: i32, slot: u32) -> Result<f64> {
         self.submit(id, Op::unregister_file(slot))
-    }
-
-    /// Submits everything queued since the last flush (submit methods only queue). When the
-    /// submission thread is idle this thread submits and reaps itself: completions that are
-    /// already there are written to `out` as `[opId, result]` pairs and their count is returned;
-    /// the rest arrive through the callback. An `out` shorter than one pair only wakes the thread.
-    #[napi(catch_unwind)]
-    pub fn flush(&self, out: I32s) -> u32 {
-        let out = out.as_mut_slice();
-        if out.len() < 2 {
-            self.host.ring.flush();
-            return 0;
-        }
-        let mut done = self.inline_done.lock().unwrap_or_else(|p| p.into_inner());
-        self.host.ring.submit_and_reap(&mut done, out.len() / 2);
-        let count = done.len();
-        for (pair, c) in out.chunks_exact_mut(2).zip(done.drain(..)) {
-            // Op ids come from JS as positive int32s.
-            pair[0] = c.user as i32;
-            pair[1] = c.result;
-        }
-        count as u32
     }
 
     /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
