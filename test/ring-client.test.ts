@@ -241,13 +241,13 @@ describe("RingClient over the binding", () => {
     expect(load().probe()).toBe(0)
   })
 
-  it("read, write and flush are each ring's own functions: bound to it, not to `this`", async () => {
+  it("the per-op functions are each ring's own: bound to it, not to `this`", async () => {
     const a = new RingClient({ entries: 8 })
     const b = new RingClient({ entries: 8 })
     const fd = Fs.openSync("/etc/hostname", "r")
     try {
       const { read, write, flush } = a.native
-      expect(Object.keys(a.native)).toEqual(expect.arrayContaining(["read", "write", "flush"]))
+      expect(Object.keys(a.native)).toEqual(expect.arrayContaining(["read", "write", "readFile", "statx", "flush", "cancel", "ref", "unref"]))
       expect(read).not.toBe(b.native.read)
       // Detached, or called on another ring, they still queue on their own ring.
       const buffer = new Uint8Array(8)
@@ -262,6 +262,8 @@ describe("RingClient over the binding", () => {
       expect(() => (write as Function)(2, fd, false, "not bytes", 0, false)).toThrow(/ERR_URING_INVALID_ARGUMENT.*Uint8Array/)
       expect(() => (flush as Function)([0, 0])).toThrow(/ERR_URING_INVALID_ARGUMENT.*Int32Array/)
       expect(() => (read as Function)()).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+      expect(() => (a.native.statx as Function)(4, CWD, 7, 0, 0, new Uint8Array(256))).toThrow(/ERR_URING_INVALID_ARGUMENT.*string path/)
+      expect(() => a.native.unlinkat(4, CWD, "a\0b", 0)).toThrow(/ERR_URING_INVALID_ARGUMENT.*NUL/)
       a.shutdown()
       expect(() => read(3, fd, false, buffer, 0, false)).toThrow(/ERR_URING_CLOSED/)
       expect(await run(b, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)).toBeGreaterThan(0)

@@ -9,8 +9,8 @@
  * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
  * place: the caller must keep it referenced until that op's completion arrives.
  *
- * `read`, `write` and `flush` are each ring's own functions (raw N-API, bound to the ring rather than
- * to `this`: napi-rs's per-call bookkeeping for methods cost several times the call).
+ * Everything but the getters and `shutdown` is each ring's own function (raw N-API, bound to the ring
+ * rather than to `this`: napi-rs's per-call bookkeeping for methods cost several times the call).
  *
  * Synchronous failures throw an `Error` whose message starts with one of `NativeErrorCode` and a colon.
  *

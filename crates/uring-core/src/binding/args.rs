@@ -1,8 +1,6 @@
 //! Argument conversion at the JS boundary. TypeScript validates first and reports typed errors;
 //! these checks are the backstop that keeps anything malformed from reaching the kernel.
 
-use std::ffi::CString;
-
 use napi::{Error, Status};
 
 use crate::{EngineError, Target};
@@ -42,10 +40,6 @@ pub(crate) fn target(fd: i32, fixed: bool) -> napi::Result<Target> {
         (slot, true) => Ok(Target::Fixed(slot as u32)),
         (fd, false) => Ok(Target::Fd(fd)),
     }
-}
-
-pub(crate) fn path(value: String) -> napi::Result<CString> {
-    CString::new(value).map_err(|_| invalid("paths must not contain NUL bytes"))
 }
 
 pub(crate) fn op_id(id: i32) -> napi::Result<u64> {

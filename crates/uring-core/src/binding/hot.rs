@@ -1,25 +1,28 @@
-//! The per-op entry points, `read`, `write` and `flush`, as raw N-API functions.
+//! Every call JS makes per op, per flush or per change of the pending count, as raw N-API
+//! functions: each op's submit, `flush`, `cancel`, `ref` and `unref`.
 //!
 //! A `#[napi]` method of napi-rs 3 does borrow bookkeeping on every call: it allocates a scope,
 //! records the receiver in a process-wide mutex-guarded map, and drops it all again. That costs
-//! about 0.4 µs a call here, and a read that completes on the spot makes two calls (`read`, then
-//! `flush`). These functions skip it: each ring defines them as own properties of its JS object,
-//! and their data pointer is the ring's [`Hot`], so they never unwrap `this` and cannot be handed
-//! another object's memory. Arguments are converted with napi-rs's own conversions, errors are
-//! thrown as napi-rs throws them, and a panic becomes a JS exception here as it does there.
+//! about 0.4 µs a call here, where one of these functions takes 0.07 µs (an empty `flush`), and a
+//! read that completes on the spot makes two calls. Each ring defines these functions as own
+//! properties of its JS object, and their data pointer is the ring's [`Hot`], so they never unwrap
+//! `this` and cannot be handed another object's memory. Arguments are converted with napi-rs's
+//! own conversions (paths straight into a `CString`), errors are thrown as napi-rs throws them,
+//! and a panic becomes a JS exception here as it does there.
 
 use std::cell::RefCell;
 use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{panic_to_error, FromNapiValue, JsError};
 use napi::{sys, Result};
 
-use super::args::{engine_error, op_id, position, target};
+use super::args::{engine_error, invalid, op_id, position, target};
 use super::native_ring::Host;
-use super::views::{Bytes, I32s};
+use super::views::{Bytes, F64s, I32s, Path};
 use crate::{Completion, Op};
 
 /// What the hot functions of one ring share: the ring, and the buffer `flush` reaps into.
@@ -30,6 +33,8 @@ pub(crate) struct Hot {
     done: RefCell<Vec<Completion>>,
 }
 
+/// Each op's submit function: validates, builds the op (which owns or borrows its memory until
+/// its completion) and queues it; the result is the op's cancel token.
 impl Hot {
     fn submit(&self, id: i32, op: Op) -> Result<f64> {
         let key = self.host.ring.submit(op_id(id)?, op).map_err(engine_error)?;
@@ -45,6 +50,39 @@ impl Hot {
         self.submit(id, if exact { Op::read_exact(target, memory, offset) } else { Op::read(target, memory, offset) })
     }
 
+    /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
+    /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
+    /// is written to `tokens[i]`. All or none: a refused range queues nothing.
+    fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s) -> Result<f64> {
+        let ids = ids.as_slice();
+        let ranges = ranges.as_slice();
+        let tokens = tokens.as_mut_slice();
+        if ranges.len() != ids.len() * 2 || tokens.len() < ids.len() {
+            return Err(invalid("readMany needs two ranges entries and one token slot per id"));
+        }
+        let target = target(fd, fixed)?;
+        let mut ops = Vec::with_capacity(ids.len());
+        let mut at = 0usize;
+        for (i, &id) in ids.iter().enumerate() {
+            let offset = position("offset", ranges[2 * i])?;
+            let len = position("length", ranges[2 * i + 1])? as usize;
+            let end = at.checked_add(len).filter(|end| *end <= buf.len());
+            let Some(end) = end else {
+                return Err(invalid("readMany ranges are longer than the buffer"));
+            };
+            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until every
+            // op of the batch has completed.
+            let memory = unsafe { buf.lend_range(at, len) };
+            ops.push((op_id(id)?, Op::read(target, memory, offset)));
+            at = end;
+        }
+        let keys = self.host.ring.submit_batch(ops).map_err(engine_error)?;
+        for (token, key) in tokens.iter_mut().zip(&keys) {
+            *token = *key as f64;
+        }
+        Ok(keys.len() as f64)
+    }
+
     fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
         // SAFETY: as for `read`.
         let memory = unsafe { buf.lend() };
@@ -53,6 +91,102 @@ impl Hot {
         self.submit(id, if all { Op::write_all(target, memory, offset) } else { Op::write(target, memory, offset) })
     }
 
+    fn fsync(&self, id: i32, fd: i32, fixed: bool, datasync: bool) -> Result<f64> {
+        self.submit(id, Op::Fsync { target: target(fd, fixed)?, datasync })
+    }
+
+    fn fallocate(&self, id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32) -> Result<f64> {
+        let op = Op::Fallocate {
+            target: target(fd, fixed)?,
+            offset: position("offset", offset)?,
+            len: position("length", length)?,
+            mode,
+        };
+        self.submit(id, op)
+    }
+
+    fn fadvise(&self, id: i32, fd: i32, fixed: bool, offset: f64, length: f64, advice: i32) -> Result<f64> {
+        let op = Op::Fadvise {
+            target: target(fd, fixed)?,
+            offset: position("offset", offset)?,
+            len: position("length", length)? as i64,
+            advice,
+        };
+        self.submit(id, op)
+    }
+
+    fn ftruncate(&self, id: i32, fd: i32, fixed: bool, length: f64) -> Result<f64> {
+        self.submit(id, Op::Ftruncate { target: target(fd, fixed)?, len: position("length", length)? })
+    }
+
+    /// Statx of an open file (`fixed`: a registered slot, looked up by its raw fd).
+    fn fstat(&self, id: i32, fd: i32, fixed: bool, mask: u32, out: Bytes) -> Result<f64> {
+        // SAFETY: as for `read`.
+        let out = unsafe { out.lend() };
+        self.submit(id, Op::Fstat { target: target(fd, fixed)?, mask, out })
+    }
+
+    fn statx(&self, id: i32, dirfd: i32, path: Path, flags: i32, mask: u32, out: Bytes) -> Result<f64> {
+        // SAFETY: as for `read`.
+        let out = unsafe { out.lend() };
+        self.submit(id, Op::Statx { dirfd, path: path.0, flags, mask, out })
+    }
+
+    fn openat(&self, id: i32, dirfd: i32, path: Path, flags: i32, mode: u32) -> Result<f64> {
+        self.submit(id, Op::OpenAt { dirfd, path: path.0, flags, mode })
+    }
+
+    fn openat2(&self, id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, resolve: u32) -> Result<f64> {
+        let how = io_uring::types::OpenHow::new()
+            .flags(flags as u32 as u64)
+            .mode(u64::from(mode))
+            .resolve(u64::from(resolve));
+        self.submit(id, Op::OpenAt2 { dirfd, path: path.0, how: Box::new(how) })
+    }
+
+    /// Opens, reads from offset 0 into `buf` until it is full or end of file, and closes: one op.
+    /// The result is the byte count.
+    fn read_file(&self, id: i32, dirfd: i32, path: Path, buf: Bytes) -> Result<f64> {
+        // SAFETY: as for `read`.
+        let memory = unsafe { buf.lend() };
+        self.submit(id, Op::read_file(dirfd, path.0, memory))
+    }
+
+    fn close(&self, id: i32, fd: i32) -> Result<f64> {
+        self.submit(id, Op::Close { fd })
+    }
+
+    fn renameat(&self, id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: u32) -> Result<f64> {
+        self.submit(id, Op::RenameAt { old_dirfd, old_path: old_path.0, new_dirfd, new_path: new_path.0, flags })
+    }
+
+    fn unlinkat(&self, id: i32, dirfd: i32, path: Path, flags: i32) -> Result<f64> {
+        self.submit(id, Op::UnlinkAt { dirfd, path: path.0, flags })
+    }
+
+    fn mkdirat(&self, id: i32, dirfd: i32, path: Path, mode: u32) -> Result<f64> {
+        self.submit(id, Op::MkdirAt { dirfd, path: path.0, mode })
+    }
+
+    fn symlinkat(&self, id: i32, target: Path, new_dirfd: i32, link_path: Path) -> Result<f64> {
+        self.submit(id, Op::SymlinkAt { target: target.0, new_dirfd, link_path: link_path.0 })
+    }
+
+    fn linkat(&self, id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: i32) -> Result<f64> {
+        self.submit(id, Op::LinkAt { old_dirfd, old_path: old_path.0, new_dirfd, new_path: new_path.0, flags })
+    }
+
+    fn register_file(&self, id: i32, fd: i32) -> Result<f64> {
+        self.submit(id, Op::register_file(fd))
+    }
+
+    fn unregister_file(&self, id: i32, slot: u32) -> Result<f64> {
+        self.submit(id, Op::unregister_file(slot))
+    }
+}
+
+/// The calls that are not submits: made per flush, per cancel, per change of the pending count.
+impl Hot {
     /// Submits everything queued; when the submission thread is idle, this thread submits and
     /// reaps itself and writes the completions already there to `out` as `[opId, result]` pairs.
     /// Returns their count. An `out` shorter than one pair only wakes the submission thread.
@@ -72,6 +206,25 @@ impl Hot {
         }
         Ok(count as f64)
     }
+
+    /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
+    fn cancel(&self, token: f64) -> Result<f64> {
+        if token.is_finite() && token >= 0.0 {
+            self.host.ring.cancel(token as u64);
+        }
+        Ok(0.0)
+    }
+
+    /// Keeps the process alive while ops are pending (or lets it exit when none are).
+    fn set_ref(&self, env: sys::napi_env, referenced: bool) -> Result<f64> {
+        if self.host.released.load(Ordering::Acquire) {
+            return Ok(0.0);
+        }
+        // SAFETY: these functions run on the JS thread that created the ring's threadsafe
+        // function, and it is not released (checked above; release also happens on this thread).
+        unsafe { self.host.tsfn.set_ref(env, referenced) }?;
+        Ok(0.0)
+    }
 }
 
 /// Converts argument `$i` of `$argv` to `$ty` with napi-rs's conversion for it; a value of
@@ -80,7 +233,7 @@ macro_rules! arg {
     ($env:expr, $argv:expr, $i:expr, $ty:ty) => {
         // SAFETY: the env and a value of the current call.
         unsafe { <$ty as FromNapiValue>::from_napi_value($env, $argv[$i]) }.map_err(|e| {
-            if e.reason.starts_with("ERR_URING_") { e } else { super::args::invalid(format!("argument {}: {}", $i, e.reason)) }
+            if e.reason.starts_with("ERR_URING_") { e } else { invalid(format!("argument {}: {}", $i, e.reason)) }
         })?
     };
 }
@@ -101,7 +254,7 @@ unsafe fn call<const N: usize>(
     // SAFETY: per this function's contract; N-API fills missing arguments with `undefined`.
     let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
     let result = if status != sys::Status::napi_ok || data.is_null() {
-        Err(super::args::invalid("could not read the call's arguments"))
+        Err(invalid("could not read the call's arguments"))
     } else {
         // SAFETY: `define` set `data` to an `Arc<Hot>` that this function object keeps alive.
         let hot = unsafe { &*data.cast::<Hot>() };
@@ -119,26 +272,79 @@ unsafe fn call<const N: usize>(
     value
 }
 
-unsafe extern "C" fn read(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let body = |hot: &Hot, a: &[sys::napi_value; 6]| {
-        hot.read(arg!(env, a, 0, i32), arg!(env, a, 1, i32), arg!(env, a, 2, bool), arg!(env, a, 3, Bytes), arg!(env, a, 4, f64), arg!(env, a, 5, bool))
-    };
-    // SAFETY: called by N-API as the function `define` created.
-    unsafe { call(env, info, body) }
+/// Counts its arguments, for the array of N-API values a function reads.
+macro_rules! count {
+    () => { 0usize };
+    ($head:ident $($tail:ident)*) => { 1usize + count!($($tail)*) };
 }
 
-unsafe extern "C" fn write(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let body = |hot: &Hot, a: &[sys::napi_value; 6]| {
-        hot.write(arg!(env, a, 0, i32), arg!(env, a, 1, i32), arg!(env, a, 2, bool), arg!(env, a, 3, Bytes), arg!(env, a, 4, f64), arg!(env, a, 5, bool))
+/// Its second argument: lets an optional marker expand to a value named by the macro itself.
+macro_rules! second {
+    ($marker:ident, $value:expr) => {
+        $value
     };
-    // SAFETY: called by N-API as the function `define` created.
-    unsafe { call(env, info, body) }
 }
 
-unsafe extern "C" fn flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let body = |hot: &Hot, a: &[sys::napi_value; 1]| hot.flush(arg!(env, a, 0, I32s));
-    // SAFETY: called by N-API as the function `define` created.
-    unsafe { call(env, info, body) }
+/// Declares each hot function: its JS name, and the `Hot` method its converted arguments go to.
+/// `@env` in place of arguments passes the call's env instead.
+macro_rules! hot_functions {
+    ($($js:literal => $method:ident($(@$env:ident)? $($arg:ident: $ty:ty),*);)*) => {
+        /// Every hot function, by JS name.
+        const FUNCTIONS: &[(&CStr, Callback)] = &[$(($js, {
+            unsafe extern "C" fn $method(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+                let body = |hot: &Hot, _argv: &[sys::napi_value; count!($($arg)*)]| {
+                    let mut _next = 0;
+                    $(
+                        let $arg = arg!(env, _argv, _next, $ty);
+                        _next += 1;
+                    )*
+                    hot.$method($(second!($env, env),)? $($arg),*)
+                };
+                // SAFETY: called by N-API as the function `define` created.
+                unsafe { call(env, info, body) }
+            }
+            $method
+        })),*];
+    };
+}
+
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+hot_functions! {
+    c"read" => read(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
+    c"readMany" => read_many(ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s);
+    c"write" => write(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool);
+    c"fsync" => fsync(id: i32, fd: i32, fixed: bool, datasync: bool);
+    c"fallocate" => fallocate(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32);
+    c"fadvise" => fadvise(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, advice: i32);
+    c"ftruncate" => ftruncate(id: i32, fd: i32, fixed: bool, length: f64);
+    c"fstat" => fstat(id: i32, fd: i32, fixed: bool, mask: u32, out: Bytes);
+    c"statx" => statx(id: i32, dirfd: i32, path: Path, flags: i32, mask: u32, out: Bytes);
+    c"openat" => openat(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32);
+    c"openat2" => openat2(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, resolve: u32);
+    c"readFile" => read_file(id: i32, dirfd: i32, path: Path, buf: Bytes);
+    c"close" => close(id: i32, fd: i32);
+    c"renameat" => renameat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: u32);
+    c"unlinkat" => unlinkat(id: i32, dirfd: i32, path: Path, flags: i32);
+    c"mkdirat" => mkdirat(id: i32, dirfd: i32, path: Path, mode: u32);
+    c"symlinkat" => symlinkat(id: i32, target: Path, new_dirfd: i32, link_path: Path);
+    c"linkat" => linkat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: i32);
+    c"registerFile" => register_file(id: i32, fd: i32);
+    c"unregisterFile" => unregister_file(id: i32, slot: u32);
+    c"flush" => flush(out: I32s);
+    c"cancel" => cancel(token: f64);
+    c"ref" => refer(@env);
+    c"unref" => unref(@env);
+}
+
+impl Hot {
+    fn refer(&self, env: sys::napi_env) -> Result<f64> {
+        self.set_ref(env, true)
+    }
+
+    fn unref(&self, env: sys::napi_env) -> Result<f64> {
+        self.set_ref(env, false)
+    }
 }
 
 /// Drops the `Arc<Hot>` a hot function held, when that function is collected.
@@ -147,15 +353,13 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
     drop(unsafe { Arc::from_raw(data.cast::<Hot>().cast_const()) });
 }
 
-/// Defines `read`, `write` and `flush` on `object` (the ring's JS object), over `host`.
+/// Defines every hot function on `object` (the ring's JS object), over `host`.
 ///
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
     let hot = Arc::new(Hot { host, done: RefCell::new(Vec::new()) });
-    let functions: [(&CStr, Callback); 3] = [(c"read", read), (c"write", write), (c"flush", flush)];
-    for (name, callback) in functions {
+    for &(name, callback) in FUNCTIONS {
         let data = Arc::into_raw(Arc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();
         // SAFETY (whole block): live env and object; `name` is NUL-terminated; `data` stays valid

@@ -1,7 +1,9 @@
-//! The napi binding: a `NativeRing` class that JavaScript drives with op ids. Completions cross
-//! back in batches through one long-lived threadsafe function per ring (`delivery.rs`); nothing
-//! per operation allocates a Promise or deferred. Every entry point is `catch_unwind`, so a Rust
-//! panic becomes a JS exception instead of unwinding into Node.
+//! The napi binding: a `NativeRing` class that JavaScript drives with op ids. Its constructor,
+//! getters and `shutdown` are napi-rs members (`native_ring.rs`); everything called per op is a raw
+//! N-API function the constructor defines on the ring object (`hot.rs`). Completions cross back in
+//! batches through one long-lived threadsafe function per ring (`delivery.rs`); nothing per
+//! operation allocates a Promise or deferred. Every entry point catches panics, so a Rust panic
+//! becomes a JS exception instead of unwinding into Node.
 
 mod args;
 mod delivery;

@@ -8,10 +8,9 @@ use napi::bindgen_prelude::*;
 use napi::{sys, CleanupEnvHook};
 use napi_derive::napi;
 
-use super::args::{engine_error, op_id, path, position, target};
+use super::args::engine_error;
 use super::delivery::{JsSink, Tsfn};
-use super::views::{Bytes, F64s, I32s};
-use crate::{Op, Ring, RingConfig};
+use crate::{Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -51,8 +50,8 @@ impl FromNapiValue for Callback {
 /// What the env cleanup hook, the class and its hot functions share: closing either way closes once.
 pub(crate) struct Host {
     pub(crate) ring: Ring,
-    tsfn: Arc<Tsfn>,
-    released: AtomicBool,
+    pub(crate) tsfn: Arc<Tsfn>,
+    pub(crate) released: AtomicBool,
 }
 
 impl Host {
@@ -155,185 +154,6 @@ impl NativeRing {
     #[napi(getter)]
     pub fn registered_in_use(&self) -> u32 {
         self.host.ring.registered_in_use() as u32
-    }
-
-    fn submit(&self, id: i32, op: Op) -> Result<f64> {
-        let key = self.host.ring.submit(op_id(id)?, op).map_err(engine_error)?;
-        Ok(key as f64)
-    }
-
-    /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
-    /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
-    /// is written to `tokens[i]`. All or none: a refused range queues nothing.
-    #[napi(catch_unwind)]
-    pub fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s) -> Result<u32> {
-        let ids = ids.as_slice();
-        let ranges = ranges.as_slice();
-        let tokens = tokens.as_mut_slice();
-        if ranges.len() != ids.len() * 2 || tokens.len() < ids.len() {
-            return Err(super::args::invalid("readMany needs two ranges entries and one token slot per id"));
-        }
-        let target = target(fd, fixed)?;
-        let mut ops = Vec::with_capacity(ids.len());
-        let mut at = 0usize;
-        for (i, &id) in ids.iter().enumerate() {
-            let offset = position("offset", ranges[2 * i])?;
-            let len = position("length", ranges[2 * i + 1])? as usize;
-            let end = at.checked_add(len).filter(|end| *end <= buf.len());
-            let Some(end) = end else {
-                return Err(super::args::invalid("readMany ranges are longer than the buffer"));
-            };
-            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until every
-            // op of the batch has completed.
-            let memory = unsafe { buf.lend_range(at, len) };
-            ops.push((op_id(id)?, Op::read(target, memory, offset)));
-            at = end;
-        }
-        let keys = self.host.ring.submit_batch(ops).map_err(engine_error)?;
-        for (token, key) in tokens.iter_mut().zip(&keys) {
-            *token = *key as f64;
-        }
-        Ok(keys.len() as u32)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn fsync(&self, id: i32, fd: i32, fixed: bool, datasync: bool) -> Result<f64> {
-        self.submit(id, Op::Fsync { target: target(fd, fixed)?, datasync })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn fallocate(&self, id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32) -> Result<f64> {
-        let op = Op::Fallocate {
-            target: target(fd, fixed)?,
-            offset: position("offset", offset)?,
-            len: position("length", length)?,
-            mode,
-        };
-        self.submit(id, op)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn fadvise(&self, id: i32, fd: i32, fixed: bool, offset: f64, length: f64, advice: i32) -> Result<f64> {
-        let op = Op::Fadvise {
-            target: target(fd, fixed)?,
-            offset: position("offset", offset)?,
-            len: position("length", length)? as i64,
-            advice,
-        };
-        self.submit(id, op)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn ftruncate(&self, id: i32, fd: i32, fixed: bool, length: f64) -> Result<f64> {
-        self.submit(id, Op::Ftruncate { target: target(fd, fixed)?, len: position("length", length)? })
-    }
-
-    /// Statx of an open file (`fixed`: a registered slot, looked up by its raw fd).
-    #[napi(catch_unwind)]
-    pub fn fstat(&self, id: i32, fd: i32, fixed: bool, mask: u32, out: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
-        let out = unsafe { out.lend() };
-        self.submit(id, Op::Fstat { target: target(fd, fixed)?, mask, out })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn statx(&self, id: i32, dirfd: i32, path_: String, flags: i32, mask: u32, out: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
-        let out = unsafe { out.lend() };
-        self.submit(id, Op::Statx { dirfd, path: path(path_)?, flags, mask, out })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn openat(&self, id: i32, dirfd: i32, path_: String, flags: i32, mode: u32) -> Result<f64> {
-        self.submit(id, Op::OpenAt { dirfd, path: path(path_)?, flags, mode })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn openat2(&self, id: i32, dirfd: i32, path_: String, flags: i32, mode: u32, resolve: u32) -> Result<f64> {
-        let how = io_uring::types::OpenHow::new()
-            .flags(flags as u32 as u64)
-            .mode(u64::from(mode))
-            .resolve(u64::from(resolve));
-        self.submit(id, Op::OpenAt2 { dirfd, path: path(path_)?, how: Box::new(how) })
-    }
-
-    /// Opens, reads from offset 0 into `buf` until it is full or end of file, and closes: one op.
-    /// The result is the byte count.
-    #[napi(catch_unwind)]
-    pub fn read_file(&self, id: i32, dirfd: i32, path_: String, buf: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
-        let memory = unsafe { buf.lend() };
-        self.submit(id, Op::read_file(dirfd, path(path_)?, memory))
-    }
-
-    #[napi(catch_unwind)]
-    pub fn close(&self, id: i32, fd: i32) -> Result<f64> {
-        self.submit(id, Op::Close { fd })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn renameat(&self, id: i32, old_dirfd: i32, old_path: String, new_dirfd: i32, new_path: String, flags: u32) -> Result<f64> {
-        let op = Op::RenameAt { old_dirfd, old_path: path(old_path)?, new_dirfd, new_path: path(new_path)?, flags };
-        self.submit(id, op)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn unlinkat(&self, id: i32, dirfd: i32, path_: String, flags: i32) -> Result<f64> {
-        self.submit(id, Op::UnlinkAt { dirfd, path: path(path_)?, flags })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn mkdirat(&self, id: i32, dirfd: i32, path_: String, mode: u32) -> Result<f64> {
-        self.submit(id, Op::MkdirAt { dirfd, path: path(path_)?, mode })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn symlinkat(&self, id: i32, target_: String, new_dirfd: i32, link_path: String) -> Result<f64> {
-        self.submit(id, Op::SymlinkAt { target: path(target_)?, new_dirfd, link_path: path(link_path)? })
-    }
-
-    #[napi(catch_unwind)]
-    pub fn linkat(&self, id: i32, old_dirfd: i32, old_path: String, new_dirfd: i32, new_path: String, flags: i32) -> Result<f64> {
-        let op = Op::LinkAt { old_dirfd, old_path: path(old_path)?, new_dirfd, new_path: path(new_path)?, flags };
-        self.submit(id, op)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn register_file(&self, id: i32, fd: i32) -> Result<f64> {
-        self.submit(id, Op::register_file(fd))
-    }
-
-    #[napi(catch_unwind)]
-    pub fn unregister_file(&self, id: i32, slot: u32) -> Result<f64> {
-        self.submit(id, Op::unregister_file(slot))
-    }
-
-    /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
-    #[napi(catch_unwind)]
-    pub fn cancel(&self, token: f64) {
-        if token.is_finite() && token >= 0.0 {
-            self.host.ring.cancel(token as u64);
-        }
-    }
-
-    /// Keeps the process alive while ops are pending.
-    #[napi(js_name = "ref", catch_unwind)]
-    pub fn refer(&self, env: Env) -> Result<()> {
-        self.set_ref(env, true)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn unref(&self, env: Env) -> Result<()> {
-        self.set_ref(env, false)
-    }
-
-    fn set_ref(&self, env: Env, referenced: bool) -> Result<()> {
-        if self.host.released.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        // SAFETY: a #[napi] method runs on the JS thread that created the function, and the
-        // function is not released (checked above; release also happens on this thread).
-        unsafe { self.host.tsfn.set_ref(env.raw(), referenced) }
     }
 
     /// Refuses new work, cancels everything in flight, waits for every completion (bounded by

@@ -1,6 +1,8 @@
 //! Typed-array arguments borrowed for the length of a call (or, for op memory, until the op's
 //! completion, which the JS client guarantees by keeping the array referenced).
 
+use std::ffi::CString;
+
 use napi::bindgen_prelude::*;
 use napi::sys;
 
@@ -50,12 +52,6 @@ macro_rules! view {
                 Ok($name { ptr: ptr.cast(), len })
             }
         }
-
-        impl $name {
-            pub fn len(&self) -> usize {
-                self.len
-            }
-        }
     };
 }
 
@@ -91,6 +87,10 @@ slices!(I32s, i32);
 slices!(F64s, f64);
 
 impl Bytes {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
     /// # Safety
     /// The JS client must keep the array referenced until the op's completion is delivered.
     pub unsafe fn lend(self) -> Memory {
@@ -105,5 +105,29 @@ impl Bytes {
     pub unsafe fn lend_range(&self, at: usize, len: usize) -> Memory {
         // SAFETY: per this function's contract the range is inside the array.
         unsafe { Memory::borrowed(self.ptr.add(at), len) }
+    }
+}
+
+/// A path argument, converted once into the NUL-terminated string the kernel reads: one
+/// allocation and one copy, where napi-rs's `String` and then a `CString` made two of each.
+pub struct Path(pub CString);
+
+impl FromNapiValue for Path {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut len = 0;
+        // SAFETY (whole block): a live env and a value of this call; N-API reports a non-string
+        // as an error status, writes at most `capacity` bytes (its NUL included) and says how many.
+        unsafe {
+            if sys::napi_get_value_string_utf8(env, value, std::ptr::null_mut(), 0, &mut len) != sys::Status::napi_ok {
+                return Err(super::args::invalid("expected a string path"));
+            }
+            let mut bytes = Vec::<u8>::with_capacity(len + 1);
+            let mut written = 0;
+            if sys::napi_get_value_string_utf8(env, value, bytes.as_mut_ptr().cast(), len + 1, &mut written) != sys::Status::napi_ok {
+                return Err(super::args::invalid("expected a string path"));
+            }
+            bytes.set_len(written);
+            CString::new(bytes).map(Path).map_err(|_| super::args::invalid("paths must not contain NUL bytes"))
+        }
     }
 }
