@@ -15,6 +15,7 @@ use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{panic_to_error, FromNapiValue, JsError};
@@ -53,7 +54,7 @@ impl Hot {
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
     /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
     /// is written to `tokens[i]`. All or none: a refused range queues nothing.
-    fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s) -> Result<f64> {
+    fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, mut tokens: F64s) -> Result<f64> {
         let ids = ids.as_slice();
         let ranges = ranges.as_slice();
         let tokens = tokens.as_mut_slice();
@@ -190,7 +191,7 @@ impl Hot {
     /// Submits everything queued; when the submission thread is idle, this thread submits and
     /// reaps itself and writes the completions already there to `out` as `[opId, result]` pairs.
     /// Returns their count. An `out` shorter than one pair only wakes the submission thread.
-    fn flush(&self, out: I32s) -> Result<f64> {
+    fn flush(&self, mut out: I32s) -> Result<f64> {
         let out = out.as_mut_slice();
         if out.len() < 2 {
             self.host.ring.flush();
@@ -215,7 +216,16 @@ impl Hot {
         Ok(0.0)
     }
 
-    /// Keeps the process alive while ops are pending (or lets it exit when none are).
+    /// Keeps the process alive while ops are pending.
+    fn refer(&self, env: sys::napi_env) -> Result<f64> {
+        self.set_ref(env, true)
+    }
+
+    /// Lets the process exit once no op is pending.
+    fn unref(&self, env: sys::napi_env) -> Result<f64> {
+        self.set_ref(env, false)
+    }
+
     fn set_ref(&self, env: sys::napi_env, referenced: bool) -> Result<f64> {
         if self.host.released.load(Ordering::Acquire) {
             return Ok(0.0);
@@ -256,7 +266,7 @@ unsafe fn call<const N: usize>(
     let result = if status != sys::Status::napi_ok || data.is_null() {
         Err(invalid("could not read the call's arguments"))
     } else {
-        // SAFETY: `define` set `data` to an `Arc<Hot>` that this function object keeps alive.
+        // SAFETY: `define` set `data` to an `Rc<Hot>` that this function object keeps alive.
         let hot = unsafe { &*data.cast::<Hot>() };
         catch_unwind(AssertUnwindSafe(|| f(hot, &argv))).unwrap_or_else(|panic| Err(panic_to_error(panic)))
     };
@@ -337,20 +347,11 @@ hot_functions! {
     c"unref" => unref(@env);
 }
 
-impl Hot {
-    fn refer(&self, env: sys::napi_env) -> Result<f64> {
-        self.set_ref(env, true)
-    }
-
-    fn unref(&self, env: sys::napi_env) -> Result<f64> {
-        self.set_ref(env, false)
-    }
-}
-
-/// Drops the `Arc<Hot>` a hot function held, when that function is collected.
+/// Drops the `Rc<Hot>` a hot function held, when that function is collected (on the JS thread).
 unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Arc::into_raw` that `define` gave this function, released once.
-    drop(unsafe { Arc::from_raw(data.cast::<Hot>().cast_const()) });
+    // SAFETY: `data` is the `Rc::into_raw` that `define` gave this function, released once, on
+    // the JS thread that owns every other count of it.
+    drop(unsafe { Rc::from_raw(data.cast::<Hot>().cast_const()) });
 }
 
 /// Defines every hot function on `object` (the ring's JS object), over `host`.
@@ -358,9 +359,9 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    let hot = Arc::new(Hot { host, done: RefCell::new(Vec::new()) });
+    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()) });
     for &(name, callback) in FUNCTIONS {
-        let data = Arc::into_raw(Arc::clone(&hot)).cast_mut().cast::<c_void>();
+        let data = Rc::into_raw(Rc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();
         // SAFETY (whole block): live env and object; `name` is NUL-terminated; `data` stays valid
         // until `release` runs for this very function, and is released by hand if it never will.

@@ -69,7 +69,7 @@ macro_rules! slices {
             }
 
             /// Valid for the current call only; the caller passed this array to be written.
-            pub fn as_mut_slice(&self) -> &mut [$elem] {
+            pub fn as_mut_slice(&mut self) -> &mut [$elem] {
                 if self.len == 0 {
                     return &mut [];
                 }
