@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{engine_error, invalid, op_id, position, target};
 use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
-use crate::{Completion, Op};
+use crate::{Completion, Memory, Op, Target};
 
 /// What the hot functions of one ring share: the ring, and the buffer `flush` reaps into.
 pub(crate) struct Hot {
@@ -42,13 +42,17 @@ impl Hot {
         Ok(key as f64)
     }
 
-    fn read(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool) -> Result<f64> {
+    /// A read or write of `buf` at `offset`, built by `make`.
+    fn transfer(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, make: fn(Target, Memory, u64) -> Op) -> Result<f64> {
         // SAFETY: the JS client keeps `buf` referenced in its pending table until this op's
         // completion has been delivered (see src/internal/RingClient.ts).
         let memory = unsafe { buf.lend() };
         let offset = position("offset", offset)?;
-        let target = target(fd, fixed)?;
-        self.submit(id, if exact { Op::read_exact(target, memory, offset) } else { Op::read(target, memory, offset) })
+        self.submit(id, make(target(fd, fixed)?, memory, offset))
+    }
+
+    fn read(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool) -> Result<f64> {
+        self.transfer(id, fd, fixed, buf, offset, if exact { Op::read_exact } else { Op::read })
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -85,11 +89,7 @@ impl Hot {
     }
 
     fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
-        // SAFETY: as for `read`.
-        let memory = unsafe { buf.lend() };
-        let offset = position("offset", offset)?;
-        let target = target(fd, fixed)?;
-        self.submit(id, if all { Op::write_all(target, memory, offset) } else { Op::write(target, memory, offset) })
+        self.transfer(id, fd, fixed, buf, offset, if all { Op::write_all } else { Op::write })
     }
 
     fn fsync(&self, id: i32, fd: i32, fixed: bool, datasync: bool) -> Result<f64> {
@@ -122,13 +122,13 @@ impl Hot {
 
     /// Statx of an open file (`fixed`: a registered slot, looked up by its raw fd).
     fn fstat(&self, id: i32, fd: i32, fixed: bool, mask: u32, out: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
+        // SAFETY: as for `transfer`.
         let out = unsafe { out.lend() };
         self.submit(id, Op::Fstat { target: target(fd, fixed)?, mask, out })
     }
 
     fn statx(&self, id: i32, dirfd: i32, path: Path, flags: i32, mask: u32, out: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
+        // SAFETY: as for `transfer`.
         let out = unsafe { out.lend() };
         self.submit(id, Op::Statx { dirfd, path: path.0, flags, mask, out })
     }
@@ -148,7 +148,7 @@ impl Hot {
     /// Opens, reads from offset 0 into `buf` until it is full or end of file, and closes: one op.
     /// The result is the byte count.
     fn read_file(&self, id: i32, dirfd: i32, path: Path, buf: Bytes) -> Result<f64> {
-        // SAFETY: as for `read`.
+        // SAFETY: as for `transfer`.
         let memory = unsafe { buf.lend() };
         self.submit(id, Op::read_file(dirfd, path.0, memory))
     }
