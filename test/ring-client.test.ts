@@ -198,6 +198,65 @@ describe("RingClient over the binding", () => {
     }
   })
 
+  it("submitMany with its bytes completes a cached batch before it returns, and only that batch", async () => {
+    const client = new RingClient({ entries: 64 })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    const whole = Fs.readFileSync("/proc/self/exe")
+    const ranges = Float64Array.of(0, 8, 100, 8, 4096, 16, 50, 8)
+    /** Submits the four ranges flushed at once; `onFirst` runs inside the first op's callback. */
+    const batch = (onFirst: () => void = () => {}) => {
+      const buffer = new Uint8Array(40)
+      const results: Array<number> = []
+      let resolve: () => void = () => {}
+      const done = new Promise<void>((r) => resolve = r)
+      client.submitMany(4, (n, ids, tokens) => {
+        n.readMany(ids, fd, false, buffer, ranges, tokens)
+      }, (index, result) => {
+        if (results.length === 0) onFirst()
+        results[index] = result
+        if (results.filter((r) => r !== undefined).length === 4) resolve()
+      }, buffer, buffer.byteLength)
+      return { buffer, results, now: results.length === 4 && !results.includes(undefined as never), done }
+    }
+    try {
+      // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
+      let other: { ran: boolean; result: Promise<number> } | undefined
+      let nested: ReturnType<typeof batch> | undefined
+      let first: ReturnType<typeof batch> | undefined
+      for (let turn = 0; turn < 100 && !first?.now; turn++) {
+        await first?.done
+        await other?.result
+        await nested?.done
+        await nextTurn()
+        // Queued before the batch: the batch's flush submits it too, but its callback waits for the turn.
+        const state = { ran: false, result: Promise.resolve(0) }
+        state.result = new Promise<number>((resolve) =>
+          client.submit((n, id) => n.read(id, fd, false, new Uint8Array(8), 8, false), (r) => {
+            state.ran = true
+            resolve(r)
+          }))
+        other = state
+        first = batch(() => nested ??= batch())
+      }
+      expect(first!.now).toBe(true)
+      expect(first!.results).toEqual([8, 8, 16, 8])
+      const expected = Buffer.concat([whole.subarray(0, 8), whole.subarray(100, 108), whole.subarray(4096, 4112), whole.subarray(50, 58)])
+      expect(Buffer.compare(first!.buffer, expected)).toBe(0)
+      expect(other!.ran).toBe(false)
+      // A batch its callback submitted is not completed inside that callback.
+      expect(nested!.now).toBe(false)
+      expect(await other!.result).toBe(8)
+      await nested!.done
+      expect(nested!.results).toEqual([8, 8, 16, 8])
+      expect(Buffer.compare(nested!.buffer, expected)).toBe(0)
+      await nextTurn()
+      expect(client.pending).toBe(0)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+  })
+
   it("submitNow leaves a read the kernel cannot finish at once to its callback", async () => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
     const client = new RingClient({ entries: 8 })

@@ -96,7 +96,7 @@ layer(Uring.layer())("Uring", (it) => {
         expect(Array.from(yield* uring.read(fifo, 0, 8))).toEqual(Array(8).fill(2))
       }))
 
-    it.scoped("a cached read or a write with room completes without suspending the fiber; its failure is typed alike", () =>
+    it.scoped("a cached read, a batch of them or a write with room completes without suspending the fiber; failures alike", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
         const dir = yield* tempDir()
@@ -121,12 +121,17 @@ layer(Uring.layer())("Uring", (it) => {
         const buffer = new Uint8Array(6)
         expect(yield* now(uring.readInto(file, 0, buffer))).toEqual(Exit.succeed(6))
         expect(decode(buffer)).toBe("inline")
+        const batch = yield* now(uring.readBatch(file, [{ offset: 3, length: 3 }, { offset: 0, length: 3 }, { offset: 5, length: 9 }]))
+        expect(Exit.map(batch, (slices) => slices.map(decode))).toEqual(Exit.succeed(["ine", "inl", "e"]))
         expect(yield* now(uring.write(fifo, 0, encode("piped")))).toEqual(Exit.succeed(5))
         const piped = Buffer.alloc(5)
         expect(Fs.readSync(fifo, piped)).toBe(5)
         expect(piped.toString()).toBe("piped")
         const failed = yield* now(uring.readInto(writeOnly, 0, buffer))
-        expect(Exit.isFailure(failed) && Cause.failureOption(failed.cause).pipe((e) => e._tag === "Some" && e.value._tag)).toBe("BadDescriptor")
+        const tagOf = (exit: Exit.Exit<unknown, { readonly _tag: string }>) =>
+          Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe((e) => e._tag === "Some" && e.value._tag)
+        expect(tagOf(failed)).toBe("BadDescriptor")
+        expect(tagOf(yield* now(uring.readBatch(writeOnly, [{ offset: 0, length: 2 }, { offset: 2, length: 2 }])))).toBe("BadDescriptor")
       }))
 
     it.scoped("small reads that may complete at once stay correct while large ones keep the submission thread busy", () =>

@@ -16,9 +16,9 @@ const INLINE_PAIRS = 256
 /** Makes `flush` only wake the submission thread. */
 const WAKE_ONLY = new Int32Array(0)
 /**
- * `submitNow` calls per event-loop turn that may complete on the spot, and the bytes they may
- * move: past either, ops wait for the turn's flush, so a loop whose reads always complete at
- * once still lets the event loop turn, and soon.
+ * `submitNow` calls (and `submitMany` calls given their bytes) per event-loop turn that may
+ * complete on the spot, and the bytes they may move: past either, ops wait for the turn's flush,
+ * so a loop whose reads always complete at once still lets the event loop turn, and soon.
  */
 export const NOW_PER_TURN = 64
 export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
@@ -41,6 +41,10 @@ export class RingClient {
   private unflushed = 0
   /** Completions flushes reaped on this thread, as `[opId, result]` pairs, to dispatch. */
   private readonly inline = new Int32Array(2 * INLINE_PAIRS)
+  /** A batch's own pairs out of `inline`, while `completeNow` runs their callback. */
+  private readonly taken = new Int32Array(2 * INLINE_PAIRS)
+  /** `completeNow` is running callbacks: a batch they submit waits for the turn's flush. */
+  private completing = false
   /** Pairs held in `inline`. */
   private inlineCount = 0
   /** What `submitNow` may still complete on the spot this turn. */
@@ -88,12 +92,7 @@ export class RingClient {
     keep: unknown,
     bytes: number
   ): Submitted {
-    if (this.nowLeft === 0 || bytes > this.nowBytesLeft || this.inlineCount === INLINE_PAIRS) {
-      return this.submit(start, onResult, keep)
-    }
-    // The turn's flush renews the budget: make sure one comes, even if every op completes here.
-    if (--this.nowLeft === 0) this.scheduleTurn()
-    this.nowBytesLeft -= bytes
+    if (!this.takeNow(bytes)) return this.submit(start, onResult, keep)
     const op = this.start(start, onResult, keep)
     const from = 2 * this.inlineCount
     this.flushNow()
@@ -121,12 +120,17 @@ export class RingClient {
    * their cancel tokens. `onResult(index, result)` runs once per op. Returns the ids and tokens
    * (op `i` is `{ id: ids[i], token: tokens[i] }` for `cancel`). Throws what the binding throws,
    * in which case nothing is pending.
+   *
+   * With `bytes` (what the batch moves), the batch is flushed at once, like `submitNow` (one call
+   * of the turn's budget): `onResult` runs before this returns for every op the engine completed
+   * inline, so a batch of cached reads is done when the call returns.
    */
   submitMany(
     count: number,
     start: (native: NativeRing, ids: Int32Array, tokens: Float64Array) => void,
     onResult: (index: number, result: number) => void,
-    keep?: unknown
+    keep?: unknown,
+    bytes?: number
   ): SubmittedMany {
     const ids = new Int32Array(count)
     // One callback for the whole batch; each op's index in it is kept beside its id.
@@ -143,8 +147,57 @@ export class RingClient {
       ids.forEach((id) => this.release(id))
       throw error
     }
-    this.submitted(count)
+    if (bytes === undefined || this.completing || !this.takeNow(bytes)) {
+      this.submitted(count)
+    } else {
+      this.completeNow(count, callback)
+    }
     return { ids, tokens }
+  }
+
+  /** Takes one call of the turn's on-the-spot budget, if `bytes` fit in what is left. */
+  private takeNow(bytes: number): boolean {
+    if (this.nowLeft === 0 || bytes > this.nowBytesLeft || this.inlineCount === INLINE_PAIRS) return false
+    // The turn's flush renews the budget: make sure one comes, even if every op completes here.
+    if (--this.nowLeft === 0) this.scheduleTurn()
+    this.nowBytesLeft -= bytes
+    return true
+  }
+
+  /**
+   * Flushes `count` just-submitted ops sharing `callback` and runs it for those the engine
+   * completed inline. Other ops' completions that flush reaped stay for the turn's dispatch;
+   * the batch's are moved out first, so a callback that submits again cannot disturb the walk.
+   */
+  private completeNow(count: number, callback: OnResult): void {
+    const from = 2 * this.inlineCount
+    this.flushNow()
+    const end = 2 * this.inlineCount
+    let kept = from
+    let taken = 0
+    for (let i = from; i < end; i += 2) {
+      const id = this.inline[i]!
+      if (this.callbacks[id] === callback) {
+        this.taken[taken++] = id
+        this.taken[taken++] = this.inline[i + 1]!
+      } else {
+        this.inline[kept++] = id
+        this.inline[kept++] = this.inline[i + 1]!
+      }
+    }
+    this.inlineCount = kept / 2
+    if (this.inlineCount > 0) this.scheduleTurn()
+    if (count > taken / 2) this.pend(count - taken / 2)
+    this.completing = true
+    try {
+      for (let i = 0; i < taken; i += 2) {
+        const id = this.taken[i]!
+        this.release(id)
+        callback(this.taken[i + 1]!, id)
+      }
+    } finally {
+      this.completing = false
+    }
   }
 
   /** Claims an id and submits through `start`; a refusal frees the id again and is thrown. */

@@ -25,7 +25,7 @@ import type { UringConfig } from "../services/UringConfig.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { openDir as confinedDir } from "./confined.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
-import { RingClient, type Submitted } from "./RingClient.js"
+import { RingClient, type Submitted, type SubmittedMany } from "./RingClient.js"
 import * as validate from "./validate.js"
 
 const ECANCELED = 125
@@ -217,6 +217,18 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       client.cancel(op, () => settled(Effect.void))
     })
 
+  /** Cancels a batch's ops still pending (NaN in `results`, every other entry); completes when their completions have arrived. */
+  const settleMany = ({ ids, tokens }: SubmittedMany, results: Float64Array): Effect.Effect<void> =>
+    Effect.async<void>((settled) => {
+      // Only ops still pending: a finished op's id may already belong to another op.
+      let left = 0
+      for (let i = 0; i < ids.length; i++) if (Number.isNaN(results[2 * i])) left++
+      if (left === 0) return settled(Effect.void)
+      for (let i = 0; i < ids.length; i++) {
+        if (Number.isNaN(results[2 * i])) client.cancel({ id: ids[i]!, token: tokens[i]! }, () => --left === 0 && settled(Effect.void))
+      }
+    })
+
   /**
    * Runs one native op on `subject` as an Effect. `body` validates (throwing `Refused`) and
    * submits; the result is the syscall's non-negative value. With `now` (the bytes the op moves,
@@ -299,24 +311,30 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
           : Effect.succeed(read === n ? buffer : buffer.subarray(0, read)))
     })
 
-  /** Reads every range in one crossing into native code; slices of one buffer come back in order. */
+  /**
+   * Reads every range in one crossing into native code; slices of one buffer come back in order.
+   * Flushed at once, so a batch of cached reads is done when its submit call returns and the
+   * fiber does not suspend. Interruption cancels the ranges still pending and waits for them.
+   */
   const readBatch = (
     file: FileLike,
     ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>,
     options?: { readonly buffer?: Uint8Array }
   ): Effect.Effect<Array<Uint8Array>, UringError> =>
-    Effect.suspend(() => {
+    Effect.uninterruptibleMask((restore) => {
       const operation = "readBatch"
-      const packed = new Float64Array(ranges.length * 2)
+      const count = ranges.length
+      // `[offset, length]` per range; once submitted, each offset's place holds the range's result.
+      const packed = new Float64Array(2 * count)
       let total = 0
-      for (let i = 0; i < ranges.length; i++) {
+      for (let i = 0; i < count; i++) {
         const range = ranges[i]!
         packed[2 * i] = offsetOf(operation, range.offset)
         const length = lengthOf(operation, range.length)
         packed[2 * i + 1] = length
         total += length
       }
-      if (ranges.length === 0) return Effect.succeed([])
+      if (count === 0) return Effect.succeed([])
       // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
       const given = options?.buffer
       if (given !== undefined) {
@@ -326,40 +344,42 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         }
       }
       const buffer = given ?? new Uint8Array(total)
-      return Effect.async<Array<Uint8Array>, UringError>((resume) => {
-        const results = new Float64Array(ranges.length)
-        const done = new Uint8Array(ranges.length)
-        let remaining = ranges.length
-        let ops
-        try {
-          ops = client.submitMany(ranges.length, (native, ids, tokens) => {
-            native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
-          }, (index, result) => {
-            results[index] = result
-            done[index] = 1
-            if (--remaining > 0) return
-            const failed = results.findIndex((r) => r < 0)
-            if (failed >= 0) return resume(Effect.fail(failure(results[failed]!, operation, file)))
-            const slices = new Array<Uint8Array>(results.length)
-            for (let i = 0, at = 0; i < results.length; at += packed[2 * i + 1]!, i++) {
-              slices[i] = buffer.subarray(at, at + results[i]!)
-            }
-            resume(Effect.succeed(slices))
-          }, buffer)
-        } catch (error) {
-          resume(Effect.fail(thrown(error, operation, file)))
-          return
+      let remaining = count
+      let wake: ((outcome: Effect.Effect<Array<Uint8Array>, UringError>) => void) | undefined
+      const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
+        const slices = new Array<Uint8Array>(count)
+        for (let i = 0, at = 0; i < count; i++) {
+          const result = packed[2 * i]!
+          if (result < 0) return Effect.fail(failure(result, operation, file))
+          slices[i] = buffer.subarray(at, at + result)
+          at += packed[2 * i + 1]!
         }
-        const { ids, tokens } = ops
-        return Effect.async<void>((settled) => {
-          // Only ops still pending: a finished op's id may already belong to another op.
-          let left = remaining
-          if (left === 0) return settled(Effect.void)
-          for (let i = 0; i < ids.length; i++) {
-            if (done[i] === 0) client.cancel({ id: ids[i]!, token: tokens[i]! }, () => --left === 0 && settled(Effect.void))
-          }
-        })
-      })
+        return Effect.succeed(slices)
+      }
+      let ops: SubmittedMany
+      try {
+        ops = client.submitMany(count, (native, ids, tokens) => {
+          native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
+          // The binding has read the offsets: from here their places hold results, NaN while pending.
+          for (let i = 0; i < count; i++) packed[2 * i] = NaN
+        }, (index, result) => {
+          packed[2 * index] = result
+          if (--remaining === 0 && wake !== undefined) wake(finish())
+        }, buffer, total)
+      } catch (error) {
+        return Effect.fail(thrown(error, operation, file))
+      }
+      if (remaining === 0) return finish()
+      return Effect.catchAllCause(
+        restore(Effect.async<Array<Uint8Array>, UringError>((resume) => {
+          if (remaining === 0) return resume(finish())
+          wake = resume
+        })),
+        (cause) =>
+          remaining === 0 || !Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(settleMany(ops, packed), Effect.failCause(cause))
+      )
     }).pipe(refusedAsFailure)
 
   /**
