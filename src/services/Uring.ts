@@ -45,7 +45,8 @@ export interface UringShape {
    * Reads several ranges in one crossing into native code (one kernel read each, queued under one
    * lock): the batch entry point for many small reads. Succeeds with one array per range, in
    * order, each shorter than asked only at end of file; fails with the first range's error.
-   * With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
+   * A batch the kernel finishes inside the submit call (cached data) returns without suspending
+   * the fiber. With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
    * to avoid an allocation per call); otherwise a new one is allocated.
    */
   readonly readBatch: (
