@@ -106,6 +106,30 @@ impl Op {
         }
     }
 
+    /// Whether the kernel always hands this op to one of its workers (it forces these async), so
+    /// whoever submits it only queues it. The kernel then frees the request through task work on
+    /// the submitting thread, an interrupt for a busy JS thread: a thread submitting inline leaves
+    /// these ops to the submission thread.
+    pub(crate) fn runs_on_worker(&self) -> bool {
+        match self {
+            Op::Fsync { .. }
+            | Op::Fallocate { .. }
+            | Op::Ftruncate { .. }
+            | Op::Fstat { .. }
+            | Op::Statx { .. }
+            | Op::RenameAt { .. }
+            | Op::UnlinkAt { .. }
+            | Op::MkdirAt { .. }
+            | Op::SymlinkAt { .. }
+            | Op::LinkAt { .. } => true,
+            // Only these three just set the file's readahead mode; the others may block.
+            Op::Fadvise { advice, .. } => {
+                !matches!(*advice, libc::POSIX_FADV_NORMAL | libc::POSIX_FADV_RANDOM | libc::POSIX_FADV_SEQUENTIAL)
+            }
+            _ => false,
+        }
+    }
+
     pub fn read(target: Target, buf: Memory, offset: u64) -> Op {
         Op::Read { target, buf, offset, exact: false, done: 0 }
     }

@@ -31,10 +31,12 @@ fn transient(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR))
 }
 
-/// Pushes everything the kernel can take now, in queue order, stopping before an op that would
-/// take `budget` (bytes to copy) below zero; returns ops that ended without reaching the kernel in
-/// `ended`, and whether the budget stopped it.
-fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, budget: &mut usize) -> bool {
+/// Pushes everything the kernel can take now, in queue order; returns ops that ended without
+/// reaching the kernel in `ended`. With `inline` (a caller's thread submitting), it stops before an
+/// op that would take the budget of bytes to copy below zero, or that runs on a kernel worker
+/// anyway while other ops are in the kernel (when nothing is, a lone op is not worth a hand-off),
+/// and returns whether it stopped so.
+fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline: Option<&mut usize>) -> bool {
     // SAFETY: the state lock is held (`st`), as for every submission queue view, so this is the
     // only one, whichever thread fills (the submission thread, or a caller submitting inline).
     let mut sq = unsafe { shared.ring.submission_shared() };
@@ -88,11 +90,13 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, budget: &m
         if sq.is_full() || *in_kernel >= shared.op_budget {
             break;
         }
-        let bytes = op.op.bytes_to_copy();
-        if bytes > *budget {
-            return true;
+        if let Some(budget) = inline.as_deref_mut() {
+            let bytes = op.op.bytes_to_copy();
+            if bytes > *budget || (op.op.runs_on_worker() && *in_kernel > 0) {
+                return true;
+            }
+            *budget -= bytes;
         }
-        *budget -= bytes;
         let entry: squeue::Entry = op.op.entry(files).user_data(key);
         // SAFETY: every pointer in the entry points into heap memory owned by the op's slot,
         // which stays in the slab (unmoved, unfreed) until this key's completion is reaped.
@@ -168,7 +172,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             continue;
         }
         // This thread copies on its own time: no budget.
-        fill(shared, &mut st, &mut ended, &mut { usize::MAX });
+        fill(shared, &mut st, &mut ended, None);
         wake_reaper(shared, &st);
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
@@ -305,7 +309,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
         if !has_work(shared, &st) {
             return false;
         }
-        let over_budget = fill(shared, &mut st, out, &mut budget);
+        let over_budget = fill(shared, &mut st, out, Some(&mut budget));
         drop(st);
         if !submit_now(shared, &submitter) {
             return true;

@@ -195,3 +195,41 @@ fn completions_beyond_the_callers_room_go_to_the_sink() {
         assert!(ring.collector.take(user).is_none(), "op {user} was delivered twice");
     }
 }
+
+#[test]
+fn worker_ops_are_left_to_the_submission_thread_while_the_kernel_has_others() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 1);
+    let path = cstr(&dir.path().join("blocks"));
+    let ring = deferred(inline());
+    let queue_stat_then_read = || {
+        let (stat, _) = ring.submit(Op::statx(libc::AT_FDCWD, path.clone(), 0, libc::STATX_SIZE));
+        let (read, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
+        (stat, read)
+    };
+    // Nothing else in the kernel: the stat is submitted here too, and the read behind it completes here.
+    let (stat, read) = queue_stat_then_read();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    assert!(out.iter().any(|c| c.user == read && c.result == 4096), "the read completed inline");
+    // The worker may finish the stat before this thread reaps.
+    match out.iter().find(|c| c.user == stat) {
+        Some(c) => assert_eq!(c.result, 0),
+        None => assert_eq!(ring.wait(stat).result, 0),
+    }
+    // With a FIFO read waiting in the kernel, this thread stops at the stat (a kernel worker runs
+    // it whoever submits it) and the submission thread takes it and the read behind it.
+    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
+    let (waiting, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(2), 0));
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    out.clear();
+    let (stat, read) = queue_stat_then_read();
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    assert!(out.is_empty(), "nothing ran on this thread: {:?}", out.iter().map(|c| c.user).collect::<Vec<_>>());
+    assert_eq!(ring.wait(stat).result, 0);
+    let done = ring.wait(read);
+    assert_eq!(done.result, 4096);
+    fifo.write_all(b"ok").unwrap();
+    assert_eq!(ring.wait(waiting).result, 2);
+}
