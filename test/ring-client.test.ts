@@ -257,6 +257,38 @@ describe("RingClient over the binding", () => {
     }
   })
 
+  it("a callback that throws is reported apart and does not strand the rest of its batch", async () => {
+    const client = new RingClient({ entries: 64 })
+    const fd = Fs.openSync("/proc/self/exe", "r")
+    const ranges = Float64Array.of(0, 8, 8, 8, 16, 8, 24, 8)
+    const reported: Array<() => void> = []
+    const original = globalThis.queueMicrotask
+    globalThis.queueMicrotask = (f) => void reported.push(f)
+    try {
+      // Flushed at once (its callbacks may run inside the call) and through the turn's dispatch.
+      const runs = [32, undefined].map((bytes) => {
+        const results: Array<number> = []
+        const buffer = new Uint8Array(32)
+        client.submitMany(4, (n, ids, tokens) => {
+          n.readMany(ids, fd, false, buffer, ranges, tokens)
+        }, (index, result) => {
+          results[index] = result
+          if (index === 0) throw new Error(`boom ${bytes}`)
+        }, buffer, bytes)
+        return results
+      })
+      for (let turn = 0; turn < 100 && client.pending > 0; turn++) await nextTurn()
+      expect(runs).toEqual([[8, 8, 8, 8], [8, 8, 8, 8]])
+      expect(client.pending).toBe(0)
+    } finally {
+      globalThis.queueMicrotask = original
+      client.shutdown()
+      Fs.closeSync(fd)
+    }
+    expect(reported.length).toBe(2)
+    expect(() => reported.forEach((report) => report())).toThrow(/boom/)
+  })
+
   it("submitNow leaves a read the kernel cannot finish at once to its callback", async () => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
     const client = new RingClient({ entries: 8 })

@@ -189,15 +189,12 @@ export class RingClient {
     if (this.inlineCount > 0) this.scheduleTurn()
     if (count > taken / 2) this.pend(count - taken / 2)
     this.completing = true
-    try {
-      for (let i = 0; i < taken; i += 2) {
-        const id = this.taken[i]!
-        this.release(id)
-        callback(this.taken[i + 1]!, id)
-      }
-    } finally {
-      this.completing = false
+    for (let i = 0; i < taken; i += 2) {
+      const id = this.taken[i]!
+      this.release(id)
+      this.call(callback, this.taken[i + 1]!, id)
     }
+    this.completing = false
   }
 
   /** Claims an id and submits through `start`; a refusal frees the id again and is thrown. */
@@ -324,16 +321,20 @@ export class RingClient {
       if (callback === undefined) continue
       this.release(id)
       this.pendingCount--
-      try {
-        callback(pairs[i + 1]!, id)
-      } catch (error) {
-        // One caller's bug must not strand the rest of the batch.
-        queueMicrotask(() => {
-          throw error
-        })
-      }
+      this.call(callback, pairs[i + 1]!, id)
     }
     if (this.pendingCount === 0) this.native.unref()
+  }
+
+  /** Runs one op's callback; what it throws is rethrown apart, so one caller's bug cannot strand the rest of a batch. */
+  private call(callback: OnResult, result: number, id: number): void {
+    try {
+      callback(result, id)
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error
+      })
+    }
   }
 }
 
