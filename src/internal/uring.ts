@@ -220,7 +220,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   /** Cancels a batch's ops still pending (NaN in `results`, every other entry); completes when their completions have arrived. */
   const settleMany = ({ ids, tokens }: SubmittedMany, results: Float64Array): Effect.Effect<void> =>
     Effect.async<void>((settled) => {
-      // Only ops still pending: a finished op's id may already belong to another op.
+      // Only ops still pending: a finished op's id may already belong to another op. Counted
+      // here, when the cancel runs: completions may arrive between the interruption and now.
       let left = 0
       for (let i = 0; i < ids.length; i++) if (Number.isNaN(results[2 * i])) left++
       if (left === 0) return settled(Effect.void)
