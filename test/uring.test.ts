@@ -226,6 +226,30 @@ layer(Uring.layer())("Uring", (it) => {
         expect(dirMeta.type).toBe("Directory")
         expect(dirMeta.isDirectory).toBe(true)
       }))
+
+    it.scoped("pooled statx buffers never mix files, whether stats complete, fail or are interrupted", () =>
+      Effect.gen(function*() {
+        const uring = yield* make({ ringSize: 64 })
+        const dir = yield* tempDir()
+        // A size per file, so a buffer shared by two stats in flight shows as a wrong size.
+        const paths = Array.from({ length: 150 }, (_, i) => {
+          const path = Path.join(dir, `f${i}`)
+          Fs.writeFileSync(path, new Uint8Array(i * 7 + 1))
+          return path
+        })
+        const missing = Path.join(dir, "missing")
+        for (let round = 0; round < 3; round++) {
+          const interrupted = yield* Effect.forEach(paths.slice(0, 40), (path) => Effect.fork(uring.stat(path)))
+          yield* Effect.forEach(interrupted, Fiber.interrupt, { discard: true })
+          const results = yield* Effect.forEach(
+            paths.flatMap((path, i) => i % 5 === 0 ? [path, missing] : [path]),
+            (path) => Effect.either(uring.stat(path)),
+            { concurrency: 48 }
+          )
+          const sizes = results.map((result) => Either.isRight(result) ? result.right.size : result.left._tag)
+          expect(sizes).toEqual(paths.flatMap((_, i) => i % 5 === 0 ? [BigInt(i * 7 + 1), "NotFound"] : [BigInt(i * 7 + 1)]))
+        }
+      }))
   })
 
   describe("paths", () => {

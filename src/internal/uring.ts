@@ -24,6 +24,7 @@ import type { RenameOptions } from "../services/Uring.js"
 import type { UringConfig } from "../services/UringConfig.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { openDir as confinedDir } from "./confined.js"
+import { BufferPool } from "./BufferPool.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
 import { RingClient, type Submitted, type SubmittedMany } from "./RingClient.js"
 import * as validate from "./validate.js"
@@ -34,8 +35,8 @@ const ENFILE = 23
 const WHOLE_CHUNK = 1 << 30
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
-/** First-read buffers `readFile` keeps for reuse, at most. */
-const FIRST_READS_KEPT = 64
+/** Pooled buffers kept for reuse, at most, per pool: one per op of a 64-way loop. */
+const POOL_KEEP = 64
 /** The largest whole file one op returns (its count is an int32). */
 const WHOLE_FILE_MAX = 0x7fffffff
 
@@ -398,11 +399,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     return Either.isLeft(valid) ? Effect.fail(valid.left) : readWhole(path, valid.right + 1)
   }
 
-  /**
-   * Buffers for `readFile`'s first read, reused once their op has completed: a fresh zeroed
-   * buffer per file (and the GC of it) cost small files more than their I/O did.
-   */
-  const firstReads: Array<Uint8Array> = []
+  /** `readFile`'s first reads: a fresh zeroed buffer per file cost small files more than their I/O did. */
+  const firstReads = new BufferPool(READ_FILE_FIRST, POOL_KEEP)
 
   /**
    * Not flushed at once (`run`'s `now`): its three stages then cost a syscall each per file,
@@ -411,7 +409,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.suspend(() => {
       const pooled = capacity === READ_FILE_FIRST
-      const buffer = (pooled ? firstReads.pop() : undefined) ?? new Uint8Array(capacity)
+      const buffer = pooled ? firstReads.take() : new Uint8Array(capacity)
       return run("readFile", path, (native, id) =>
         native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer).pipe(
           Effect.flatMap((read) => {
@@ -420,7 +418,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
               ? pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
               : undefined
             // The kernel is done with the buffer here (a failed or interrupted op just drops it).
-            if (pooled && firstReads.length < FIRST_READS_KEPT) firstReads.push(buffer)
+            if (pooled) firstReads.give(buffer)
             if (data !== undefined) return Effect.succeed(data)
             return Effect.flatMap(stat(path), (meta) => {
               const next = Math.max(Number(meta.size) + 4096, capacity * 2)
@@ -483,14 +481,27 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         offsetOf(operation, length, "length")
       ))(file)
 
+  const statxBuffers = new BufferPool(StatxBufferSize, POOL_KEEP)
+
   const statInto = (
     operation: string,
     subject: Subject,
     submit: (native: NativeRing, id: number, out: Uint8Array) => number
   ) =>
     Effect.suspend(() => {
-      const out = new Uint8Array(StatxBufferSize)
-      return run(operation, subject, (native, id) => submit(native, id, out), out).pipe(Effect.map(() => fromStatx(out)))
+      const out = statxBuffers.take()
+      // Back to the pool once the completion has arrived, failed or not; an interrupted op's is dropped.
+      return Effect.mapBoth(run(operation, subject, (native, id) => submit(native, id, out), out), {
+        onFailure: (error) => {
+          statxBuffers.give(out)
+          return error
+        },
+        onSuccess: () => {
+          const meta = fromStatx(out)
+          statxBuffers.give(out)
+          return meta
+        }
+      })
     })
 
   const fstat = (file: FileLike): Effect.Effect<Metadata, UringError> =>
