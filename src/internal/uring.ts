@@ -28,6 +28,7 @@ import { BufferPool } from "./BufferPool.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
 import { RingClient, type Submitted, type SubmittedMany } from "./RingClient.js"
 import * as validate from "./validate.js"
+import { withoutStack } from "./withoutStack.js"
 
 const ECANCELED = 125
 const ENFILE = 23
@@ -56,27 +57,6 @@ const contextOf = (operation: string, subject: Subject): Context =>
     : subject instanceof OwnedFd
     ? { operation, fd: subject.fd, path: subject.path }
     : { operation, fd: typeof subject === "number" ? subject : subject.fd }
-
-/**
- * Builds an error without capturing a JavaScript stack. A kernel error is made where its completion
- * is handled, so its stack would hold only the ring's dispatch and the fiber run loop (the fiber's
- * spans say where the op came from), and capturing it was most of an error's cost: about 5 of 8 µs
- * here, paid per op by a stat storm over missing paths.
- */
-const withoutStack = <A>(make: () => A): A => {
-  const limit = Error.stackTraceLimit
-  try {
-    Error.stackTraceLimit = 0
-  } catch {
-    // A frozen `Error` (a hardened realm) keeps its limit.
-    return make()
-  }
-  try {
-    return make()
-  } finally {
-    Error.stackTraceLimit = limit
-  }
-}
 
 /** Submits one op through the binding and returns its cancel token. */
 type Submit = (native: NativeRing, id: number) => number

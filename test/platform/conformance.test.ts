@@ -628,6 +628,20 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(error.cause).toMatchObject({ _tag: "NotFound", errno: 2, code: "ENOENT" })
         expect(error.message).toContain("ENOENT")
       }))
+
+    it.scoped("a failure converted from a kernel error carries no JavaScript stack, like the ring error it wraps", () =>
+      Effect.gen(function*() {
+        const fs = yield* UringFs
+        const limit = Error.stackTraceLimit
+        const error = yield* Effect.flip(fs.stat("/definitely/not/here"))
+        expect(error).toBeInstanceOf(Error)
+        expect(error.stack).toBe(`SystemError: ${error.message}`)
+        expect(Error.stackTraceLimit).toBe(limit)
+        // A member built on another (readFileString on readFile) fails alike.
+        const remapped = yield* Effect.flip(fs.readFileString("/definitely/not/here"))
+        expect(remapped).toMatchObject({ reason: "NotFound", method: "readFile" })
+        expect(remapped.stack).toBe(`SystemError: ${remapped.message}`)
+      }))
   })
 })
 
