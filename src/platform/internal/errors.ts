@@ -131,22 +131,6 @@ const convert = (method: string, pathOrDescriptor: string | number, error: Uring
   }
 }
 
-/** A `SystemError` with Node's reason for an error Node's own calls raised (`NodeJS.ErrnoException`). @internal */
-export const fromNodeError = (method: string, pathOrDescriptor: string | number) =>
-(error: unknown): PlatformError.PlatformError => {
-  if (PlatformError.isPlatformError(error)) return remap(method, pathOrDescriptor)(error)
-  const err = error as NodeJS.ErrnoException
-  return new PlatformError.SystemError({
-    module: "FileSystem",
-    method,
-    reason: reasonOf(err?.code),
-    pathOrDescriptor,
-    ...(typeof err?.syscall === "string" ? { syscall: err.syscall } : {}),
-    description: err instanceof Error ? err.message : String(error),
-    cause: error
-  }, SKIP_VALIDATION)
-}
-
 /** The same error, reported for another method and path (a member built on another one, as Node's are). @internal */
 export const remap = (method: string, pathOrDescriptor: string | number) =>
 (error: PlatformError.PlatformError): PlatformError.PlatformError =>
