@@ -39,6 +39,7 @@ export const reasonOf = (code: string | undefined): PlatformError.SystemErrorRea
 const syscalls: Readonly<Record<string, string>> = {
   open: "open",
   openAt: "open",
+  withFile: "open",
   read: "read",
   readInto: "read",
   readExact: "read",

@@ -80,17 +80,17 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // == writeFile / truncate
 
+  // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
   const writeFile = (path: string, data: Uint8Array, options?: FileSystem.WriteFileOptions) =>
-    Effect.scoped(Effect.gen(function*() {
-      const handle = yield* uring.open(path, { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 })
-      if (data.length > 0) yield* uring.writeAll(handle, 0, data)
-    })).pipe(Effect.mapError(toPlatformError("writeFile", path)))
+    uring.withFile(
+      path,
+      { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 },
+      (handle) => data.length > 0 ? uring.writeAll(handle, 0, data) : Effect.void
+    ).pipe(Effect.mapError(toPlatformError("writeFile", path)))
 
   const truncate = (path: string, length?: FileSystem.SizeInput) =>
-    Effect.scoped(Effect.gen(function*() {
-      const handle = yield* uring.open(path, { flag: "r+" })
-      yield* uring.ftruncate(handle, length !== undefined ? Number(length) : 0)
-    })).pipe(Effect.mapError(toPlatformError("truncate", path)))
+    uring.withFile(path, { flag: "r+" }, (handle) => uring.ftruncate(handle, length !== undefined ? Number(length) : 0))
+      .pipe(Effect.mapError(toPlatformError("truncate", path)))
 
   // == rename / link / symlink
 
