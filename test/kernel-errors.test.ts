@@ -2,12 +2,13 @@
  * Every tagged error, produced by a real kernel failure (CI runs as root: tmpfs mounts and a
  * child process that drops to an unprivileged uid are part of the fixtures).
  */
+import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fromErrno, OpenFlags, Uring, type UringError } from "../src/index.js"
+import { fromErrno, OpenFlags, Uring, type UringError, UringFileSystem } from "../src/index.js"
 import { RingClient } from "../src/internal/RingClient.js"
 import { mkfifo, tempDir, tmpfs } from "./helpers/fixtures.js"
 
@@ -86,6 +87,24 @@ layer(Uring.layer())("kernel errors", (it) => {
       const error = yield* Effect.flip(uring.writeAll(file, chunk.length, new Uint8Array(1 << 20)))
       expect(error._tag).toBe("NoSpace")
       expect(Buffer.compare(yield* uring.readExact(file, 0, chunk.length), chunk)).toBe(0)
+    }))
+
+  it.scoped("writeFile on a full tmpfs: NoSpace from its write step, its fd closed", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const mount = yield* tmpfs("64k")
+      const before = Fs.readdirSync("/proc/self/fd").length
+      const error = yield* Effect.flip(uring.writeFile(Path.join(mount, "big"), new Uint8Array(1 << 20).fill(1)))
+      expect(error._tag).toBe("NoSpace")
+      expect(Fs.readdirSync("/proc/self/fd").length).toBe(before)
+      // What fitted was written; the file exists with it.
+      expect(Fs.statSync(Path.join(mount, "big")).size).toBeGreaterThan(0)
+      // Through the platform layer the error names the step that failed, as Node's does.
+      const fs = yield* Effect.provide(FileSystem.FileSystem, UringFileSystem.layer)
+      const platform = yield* Effect.flip(fs.writeFile(Path.join(mount, "big2"), new Uint8Array(1 << 20)))
+      expect(platform).toMatchObject({ _tag: "SystemError", method: "writeFile", syscall: "write" })
+      const missing = yield* Effect.flip(fs.writeFile(Path.join(mount, "no/such"), new Uint8Array(1)))
+      expect(missing).toMatchObject({ _tag: "SystemError", reason: "NotFound", syscall: "open" })
     }))
 
   it.scoped("ReadOnlyFileSystem on a read-only mount, Busy on a mount point", () =>

@@ -539,6 +539,51 @@ describe("Uring.readFile", () => {
     }))
 })
 
+describe("Uring.writeFile", () => {
+  it.scoped("creates, truncates, appends and refuses in one op each, closing every fd", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      const at = (name: string) => Path.join(dir, name)
+      const before = fdCount()
+      const large = pattern(300_000, 5)
+      yield* uring.writeFile(at("f"), large, { mode: 0o600 })
+      expect(Buffer.compare(Fs.readFileSync(at("f")), large)).toBe(0)
+      expect(Fs.statSync(at("f")).mode & 0o777).toBe(0o600)
+      yield* uring.writeFile(at("f"), encode("short"))
+      expect(Fs.readFileSync(at("f"), "utf8")).toBe("short")
+      yield* uring.writeFile(at("f"), encode("+more"), { flag: "a" })
+      expect(Fs.readFileSync(at("f"), "utf8")).toBe("short+more")
+      yield* uring.writeFile(at("empty"), new Uint8Array(0))
+      expect(Fs.readFileSync(at("empty")).length).toBe(0)
+      const tags = yield* Effect.forEach([
+        uring.writeFile(at("f"), encode("x"), { flag: "wx" }),
+        uring.writeFile(at("missing/f"), encode("x")),
+        uring.writeFile(dir, encode("x")),
+        // Opened read-only: the write step fails, and the file is left as it was.
+        uring.writeFile(at("f"), encode("x"), { flag: "r" }),
+        uring.writeFile(at("bad\0name"), encode("x")),
+        uring.writeFile(at("f"), encode("x"), { mode: -1 })
+      ], (effect) => Effect.map(Effect.flip(effect), (error) => error._tag))
+      expect(tags).toEqual(["AlreadyExists", "NotFound", "IsADirectory", "BadDescriptor", "InvalidArgument", "InvalidArgument"])
+      expect(Fs.readFileSync(at("f"), "utf8")).toBe("short+more")
+      expect(fdCount()).toBe(before)
+    }))
+
+  it.scoped("interrupted while its open waits for a FIFO reader: no fd left behind", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      const fifo = Path.join(dir, "fifo")
+      mkfifo(fifo)
+      const before = fdCount()
+      const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(uring.writeFile(fifo, encode("x"))))
+      yield* realSleep(20)
+      yield* Effect.forEach(fibers, Fiber.interrupt, { discard: true })
+      expect(fdCount()).toBe(before)
+    }))
+})
+
 describe("Uring.withFile", () => {
   it.scoped("closes the fd when use succeeds, fails or is interrupted", () =>
     Effect.gen(function*() {

@@ -410,6 +410,28 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         )
     })
 
+  /**
+   * One engine op (open, write all, close) while the count fits the int32 a completion reports;
+   * larger data goes through `withFile` and `writeAll`'s pieces.
+   */
+  const writeFile = (path: string, data: Uint8Array, options: OpenOptions = {}): Effect.Effect<void, UringError> => {
+    const opened: OpenOptions = { ...options, flag: options.flag ?? "w" }
+    if (data instanceof Uint8Array && data.byteLength > WHOLE_FILE_MAX) {
+      return withFile(path, opened, (file) => writeAll(file, 0, data))
+    }
+    return run("writeFile", path, (native, id) => {
+      checkBuffer("writeFile", data, "data")
+      const mode = check(validate.mode("writeFile", opened.mode ?? 0o666))
+      check(validate.openFlag("writeFile", opened.flag!))
+      const at = check(validate.path("writeFile", path))
+      return native.writeFile(id, AtFlags.AT_FDCWD, at, openFlagsOf(opened), mode, data)
+    }, data).pipe(Effect.flatMap((written) =>
+      written < data.length
+        ? Effect.fail(new WriteZero({ operation: "writeFile", path, written, expected: data.length }))
+        : Effect.void
+    ))
+  }
+
   const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
     run(operation, file, (native, id) => {
       const fd = fdOf(operation, file)
@@ -649,6 +671,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     readExact: traced("readExact", readFresh("readExact", true)),
     readBatch: traced("readBatch", readBatch),
     readFile: traced("readFile", readFile),
+    writeFile: traced("writeFile", writeFile),
     readInto: traced("readInto", (file: FileLike, offset: Position, buffer: Uint8Array) => readInto(file, offset, buffer)),
     write: traced("write", (file: FileLike, offset: Position, data: Uint8Array) => write(file, offset, data)),
     writeAll: traced("writeAll", writeAll),

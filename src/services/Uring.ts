@@ -56,10 +56,17 @@ export interface UringShape {
   ) => Effect.Effect<Array<Uint8Array>, UringError>
   /**
    * Reads a whole file: open, read and close run as one op inside the engine, so a small file
-   * costs one crossing. `sizeHint` sizes the first read (default 64 KiB); larger files are read
+   * costs one crossing. `sizeHint` sizes the first read (default 16 KiB); larger files are read
    * again with room after a stat. Files over 2 GiB fail with `InvalidArgument`.
    */
   readonly readFile: (path: string, options?: { readonly sizeHint?: number }) => Effect.Effect<Uint8Array, UringError>
+  /**
+   * Writes `data` as a file's content: open (flag `"w"` unless `options` says otherwise: created
+   * with `mode`, default `0o666`, and truncated), write it all and close run as one op inside the
+   * engine. A write the kernel stops short fails with `WriteZero`; an error from close is the
+   * write's, since the data may not have reached the file. Data over 2 GiB is written in pieces.
+   */
+  readonly writeFile: (path: string, data: Uint8Array, options?: OpenOptions) => Effect.Effect<void, UringError>
   /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
   readonly readInto: (file: FileLike, offset: Position, buffer: Uint8Array) => Effect.Effect<number, UringError>
   /** Reads exactly `length` bytes, or fails with `UnexpectedEof`. */

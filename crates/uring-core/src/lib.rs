@@ -28,6 +28,6 @@ mod binding;
 pub use config::RingConfig;
 pub use error::EngineError;
 pub use memory::Memory;
-pub use op::{Op, ReadFilePhase, Target, MAX_RW_COUNT};
+pub use op::{Op, Target, WholeFilePhase, MAX_RW_COUNT};
 pub use ring::{probe, Completion, CompletionSink, Ring};
 pub use slab::OpKey;

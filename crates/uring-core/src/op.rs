@@ -68,17 +68,18 @@ pub enum Op {
     RegisterFile { slot: u32, fds: Box<[RawFd; 1]> },
     /// Empty registered slot `slot`; the slot is reused only after this completion.
     UnregisterFile { slot: u32, fds: Box<[RawFd; 1]> },
-    /// Open `path`, read it from offset 0 until `buf` is full or end of file, close it: one op
-    /// for the caller, three (or more) steps for the kernel, resubmitted by the completion thread.
-    /// The result is the byte count (or the first error); the fd is always closed.
-    ReadFile { dirfd: RawFd, path: CString, flags: i32, buf: Memory, phase: ReadFilePhase },
+    /// Open `path`, read it from offset 0 until `buf` is full or end of file (or write all of
+    /// `buf` from offset 0 until the kernel writes 0), close it: one op for the caller, three (or
+    /// more) steps for the kernel, resubmitted by the completion thread. The result is the byte
+    /// count (or the first error); the fd is always closed.
+    WholeFile { dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory, write: bool, phase: WholeFilePhase },
 }
 
-/// The step a `ReadFile` op is at.
+/// The step a `WholeFile` op is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadFilePhase {
+pub enum WholeFilePhase {
     Open,
-    Read { fd: RawFd, done: usize },
+    Transfer { fd: RawFd, done: usize },
     /// Closing, with the result to report once closed.
     Close { fd: RawFd, result: i32 },
     /// The file is closed.
@@ -101,7 +102,7 @@ impl Op {
     pub(crate) fn bytes_to_copy(&self) -> usize {
         match self {
             Op::Read { buf, done, .. } | Op::Write { buf, done, .. } => buf.len().saturating_sub(*done),
-            Op::ReadFile { buf, phase: ReadFilePhase::Read { done, .. }, .. } => buf.len().saturating_sub(*done),
+            Op::WholeFile { buf, phase: WholeFilePhase::Transfer { done, .. }, .. } => buf.len().saturating_sub(*done),
             _ => 0,
         }
     }
@@ -155,7 +156,14 @@ impl Op {
     }
 
     pub fn read_file(dirfd: RawFd, path: CString, buf: Memory) -> Op {
-        Op::ReadFile { dirfd, path, flags: libc::O_RDONLY | libc::O_CLOEXEC, buf, phase: ReadFilePhase::Open }
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+        Op::WholeFile { dirfd, path, flags, mode: 0, buf, write: false, phase: WholeFilePhase::Open }
+    }
+
+    /// `flags` are open(2)'s (write access, and O_CREAT / O_TRUNC / O_APPEND / O_EXCL as the
+    /// caller wants); `mode` is for a file it creates.
+    pub fn write_file(dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory) -> Op {
+        Op::WholeFile { dirfd, path, flags: flags | libc::O_CLOEXEC, mode, buf, write: true, phase: WholeFilePhase::Open }
     }
 
     pub fn register_file(fd: RawFd) -> Op {
@@ -221,7 +229,7 @@ impl Op {
             | Op::OpenAt { dirfd, .. }
             | Op::OpenAt2 { dirfd, .. }
             | Op::UnlinkAt { dirfd, .. }
-            | Op::ReadFile { dirfd, .. }
+            | Op::WholeFile { dirfd, .. }
             | Op::MkdirAt { dirfd, .. }
             | Op::SymlinkAt { new_dirfd: dirfd, .. } => check_dirfd(*dirfd)?,
             Op::RenameAt { old_dirfd, new_dirfd, .. } | Op::LinkAt { old_dirfd, new_dirfd, .. } => {
@@ -256,8 +264,8 @@ impl Op {
             }
             Op::Ftruncate { len, .. } => check_offset(*len),
             Op::Fstat { out, .. } | Op::Statx { out, .. } => check_out(out),
-            Op::ReadFile { buf, .. } if buf.len() > i32::MAX as usize => {
-                Err(format!("a whole-file read is limited to {} bytes, got {}", i32::MAX, buf.len()))
+            Op::WholeFile { buf, .. } if buf.len() > i32::MAX as usize => {
+                Err(format!("a whole-file read or write is limited to {} bytes, got {}", i32::MAX, buf.len()))
             }
             _ => Ok(()),
         }
@@ -345,17 +353,23 @@ impl Op {
             Op::RegisterFile { slot, fds } | Op::UnregisterFile { slot, fds } => {
                 opcode::FilesUpdate::new(fds.as_ptr(), 1).offset(*slot as i32).build()
             }
-            Op::ReadFile { dirfd, path, flags, buf, phase } => match *phase {
-                ReadFilePhase::Open => opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).build(),
-                ReadFilePhase::Read { fd, done } => {
+            Op::WholeFile { dirfd, path, flags, mode, buf, write, phase } => match *phase {
+                WholeFilePhase::Open => {
+                    opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).mode(*mode).build()
+                }
+                WholeFilePhase::Transfer { fd, done } => {
                     let len = (buf.len() - done).min(MAX_RW_COUNT) as u32;
                     // SAFETY: `done < buf.len()` in this phase, so the pointer stays inside the buffer.
                     let ptr = unsafe { buf.as_mut_ptr().add(done) };
-                    opcode::Read::new(types::Fd(fd), ptr, len).offset(done as u64).build()
+                    if *write {
+                        opcode::Write::new(types::Fd(fd), ptr, len).offset(done as u64).build()
+                    } else {
+                        opcode::Read::new(types::Fd(fd), ptr, len).offset(done as u64).build()
+                    }
                 }
-                ReadFilePhase::Close { fd, .. } => opcode::Close::new(types::Fd(fd)).build(),
+                WholeFilePhase::Close { fd, .. } => opcode::Close::new(types::Fd(fd)).build(),
                 // Never queued: a Done op has completed.
-                ReadFilePhase::Done => opcode::Nop::new().build(),
+                WholeFilePhase::Done => opcode::Nop::new().build(),
             },
         }
     }
@@ -368,7 +382,7 @@ impl Op {
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
             Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),
             Op::UnregisterFile { .. } if res >= 0 => Next::Complete(0),
-            Op::ReadFile { buf, phase, .. } => read_file_step(phase, res, buf.len()),
+            Op::WholeFile { buf, write, phase, .. } => whole_file_step(phase, res, buf.len(), *write),
             _ => Next::Complete(res),
         }
     }
@@ -376,7 +390,7 @@ impl Op {
     /// An fd this op opened and has not closed yet: whoever drops the op must close it.
     pub(crate) fn held_fd(&self) -> Option<RawFd> {
         match self {
-            Op::ReadFile { phase: ReadFilePhase::Read { fd, .. } | ReadFilePhase::Close { fd, .. }, .. } => Some(*fd),
+            Op::WholeFile { phase: WholeFilePhase::Transfer { fd, .. } | WholeFilePhase::Close { fd, .. }, .. } => Some(*fd),
             _ => None,
         }
     }
@@ -393,32 +407,37 @@ impl Op {
     /// owned statx output. Borrowed memory gives nothing back.
     pub(crate) fn into_output(self, res: i32) -> Option<Vec<u8>> {
         match self {
-            Op::Read { buf, .. } | Op::ReadFile { buf, .. } if res >= 0 => buf.into_filled(res as usize),
+            Op::Read { buf, .. } | Op::WholeFile { buf, write: false, .. } if res >= 0 => buf.into_filled(res as usize),
             Op::Fstat { out, .. } | Op::Statx { out, .. } if res >= 0 => out.into_filled(STATX_SIZE),
             _ => None,
         }
     }
 }
 
-/// Moves a `ReadFile` op one step on.
-fn read_file_step(phase: &mut ReadFilePhase, res: i32, len: usize) -> Next {
+/// Moves a `WholeFile` op one step on. A transfer of 0 bytes ends it: end of file for a read, a
+/// stuck device for a write (the caller sees the short count).
+fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool) -> Next {
     let (next, outcome) = match *phase {
-        ReadFilePhase::Open if res < 0 => (ReadFilePhase::Done, Next::Complete(res)),
-        ReadFilePhase::Open if len == 0 => (ReadFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
-        ReadFilePhase::Open => (ReadFilePhase::Read { fd: res, done: 0 }, Next::Resubmit),
-        ReadFilePhase::Read { fd, .. } if res < 0 => (ReadFilePhase::Close { fd, result: res }, Next::Resubmit),
-        ReadFilePhase::Read { fd, done } => {
+        WholeFilePhase::Open if res < 0 => (WholeFilePhase::Done, Next::Complete(res)),
+        WholeFilePhase::Open if len == 0 => (WholeFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
+        WholeFilePhase::Open => (WholeFilePhase::Transfer { fd: res, done: 0 }, Next::Resubmit),
+        WholeFilePhase::Transfer { fd, .. } if res < 0 => (WholeFilePhase::Close { fd, result: res }, Next::Resubmit),
+        WholeFilePhase::Transfer { fd, done } => {
             let done = done + res as usize;
             if res > 0 && done < len {
-                (ReadFilePhase::Read { fd, done }, Next::Resubmit)
+                (WholeFilePhase::Transfer { fd, done }, Next::Resubmit)
             } else {
                 // Fits: the buffer is at most i32::MAX bytes (checked in `validate`).
-                (ReadFilePhase::Close { fd, result: done as i32 }, Next::Resubmit)
+                (WholeFilePhase::Close { fd, result: done as i32 }, Next::Resubmit)
             }
         }
-        // The read's outcome stands whatever close reports: the data is already in the buffer.
-        ReadFilePhase::Close { result, .. } => (ReadFilePhase::Done, Next::Complete(result)),
-        ReadFilePhase::Done => (ReadFilePhase::Done, Next::Complete(res)),
+        // Data read is in the buffer whatever close reports; a write's data may not be safe when
+        // close fails (NFS reports a failed flush there), so that error is the write's result.
+        WholeFilePhase::Close { result, .. } if write && res < 0 && result >= 0 => {
+            (WholeFilePhase::Done, Next::Complete(res))
+        }
+        WholeFilePhase::Close { result, .. } => (WholeFilePhase::Done, Next::Complete(result)),
+        WholeFilePhase::Done => (WholeFilePhase::Done, Next::Complete(res)),
     };
     *phase = next;
     outcome

@@ -343,3 +343,64 @@ fn read_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
     drop(ring);
     assert_eq!(fd_count(), before);
 }
+
+#[test]
+fn write_file_opens_writes_all_and_closes_in_one_op() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let create = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    let before = fd_count();
+    let write = |name: &str, flags: i32, bytes: &[u8]| {
+        ring.run(Op::write_file(CWD, cstr(&path(name)), flags, 0o600, Memory::from_vec(bytes.to_vec())))
+    };
+    assert_eq!(write("f", create, &data), data.len() as i32);
+    assert_eq!(std::fs::read(path("f")).unwrap(), data);
+    assert_eq!(std::fs::metadata(path("f")).unwrap().permissions().mode() & 0o777, 0o600);
+    // Over a longer file: truncated first.
+    assert_eq!(write("f", create, b"short"), 5);
+    assert_eq!(std::fs::read(path("f")).unwrap(), b"short");
+    assert_eq!(write("f", libc::O_WRONLY | libc::O_APPEND, b"+more"), 5);
+    assert_eq!(std::fs::read(path("f")).unwrap(), b"short+more");
+    assert_eq!(write("empty", create, b""), 0);
+    assert_eq!(std::fs::read(path("empty")).unwrap(), b"");
+    assert_eq!(write("f", create | libc::O_EXCL, b"x"), -libc::EEXIST);
+    assert_eq!(write("missing/f", create, b"x"), -libc::ENOENT);
+    assert_eq!(ring.run(Op::write_file(CWD, cstr(dir.path()), create, 0o600, Memory::from_vec(vec![1]))), -libc::EISDIR);
+    assert_eq!(fd_count(), before, "every step closed its fd");
+}
+
+#[test]
+fn write_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody drains this FIFO: once its buffer is full, writes block after the open.
+    let (_fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let fifo = cstr(&dir.path().join("fifo"));
+    let before = fd_count();
+    let ring = TestRing::new();
+    let ring_fds = fd_count() - before;
+    let big = || Memory::from_vec(vec![7u8; 1 << 20]);
+    let held: Vec<(u64, u64)> =
+        (0..20).map(|_| ring.submit(Op::write_file(CWD, fifo.clone(), libc::O_WRONLY, 0, big()))).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    for (_, key) in &held {
+        ring.ring.cancel(*key);
+    }
+    for (user, _) in held {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+    assert_eq!(fd_count(), before + ring_fds);
+    // Shut down with writes holding fds.
+    let users: Vec<u64> =
+        (0..20).map(|_| ring.submit(Op::write_file(CWD, fifo.clone(), libc::O_WRONLY, 0, big())).0).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(ring.ring.close());
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+    drop(ring);
+    assert_eq!(fd_count(), before);
+}

@@ -67,8 +67,12 @@ const syscalls: Readonly<Record<string, string>> = {
   linkAt: "link"
 }
 
-/** Node's `syscall` name for a ring operation. @internal */
-export const syscallOf = (operation: string): string => syscalls[operation] ?? operation
+/** Errors only the write step of `writeFile` (open, write, close as one op) gives. */
+const writeStepCodes: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EFBIG", "EIO", "EBADF", "EPIPE"])
+
+/** Node's `syscall` name for a ring operation that failed with `code`. @internal */
+export const syscallOf = (operation: string, code: string): string =>
+  operation === "writeFile" ? writeStepCodes.has(code) ? "write" : "open" : syscalls[operation] ?? operation
 
 /**
  * Converts a ring error into the platform's error for `method` on `pathOrDescriptor`: kernel errors become a
@@ -117,7 +121,7 @@ const convert = (method: string, pathOrDescriptor: string | number, error: Uring
         cause: error
       }, SKIP_VALIDATION)
     default: {
-      const syscall = syscallOf(error.operation)
+      const syscall = syscallOf(error.operation, error.code)
       const where = error.path !== undefined ? ` '${error.path}'` : ""
       return new PlatformError.SystemError({
         module: "FileSystem",

@@ -80,14 +80,12 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // == writeFile / truncate
 
-  // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
+  // One engine op (open, write, close), as readFile.
   const writeFile = (path: string, data: Uint8Array, options?: FileSystem.WriteFileOptions) =>
-    uring.withFile(
-      path,
-      { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 },
-      (handle) => data.length > 0 ? uring.writeAll(handle, 0, data) : Effect.void
-    ).pipe(Effect.mapError(toPlatformError("writeFile", path)))
+    uring.writeFile(path, data, { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 })
+      .pipe(Effect.mapError(toPlatformError("writeFile", path)))
 
+  // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
   const truncate = (path: string, length?: FileSystem.SizeInput) =>
     uring.withFile(path, { flag: "r+" }, (handle) => uring.ftruncate(handle, length !== undefined ? Number(length) : 0))
       .pipe(Effect.mapError(toPlatformError("truncate", path)))

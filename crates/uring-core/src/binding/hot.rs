@@ -153,6 +153,14 @@ impl Hot {
         self.submit(id, Op::read_file(dirfd, path.0, memory))
     }
 
+    /// Opens with `flags` and `mode`, writes all of `buf` from offset 0, and closes: one op. The
+    /// result is the byte count (short only if the kernel wrote 0), or the first error, close's included.
+    fn write_file(&self, id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, buf: Bytes) -> Result<f64> {
+        // SAFETY: as for `transfer`.
+        let memory = unsafe { buf.lend() };
+        self.submit(id, Op::write_file(dirfd, path.0, flags, mode, memory))
+    }
+
     fn close(&self, id: i32, fd: i32) -> Result<f64> {
         self.submit(id, Op::Close { fd })
     }
@@ -333,6 +341,7 @@ hot_functions! {
     c"openat" => openat(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32);
     c"openat2" => openat2(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, resolve: u32);
     c"readFile" => read_file(id: i32, dirfd: i32, path: Path, buf: Bytes);
+    c"writeFile" => write_file(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, buf: Bytes);
     c"close" => close(id: i32, fd: i32);
     c"renameat" => renameat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: u32);
     c"unlinkat" => unlinkat(id: i32, dirfd: i32, path: Path, flags: i32);
