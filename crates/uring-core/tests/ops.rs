@@ -310,14 +310,38 @@ fn read_file_opens_reads_and_closes_in_one_op() {
 fn read_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (_fd, _fifo) = blocking_fifo(dir.path(), "fifo");
-    let fifo = cstr(&dir.path().join("fifo"));
     std::fs::write(dir.path().join("f"), vec![1u8; 4096]).unwrap();
+    let file = cstr(&dir.path().join("f"));
+    // Reads of a FIFO block after the open.
+    blocked_whole_file_ops_never_leak_their_fds(
+        dir.path(),
+        |fifo| Op::read_file(CWD, fifo, Memory::zeroed(8)),
+        |ring| {
+            // Abandoned at random points of open/read/close.
+            for _ in 0..500 {
+                let (user, key) = ring.submit(Op::read_file(CWD, file.clone(), Memory::zeroed(4096)));
+                ring.ring.cancel(key);
+                let res = ring.wait(user).result;
+                assert!(res == 4096 || res == -libc::ECANCELED, "{res}");
+            }
+        },
+    );
+}
+
+/// Whole-file ops that `blocked` makes for a FIFO nobody drains block after their open, holding
+/// their fd: cancelled, and then cut off by a shutdown, each reports ECANCELED and its fd is
+/// closed. `between` runs on the ring between the two.
+fn blocked_whole_file_ops_never_leak_their_fds(
+    dir: &std::path::Path,
+    blocked: impl Fn(std::ffi::CString) -> Op,
+    between: impl Fn(&TestRing),
+) {
+    let (_fd, _fifo) = blocking_fifo(dir, "fifo");
+    let fifo = cstr(&dir.join("fifo"));
     let before = fd_count();
     let ring = TestRing::new();
     let ring_fds = fd_count() - before;
-    // Reads of a FIFO block after the open: cancel them while they hold their fd.
-    let held: Vec<(u64, u64)> = (0..50).map(|_| ring.submit(Op::read_file(CWD, fifo.clone(), Memory::zeroed(8)))).collect();
+    let held: Vec<(u64, u64)> = (0..50).map(|_| ring.submit(blocked(fifo.clone()))).collect();
     std::thread::sleep(Duration::from_millis(50));
     for (_, key) in &held {
         ring.ring.cancel(*key);
@@ -325,16 +349,9 @@ fn read_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
     for (user, _) in held {
         assert_eq!(ring.wait(user).result, -libc::ECANCELED);
     }
-    // Abandoned at random points of open/read/close.
-    for _ in 0..500 {
-        let (user, key) = ring.submit(Op::read_file(CWD, cstr(&dir.path().join("f")), Memory::zeroed(4096)));
-        ring.ring.cancel(key);
-        let res = ring.wait(user).result;
-        assert!(res == 4096 || res == -libc::ECANCELED, "{res}");
-    }
+    between(&ring);
     assert_eq!(fd_count(), before + ring_fds);
-    // Shut down with reads holding fds.
-    let users: Vec<u64> = (0..50).map(|_| ring.submit(Op::read_file(CWD, fifo.clone(), Memory::zeroed(8))).0).collect();
+    let users: Vec<u64> = (0..50).map(|_| ring.submit(blocked(fifo.clone())).0).collect();
     std::thread::sleep(Duration::from_millis(50));
     assert!(ring.ring.close());
     for user in users {
@@ -376,31 +393,10 @@ fn write_file_opens_writes_all_and_closes_in_one_op() {
 fn write_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    // Nobody drains this FIFO: once its buffer is full, writes block after the open.
-    let (_fd, _fifo) = blocking_fifo(dir.path(), "fifo");
-    let fifo = cstr(&dir.path().join("fifo"));
-    let before = fd_count();
-    let ring = TestRing::new();
-    let ring_fds = fd_count() - before;
-    let big = || Memory::from_vec(vec![7u8; 1 << 20]);
-    let held: Vec<(u64, u64)> =
-        (0..20).map(|_| ring.submit(Op::write_file(CWD, fifo.clone(), libc::O_WRONLY, 0, big()))).collect();
-    std::thread::sleep(Duration::from_millis(50));
-    for (_, key) in &held {
-        ring.ring.cancel(*key);
-    }
-    for (user, _) in held {
-        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
-    }
-    assert_eq!(fd_count(), before + ring_fds);
-    // Shut down with writes holding fds.
-    let users: Vec<u64> =
-        (0..20).map(|_| ring.submit(Op::write_file(CWD, fifo.clone(), libc::O_WRONLY, 0, big())).0).collect();
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(ring.ring.close());
-    for user in users {
-        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
-    }
-    drop(ring);
-    assert_eq!(fd_count(), before);
+    // Writes to a FIFO block once its buffer is full.
+    blocked_whole_file_ops_never_leak_their_fds(
+        dir.path(),
+        |fifo| Op::write_file(CWD, fifo, libc::O_WRONLY, 0, Memory::from_vec(vec![7u8; 1 << 20])),
+        |_| {},
+    );
 }
