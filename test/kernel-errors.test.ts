@@ -124,7 +124,7 @@ layer(Uring.layer())("kernel errors", (it) => {
       Fs.chmodSync(secret, 0o600)
       const child = spawnSync(
         process.execPath,
-        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), secret, "open", "write", "unlink"],
+        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), secret, "open", "write", "unlink", "access"],
         { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
       )
       expect(child.stderr).toBe("")
@@ -133,8 +133,20 @@ layer(Uring.layer())("kernel errors", (it) => {
       expect(report.outcomes).toEqual({
         open: "PermissionDenied:EACCES",
         write: "PermissionDenied:EACCES",
-        unlink: "PermissionDenied:EACCES"
+        unlink: "PermissionDenied:EACCES",
+        // Existence needs no read permission on the file itself...
+        access: "ok"
       })
+      // ...but search permission on every directory on the way.
+      const closed = Path.join(dir, "closed")
+      Fs.mkdirSync(closed, { mode: 0o700 })
+      Fs.writeFileSync(Path.join(closed, "f"), "")
+      const below = spawnSync(
+        process.execPath,
+        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), Path.join(closed, "f"), "access"],
+        { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
+      )
+      expect(JSON.parse(below.stdout).outcomes).toEqual({ access: "PermissionDenied:EACCES" })
     }))
 })
 

@@ -132,6 +132,10 @@ layer(Uring.layer())("Uring", (it) => {
           Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe((e) => e._tag === "Some" && e.value._tag)
         expect(tagOf(failed)).toBe("BadDescriptor")
         expect(tagOf(yield* now(uring.readBatch(writeOnly, [{ offset: 0, length: 2 }, { offset: 2, length: 2 }])))).toBe("BadDescriptor")
+        // A path in the dentry cache: its O_PATH open and close run inline (a missing one once
+        // its negative entry is cached, after the first try).
+        expect(yield* now(uring.access(Path.join(dir, "now")))).toEqual(Exit.void)
+        expect(tagOf(yield* now(uring.access(Path.join(dir, "missing"))))).toBe("NotFound")
       }))
 
     it.scoped("small reads that may complete at once stay correct while large ones keep the submission thread busy", () =>
@@ -225,6 +229,25 @@ layer(Uring.layer())("Uring", (it) => {
         const dirMeta = yield* uring.stat(dir)
         expect(dirMeta.type).toBe("Directory")
         expect(dirMeta.isDirectory).toBe(true)
+      }))
+
+    it.scoped("access: files, directories and FIFOs exist without being opened; failures are typed; no fd is left", () =>
+      Effect.gen(function*() {
+        const uring = yield* make({ ringSize: 64 })
+        const dir = yield* tempDir()
+        const at = (name: string) => Path.join(dir, name)
+        Fs.writeFileSync(at("f"), "x")
+        Fs.chmodSync(at("f"), 0)
+        mkfifo(at("fifo"))
+        Fs.symlinkSync("nowhere", at("dangling"))
+        Fs.symlinkSync("loop", at("loop"))
+        const before = fdCount()
+        const outcomes = yield* Effect.forEach(
+          ["f", "fifo", "", "missing", "dangling", "loop", "f/below", "nul\0"],
+          (name) => Effect.match(uring.access(at(name)), { onSuccess: () => "ok", onFailure: (e) => e._tag })
+        )
+        expect(outcomes).toEqual(["ok", "ok", "ok", "NotFound", "NotFound", "TooManySymlinks", "NotADirectory", "InvalidArgument"])
+        expect(fdCount()).toBe(before)
       }))
 
     it.scoped("pooled statx buffers never mix files, whether stats complete, fail or are interrupted", () =>

@@ -75,6 +75,8 @@ export interface NativeRing {
   close(id: number, fd: number): number
   /** Open, read from offset 0 until `buf` is full or end of file, close: one op. Result: bytes read. */
   readFile(id: number, dirfd: number, path: string, buf: Uint8Array): number
+  /** Opens `path` with O_PATH and closes it: one op; 0 if it exists and can be reached. */
+  access(id: number, dirfd: number, path: string): number
   /** Opens with `flags` and `mode`, writes all of `buf` from offset 0, closes: one op; the result is the count written. */
   writeFile(id: number, dirfd: number, path: string, flags: number, mode: number, buf: Uint8Array): number
   renameat(id: number, oldDirfd: number, oldPath: string, newDirfd: number, newPath: string, flags: number): number

@@ -106,6 +106,13 @@ export interface UringShape {
     options: OpenOptions,
     use: (file: OwnedFd) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | UringError, R>
+  /**
+   * Succeeds if `path` exists and every directory on the way can be searched (access(2) with
+   * F_OK, as the effective user): an O_PATH open and its close, one op, so a path in the dentry
+   * cache is answered without a kernel worker. The file itself is not opened (no read permission
+   * needed, a FIFO does not block); a dangling symlink is `NotFound`.
+   */
+  readonly access: (path: string) => Effect.Effect<void, UringError>
   /** Statx of a path; `followSymlinks: false` describes a link itself. */
   readonly stat: (path: string, options?: { readonly followSymlinks?: boolean }) => Effect.Effect<Metadata, UringError>
   /** Statx relative to `dir` with `AtFlags` (`AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, ...). */

@@ -160,6 +160,15 @@ impl Op {
         Op::WholeFile { dirfd, path, flags, mode: 0, buf, write: false, phase: WholeFilePhase::Open }
     }
 
+    /// Opens `path` with O_PATH and closes it: whether it exists and can be reached (access(2)
+    /// with F_OK, but with the effective ids), without opening the file itself. statx would answer
+    /// too, but io_uring always runs statx on a kernel worker, where an open of a path in the
+    /// dentry cache completes inline.
+    pub fn open_path(dirfd: RawFd, path: CString) -> Op {
+        let flags = libc::O_PATH | libc::O_CLOEXEC;
+        Op::WholeFile { dirfd, path, flags, mode: 0, buf: Memory::zeroed(0), write: false, phase: WholeFilePhase::Open }
+    }
+
     /// `flags` are open(2)'s (write access, and O_CREAT / O_TRUNC / O_APPEND / O_EXCL as the
     /// caller wants); `mode` is for a file it creates.
     pub fn write_file(dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory) -> Op {

@@ -400,3 +400,26 @@ fn write_file_abandoned_or_shut_down_mid_way_never_leaks_its_fd() {
         |_| {},
     );
 }
+
+#[test]
+fn open_path_tells_whether_a_path_exists_without_opening_the_file() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| cstr(&dir.path().join(name));
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.path().join("dangling")).unwrap();
+    std::os::unix::fs::symlink("loop", dir.path().join("loop")).unwrap();
+    // Opening a FIFO for reading would block until a writer came; O_PATH does not open it.
+    // SAFETY: a valid C path.
+    assert_eq!(unsafe { libc::mkfifo(path("fifo").as_ptr(), 0o600) }, 0);
+    let before = fd_count();
+    for name in ["f", "fifo", ""] {
+        assert_eq!(ring.run(Op::open_path(CWD, path(name))), 0, "{name}");
+    }
+    assert_eq!(ring.run(Op::open_path(CWD, path("missing"))), -libc::ENOENT);
+    assert_eq!(ring.run(Op::open_path(CWD, path("dangling"))), -libc::ENOENT);
+    assert_eq!(ring.run(Op::open_path(CWD, path("loop"))), -libc::ELOOP);
+    assert_eq!(ring.run(Op::open_path(CWD, path("f/below"))), -libc::ENOTDIR);
+    assert_eq!(fd_count(), before, "every probe closed its fd");
+}

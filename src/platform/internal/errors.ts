@@ -46,6 +46,7 @@ const syscalls: Readonly<Record<string, string>> = {
   write: "write",
   writeAll: "write",
   stat: "stat",
+  access: "access",
   statAt: "stat",
   fstat: "fstat",
   ftruncate: "ftruncate",

@@ -68,7 +68,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     options?.readable || options?.writable
       // Permission checks against the real uid are access(2)'s alone: Node's.
       ? node.access(path, options)
-      : uring.stat(path).pipe(Effect.asVoid, Effect.mapError(toPlatformError("access", path)))
+      : uring.access(path).pipe(Effect.mapError(toPlatformError("access", path)))
 
   const stat = (path: string) => uring.stat(path).pipe(Effect.map(toInfo), Effect.mapError(toPlatformError("stat", path)))
 

@@ -161,6 +161,11 @@ impl Hot {
         self.submit(id, Op::write_file(dirfd, path.0, flags, mode, memory))
     }
 
+    /// Whether `path` exists and can be reached: opened with O_PATH and closed, one op; 0 or `-errno`.
+    fn access(&self, id: i32, dirfd: i32, path: Path) -> Result<f64> {
+        self.submit(id, Op::open_path(dirfd, path.0))
+    }
+
     fn close(&self, id: i32, fd: i32) -> Result<f64> {
         self.submit(id, Op::Close { fd })
     }
@@ -342,6 +347,7 @@ hot_functions! {
     c"openat2" => openat2(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, resolve: u32);
     c"readFile" => read_file(id: i32, dirfd: i32, path: Path, buf: Bytes);
     c"writeFile" => write_file(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, buf: Bytes);
+    c"access" => access(id: i32, dirfd: i32, path: Path);
     c"close" => close(id: i32, fd: i32);
     c"renameat" => renameat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: u32);
     c"unlinkat" => unlinkat(id: i32, dirfd: i32, path: Path, flags: i32);
