@@ -139,56 +139,50 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     node.readDirectory(dir).pipe(Effect.mapError(remap(method, root)))
 
   /** Removes everything below `dir` and `dir` itself; entries that vanish meanwhile are fine (as in Node's rimraf). */
-  const removeTree = (
-    dir: string,
+  /**
+   * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
+   * first; a directory is removed with its tree when `recursive`.
+   */
+  const removeEntry = (
+    path: string,
     method: string,
-    root: string
-  ): Effect.Effect<void, PlatformError.PlatformError> => {
+    root: string,
+    missingOk: boolean,
+    recursive: boolean
+  ): Effect.Effect<void, PlatformError.PlatformError> =>
+    uring.unlink(path).pipe(Effect.catchAll((error) => {
+      if (error._tag === "NotFound" && missingOk) return Effect.void
+      if (error._tag !== "IsADirectory") return Effect.fail(toPlatformError(method, root)(error))
+      return recursive
+        ? removeTree(path, method, root)
+        : Effect.fail(systemError(method, root, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${root}`))
+    }))
+
+  /** An empty directory goes in one op; only a full one is listed and emptied first. */
+  const removeTree = (dir: string, method: string, root: string): Effect.Effect<void, PlatformError.PlatformError> => {
     const fail = toPlatformError(method, root)
-    return list(dir, method, root).pipe(
-      Effect.catchIf(
-        (error) => error._tag === "SystemError" && error.reason === "NotFound",
-        () => Effect.succeed<Array<string>>([])
-      ),
-      Effect.flatMap((names) =>
-        Effect.forEach(names, (name) => {
-          const child = Path.join(dir, name)
-          // unlink(2) of a directory is EISDIR on Linux: one ring op per file, no stat needed.
-          return uring.unlink(child).pipe(
-            Effect.catchTag("NotFound", () => Effect.void),
-            Effect.mapError(fail),
-            Effect.catchIf(
-              (error) => error._tag === "SystemError" && (error.cause as UringError | undefined)?._tag === "IsADirectory",
-              () => removeTree(child, method, root)
-            )
-          )
-        }, { concurrency: TREE_CONCURRENCY, discard: true })
-      ),
-      Effect.zipRight(uring.rmdir(dir).pipe(Effect.catchTag("NotFound", () => Effect.void), Effect.mapError(fail)))
-    )
+    const rmdir = uring.rmdir(dir).pipe(Effect.catchTag("NotFound", () => Effect.void))
+    return rmdir.pipe(Effect.catchAll((error) =>
+      error._tag !== "DirectoryNotEmpty"
+        ? Effect.fail(fail(error))
+        : list(dir, method, root).pipe(
+          Effect.catchIf(
+            (error) => error._tag === "SystemError" && error.reason === "NotFound",
+            () => Effect.succeed<Array<string>>([])
+          ),
+          Effect.flatMap((names) =>
+            Effect.forEach(names, (name) => removeEntry(Path.join(dir, name), method, root, true, true), {
+              concurrency: TREE_CONCURRENCY,
+              discard: true
+            })
+          ),
+          Effect.zipRight(Effect.mapError(rmdir, fail))
+        )
+    ))
   }
 
-  const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) => {
-    const recursive = options?.recursive ?? false
-    const force = options?.force ?? false
-    const fail = toPlatformError(method, path)
-    return uring.stat(path, { followSymlinks: false }).pipe(
-      Effect.matchEffect({
-        onFailure: (error) => force && error._tag === "NotFound" ? Effect.void : Effect.fail(fail(error)),
-        onSuccess: (meta): Effect.Effect<void, PlatformError.PlatformError> => {
-          if (!meta.isDirectory) {
-            return uring.unlink(path).pipe(Effect.catchTag("NotFound", () => Effect.void), Effect.mapError(fail))
-          }
-          if (!recursive) {
-            return Effect.fail(
-              systemError(method, path, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${path}`)
-            )
-          }
-          return removeTree(path, method, path)
-        }
-      })
-    )
-  }
+  const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) =>
+    removeEntry(path, method, path, options?.force ?? false, options?.recursive ?? false)
   const remove = removeFactory("remove")
 
   // == copyFile
