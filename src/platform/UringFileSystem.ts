@@ -3,9 +3,10 @@
  * `Uring`) instead of `NodeFileSystem.layer` and the same program runs its file I/O through a ring.
  *
  * Members with an io_uring operation use the ring (open and the `File` it returns, readFile, writeFile, stat,
- * truncate, rename, remove, makeDirectory, link, symlink, copyFile, copy, the temp files and directories, stream,
- * sink, exists and access); the others (readDirectory, readLink, realPath, chmod, chown, utimes, watch, and access
- * with `readable`/`writable`) are Node's own implementation from `@effect/platform-node-shared`.
+ * truncate, rename, remove, makeDirectory, link, symlink, copy, the temp files and directories, stream, sink, exists
+ * and access); the others (readDirectory, readLink, realPath, chmod, chown, utimes, watch, access with
+ * `readable`/`writable`, and copyFile, which libuv does inside the kernel) are Node's own implementation from
+ * `@effect/platform-node-shared`.
  *
  * @since 0.1.0
  */
