@@ -421,10 +421,8 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     }
     return run("writeFile", path, (native, id) => {
       checkBuffer("writeFile", data, "data")
-      const mode = check(validate.mode("writeFile", opened.mode ?? 0o666))
-      check(validate.openFlag("writeFile", opened.flag!))
-      const at = check(validate.path("writeFile", path))
-      return native.writeFile(id, AtFlags.AT_FDCWD, at, openFlagsOf(opened), mode, data)
+      const open = openArguments("writeFile", path, opened)
+      return native.writeFile(id, AtFlags.AT_FDCWD, open.path, open.flags, open.mode, data)
     }, data).pipe(Effect.flatMap((written) =>
       written < data.length
         ? Effect.fail(new WriteZero({ operation: "writeFile", path, written, expected: data.length }))
@@ -525,11 +523,17 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         out
       ))
 
+  /** What open(2) takes, validated (throws `Refused`): the path, the `O_*` flags and a created file's mode. */
+  const openArguments = (operation: string, path: string, options: OpenOptions) => {
+    const mode = check(validate.mode(operation, options.mode ?? 0o666))
+    if (options.flag !== undefined) check(validate.openFlag(operation, options.flag))
+    return { path: check(validate.path(operation, path)), flags: openFlagsOf(options), mode }
+  }
+
   const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
     run(operation, path, (native, id) => {
-      const mode = check(validate.mode(operation, options.mode ?? 0o666))
-      if (options.flag !== undefined) check(validate.openFlag(operation, options.flag))
-      return native.openat(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), openFlagsOf(options), mode)
+      const open = openArguments(operation, path, options)
+      return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
     }).pipe(Effect.map((fd) => new OwnedFd(fd, path, ringId)))
 
   /**
