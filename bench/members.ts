@@ -52,6 +52,16 @@ const allCases: ReadonlyArray<Case> = [
     op: (fs, i, tag) => Effect.zipRight(fs.makeDirectory(at(`d-${tag}-${i}`)), fs.remove(at(`d-${tag}-${i}`), { recursive: true }))
   },
   {
+    name: "remove (file)",
+    ops: 2000,
+    setup: (tag, ops) => {
+      NFS.rmSync(at(`remove-${tag}`), { recursive: true, force: true })
+      NFS.mkdirSync(at(`remove-${tag}`))
+      for (let i = 0; i < ops; i++) NFS.writeFileSync(at(`remove-${tag}/${i}`), "")
+    },
+    op: (fs, i, tag) => fs.remove(at(`remove-${tag}/${i}`))
+  },
+  {
     name: "rename",
     ops: 2000,
     // In a directory of their own, emptied each round: the listing case reads the main one.

@@ -341,6 +341,9 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
             yield* fs.writeFileString(p("a", "g"), "y")
             yield* fs.symlink(p("m"), p("a", "b", "link-to-m"))
             yield* fs.writeFileString(p("file"), "z")
+            yield* fs.writeFileString(p("file2"), "w")
+            yield* fs.makeDirectory(p("empty"))
+            yield* fs.symlink(p("m"), p("link-to-m"))
             const results = {
               again: yield* Effect.either(fs.makeDirectory(p("a"))),
               overFile: yield* Effect.either(fs.makeDirectory(p("file"), { recursive: true })),
@@ -349,7 +352,15 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
               nonRecursiveRemove: yield* Effect.either(fs.remove(p("a"))),
               missing: yield* Effect.either(fs.remove(p("nope"))),
               missingForce: yield* fs.remove(p("nope"), { force: true }),
-              underFileForce: yield* Effect.either(fs.remove(p("file", "x"), { force: true }))
+              underFileForce: yield* Effect.either(fs.remove(p("file", "x"), { force: true })),
+              // Recursive removes of a file, a link to a directory (the link only), an empty
+              // directory, and missing paths.
+              recursiveFile: yield* Effect.either(fs.remove(p("file2"), { recursive: true })),
+              recursiveLink: yield* Effect.either(fs.remove(p("link-to-m"), { recursive: true })),
+              recursiveEmpty: yield* Effect.either(fs.remove(p("empty"), { recursive: true })),
+              recursiveMissing: yield* Effect.either(fs.remove(p("nope"), { recursive: true })),
+              recursiveMissingForce: yield* Effect.either(fs.remove(p("nope"), { recursive: true, force: true })),
+              recursiveUnderFile: yield* Effect.either(fs.remove(p("file", "x"), { recursive: true }))
             }
             yield* fs.remove(p("a"), { recursive: true })
             yield* fs.remove(p("file"))
@@ -364,6 +375,12 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           nonRecursiveRemove: { left: { reason: "Unknown", method: "remove", pathOrDescriptor: "<dir>/a" } },
           missing: { left: notFound("remove", "<dir>/nope") },
           underFileForce: { left: { reason: "BadResource", method: "remove" } },
+          recursiveFile: { _tag: "Right" },
+          recursiveLink: { _tag: "Right" },
+          recursiveEmpty: { _tag: "Right" },
+          recursiveMissing: { left: notFound("remove", "<dir>/nope") },
+          recursiveMissingForce: { _tag: "Right" },
+          recursiveUnderFile: { left: { reason: "BadResource", method: "remove" } },
           aGone: false,
           mStays: true
         })

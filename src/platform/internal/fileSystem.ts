@@ -154,35 +154,54 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       if (error._tag === "NotFound" && missingOk) return Effect.void
       if (error._tag !== "IsADirectory") return Effect.fail(toPlatformError(method, root)(error))
       return recursive
-        ? removeTree(path, method, root)
+        ? removeDir(path, method, root, true, false)
         : Effect.fail(systemError(method, root, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${root}`))
     }))
 
-  /** An empty directory goes in one op; only a full one is listed and emptied first. */
-  const removeTree = (dir: string, method: string, root: string): Effect.Effect<void, PlatformError.PlatformError> => {
-    const fail = toPlatformError(method, root)
-    const rmdir = uring.rmdir(dir).pipe(Effect.catchTag("NotFound", () => Effect.void))
-    return rmdir.pipe(Effect.catchAll((error) =>
-      error._tag !== "DirectoryNotEmpty"
-        ? Effect.fail(fail(error))
-        : list(dir, method, root).pipe(
-          Effect.catchIf(
-            (error) => error._tag === "SystemError" && error.reason === "NotFound",
-            () => Effect.succeed<Array<string>>([])
-          ),
-          Effect.flatMap((names) =>
-            Effect.forEach(names, (name) => removeEntry(Path.join(dir, name), method, root, true, true), {
-              concurrency: TREE_CONCURRENCY,
-              discard: true
-            })
-          ),
-          Effect.zipRight(Effect.mapError(rmdir, fail))
-        )
-    ))
-  }
+  /**
+   * rmdir: one op when the directory is empty; a full one is listed and emptied first. With
+   * `orFile`, a file or a link (ENOTDIR) is unlinked instead.
+   */
+  const removeDir = (
+    dir: string,
+    method: string,
+    root: string,
+    missingOk: boolean,
+    orFile: boolean
+  ): Effect.Effect<void, PlatformError.PlatformError> =>
+    uring.rmdir(dir).pipe(Effect.catchAll((error) => {
+      if (error._tag === "NotFound" && missingOk) return Effect.void
+      if (error._tag === "DirectoryNotEmpty") return emptyAndRemove(dir, method, root)
+      if (error._tag === "NotADirectory" && orFile) return removeEntry(dir, method, root, missingOk, true)
+      return Effect.fail(toPlatformError(method, root)(error))
+    }))
 
+  const emptyAndRemove = (dir: string, method: string, root: string): Effect.Effect<void, PlatformError.PlatformError> =>
+    list(dir, method, root).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && error.reason === "NotFound",
+        () => Effect.succeed<Array<string>>([])
+      ),
+      Effect.flatMap((names) =>
+        Effect.forEach(names, (name) => removeEntry(Path.join(dir, name), method, root, true, true), {
+          concurrency: TREE_CONCURRENCY,
+          discard: true
+        })
+      ),
+      Effect.zipRight(uring.rmdir(dir).pipe(
+        Effect.catchTag("NotFound", () => Effect.void),
+        Effect.mapError(toPlatformError(method, root))
+      ))
+    )
+
+  /**
+   * Without `recursive` the path is most likely a file: unlink first. With it, most likely a
+   * directory: rmdir first, one op when it is empty.
+   */
   const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) =>
-    removeEntry(path, method, path, options?.force ?? false, options?.recursive ?? false)
+    options?.recursive
+      ? removeDir(path, method, path, options.force ?? false, true)
+      : removeEntry(path, method, path, options?.force ?? false, false)
   const remove = removeFactory("remove")
 
   // == copyFile
