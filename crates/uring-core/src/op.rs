@@ -69,9 +69,10 @@ pub enum Op {
     /// Empty registered slot `slot`; the slot is reused only after this completion.
     UnregisterFile { slot: u32, fds: Box<[RawFd; 1]> },
     /// Open `path`, read it from offset 0 until `buf` is full or end of file (or write all of
-    /// `buf` from offset 0 until the kernel writes 0), close it: one op for the caller, three (or
-    /// more) steps for the kernel, resubmitted by the completion thread. The result is the byte
-    /// count (or the first error); the fd is always closed.
+    /// `buf` from offset 0 until the kernel writes 0), close it: one op for the caller, three or
+    /// more steps for the kernel (two for an empty `buf`), resubmitted by the completion thread.
+    /// The result is the byte count or the first error (for a write, close's too); the fd is
+    /// always closed.
     WholeFile { dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory, write: bool, phase: WholeFilePhase },
 }
 

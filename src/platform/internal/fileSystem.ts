@@ -138,7 +138,6 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   const list = (dir: string, method: string, root: string) =>
     node.readDirectory(dir).pipe(Effect.mapError(remap(method, root)))
 
-  /** Removes everything below `dir` and `dir` itself; entries that vanish meanwhile are fine (as in Node's rimraf). */
   /**
    * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
    * first; a directory is removed with its tree when `recursive`.
@@ -176,6 +175,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       return Effect.fail(toPlatformError(method, root)(error))
     }))
 
+  /** Removes everything below `dir` and `dir` itself; entries that vanish meanwhile are fine (as in Node's rimraf). */
   const emptyAndRemove = (dir: string, method: string, root: string): Effect.Effect<void, PlatformError.PlatformError> =>
     list(dir, method, root).pipe(
       Effect.catchIf(
