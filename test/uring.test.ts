@@ -111,7 +111,7 @@ layer(Uring.layer())("Uring", (it) => {
         // submits only while the ring's submission thread is idle: wait for a turn where it is.
         const now = <A, E>(effect: Effect.Effect<A, E>) =>
           Effect.gen(function*() {
-            for (let turn = 0; turn < 100; turn++) {
+            for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
               const exit = Effect.runSyncExit(effect)
               if (!(Exit.isFailure(exit) && Cause.isDie(exit.cause))) return exit
               yield* realSleep(1)
