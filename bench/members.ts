@@ -32,6 +32,16 @@ interface Case {
   readonly setup?: (tag: string, ops: number) => void
 }
 
+/**
+ * `ops` empty files in a directory of their own, made again each round (the listing case reads the
+ * main directory, and a round consumes them).
+ */
+const freshFiles = (name: string) => (tag: string, ops: number) => {
+  NFS.rmSync(at(`${name}-${tag}`), { recursive: true, force: true })
+  NFS.mkdirSync(at(`${name}-${tag}`))
+  for (let i = 0; i < ops; i++) NFS.writeFileSync(at(`${name}-${tag}/${i}`), "")
+}
+
 const expect = (ok: boolean, what: string) => ok ? Effect.void : Effect.dieMessage(`wrong result: ${what}`)
 
 const allCases: ReadonlyArray<Case> = [
@@ -54,22 +64,13 @@ const allCases: ReadonlyArray<Case> = [
   {
     name: "remove (file)",
     ops: 2000,
-    setup: (tag, ops) => {
-      NFS.rmSync(at(`remove-${tag}`), { recursive: true, force: true })
-      NFS.mkdirSync(at(`remove-${tag}`))
-      for (let i = 0; i < ops; i++) NFS.writeFileSync(at(`remove-${tag}/${i}`), "")
-    },
+    setup: freshFiles("remove"),
     op: (fs, i, tag) => fs.remove(at(`remove-${tag}/${i}`))
   },
   {
     name: "rename",
     ops: 2000,
-    // In a directory of their own, emptied each round: the listing case reads the main one.
-    setup: (tag, ops) => {
-      NFS.rmSync(at(`rename-${tag}`), { recursive: true, force: true })
-      NFS.mkdirSync(at(`rename-${tag}`))
-      for (let i = 0; i < ops; i++) NFS.writeFileSync(at(`rename-${tag}/${i}`), "")
-    },
+    setup: freshFiles("rename"),
     op: (fs, i, tag) => fs.rename(at(`rename-${tag}/${i}`), at(`rename-${tag}/${i}.moved`))
   },
   { name: "readDirectory", ops: 400, op: (fs) => Effect.flatMap(fs.readDirectory(dir), (names) => expect(names.length >= FILES, "listing")) }
