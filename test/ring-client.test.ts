@@ -9,7 +9,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
-import type { NativeRing } from "../src/internal/native.js"
+import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
 import { NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
@@ -18,6 +18,22 @@ const run = (client: RingClient, start: (native: NativeRing, id: number) => numb
   new Promise<number>((resolve) => client.submit(start, resolve, keep))
 
 const CWD = AtFlags.AT_FDCWD
+
+/**
+ * Runs `body` on a new client with `/proc/self/exe` open for reading; the ring is shut down and the
+ * fd closed however `body` ends. Returns the (shut down) client.
+ */
+const withExe = async (options: NativeRingOptions, body: (client: RingClient, fd: number) => Promise<void> | void) => {
+  const client = new RingClient(options)
+  const fd = Fs.openSync("/proc/self/exe", "r")
+  try {
+    await body(client, fd)
+  } finally {
+    client.shutdown()
+    Fs.closeSync(fd)
+  }
+  return client
+}
 
 describe("RingClient over the binding", () => {
   it("runs each operation once", async () => {
@@ -71,9 +87,7 @@ describe("RingClient over the binding", () => {
   })
 
   it("delivers completions in batches and refuses bad input synchronously", async () => {
-    const client = new RingClient({ entries: 16 })
-    const fd = Fs.openSync("/proc/self/exe", "r")
-    try {
+    const client = await withExe({ entries: 16 }, async (client, fd) => {
       const buffers = Array.from({ length: 5000 }, () => new Uint8Array(64))
       const batchesBefore = client.batches
       const results = await Promise.all(buffers.map((b, i) => run(client, (n, id) => n.read(id, fd, false, b, i * 64, false), b)))
@@ -95,10 +109,7 @@ describe("RingClient over the binding", () => {
         client.submitMany(1, (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0]), tokens), () => {})
       ).toThrow(/two ranges entries/)
       expect(client.pending).toBe(0)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    })
     expect(() => client.submit((n, id) => n.close(id, 100), () => {})).toThrow(/ERR_URING_CLOSED/)
   })
 
@@ -123,9 +134,7 @@ describe("RingClient over the binding", () => {
     })
 
   it("completes cached reads on the JS thread, and callbacks that always resubmit still let timers run", async () => {
-    const client = new RingClient({ entries: 64 })
-    const fd = Fs.openSync("/proc/self/exe", "r")
-    try {
+    await withExe({ entries: 64 }, async (client, fd) => {
       let fired = false
       setTimeout(() => fired = true, 20)
       const batchesBefore = client.batches
@@ -136,10 +145,7 @@ describe("RingClient over the binding", () => {
       // Inline completions do not cross from the completion thread.
       expect(client.batches - batchesBefore).toBeLessThan(ops / 4)
       expect(client.pending).toBe(0)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    })
   })
 
   /** Calls `submitNow` and reports whether its callback ran before it returned. */
@@ -159,11 +165,9 @@ describe("RingClient over the binding", () => {
   const patience = () => Date.now() + 10_000
 
   it("submitNow completes a cached read before it returns, within a budget per turn of the event loop", async () => {
-    const client = new RingClient({ entries: 64 })
-    const fd = Fs.openSync("/proc/self/exe", "r")
-    const whole = Fs.readFileSync("/proc/self/exe")
-    const readAt = (buffer: Uint8Array, at: number) => (n: NativeRing, id: number) => n.read(id, fd, false, buffer, at, false)
-    try {
+    await withExe({ entries: 64 }, async (client, fd) => {
+      const whole = Fs.readFileSync("/proc/self/exe")
+      const readAt = (buffer: Uint8Array, at: number) => (n: NativeRing, id: number) => n.read(id, fd, false, buffer, at, false)
       // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
       let first = false
       for (const deadline = patience(); !first && Date.now() < deadline;) {
@@ -194,33 +198,28 @@ describe("RingClient over the binding", () => {
       expect(large.now).toBe(false)
       expect(await large.result).toBe(Math.min(big.length, whole.length))
       expect(client.pending).toBe(0)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    })
   })
 
   it("submitMany with its bytes completes a cached batch before it returns, and only that batch", async () => {
-    const client = new RingClient({ entries: 64 })
-    const fd = Fs.openSync("/proc/self/exe", "r")
-    const whole = Fs.readFileSync("/proc/self/exe")
-    const ranges = Float64Array.of(0, 8, 100, 8, 4096, 16, 50, 8)
-    /** Submits the four ranges flushed at once; `onFirst` runs inside the first op's callback. */
-    const batch = (onFirst: () => void = () => {}) => {
-      const buffer = new Uint8Array(40)
-      const results: Array<number> = []
-      let resolve: () => void = () => {}
-      const done = new Promise<void>((r) => resolve = r)
-      client.submitMany(4, (n, ids, tokens) => {
-        n.readMany(ids, fd, false, buffer, ranges, tokens)
-      }, (index, result) => {
-        if (results.length === 0) onFirst()
-        results[index] = result
-        if (results.filter((r) => r !== undefined).length === 4) resolve()
-      }, buffer, buffer.byteLength)
-      return { buffer, results, now: results.length === 4 && !results.includes(undefined as never), done }
-    }
-    try {
+    await withExe({ entries: 64 }, async (client, fd) => {
+      const whole = Fs.readFileSync("/proc/self/exe")
+      const ranges = Float64Array.of(0, 8, 100, 8, 4096, 16, 50, 8)
+      /** Submits the four ranges flushed at once; `onFirst` runs inside the first op's callback. */
+      const batch = (onFirst: () => void = () => {}) => {
+        const buffer = new Uint8Array(40)
+        const results: Array<number> = []
+        let resolve: () => void = () => {}
+        const done = new Promise<void>((r) => resolve = r)
+        client.submitMany(4, (n, ids, tokens) => {
+          n.readMany(ids, fd, false, buffer, ranges, tokens)
+        }, (index, result) => {
+          if (results.length === 0) onFirst()
+          results[index] = result
+          if (results.filter((r) => r !== undefined).length === 4) resolve()
+        }, buffer, buffer.byteLength)
+        return { buffer, results, now: results.length === 4 && !results.includes(undefined as never), done }
+      }
       // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
       let other: { ran: boolean; result: Promise<number> } | undefined
       let nested: ReturnType<typeof batch> | undefined
@@ -253,42 +252,37 @@ describe("RingClient over the binding", () => {
       expect(Buffer.compare(nested!.buffer, expected)).toBe(0)
       await nextTurn()
       expect(client.pending).toBe(0)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    })
   })
 
   it("a callback that throws is reported apart and does not strand the rest of its batch", async () => {
-    const client = new RingClient({ entries: 64 })
-    const fd = Fs.openSync("/proc/self/exe", "r")
     const ranges = Float64Array.of(0, 8, 8, 8, 16, 8, 24, 8)
     const reported: Array<() => void> = []
-    const original = globalThis.queueMicrotask
-    globalThis.queueMicrotask = (f) => void reported.push(f)
-    try {
-      // Flushed at once (its callbacks may run inside the call) and through the turn's dispatch.
-      const runs = [32, undefined].map((bytes) => {
-        const results: Array<number> = []
-        const buffer = new Uint8Array(32)
-        client.submitMany(4, (n, ids, tokens) => {
-          n.readMany(ids, fd, false, buffer, ranges, tokens)
-        }, (index, result) => {
-          results[index] = result
-          if (index === 0) throw new Error(`boom ${bytes}`)
-        }, buffer, bytes)
-        return results
-      })
-      // Ops the JS thread could not submit inline come back through the completion thread,
-      // whenever a loaded machine runs it: wait for them by time, not by a count of turns.
-      for (const deadline = patience(); client.pending > 0 && Date.now() < deadline;) await nextTurn()
-      expect(runs).toEqual([[8, 8, 8, 8], [8, 8, 8, 8]])
-      expect(client.pending).toBe(0)
-    } finally {
-      globalThis.queueMicrotask = original
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    await withExe({ entries: 64 }, async (client, fd) => {
+      const original = globalThis.queueMicrotask
+      globalThis.queueMicrotask = (f) => void reported.push(f)
+      try {
+        // Flushed at once (its callbacks may run inside the call) and through the turn's dispatch.
+        const runs = [32, undefined].map((bytes) => {
+          const results: Array<number> = []
+          const buffer = new Uint8Array(32)
+          client.submitMany(4, (n, ids, tokens) => {
+            n.readMany(ids, fd, false, buffer, ranges, tokens)
+          }, (index, result) => {
+            results[index] = result
+            if (index === 0) throw new Error(`boom ${bytes}`)
+          }, buffer, bytes)
+          return results
+        })
+        // Ops the JS thread could not submit inline come back through the completion thread,
+        // whenever a loaded machine runs it: wait for them by time, not by a count of turns.
+        for (const deadline = patience(); client.pending > 0 && Date.now() < deadline;) await nextTurn()
+        expect(runs).toEqual([[8, 8, 8, 8], [8, 8, 8, 8]])
+        expect(client.pending).toBe(0)
+      } finally {
+        globalThis.queueMicrotask = original
+      }
+    })
     expect(reported.length).toBe(2)
     expect(() => reported.forEach((report) => report())).toThrow(/boom/)
   })
@@ -316,17 +310,12 @@ describe("RingClient over the binding", () => {
   })
 
   it("with inlineSubmit off, every completion comes from the completion thread", async () => {
-    const client = new RingClient({ entries: 64, inlineSubmit: false })
-    const fd = Fs.openSync("/proc/self/exe", "r")
-    try {
+    await withExe({ entries: 64, inlineSubmit: false }, async (client, fd) => {
       const { ops, wrong } = await readLoop(client, fd, 1, (ops) => ops >= 200)
       expect(wrong).toBe(0)
       // One lane: one op in flight, so each completion is its own batch.
       expect(client.batches).toBe(ops)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-    }
+    })
   })
 
   it("reports a refused configuration with its own codes", () => {
