@@ -58,7 +58,7 @@ class Coalescing {
 
 const run = async (name: string, coalesce: boolean, kind: "read" | "stat") => {
   const client = new RingClient({ entries: 16384, registeredFiles: 64 })
-  const ops = makeOperations((coalesce ? new Coalescing(client) : client) as unknown as RingClient, { tracing: false })
+  const ops = makeOperations((coalesce ? new Coalescing(client) : client) as unknown as RingClient, { tracing: false, cachedReads: false })
   const scope = Effect.runSync(Scope.make())
   const reg = await Effect.runPromise(Scope.extend(Effect.flatMap(ops.open(file), (fd) => ops.register(fd)), scope))
   const bufs = Array.from({ length: 64 }, () => new Uint8Array(BLOCK))

@@ -8,7 +8,7 @@ import * as NFS from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
-export { Uring, UringFileSystem } from "../dist/src/index.js"
+export { Uring, type UringConfigInput, UringFileSystem } from "../dist/src/index.js"
 export { makeOperations } from "../dist/src/internal/uring.js"
 export { type OnResult, RingClient, type Submitted } from "../dist/src/internal/RingClient.js"
 export type { NativeRing } from "../dist/src/internal/native.js"

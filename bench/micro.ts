@@ -56,7 +56,7 @@ const fakeClient = {
 }
 /** Whether `submitNow` completes on the spot (reads, writes, closes may) or in the next batch. */
 let completeAtOnce = false
-const uring = makeOperations(fakeClient as any, { tracing: false })
+const uring = makeOperations(fakeClient as any, { tracing: false, cachedReads: false })
 const file = new RegisteredFile(0, 3, 999_999)
 const bufs = Array.from({ length: 64 }, () => new Uint8Array(4096))
 const lanes = Array.from({ length: 64 }, (_, i) => i)

@@ -9,7 +9,7 @@ import * as NFS from "node:fs"
 import * as FSP from "node:fs/promises"
 import { FileSystem } from "@effect/platform"
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
-import { RingClient, STATX_ALL_MASK, Uring } from "./lib.js"
+import { RingClient, STATX_ALL_MASK, Uring, type UringConfigInput } from "./lib.js"
 import {
   BLOCK,
   checkBlock,
@@ -684,8 +684,14 @@ export const uringEffectBatch: Peer = async (ctx) => {
   }
 }
 
-export const uringEffect: Peer = async (ctx) => {
-  const runtime = ManagedRuntime.make(Uring.layer())
+export const uringEffect: Peer = (ctx) => uringEffectWith({}, ctx)
+
+/** The service with reads through the ring only (no page-cache reads on the calling thread): reads only. */
+export const uringEffectRing: Peer = async (ctx) =>
+  ctx.workload.kind === "rand" || ctx.workload.kind === "seq" ? uringEffectWith({ cachedReads: false }, ctx) : undefined
+
+const uringEffectWith = async (config: UringConfigInput, ctx: Ctx): Promise<Session | undefined> => {
+  const runtime = ManagedRuntime.make(Uring.layer(config))
   const uring = await runtime.runPromise(Uring)
   const scope = await runtime.runPromise(Scope.make())
   const close = async () => {

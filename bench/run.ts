@@ -109,6 +109,7 @@ interface PeerDef {
 const BASELINE = "uring-effect"
 const allPeers: Array<PeerDef> = [
   { id: "uring-effect", label: "effect-uring: Effect Uring service (registered file, readInto; path ops for small/stat)" },
+  { id: "uring-effect-ring", label: "effect-uring: the same service with cachedReads off (every read through the ring; reads only)" },
   { id: "uring-batch", label: "effect-uring: Uring.readBatch, qd ranges per call (batch entry point; random reads)" },
   { id: "uring-client", label: "effect-uring: RingClient, no Effect" },
   { id: "uring-fs", label: "effect-uring: UringFileSystem (@effect/platform FileSystem, File.read on one handle)" },

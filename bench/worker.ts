@@ -17,7 +17,8 @@ import {
   type Session,
   uringClient,
   uringEffect,
-  uringEffectBatch
+  uringEffectBatch,
+  uringEffectRing
 } from "./peers.js"
 import { memoryGrowth } from "./memory.js"
 
@@ -26,6 +27,8 @@ const loadPeer = async (id: string): Promise<Peer> => {
   switch (id) {
     case "uring-effect":
       return uringEffect
+    case "uring-effect-ring":
+      return uringEffectRing
     case "uring-client":
       return uringClient
     case "uring-batch":

@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import { CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
@@ -198,6 +198,35 @@ describe("RingClient over the binding", () => {
       expect(large.now).toBe(false)
       expect(await large.result).toBe(Math.min(big.length, whole.length))
       expect(client.pending).toBe(0)
+    })
+  })
+
+  it("readCached reads what the page cache holds on this thread, within the turn's budget", async () => {
+    await withExe({ entries: 16 }, async (client, fd) => {
+      const whole = Fs.readFileSync("/proc/self/exe")
+      const reads = Array.from({ length: CACHED_PER_TURN + 8 }, (_, i) => {
+        const buffer = new Uint8Array(64)
+        return { buffer, at: i * 64, result: client.readCached(fd, buffer, i * 64) }
+      })
+      for (const { at, buffer, result } of reads.slice(0, CACHED_PER_TURN)) {
+        expect(result).toBe(64)
+        expect(Buffer.compare(buffer, whole.subarray(at, at + 64))).toBe(0)
+      }
+      // Past the budget nothing is read until the event loop turns; no op went to the ring.
+      expect(reads.slice(CACHED_PER_TURN).map((read) => read.result)).toEqual(Array(8).fill(undefined))
+      expect(reads[CACHED_PER_TURN]!.buffer.every((b) => b === 0)).toBe(true)
+      expect(client.pending).toBe(0)
+      await nextTurn()
+      expect(client.readCached(fd, new Uint8Array(8), whole.length)).toBe(0)
+      // The bytes count against the same per-turn budget as ops completed on the spot.
+      await nextTurn()
+      const big = new Uint8Array(NOW_BYTES_PER_TURN / 2)
+      expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
+      expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
+      expect(client.readCached(fd, new Uint8Array(1), 0)).toBeUndefined()
+      // Errors come back as -errno: a descriptor that is not open.
+      await nextTurn()
+      expect(client.readCached(1 << 20, new Uint8Array(8), 0)).toBe(-9)
     })
   })
 

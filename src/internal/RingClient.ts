@@ -22,6 +22,8 @@ const WAKE_ONLY = new Int32Array(0)
  */
 export const NOW_PER_TURN = 64
 export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
+/** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
+export const CACHED_PER_TURN = 1024
 
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number, id?: number) => void
@@ -50,6 +52,7 @@ export class RingClient {
   /** What `submitNow` may still complete on the spot this turn. */
   private nowLeft = NOW_PER_TURN
   private nowBytesLeft = NOW_BYTES_PER_TURN
+  private cachedLeft = CACHED_PER_TURN
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -153,6 +156,20 @@ export class RingClient {
       this.completeNow(count, callback)
     }
     return { ids, tokens }
+  }
+
+  /**
+   * Reads on this thread what the page cache holds of `buffer.length` bytes at `offset` (see
+   * `NativeRing.readCached`): the count or `-errno`, or `undefined` once the turn's budget is
+   * spent, so a loop of cached reads still lets the event loop turn.
+   */
+  readCached(fd: number, buffer: Uint8Array, offset: number): number | undefined {
+    if (this.cachedLeft === 0 || buffer.length > this.nowBytesLeft) return undefined
+    // The turn's flush renews the budget: make sure one comes, though no op may be pending.
+    this.scheduleTurn()
+    this.cachedLeft--
+    this.nowBytesLeft -= buffer.length
+    return this.native.readCached(fd, buffer, offset)
   }
 
   /** Takes one call of the turn's on-the-spot budget, if `bytes` fit in what is left. */
@@ -297,6 +314,7 @@ export class RingClient {
     this.flushScheduled = false
     this.nowLeft = NOW_PER_TURN
     this.nowBytesLeft = NOW_BYTES_PER_TURN
+    this.cachedLeft = CACHED_PER_TURN
     if (this.unflushed > 0) this.flushNow()
     const count = this.inlineCount
     if (count === 0) return

@@ -56,6 +56,12 @@ export interface NativeRing {
   /** `all`: loop on short writes until `buf` is written; stops short only when the kernel writes 0 bytes. */
   write(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, all: boolean): number
   /**
+   * A read on the calling thread of what the page cache holds (`preadv2` with `RWF_NOWAIT`): not
+   * an op, done when this returns. The count (0 at end of file, short where the cached data ends)
+   * or `-errno` (`-EAGAIN`: not cached). Not for `O_DIRECT` descriptors.
+   */
+  readCached(fd: number, buf: Uint8Array, offset: number): number
+  /**
    * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
    * in one crossing; op `i` has id `ids[i]` and its cancel token is written to `tokens[i]`.
    * All or none. Returns the number of ops queued.

@@ -17,7 +17,7 @@ import {
   type UringError,
   WriteZero
 } from "../errors/UringError.js"
-import { adviceValue, AtFlags, type Advice, type OpenOptions, openFlagsOf, RenameFlags } from "../services/Flags.js"
+import { adviceValue, AtFlags, type Advice, type OpenOptions, OpenFlags, openFlagsOf, RenameFlags } from "../services/Flags.js"
 import { type DirLike, type FileLike, OwnedFd, type Position, RegisteredFile } from "../services/Handles.js"
 import { fromStatx, type Metadata, STATX_ALL_MASK, StatxBufferSize } from "../services/Metadata.js"
 import type { RenameOptions } from "../services/Uring.js"
@@ -87,6 +87,14 @@ const offsetOf = (operation: string, value: Position, argument?: string): number
 const lengthOf = (operation: string, value: Position): number =>
   validate.isPlainOffset(value) && value <= validate.MAX_LENGTH ? value + 0 : check(validate.length(operation, value))
 
+/**
+ * Reads up to this size try the page cache on the calling thread first (`RingClient.readCached`);
+ * larger copies are left to the ring, whose submission thread may do them on another core.
+ */
+const CACHED_READ_MAX = 64 * 1024
+/** The smallest page size Linux has: the page cache holds whole pages, at multiples of it. */
+const PAGE = 4096
+
 /** What a buffer argument holds, for an inline-copy budget; anything else is refused later, when submitted. */
 const bytesOf = (value: unknown): number => value instanceof Uint8Array ? value.byteLength : 0
 
@@ -126,7 +134,7 @@ const setupError = (error: unknown): RingUnavailable | InvalidConfig => {
 }
 
 /** Builds the service's operations over one client. @internal */
-export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tracing">) => {
+export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tracing" | "cachedReads">) => {
   const ringId = client.native.ringId
 
   /**
@@ -270,13 +278,52 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   ): (...args: Args) => Effect.Effect<A, E, R> =>
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
-  const readInto = (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+  const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) =>
     run(operation, file, (native, id) => {
       const fd = fdOf(operation, file)
       const at = offsetOf(operation, offset)
       checkBuffer(operation, buffer)
       return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
     }, buffer, bytesOf(buffer))
+
+  /**
+   * The raw fd a read of `file` may try the page cache with on this thread, or -1: only an open
+   * `OwnedFd` (or a slot registered from one) says which file the number is and how it was opened.
+   */
+  const cachedFd = (file: FileLike): number => {
+    const owned = file instanceof RegisteredFile ? file.source : file
+    return owned instanceof OwnedFd && !owned.closed && !owned.direct ? owned.fd : -1
+  }
+
+  /**
+   * A read tries the page cache on this thread first (`RingClient.readCached`): a cached range is
+   * done without the ring or a fiber suspension, and nothing is left in flight to wait for. Else
+   * (not cached, the turn's budget spent, any error) the ring does the read, or what the cached
+   * part left of it, and reports the authoritative result or error.
+   */
+  const readInto = config.cachedReads
+    ? (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+      Effect.suspend(() => {
+        let read: number | undefined
+        let at: number
+        try {
+          fdOf(operation, file)
+          at = offsetOf(operation, offset)
+          checkBuffer(operation, buffer)
+          const fd = buffer.length <= CACHED_READ_MAX ? cachedFd(file) : -1
+          read = fd < 0 ? undefined : client.readCached(fd, buffer, at)
+        } catch (error) {
+          return Effect.fail(thrown(error, operation, file))
+        }
+        if (read === undefined || read < 0) return readRing(file, offset, buffer, exact, operation)
+        // Nothing cached is EAGAIN, so 0 is the end of the file; so is a short count ending inside
+        // a page, since the cached part ends at a page boundary.
+        if (read === buffer.length || read === 0 || (at + read) % PAGE !== 0) return Effect.succeed(read)
+        const done = read
+        return Effect.map(readRing(file, at + done, buffer.subarray(done), exact, operation), (more) => done + more)
+      })
+    : (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+      readRing(file, offset, buffer, exact, operation)
 
   const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
     Effect.suspend(() => {
@@ -530,11 +577,21 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     return { path: check(validate.path(operation, path)), flags: openFlagsOf(options), mode }
   }
 
+  const owned = (fd: number, path: string, flags: number): OwnedFd => {
+    const handle = new OwnedFd(fd, path, ringId)
+    handle.direct = (flags & OpenFlags.O_DIRECT) !== 0
+    return handle
+  }
+
   const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
-    run(operation, path, (native, id) => {
-      const open = openArguments(operation, path, options)
-      return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
-    }).pipe(Effect.map((fd) => new OwnedFd(fd, path, ringId)))
+    Effect.suspend(() => {
+      let flags = 0
+      return run(operation, path, (native, id) => {
+        const open = openArguments(operation, path, options)
+        flags = open.flags
+        return native.openat(id, rawFd(operation, dir, "dir"), open.path, flags, open.mode)
+      }).pipe(Effect.map((fd) => owned(fd, path, flags)))
+    })
 
   /**
    * Open with O_PATH and close, one engine op, flushed at once (`now`): a path in the dentry cache
@@ -643,7 +700,11 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         return run("register", file, (native, id) => {
           raw = file instanceof OwnedFd ? fdOf("register", file) : check(validate.fd("register", file))
           return native.registerFile(id, raw)
-        }).pipe(Effect.map((slot) => new RegisteredFile(slot, raw, ringId)))
+        }).pipe(Effect.map((slot) => {
+          const registered = new RegisteredFile(slot, raw, ringId)
+          if (file instanceof OwnedFd) registered.source = file
+          return registered
+        }))
       }),
       (registered) =>
         Effect.suspend(() => {
@@ -658,7 +719,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     Effect.acquireRelease(
       run(operation, path, (native, id) =>
         native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve)).pipe(
-          Effect.map((fd) => new OwnedFd(fd, path, ringId))
+          Effect.map((fd) => owned(fd, path, flags))
         ),
       releaseFd
     )

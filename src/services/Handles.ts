@@ -16,6 +16,8 @@
 export class OwnedFd {
   /** @internal */
   closed = false
+  /** @internal Opened with `O_DIRECT`: reads never try the page cache on the calling thread. */
+  direct = false
   constructor(
     /** The raw descriptor. Valid until the handle is closed. */
     readonly fd: number,
@@ -49,6 +51,11 @@ export class OwnedFd {
 export class RegisteredFile {
   /** @internal */
   released = false
+  /**
+   * @internal The handle it was registered from: while that is open, its raw fd is this file
+   * (a plain number registered may be closed and reused by its owner while the slot lives on).
+   */
+  source: OwnedFd | undefined = undefined
   constructor(
     /** Index in the ring's registered-file table. */
     readonly slot: number,

@@ -39,7 +39,12 @@ export interface RenameOptions {
 export interface UringShape {
   /** Identity of the ring, unique in the process. */
   readonly ringId: number
-  /** Reads up to `length` bytes at `offset`; shorter only at end of file. */
+  /**
+   * Reads up to `length` bytes at `offset`; shorter only at end of file. Reads of up to 64 KiB
+   * from an `OwnedFd` (or a slot registered from one) first copy what the page cache holds on
+   * the calling thread, without a ring op or a fiber suspension (`UringConfig.cachedReads`), as
+   * do `readInto` and `readExact`; the ring reads the rest.
+   */
   readonly read: (file: FileLike, offset: Position, length: Position) => Effect.Effect<Uint8Array, UringError>
   /**
    * Reads several ranges in one crossing into native code (one kernel read each, queued under one

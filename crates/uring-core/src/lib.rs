@@ -12,6 +12,7 @@
 //! The napi binding (feature `napi`) is a thin layer on top; the engine itself has no Node types
 //! and is tested with `cargo test`.
 
+mod cached;
 mod config;
 mod error;
 mod files;
@@ -25,6 +26,7 @@ mod threads;
 #[cfg(feature = "napi")]
 mod binding;
 
+pub use cached::read_cached;
 pub use config::RingConfig;
 pub use error::EngineError;
 pub use memory::Memory;

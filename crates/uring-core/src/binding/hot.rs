@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{engine_error, invalid, op_id, position, target};
 use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
-use crate::{Completion, Memory, Op, Target};
+use crate::{read_cached, Completion, EngineError, Memory, Op, Target};
 
 /// What the hot functions of one ring share: the ring, and the buffer `flush` reaps into.
 pub(crate) struct Hot {
@@ -53,6 +53,19 @@ impl Hot {
 
     fn read(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool) -> Result<f64> {
         self.transfer(id, fd, fixed, buf, offset, if exact { Op::read_exact } else { Op::read })
+    }
+
+    /// A read on this thread of what the page cache holds (`read_cached`): no op, no id, done
+    /// when this returns; the count or `-errno`. Refused like a submit once the ring is closed.
+    fn read_cached(&self, fd: i32, mut buf: Bytes, offset: f64) -> Result<f64> {
+        if self.host.ring.is_closed() {
+            return Err(engine_error(EngineError::Closed));
+        }
+        if fd < 0 {
+            return Err(invalid(format!("fd {fd} is negative")));
+        }
+        let offset = position("offset", offset)?;
+        Ok(f64::from(read_cached(fd, buf.as_mut_slice(), offset)))
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -335,6 +348,7 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 
 hot_functions! {
     c"read" => read(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
+    c"readCached" => read_cached(fd: i32, buf: Bytes, offset: f64);
     c"readMany" => read_many(ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s);
     c"write" => write(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool);
     c"fsync" => fsync(id: i32, fd: i32, fixed: bool, datasync: bool);

@@ -91,6 +91,16 @@ impl Bytes {
         self.len
     }
 
+    /// The bytes, written during the current call only (op memory is lent instead).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: napi reported `len` bytes at `ptr`, alive for this call; the caller passed the
+        // array to be written, and no other Rust reference to it exists during the call.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
     /// # Safety
     /// The JS client must keep the array referenced until the op's completion is delivered.
     pub unsafe fn lend(self) -> Memory {

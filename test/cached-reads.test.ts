@@ -1,0 +1,158 @@
+/**
+ * Reads the page cache can answer are done on the calling thread (`cachedReads`, on by default):
+ * no ring op, no fiber suspension. Only a file whose fd number is known to be that file (an open
+ * `OwnedFd`, or a slot registered from one) and not opened with O_DIRECT takes that path; what is
+ * not cached goes through the ring, which also finishes a range cached only in part.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import type { RingClient } from "../src/internal/RingClient.js"
+import { type FileLike, make } from "../src/index.js"
+import { pattern, tempDir } from "./helpers/fixtures.js"
+import { makeWithClient } from "./reliability/helpers.js"
+
+/**
+ * Counts what `client` is asked for from now on: reads on the calling thread, and ops for the
+ * ring (with the bytes of those that may complete on the spot).
+ */
+const watch = (client: RingClient) => {
+  const seen = { cached: 0, ring: 0, ringBytes: [] as Array<number> }
+  const { readCached, submit, submitNow } = client
+  client.readCached = (...args) => {
+    seen.cached++
+    return readCached.apply(client, args)
+  }
+  client.submit = (...args) => {
+    seen.ring++
+    return submit.apply(client, args)
+  }
+  client.submitNow = (...args) => {
+    seen.ring++
+    seen.ringBytes.push(args[3])
+    return submitNow.apply(client, args)
+  }
+  return seen
+}
+
+/** A file of `size` pattern bytes, read once so the page cache holds it. */
+const cachedFile = (dir: string, name: string, size: number, seed = 3) => {
+  const path = Path.join(dir, name)
+  const data = pattern(size, seed)
+  Fs.writeFileSync(path, data)
+  Fs.readFileSync(path)
+  return { path, data }
+}
+
+describe("cached reads", () => {
+  it.scoped("a cached range is read on the calling thread, with the ring's results; off, the ring reads it", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const { data, path } = cachedFile(dir, "f", 3 * 4096 + 100)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      const seen = watch(client)
+      // Done before the effect returns: runSyncExit would die on a suspension.
+      const buffer = new Uint8Array(4096)
+      expect(Effect.runSyncExit(uring.readInto(file, 4096, buffer))).toEqual(Exit.succeed(4096))
+      expect(Buffer.compare(buffer, data.subarray(4096, 8192))).toBe(0)
+      // Short only where the file ends, 0 past it; readExact and read alike.
+      expect(Effect.runSyncExit(uring.readInto(file, 3 * 4096, buffer))).toEqual(Exit.succeed(100))
+      expect(Effect.runSyncExit(uring.readInto(file, 4 * 4096, buffer))).toEqual(Exit.succeed(0))
+      const exact = Effect.runSyncExit(uring.readExact(file, 10, 5000))
+      expect(Exit.map(exact, (bytes) => Buffer.compare(bytes, data.subarray(10, 5010)))).toEqual(Exit.succeed(0))
+      const eof = Effect.runSyncExit(Effect.flip(uring.readExact(file, 3 * 4096, 200)))
+      expect(Exit.map(eof, (error) => error._tag)).toEqual(Exit.succeed("UnexpectedEof"))
+      expect(Exit.map(Effect.runSyncExit(uring.read(file, 0, 64)), (bytes) => bytes.length)).toEqual(Exit.succeed(64))
+      expect(seen).toEqual({ cached: 6, ring: 0, ringBytes: [] })
+
+      const ringOnly = yield* makeWithClient({ cachedReads: false })
+      const same = yield* ringOnly.uring.open(path)
+      const ringSeen = watch(ringOnly.client)
+      const viaRing = new Uint8Array(4096)
+      expect(yield* ringOnly.uring.readInto(same, 4096, viaRing)).toBe(4096)
+      expect(Buffer.compare(viaRing, data.subarray(4096, 8192))).toBe(0)
+      expect(ringSeen).toEqual({ cached: 0, ring: 1, ringBytes: [4096] })
+    }))
+
+  it.scoped("only open OwnedFds without O_DIRECT, and slots registered from them, read on the calling thread", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const a = cachedFile(dir, "a", 8192, 1)
+      const b = cachedFile(dir, "b", 8192, 2)
+      const { client, uring } = yield* makeWithClient({ registeredFiles: 8 })
+      const seen = watch(client)
+      /** Reads block 0 of `file`; says where it was read and checks it against `expected`. */
+      const readsAt = (file: FileLike, expected = a.data) =>
+        Effect.gen(function*() {
+          const before = { ...seen }
+          const buffer = new Uint8Array(4096)
+          expect(yield* uring.readInto(file, 0, buffer)).toBe(4096)
+          expect(Buffer.compare(buffer, expected.subarray(0, 4096))).toBe(0)
+          return seen.ring > before.ring ? "ring" : seen.cached > before.cached ? "here" : "nowhere"
+        })
+
+      // A plain number could be any file, opened any way: the ring reads it.
+      const plain = Fs.openSync(a.path, "r")
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(plain)))
+      expect(yield* readsAt(plain)).toBe("ring")
+      expect(yield* readsAt(yield* uring.register(plain))).toBe("ring")
+      // O_DIRECT: the kernel may wait for the device even with RWF_NOWAIT. (The read's buffer
+      // need not be aligned for this: only where it goes matters.)
+      const direct = yield* uring.open(a.path, { direct: true })
+      const before = seen.ring
+      yield* Effect.either(uring.readInto(direct, 0, new Uint8Array(4096)))
+      expect(seen.ring).toBe(before + 1)
+
+      const owned = yield* uring.open(a.path)
+      expect(yield* readsAt(owned)).toBe("here")
+      const registered = yield* uring.register(owned)
+      expect(yield* readsAt(registered)).toBe("here")
+      // Once its OwnedFd is closed the number may name another file; the slot still holds the first.
+      yield* uring.close(owned)
+      const reused = Fs.openSync(b.path, "r")
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(reused)))
+      expect(reused).toBe(owned.fd)
+      expect(yield* readsAt(registered)).toBe("ring")
+      const closed = yield* Effect.flip(uring.readInto(owned, 0, new Uint8Array(4096)))
+      expect(closed._tag).toBe("InvalidArgument")
+    }))
+
+  it.scoped("a range cached only in part: the cached prefix here, the rest through the ring", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const { data, path } = cachedFile(dir, "partly", 8 * 1024 * 1024)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      Fs.fdatasyncSync(file.fd)
+      // No readahead: reading block 0 caches just that block.
+      yield* uring.fadvise(file, 0, 0, "random")
+      // DONTNEED skips pages something else holds for a moment (a busy machine); then the whole
+      // range is still cached and read here: try again.
+      const seen = watch(client)
+      for (let attempt = 0; attempt < 50 && seen.ring === 0; attempt++) {
+        yield* uring.fadvise(file, 0, 0, "dontNeed")
+        Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, 0)
+        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+        const bytes = yield* uring.readExact(file, 0, 64 * 1024)
+        expect(Buffer.compare(bytes, data.subarray(0, 64 * 1024))).toBe(0)
+      }
+      expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024] })
+    }))
+
+  it.scoped("a cached read on a ring that has been closed fails with RingClosed", () =>
+    Effect.gen(function*() {
+      const { path } = cachedFile(yield* tempDir(), "f", 4096)
+      const ringScope = yield* Scope.make()
+      const uring = yield* Scope.extend(make(), ringScope)
+      // Opened in the test's scope, so it outlives the ring; its close through the closed ring
+      // is refused, so it is closed here.
+      const file = yield* uring.open(path)
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(file.fd)))
+      expect(yield* uring.readInto(file, 0, new Uint8Array(16))).toBe(16)
+      yield* Scope.close(ringScope, Exit.void)
+      const error = yield* Effect.flip(uring.readInto(file, 0, new Uint8Array(16)))
+      expect(error._tag).toBe("RingClosed")
+    }))
+})
