@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Tracer } from "effect"
 import * as Fs from "node:fs"
-import { Uring } from "../src/index.js"
+import { Uring, uringConfigFromEnv, validateUringConfig } from "../src/index.js"
 
 const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
@@ -15,6 +15,17 @@ describe("Uring.layerConfig", () => {
         Effect.provide(Uring.layerConfig().pipe(Layer.provide(fromEnv({ URING_RING_SIZE: "64", URING_REGISTERED_FILES: "16" }))))
       )
       expect(meta.type).toBe("Directory")
+    }))
+
+  it.effect("maps each URING_* variable to its setting, leaving unset ones to the defaults", () =>
+    Effect.gen(function*() {
+      const settings = yield* uringConfigFromEnv.pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["URING_CACHED_READS", "false"], ["URING_INLINE_SUBMIT", "true"]])))
+      )
+      expect(settings).toEqual({ cachedReads: false, inlineSubmit: true })
+      const valid = yield* validateUringConfig(settings)
+      expect([valid.cachedReads, valid.inlineSubmit, valid.ringSize]).toEqual([false, true, 16384])
+      expect((yield* validateUringConfig({})).cachedReads).toBe(true)
     }))
 
   it.effect("refuses out-of-range, inconsistent and malformed settings with readable messages", () =>
