@@ -141,6 +141,28 @@ describe("cached reads", () => {
       expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024] })
     }))
 
+  it.scoped("a fiber that only ever reads cached data still lets the event loop turn", () =>
+    Effect.gen(function*() {
+      const { data, path } = cachedFile(yield* tempDir(), "loop", 64 * 4096)
+      const { uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      let fired = false
+      setTimeout(() => fired = true, 20)
+      // Effect itself would yield to timers only after millions of steps; the per-turn budget
+      // sends a read to the ring (and the fiber to the next turn) every 1024 reads.
+      const buffer = new Uint8Array(4096)
+      let reads = 0
+      let wrong = 0
+      while (!fired && reads < 1_000_000) {
+        const at = (reads++ % 64) * 4096
+        yield* uring.readInto(file, at, buffer)
+        if (Buffer.compare(buffer, data.subarray(at, at + 4096)) !== 0) wrong++
+      }
+      expect(fired).toBe(true)
+      expect(reads).toBeLessThan(200_000)
+      expect(wrong).toBe(0)
+    }))
+
   it.scoped("a cached read on a ring that has been closed fails with RingClosed", () =>
     Effect.gen(function*() {
       const { path } = cachedFile(yield* tempDir(), "f", 4096)
