@@ -5,7 +5,8 @@
  * not cached goes through the ring, which also finishes a range cached only in part.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Either, Exit, Runtime, Scope } from "effect"
+import fc from "fast-check"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { RingClient } from "../src/internal/RingClient.js"
@@ -139,6 +140,68 @@ describe("cached reads", () => {
         expect(Buffer.compare(bytes, data.subarray(0, 64 * 1024))).toBe(0)
       }
       expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024] })
+    }))
+
+  it.scoped("property: whatever part of a file the page cache holds, reads return the file's bytes", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const { client, uring } = yield* makeWithClient()
+      const run = Runtime.runPromise(yield* Effect.runtime<never>())
+      const seen = watch(client)
+      const page = 4096
+      // Reads the page cache answered only in part (a short count ending on a page boundary).
+      let partial = 0
+      const readCached = client.readCached.bind(client)
+      client.readCached = (fd, buffer, offset) => {
+        const result = readCached(fd, buffer, offset)
+        if (result !== undefined && result > 0 && result < buffer.length && (offset + result) % page === 0) partial++
+        return result
+      }
+      let runs = 0
+      const check = (size: number, evicted: ReadonlyArray<readonly [number, number]>, reads: ReadonlyArray<readonly [number, number, boolean]>) =>
+        Effect.scoped(Effect.gen(function*() {
+          runs++
+          const path = Path.join(dir, `f${runs}`)
+          const data = pattern(size, runs)
+          Fs.writeFileSync(path, data)
+          const file = yield* uring.open(path)
+          // Clean pages can be dropped: a few page ranges leave the cache (when nothing holds them).
+          Fs.fdatasyncSync(file.fd)
+          yield* uring.fadvise(file, 0, 0, "random")
+          for (const [first, count] of evicted) yield* uring.fadvise(file, first * page, count * page, "dontNeed")
+          for (const [offset, length, exact] of reads) {
+            const expected = data.subarray(Math.min(offset, size), Math.min(offset + length, size))
+            if (exact) {
+              const result = yield* Effect.either(uring.readExact(file, offset, length))
+              if (length === 0 || offset + length <= size) {
+                expect(Either.map(result, (bytes) => Buffer.compare(bytes, expected))).toEqual(Either.right(0))
+              } else {
+                expect(Either.isLeft(result) && result.left._tag).toBe("UnexpectedEof")
+              }
+            } else {
+              const buffer = new Uint8Array(length)
+              expect(yield* uring.readInto(file, offset, buffer)).toBe(expected.length)
+              expect(Buffer.compare(buffer.subarray(0, expected.length), expected)).toBe(0)
+            }
+          }
+        }))
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.integer({ min: 0, max: 24 * page + 77 }),
+            fc.array(fc.tuple(fc.nat(26), fc.integer({ min: 1, max: 6 })), { minLength: 1, maxLength: 8 }),
+            fc.array(fc.tuple(fc.nat(26 * page), fc.integer({ min: 0, max: 17 * page }), fc.boolean()), { minLength: 1, maxLength: 8 }),
+            (size, evicted, reads) => run(check(size, evicted, reads))
+          ),
+          { numRuns: 80 }
+        )
+      )
+      expect(runs).toBeGreaterThanOrEqual(80)
+      // Every path was taken: reads from the page cache here, the rest through the ring, and
+      // ranges cached in part, finished by the ring.
+      expect(seen.cached).toBeGreaterThan(0)
+      expect(seen.ringBytes.length).toBeGreaterThan(0)
+      expect(partial).toBeGreaterThan(0)
     }))
 
   it.scoped("a fiber that only ever reads cached data still lets the event loop turn", () =>
