@@ -34,12 +34,18 @@ pub(crate) fn position(name: &str, value: f64) -> napi::Result<u64> {
     }
 }
 
-pub(crate) fn target(fd: i32, fixed: bool) -> napi::Result<Target> {
-    match (fd, fixed) {
-        (fd, _) if fd < 0 => Err(invalid(format!("fd {fd} is negative"))),
-        (slot, true) => Ok(Target::Fixed(slot as u32)),
-        (fd, false) => Ok(Target::Fd(fd)),
+/// An fd (or a registered slot's index) from JS: never negative.
+pub(crate) fn descriptor(fd: i32) -> napi::Result<i32> {
+    if fd < 0 {
+        Err(invalid(format!("fd {fd} is negative")))
+    } else {
+        Ok(fd)
     }
+}
+
+pub(crate) fn target(fd: i32, fixed: bool) -> napi::Result<Target> {
+    let fd = descriptor(fd)?;
+    Ok(if fixed { Target::Fixed(fd as u32) } else { Target::Fd(fd) })
 }
 
 pub(crate) fn op_id(id: i32) -> napi::Result<u64> {

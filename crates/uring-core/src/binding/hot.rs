@@ -21,7 +21,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{panic_to_error, FromNapiValue, JsError};
 use napi::{sys, Result};
 
-use super::args::{engine_error, invalid, op_id, position, target};
+use super::args::{descriptor, engine_error, invalid, op_id, position, target};
 use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
 use crate::{read_cached, Completion, EngineError, Memory, Op, Target};
@@ -61,9 +61,7 @@ impl Hot {
         if self.host.ring.is_closed() {
             return Err(engine_error(EngineError::Closed));
         }
-        if fd < 0 {
-            return Err(invalid(format!("fd {fd} is negative")));
-        }
+        let fd = descriptor(fd)?;
         let offset = position("offset", offset)?;
         Ok(f64::from(read_cached(fd, buf.as_mut_slice(), offset)))
     }
