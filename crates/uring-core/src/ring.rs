@@ -212,10 +212,8 @@ impl Ring {
             Op::RegisterFile { slot, fds } => {
                 *slot = st.files.reserve(fds[0]).ok_or(EngineError::TableFull)?;
             }
-            Op::UnregisterFile { slot, .. } => {
-                if !st.files.begin_release(*slot) {
-                    return Err(not_registered(*slot));
-                }
+            Op::UnregisterFile { slot, .. } if !st.files.begin_release(*slot) => {
+                return Err(not_registered(*slot));
             }
             _ => {}
         }
