@@ -584,14 +584,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   }
 
   const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
-    Effect.suspend(() => {
-      let flags = 0
-      return run(operation, path, (native, id) => {
-        const open = openArguments(operation, path, options)
-        flags = open.flags
-        return native.openat(id, rawFd(operation, dir, "dir"), open.path, flags, open.mode)
-      }).pipe(Effect.map((fd) => owned(fd, path, flags)))
-    })
+    run(operation, path, (native, id) => {
+      const open = openArguments(operation, path, options)
+      return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
+    }).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
 
   /**
    * Open with O_PATH and close, one engine op, flushed at once (`now`): a path in the dentry cache
