@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import { batchOf, CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
@@ -103,10 +103,10 @@ describe("RingClient over the binding", () => {
       expect(() => client.submit((n, id) => n.read(id, 5, true, new Uint8Array(1), 0, false), () => {})).toThrow(/not registered/)
       expect(() => client.submit((n, id) => (n.read as Function)(id, fd, false, "not bytes", 0, false), () => {})).toThrow(/Uint8Array/)
       expect(() =>
-        client.submitMany(2, (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0, 8, 0, 8]), tokens), () => {})
+        client.submitMany(batchOf(2), (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0, 8, 0, 8]), tokens), () => {})
       ).toThrow(/longer than the buffer/)
       expect(() =>
-        client.submitMany(1, (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0]), tokens), () => {})
+        client.submitMany(batchOf(1), (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0]), tokens), () => {})
       ).toThrow(/two ranges entries/)
       expect(client.pending).toBe(0)
     })
@@ -240,7 +240,7 @@ describe("RingClient over the binding", () => {
         const results: Array<number> = []
         let resolve: () => void = () => {}
         const done = new Promise<void>((r) => resolve = r)
-        client.submitMany(4, (n, ids, tokens) => {
+        client.submitMany(batchOf(4), (n, ids, tokens) => {
           n.readMany(ids, fd, false, buffer, ranges, tokens)
         }, (index, result) => {
           if (results.length === 0) onFirst()
@@ -295,7 +295,7 @@ describe("RingClient over the binding", () => {
         const runs = [32, undefined].map((bytes) => {
           const results: Array<number> = []
           const buffer = new Uint8Array(32)
-          client.submitMany(4, (n, ids, tokens) => {
+          client.submitMany(batchOf(4), (n, ids, tokens) => {
             n.readMany(ids, fd, false, buffer, ranges, tokens)
           }, (index, result) => {
             results[index] = result

@@ -96,6 +96,31 @@ layer(Uring.layer())("Uring", (it) => {
         expect(Array.from(yield* uring.read(fifo, 0, 8))).toEqual(Array(8).fill(2))
       }))
 
+    it.scoped("batches of one size share arrays only once each is done: one waiting on a FIFO keeps its own", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const fifo = yield* openFifo(dir)
+        const path = Path.join(dir, "data")
+        const data = pattern(4096, 5)
+        Fs.writeFileSync(path, data)
+        const file = yield* uring.open(path)
+        const waiting = yield* Effect.fork(uring.readBatch(fifo, [{ offset: 0, length: 3 }, { offset: 0, length: 5 }]))
+        yield* realSleep(20)
+        // Same-size batches done meanwhile, their own results and lengths in every place.
+        for (let i = 0; i < 100; i++) {
+          const at = i * 16
+          const [a, b] = yield* uring.readBatch(file, [{ offset: at, length: 7 }, { offset: at + 7, length: 9 }])
+          expect(Buffer.compare(a!, data.subarray(at, at + 7))).toBe(0)
+          expect(Buffer.compare(b!, data.subarray(at + 7, at + 16))).toBe(0)
+        }
+        Fs.writeSync(fifo, "abcdefgh")
+        const [first, second] = yield* Fiber.join(waiting)
+        // Which read the pipe serves first is the kernel's choice; each got its own length.
+        expect([first!.length, second!.length]).toEqual([3, 5])
+        expect([...decode(first!) + decode(second!)].sort().join("")).toBe("abcdefgh")
+      }))
+
     it.scoped("a cached read, a batch of them or a write with room completes without suspending the fiber; failures alike", () =>
       Effect.gen(function*() {
         const uring = yield* Uring

@@ -119,23 +119,25 @@ export class RingClient {
   }
 
   /**
-   * Submits `count` ops in one crossing: `start` receives their ids and an array to fill with
-   * their cancel tokens. `onResult(index, result)` runs once per op. Returns the ids and tokens
-   * (op `i` is `{ id: ids[i], token: tokens[i] }` for `cancel`). Throws what the binding throws,
-   * in which case nothing is pending.
+   * Submits `ops.ids.length` ops in one crossing: their ids go into `ops.ids`, and `start`
+   * receives them and `ops.tokens` to fill with their cancel tokens (op `i` is
+   * `{ id: ids[i], token: tokens[i] }` for `cancel`). `onResult(index, result)` runs once per op.
+   * The caller owns `ops` and may reuse it once every op has its result. Throws what the binding
+   * throws, in which case nothing is pending.
    *
    * With `bytes` (what the batch moves), the batch is flushed at once, like `submitNow` (one call
    * of the turn's budget): `onResult` runs before this returns for every op the engine completed
    * inline, so a batch of cached reads is done when the call returns.
    */
   submitMany(
-    count: number,
+    ops: SubmittedMany,
     start: (native: NativeRing, ids: Int32Array, tokens: Float64Array) => void,
     onResult: (index: number, result: number) => void,
     keep?: unknown,
     bytes?: number
-  ): SubmittedMany {
-    const ids = new Int32Array(count)
+  ): void {
+    const { ids, tokens } = ops
+    const count = ids.length
     // One callback for the whole batch; each op's index in it is kept beside its id.
     const callback: OnResult = (result, id) => onResult(this.batchIndex[id!]!, result)
     for (let i = 0; i < count; i++) {
@@ -143,7 +145,6 @@ export class RingClient {
       ids[i] = id
       this.batchIndex[id] = i
     }
-    const tokens = new Float64Array(count)
     try {
       start(this.native, ids, tokens)
     } catch (error) {
@@ -155,7 +156,6 @@ export class RingClient {
     } else {
       this.completeNow(count, callback)
     }
-    return { ids, tokens }
   }
 
   /**
@@ -361,6 +361,9 @@ export interface SubmittedMany {
   readonly ids: Int32Array
   readonly tokens: Float64Array
 }
+
+/** Room for the ids and tokens of a `submitMany` batch of `count` ops. @internal */
+export const batchOf = (count: number): SubmittedMany => ({ ids: new Int32Array(count), tokens: new Float64Array(count) })
 
 /** A submitted op: its id in the pending table and its cancel token. @internal */
 export interface Submitted {

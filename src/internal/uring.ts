@@ -24,6 +24,7 @@ import type { RenameOptions } from "../services/Uring.js"
 import type { UringConfig } from "../services/UringConfig.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { openDir as confinedDir } from "./confined.js"
+import { BatchPool } from "./BatchPool.js"
 import { BufferPool } from "./BufferPool.js"
 import { type NativeRing, nativeErrorCode } from "./native.js"
 import { RingClient, type Submitted, type SubmittedMany } from "./RingClient.js"
@@ -38,6 +39,8 @@ const WHOLE_CHUNK = 1 << 30
 const READ_FILE_FIRST = 16 * 1024
 /** Pooled buffers kept for reuse, at most, per pool: one per op of a 64-way loop. */
 const POOL_KEEP = 64
+/** `readBatch` arrays kept for reuse: one per batch in flight at once, up to this many. */
+const BATCHES_KEEP = 16
 /** The largest whole file one op returns (its count is an int32). */
 const WHOLE_FILE_MAX = 0x7fffffff
 
@@ -353,8 +356,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     Effect.uninterruptibleMask((restore) => {
       const operation = "readBatch"
       const count = ranges.length
+      if (count === 0) return Effect.succeed([])
+      const memory = batches.take(count)
       // `[offset, length]` per range; once submitted, each offset's place holds the range's result.
-      const packed = new Float64Array(2 * count)
+      const packed = memory.ranges
       let total = 0
       for (let i = 0; i < count; i++) {
         const range = ranges[i]!
@@ -363,7 +368,6 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         packed[2 * i + 1] = length
         total += length
       }
-      if (count === 0) return Effect.succeed([])
       // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
       const given = options?.buffer
       if (given !== undefined) {
@@ -375,19 +379,26 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
       const buffer = given ?? new Uint8Array(total)
       let remaining = count
       let wake: ((outcome: Effect.Effect<Array<Uint8Array>, UringError>) => void) | undefined
+      /** Every range has its result: the slices, and the batch's arrays back to the pool. */
       const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
         const slices = new Array<Uint8Array>(count)
-        for (let i = 0, at = 0; i < count; i++) {
+        // The constructor over the buffer's own bytes costs half of what `subarray` does.
+        const bytes = buffer.buffer
+        let at = buffer.byteOffset
+        for (let i = 0; i < count; i++) {
           const result = packed[2 * i]!
-          if (result < 0) return Effect.fail(failure(result, operation, file))
-          slices[i] = buffer.subarray(at, at + result)
+          if (result < 0) {
+            batches.give(memory)
+            return Effect.fail(failure(result, operation, file))
+          }
+          slices[i] = new Uint8Array(bytes, at, result)
           at += packed[2 * i + 1]!
         }
+        batches.give(memory)
         return Effect.succeed(slices)
       }
-      let ops: SubmittedMany
       try {
-        ops = client.submitMany(count, (native, ids, tokens) => {
+        client.submitMany(memory.ops, (native, ids, tokens) => {
           native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
           // The binding has read the offsets: from here their places hold results, NaN while pending.
           for (let i = 0; i < count; i++) packed[2 * i] = NaN
@@ -407,7 +418,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
         (cause) =>
           remaining === 0 || !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.zipRight(settleMany(ops, packed), Effect.failCause(cause))
+            : Effect.zipRight(settleMany(memory.ops, packed), Effect.failCause(cause))
       )
     }).pipe(refusedAsFailure)
 
@@ -425,6 +436,9 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     // One byte of room past the hint tells a file of exactly that size from a larger one.
     return Either.isLeft(valid) ? Effect.fail(valid.left) : readWhole(path, valid.right + 1)
   }
+
+  /** `readBatch`'s typed arrays, for the next batch of the same size. */
+  const batches = new BatchPool(BATCHES_KEEP)
 
   /** `readFile`'s first reads: a fresh zeroed buffer per file cost small files more than their I/O did. */
   const firstReads = new BufferPool(READ_FILE_FIRST, POOL_KEEP)

@@ -52,7 +52,8 @@ export interface UringShape {
    * order, each shorter than asked only at end of file; fails with the first range's error.
    * A batch the kernel finishes inside the submit call (cached data) returns without suspending
    * the fiber. With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
-   * to avoid an allocation per call); otherwise a new one is allocated.
+   * to avoid an allocation per call); otherwise a new one is allocated. Each slice is a plain
+   * `Uint8Array` view over that buffer's memory, even when `buffer` is a Node `Buffer`.
    */
   readonly readBatch: (
     file: FileLike,
