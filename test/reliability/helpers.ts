@@ -1,15 +1,17 @@
 /**
  * Shared pieces of the reliability suite: the Uring service built exactly as `make()` builds it
  * but with its ring client in reach (pending table, the native ring's `inFlight`), a seeded PRNG,
- * wall-clock waits and memory readings.
+ * wall-clock waits, memory readings, and the FIFOs and interrupters of the storms.
  */
-import { Effect, type Scope } from "effect"
+import { Effect, Fiber, type Scope } from "effect"
+import * as Fs from "node:fs"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
 import type { InvalidConfig, RingUnavailable } from "../../src/errors/UringError.js"
 import type { RingClient } from "../../src/internal/RingClient.js"
 import { makeClient, makeOperations } from "../../src/internal/uring.js"
 import type { UringShape } from "../../src/services/Uring.js"
+import { mkfifo } from "../helpers/fixtures.js"
 import { type UringConfigInput, validate } from "../../src/services/UringConfig.js"
 
 /** What `make(config)` does (validate, create the ring, build the operations), keeping the client. */
@@ -80,3 +82,57 @@ export const waitUntil = (done: () => boolean, timeoutMs: number, stepMs = 2) =>
     }
     return true
   })
+
+/**
+ * FIFOs for a storm: `readers` (opened r+, so a read blocks instead of seeing end of file) for
+ * the ring, with a nonblocking writer and reader of each for the test to feed and empty them.
+ */
+export const openFifos = (paths: ReadonlyArray<string>) => {
+  paths.forEach(mkfifo)
+  const readers = paths.map((p) => Fs.openSync(p, "r+"))
+  const feeders = paths.map((p) => Fs.openSync(p, Fs.constants.O_WRONLY | Fs.constants.O_NONBLOCK))
+  const drainers = paths.map((p) => Fs.openSync(p, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK))
+  const sink = Buffer.alloc(1 << 16)
+  return {
+    readers,
+    /** Feeds FIFO `i` `bytesEach` bytes of `value` per reader `waiting(i)` counts, until none waits; false after 20 s. */
+    feedUntil: (waiting: (i: number) => number, bytesEach: number, value: number) =>
+      waitUntil(() => {
+        let left = 0
+        for (let i = 0; i < paths.length; i++) {
+          const n = waiting(i)
+          left += n
+          if (n > 0) {
+            try {
+              Fs.writeSync(feeders[i]!, Buffer.alloc(n * bytesEach, value))
+            } catch {
+              // EAGAIN: the pipe is full; the readers will empty it.
+            }
+          }
+        }
+        return left === 0
+      }, 20_000, 5),
+    /** Empties every FIFO of what was fed beyond what the readers took. */
+    drain: () => {
+      for (const fd of drainers) {
+        for (;;) {
+          try {
+            if (Fs.readSync(fd, sink) <= 0) break
+          } catch {
+            break // EAGAIN: empty
+          }
+        }
+      }
+    },
+    close: () => [...readers, ...feeders, ...drainers].forEach((fd) => Fs.closeSync(fd))
+  }
+}
+
+/** Forks: `wait`, then interrupt `fiber`, then `after` (the interruption has finished); its exit. */
+export const interruptAfter = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, wait: Effect.Effect<unknown>, after: () => void) =>
+  Effect.fork(Effect.gen(function*() {
+    yield* wait
+    const exit = yield* Fiber.interrupt(fiber)
+    after()
+    return exit
+  }))

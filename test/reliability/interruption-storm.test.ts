@@ -12,8 +12,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fdCount, mkfifo, openFifo, pattern, tempDir } from "../helpers/fixtures.js"
-import { heapMiB, makeWithClient, prng, realSleep, rssMiB, seedFromEnv, waitUntil } from "./helpers.js"
+import { fdCount, openFifo, pattern, tempDir } from "../helpers/fixtures.js"
+import { heapMiB, interruptAfter, makeWithClient, openFifos, prng, realSleep, rssMiB, seedFromEnv, waitUntil } from "./helpers.js"
 
 const TOTAL = 100_000
 const PER_ROUND = 2_000
@@ -56,18 +56,14 @@ describe("interruption storm", () => {
       const dataPath = Path.join(dir, "data")
       const original = pattern(DATA_SIZE, 13)
       Fs.writeFileSync(dataPath, original)
-      const fifoPaths = Array.from({ length: FIFOS }, (_, i) => Path.join(dir, `fifo-${i}`))
-      fifoPaths.forEach(mkfifo)
       const outPath = Path.join(dir, "out")
 
       const fdsBefore = fdCount()
       const { client, uring } = yield* makeWithClient()
       const dataFd = Fs.openSync(dataPath, "r")
       const outFd = Fs.openSync(outPath, "w+")
-      // r+ keeps a writer open, so a read blocks instead of seeing end of file.
-      const fifoFds = fifoPaths.map((p) => Fs.openSync(p, "r+"))
-      const feeders = fifoPaths.map((p) => Fs.openSync(p, Fs.constants.O_WRONLY | Fs.constants.O_NONBLOCK))
-      const drainers = fifoPaths.map((p) => Fs.openSync(p, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK))
+      const fifos = openFifos(Array.from({ length: FIFOS }, (_, i) => Path.join(dir, `fifo-${i}`)))
+      const fifoFds = fifos.readers
       const fdsOpen = fdCount()
 
       // Interrupted reads/writes of the regular files that were cut short, or that finished first.
@@ -75,16 +71,6 @@ describe("interruption storm", () => {
       let completedFirst = 0
       // One image of the output file, reused every round (no 16 MiB allocation per round).
       const outImage = Buffer.alloc(PER_ROUND * WRITE_SLOT)
-      const drain = (i: number) => {
-        const sink = Buffer.alloc(1 << 16)
-        for (;;) {
-          try {
-            if (Fs.readSync(drainers[i]!, sink) <= 0) return
-          } catch {
-            return // EAGAIN: empty
-          }
-        }
-      }
 
       const newOp = (): Op => {
         const roll = rng.next()
@@ -134,13 +120,8 @@ describe("interruption storm", () => {
               : op.moment === 2
               ? realSleep(op.delay)
               : Effect.asVoid(waitUntil(() => client.batches >= batchesAtStart + op.delay, 1_000, 0))
-            return Effect.fork(Effect.gen(function*() {
-              yield* wait
-              const exit = yield* Fiber.interrupt(fibers[i]!)
-              // The interruption has finished: from now on the kernel must not touch this buffer.
-              op.buffer.fill(op.kind === "write" ? POISON : CANARY)
-              return exit
-            }))
+            // Once the interruption has finished, the kernel must not touch this buffer.
+            return interruptAfter(fibers[i]!, wait, () => op.buffer.fill(op.kind === "write" ? POISON : CANARY))
           }
         )
         const interruptedExits = yield* Fiber.joinAll(interrupters)
@@ -158,22 +139,7 @@ describe("interruption storm", () => {
 
         // Now feed the FIFOs until every reader that was not interrupted has its data.
         const waiting = (i: number) => ops.filter((op) => op.kind === "fifo" && op.fifo === i && !op.interrupt && !op.done).length
-        const fed = yield* waitUntil(() => {
-          let left = 0
-          for (let i = 0; i < FIFOS; i++) {
-            const n = waiting(i)
-            left += n
-            if (n > 0) {
-              try {
-                Fs.writeSync(feeders[i]!, Buffer.alloc(n * FIFO_READ, FED))
-              } catch {
-                // EAGAIN: the pipe is full; the readers will empty it.
-              }
-            }
-          }
-          return left === 0
-        }, 20_000, 5)
-        expect(fed).toBe(true)
+        expect(yield* fifos.feedUntil(waiting, FIFO_READ, FED)).toBe(true)
         const survivors = ops.flatMap((op, i) => (op.interrupt ? [] : [i]))
         const exits = yield* Effect.forEach(survivors, (i) => Fiber.await(fibers[i]!)).pipe(
           Effect.timeoutFail({ duration: 20_000, onTimeout: () => new Error(`seed ${seed}: a fiber never finished`) })
@@ -212,7 +178,7 @@ describe("interruption storm", () => {
             }
           }
         })
-        for (let i = 0; i < FIFOS; i++) drain(i)
+        fifos.drain()
       })
 
       // Warm-up (not counted): JIT, pending-table growth, slab growth.
@@ -245,7 +211,8 @@ describe("interruption storm", () => {
       expect(rssGrowth).toBeLessThan(64)
       expect(heapGrowth).toBeLessThan(16)
 
-      for (const fd of [dataFd, outFd, ...fifoFds, ...feeders, ...drainers]) Fs.closeSync(fd)
+      for (const fd of [dataFd, outFd]) Fs.closeSync(fd)
+      fifos.close()
       // Every fd the test opened is closed; what remains is the ring's own io_uring fd.
       expect(fdCount()).toBe(fdsBefore + 1)
       console.log(`storm: seed ${seed}, ${TOTAL} ops in ${elapsed} ms, RSS growth ${rssGrowth.toFixed(1)} MiB, heap growth ${heapGrowth.toFixed(1)} MiB, ` +
