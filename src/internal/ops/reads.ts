@@ -1,0 +1,173 @@
+/**
+ * Reads at an offset: `readInto` (the page cache on this thread first, else the ring), `read` and
+ * `readExact` into a fresh buffer, and `readBatch`, many ranges in one crossing.
+ *
+ * @internal
+ */
+import { Cause, Effect, Either } from "effect"
+import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/UringError.js"
+import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
+import { BatchPool } from "../BatchPool.js"
+import * as validate from "../validate.js"
+import { bytesOf, checkBuffer, contextOf, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
+
+/**
+ * Reads up to this size try the page cache on the calling thread first (`RingClient.readCached`);
+ * larger copies are left to the ring, whose submission thread may do them on another core.
+ */
+const CACHED_READ_MAX = 64 * 1024
+/** The smallest page size Linux has: the page cache holds whole pages, at multiples of it. */
+const PAGE = 4096
+/** `readBatch` arrays kept for reuse: one per batch in flight at once, up to this many. */
+const BATCHES_KEEP = 16
+
+/** @internal */
+export const makeReads = (runner: Runner, cachedReads: boolean) => {
+  const { client, fdOf, thrown, failure, settleMany, run } = runner
+
+  /** `readBatch`'s typed arrays, for the next batch of the same size. */
+  const batches = new BatchPool(BATCHES_KEEP)
+
+  const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) =>
+    run(operation, file, (native, id) => {
+      const fd = fdOf(operation, file)
+      const at = offsetOf(operation, offset)
+      checkBuffer(operation, buffer)
+      return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
+    }, buffer, bytesOf(buffer))
+
+  /**
+   * The raw fd a read of `file` may try the page cache with on this thread, or -1: only an open
+   * `OwnedFd` (or a slot registered from one) says which file the number is and how it was opened.
+   */
+  const cachedFd = (file: FileLike): number => {
+    const owned = file instanceof RegisteredFile ? file.source : file
+    return owned instanceof OwnedFd && !owned.closed && !owned.direct ? owned.fd : -1
+  }
+
+  /**
+   * A read tries the page cache on this thread first (`RingClient.readCached`): a cached range is
+   * done without the ring or a fiber suspension, and nothing is left in flight to wait for. Else
+   * (not cached, the turn's budget spent, any error) the ring does the read, or what the cached
+   * part left of it, and reports the authoritative result or error.
+   */
+  const readInto = cachedReads
+    ? (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+      Effect.suspend(() => {
+        let read: number | undefined
+        let at: number
+        try {
+          fdOf(operation, file)
+          at = offsetOf(operation, offset)
+          checkBuffer(operation, buffer)
+          const fd = buffer.length <= CACHED_READ_MAX ? cachedFd(file) : -1
+          read = fd < 0 ? undefined : client.readCached(fd, buffer, at)
+        } catch (error) {
+          return Effect.fail(thrown(error, operation, file))
+        }
+        if (read === undefined || read < 0) return readRing(file, offset, buffer, exact, operation)
+        // Nothing cached is EAGAIN, so 0 is the end of the file; so is a short count ending inside
+        // a page, since the cached part ends at a page boundary.
+        if (read === buffer.length || read === 0 || (at + read) % PAGE !== 0) return Effect.succeed(read)
+        const done = read
+        return Effect.map(readRing(file, at + done, buffer.subarray(done), exact, operation), (more) => done + more)
+      })
+    : (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
+      readRing(file, offset, buffer, exact, operation)
+
+  const readFresh = (operation: string, exact: boolean) => (file: FileLike, offset: Position, length: Position) =>
+    Effect.suspend(() => {
+      // Refused as a value, not thrown: no defect handler on every read.
+      const valid = validate.length(operation, length)
+      if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      const n = valid.right
+      const buffer = new Uint8Array(n)
+      return Effect.flatMap(readInto(file, offset, buffer, exact, operation), (read) =>
+        exact && read < n
+          ? Effect.fail(
+            new UnexpectedEof({ ...contextOf(operation, file), offset: Number(offset), expected: n, read })
+          )
+          : Effect.succeed(read === n ? buffer : buffer.subarray(0, read)))
+    })
+
+  /**
+   * Reads every range in one crossing into native code; slices of one buffer come back in order.
+   * Flushed at once, so a batch of cached reads is done when its submit call returns and the
+   * fiber does not suspend. Interruption cancels the ranges still pending and waits for them.
+   */
+  const readBatch = (
+    file: FileLike,
+    ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>,
+    options?: { readonly buffer?: Uint8Array }
+  ): Effect.Effect<Array<Uint8Array>, UringError> =>
+    Effect.uninterruptibleMask((restore) => {
+      const operation = "readBatch"
+      const count = ranges.length
+      if (count === 0) return Effect.succeed([])
+      const memory = batches.take(count)
+      // `[offset, length]` per range; once submitted, each offset's place holds the range's result.
+      const packed = memory.ranges
+      let total = 0
+      for (let i = 0; i < count; i++) {
+        const range = ranges[i]!
+        packed[2 * i] = offsetOf(operation, range.offset)
+        const length = lengthOf(operation, range.length)
+        packed[2 * i + 1] = length
+        total += length
+      }
+      // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
+      const given = options?.buffer
+      if (given !== undefined) {
+        checkBuffer(operation, given)
+        if (given.length < total) {
+          throw new Refused(new InvalidArgument({ operation, argument: "buffer", reason: `holds ${given.length} bytes, the ranges need ${total}` }))
+        }
+      }
+      const buffer = given ?? new Uint8Array(total)
+      let remaining = count
+      let wake: ((outcome: Effect.Effect<Array<Uint8Array>, UringError>) => void) | undefined
+      /** Every range has its result: the slices, and the batch's arrays back to the pool. */
+      const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
+        const slices = new Array<Uint8Array>(count)
+        // The constructor over the buffer's own bytes costs half of what `subarray` does.
+        const bytes = buffer.buffer
+        let at = buffer.byteOffset
+        for (let i = 0; i < count; i++) {
+          const result = packed[2 * i]!
+          if (result < 0) {
+            batches.give(memory)
+            return Effect.fail(failure(result, operation, file))
+          }
+          slices[i] = new Uint8Array(bytes, at, result)
+          at += packed[2 * i + 1]!
+        }
+        batches.give(memory)
+        return Effect.succeed(slices)
+      }
+      try {
+        client.submitMany(memory.ops, (native, ids, tokens) => {
+          native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
+          // The binding has read the offsets: from here their places hold results, NaN while pending.
+          for (let i = 0; i < count; i++) packed[2 * i] = NaN
+        }, (index, result) => {
+          packed[2 * index] = result
+          if (--remaining === 0 && wake !== undefined) wake(finish())
+        }, buffer, total)
+      } catch (error) {
+        return Effect.fail(thrown(error, operation, file))
+      }
+      if (remaining === 0) return finish()
+      return Effect.catchAllCause(
+        restore(Effect.async<Array<Uint8Array>, UringError>((resume) => {
+          if (remaining === 0) return resume(finish())
+          wake = resume
+        })),
+        (cause) =>
+          remaining === 0 || !Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(settleMany(memory.ops, packed), Effect.failCause(cause))
+      )
+    }).pipe(refusedAsFailure)
+
+  return { readInto, readFresh, readBatch }
+}

@@ -1,0 +1,227 @@
+/**
+ * What every op of the `Uring` service shares: the checks that refuse bad input before anything
+ * reaches the kernel, the errors an op's result maps to, and `run`, the Effect wrapper around one
+ * native op whose interruption waits for the kernel.
+ *
+ * @internal
+ */
+import { Cause, Effect, Either } from "effect"
+import { fromErrno, InvalidArgument, RingClosed, TooManyOpenFiles, type UringError } from "../../errors/UringError.js"
+import { AtFlags } from "../../services/Flags.js"
+import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
+import type { UringConfig } from "../../services/UringConfig.js"
+import { type NativeRing, nativeErrorCode } from "../native.js"
+import type { RingClient, Submitted, SubmittedMany } from "../RingClient.js"
+import * as validate from "../validate.js"
+import { withoutStack } from "../withoutStack.js"
+
+const ECANCELED = 125
+const ENFILE = 23
+/** Pooled buffers kept for reuse, at most, per pool: one per op of a 64-way loop. */
+export const POOL_KEEP = 64
+
+interface Context {
+  readonly operation: string
+  readonly path?: string | undefined
+  readonly fd?: number | undefined
+}
+
+/** What an op acts on, named in its errors: a file, or a path. */
+export type Subject = FileLike | string
+
+/** The error context of an op: built only when one fails, from what the op keeps anyway. */
+export const contextOf = (operation: string, subject: Subject): Context =>
+  typeof subject === "string"
+    ? { operation, path: subject }
+    : subject instanceof OwnedFd
+    ? { operation, fd: subject.fd, path: subject.path }
+    : { operation, fd: typeof subject === "number" ? subject : subject.fd }
+
+/** Submits one op through the binding and returns its cancel token. */
+type Submit = (native: NativeRing, id: number) => number
+
+/** Thrown inside a submit body to fail the op with a typed error before anything is submitted. */
+export class Refused {
+  constructor(readonly error: UringError) {}
+}
+
+/** One handler for every `refusedAsFailure`, not a closure per call. */
+const refusal = (defect: unknown): Effect.Effect<never, UringError> =>
+  defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)
+
+/** Turns a `Refused` thrown while building an effect into its typed failure. */
+export const refusedAsFailure = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | UringError, R> =>
+  Effect.catchAllDefect(self, refusal)
+
+export const check = <A>(result: Either.Either<A, InvalidArgument>): A => {
+  if (Either.isLeft(result)) throw new Refused(result.left)
+  return result.right
+}
+
+/** A valid offset as a number; a plain number skips the full check's Either (this runs once per op). */
+export const offsetOf = (operation: string, value: Position, argument?: string): number =>
+  validate.isPlainOffset(value) ? value + 0 : check(validate.offset(operation, value, argument))
+
+/** A valid byte count as a number; a plain in-range number skips the full check's Either. */
+export const lengthOf = (operation: string, value: Position): number =>
+  validate.isPlainOffset(value) && value <= validate.MAX_LENGTH ? value + 0 : check(validate.length(operation, value))
+
+/** What a buffer argument holds, for an inline-copy budget; anything else is refused later, when submitted. */
+export const bytesOf = (value: unknown): number => value instanceof Uint8Array ? value.byteLength : 0
+
+/** Refuses a buffer the kernel may not use, without the Either of `validate.buffer`. */
+export const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
+  const problem = validate.bufferProblem(value)
+  if (problem !== undefined) throw new Refused(new InvalidArgument({ operation, argument, reason: problem }))
+}
+
+/** The shared part of every op over one client. @internal */
+export type Runner = ReturnType<typeof makeRunner>
+
+/** @internal */
+export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracing">) => {
+  const ringId = client.native.ringId
+
+  /**
+   * What an op on `file` submits: the raw fd, or for a `RegisteredFile` its slot (such ops are
+   * `fixed`: `file instanceof RegisteredFile`), or a typed refusal.
+   */
+  const fdOf = (operation: string, file: FileLike): number => {
+    if (typeof file === "number") return check(validate.fd(operation, file, "file"))
+    if (file instanceof RegisteredFile) {
+      if (file.ringId !== ringId) {
+        throw new Refused(
+          new InvalidArgument({ operation, argument: "file", reason: `${file} belongs to another ring` })
+        )
+      }
+      if (file.released) {
+        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was released` }))
+      }
+      return file.slot
+    }
+    if (file instanceof OwnedFd) {
+      if (file.closed) {
+        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was closed` }))
+      }
+      return file.fd
+    }
+    throw new Refused(
+      new InvalidArgument({ operation, argument: "file", reason: "expected an OwnedFd, a RegisteredFile or an fd" })
+    )
+  }
+
+  const rawFd = (operation: string, file: FileLike, argument = "file"): number => {
+    if (file instanceof RegisteredFile) {
+      fdOf(operation, file)
+      return file.fd
+    }
+    if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file
+    return check(validate.fd(operation, fdOf(operation, file), argument))
+  }
+
+  const thrown = (error: unknown, operation: string, subject: Subject): UringError => {
+    if (error instanceof Refused) return error.error
+    switch (nativeErrorCode(error)) {
+      case "ERR_URING_CLOSED":
+        return new RingClosed({ operation })
+      case "ERR_URING_TABLE_FULL": {
+        const { fd } = contextOf(operation, subject)
+        return new TooManyOpenFiles({ operation, ...(fd !== undefined ? { fd } : {}), errno: ENFILE, code: "ENFILE" })
+      }
+      case "ERR_URING_INVALID_ARGUMENT":
+        return new InvalidArgument({
+          operation,
+          argument: "arguments",
+          reason: (error as Error).message.replace(/^ERR_URING_[A-Z_]+: /, "")
+        })
+      default:
+        throw error
+    }
+  }
+
+  /** The error for a negative result: the errno's tag, or RingClosed for ops cancelled by closing. */
+  const failure = (result: number, operation: string, subject: Subject): UringError =>
+    -result === ECANCELED && client.closed
+      ? new RingClosed({ operation })
+      : withoutStack(() => fromErrno(-result, contextOf(operation, subject)))
+
+  /** Cancels a submitted op; completes when its completion has arrived. */
+  const settle = (op: Submitted): Effect.Effect<void> =>
+    Effect.async<void>((settled) => {
+      client.cancel(op, () => settled(Effect.void))
+    })
+
+  /** Cancels a batch's ops still pending (NaN in `results`, every other entry); completes when their completions have arrived. */
+  const settleMany = ({ ids, tokens }: SubmittedMany, results: Float64Array): Effect.Effect<void> =>
+    Effect.async<void>((settled) => {
+      // Only ops still pending: a finished op's id may already belong to another op. Counted
+      // here, when the cancel runs: completions may arrive between the interruption and now.
+      let left = 0
+      for (let i = 0; i < ids.length; i++) if (Number.isNaN(results[2 * i])) left++
+      if (left === 0) return settled(Effect.void)
+      for (let i = 0; i < ids.length; i++) {
+        if (Number.isNaN(results[2 * i])) client.cancel({ id: ids[i]!, token: tokens[i]! }, () => --left === 0 && settled(Effect.void))
+      }
+    })
+
+  /**
+   * Runs one native op on `subject` as an Effect. `body` validates (throwing `Refused`) and
+   * submits; the result is the syscall's non-negative value. With `now` (the bytes the op moves,
+   * for ops the kernel may finish inline), the op is flushed at once, and one the engine
+   * completes inline (a cached read) gives its result without suspending the fiber. When
+   * interrupted, the op is cancelled and the interruption completes only after the kernel's
+   * completion, so its memory is no longer used.
+   *
+   * The op is submitted in an uninterruptible region, so an interruption either comes before it
+   * or finds it submitted and cancels it. The cancel hook is a `catchAllCause` there rather than
+   * a canceler returned to `Effect.async`, which wraps every op in `onInterrupt` (an `onExit`
+   * that also works on success): that wrapper cost more per op than this region (bench/micro.ts).
+   */
+  const run = (
+    operation: string,
+    subject: Subject,
+    body: Submit,
+    keep?: unknown,
+    now?: number
+  ): Effect.Effect<number, UringError> =>
+    Effect.uninterruptibleMask((restore) => {
+      // Set by the completion, whenever it comes: once it has, the op's id may belong to
+      // another op already, so it must not be cancelled.
+      let result: number | undefined
+      let wake: ((outcome: Effect.Effect<number, UringError>) => void) | undefined
+      const onResult = (value: number) => {
+        result = value
+        if (wake !== undefined) wake(outcome(value, operation, subject))
+      }
+      let op: Submitted
+      try {
+        op = now === undefined ? client.submit(body, onResult, keep) : client.submitNow(body, onResult, keep, now)
+      } catch (error) {
+        return Effect.fail(thrown(error, operation, subject))
+      }
+      if (result !== undefined) return outcome(result, operation, subject)
+      return Effect.catchAllCause(
+        restore(Effect.async<number, UringError>((resume) => {
+          // The completion may have come while the fiber yielded on its way here.
+          if (result !== undefined) return resume(outcome(result, operation, subject))
+          wake = resume
+        })),
+        (cause) =>
+          result !== undefined || !Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(settle(op), Effect.failCause(cause))
+      )
+    })
+
+  /** An op's result as the Effect `run` returns. */
+  const outcome = (value: number, operation: string, subject: Subject): Effect.Effect<number, UringError> =>
+    value >= 0 ? Effect.succeed(value) : Effect.fail(failure(value, operation, subject))
+
+  const traced = <Args extends Array<any>, A, E, R>(
+    name: string,
+    f: (...args: Args) => Effect.Effect<A, E, R>
+  ): (...args: Args) => Effect.Effect<A, E, R> =>
+    config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
+
+  return { client, ringId, fdOf, rawFd, thrown, failure, settle, settleMany, run, traced }
+}
