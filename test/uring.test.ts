@@ -121,6 +121,48 @@ layer(Uring.layer())("Uring", (it) => {
         expect([...decode(first!) + decode(second!)].sort().join("")).toBe("abcdefgh")
       }))
 
+    it.scoped("readBatch into one buffer again hands back its views when the lengths match, never the caller's objects", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "data")
+        const data = pattern(4096, 9)
+        Fs.writeFileSync(path, data)
+        const file = yield* uring.open(path)
+        // A view into a larger buffer, so the views' offsets include its own.
+        const buffer = new Uint8Array(new ArrayBuffer(64), 8, 48)
+        const read = (offsets: Array<number>, length = 8) =>
+          uring.readBatch(file, offsets.map((offset) => ({ offset, length })), { buffer })
+        const expectBytes = (slices: Array<Uint8Array>, offsets: Array<number>) =>
+          offsets.forEach((offset, i) => {
+            expect(slices[i]!.byteOffset).toBe(8 + 8 * i)
+            expect(Buffer.compare(slices[i]!, data.subarray(offset, offset + 8))).toBe(0)
+          })
+        const first = yield* read([0, 100, 200])
+        expectBytes(first, [0, 100, 200])
+        const second = yield* read([300, 400, 500])
+        expectBytes(second, [300, 400, 500])
+        expect(second).not.toBe(first)
+        second.forEach((view, i) => expect(view).toBe(first[i]))
+        // What the caller puts in a returned array is never handed back.
+        const foreign = new Uint8Array(buffer.buffer, 8, 8)
+        second[0] = foreign
+        const third = yield* read([600, 700, 800])
+        expectBytes(third, [600, 700, 800])
+        expect(third[0]).not.toBe(foreign)
+        expect(third[1]).toBe(first[1])
+        // A short read at the end of the file gets a view of its own length.
+        const fourth = yield* read([900, 4092, 1000])
+        expect(fourth[1]!.length).toBe(4)
+        expect(fourth[1]).not.toBe(first[1])
+        expect(Buffer.compare(fourth[1]!, data.subarray(4092))).toBe(0)
+        expect(fourth[0]).toBe(third[0])
+        // Without a buffer of the caller's, every batch has fresh memory and fresh views.
+        const [a] = yield* uring.readBatch(file, [{ offset: 0, length: 8 }])
+        const [b] = yield* uring.readBatch(file, [{ offset: 0, length: 8 }])
+        expect(a!.buffer).not.toBe(b!.buffer)
+      }))
+
     it.scoped("a cached read, a batch of them or a write with room completes without suspending the fiber; failures alike", () =>
       Effect.gen(function*() {
         const uring = yield* Uring

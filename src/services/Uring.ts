@@ -53,7 +53,9 @@ export interface UringShape {
    * A batch the kernel finishes inside the submit call (cached data) returns without suspending
    * the fiber. With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
    * to avoid an allocation per call); otherwise a new one is allocated. Each slice is a plain
-   * `Uint8Array` view over that buffer's memory, even when `buffer` is a Node `Buffer`.
+   * `Uint8Array` view over that buffer's memory, even when `buffer` is a Node `Buffer`. A slice at
+   * the same place and of the same length as one an earlier batch returned over the same `buffer`
+   * is that same view object (it shows the same bytes either way); the returned array is new.
    */
   readonly readBatch: (
     file: FileLike,

@@ -28,6 +28,19 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
   /** `readBatch`'s typed arrays, for the next batch of the same size. */
   const batches = new BatchPool(BATCHES_KEEP)
 
+  /**
+   * The views `readBatch` last returned over a caller's buffer, by that buffer: a batch that reads
+   * the same ranges' lengths into it again hands back the same view objects instead of creating 64
+   * (they show the same bytes either way). Weakly held: a dropped buffer takes its views along.
+   * Kept apart from the arrays returned, which the caller may change.
+   */
+  const reusable = new WeakMap<Uint8Array, Array<Uint8Array | undefined>>()
+  const viewsOf = (buffer: Uint8Array): Array<Uint8Array | undefined> => {
+    let views = reusable.get(buffer)
+    if (views === undefined) reusable.set(buffer, views = [])
+    return views
+  }
+
   const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) =>
     run(operation, file, (native, id) => {
       const fd = fdOf(operation, file)
@@ -129,6 +142,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       /** Every range has its result: the slices, and the batch's arrays back to the pool. */
       const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
         const slices = new Array<Uint8Array>(count)
+        const reused = given === undefined ? undefined : viewsOf(given)
         // The constructor over the buffer's own bytes costs half of what `subarray` does.
         const bytes = buffer.buffer
         let at = buffer.byteOffset
@@ -138,7 +152,13 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
             batches.give(memory)
             return Effect.fail(failure(result, operation, file))
           }
-          slices[i] = new Uint8Array(bytes, at, result)
+          const old = reused?.[i]
+          if (old !== undefined && old.byteOffset === at && old.length === result) {
+            slices[i] = old
+          } else {
+            slices[i] = new Uint8Array(bytes, at, result)
+            if (reused !== undefined) reused[i] = slices[i]!
+          }
           at += packed[2 * i + 1]!
         }
         batches.give(memory)
