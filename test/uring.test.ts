@@ -9,6 +9,13 @@ import { fdCount, mkfifo, openFifo, pattern, tempDir } from "./helpers/fixtures.
 const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 const encode = (s: string) => new TextEncoder().encode(s)
 const decode = (b: Uint8Array) => new TextDecoder().decode(b)
+/** A FIFO in a fresh temp dir, opened through the ring for reading and writing (so opening never blocks). */
+const ringFifo = Effect.gen(function*() {
+  const dir = yield* tempDir()
+  const path = Path.join(dir, "fifo")
+  mkfifo(path)
+  return { path, fifo: yield* (yield* Uring).open(path, { flag: "r+" }) }
+})
 
 layer(Uring.layer())("Uring", (it) => {
   describe("reads and writes", () => {
@@ -83,10 +90,7 @@ layer(Uring.layer())("Uring", (it) => {
     it.scoped("an interrupted readBatch cancels what is still pending and waits for it", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
-        const dir = yield* tempDir()
-        const fifoPath = Path.join(dir, "fifo")
-        mkfifo(fifoPath)
-        const fifo = yield* uring.open(fifoPath, { flag: "r+" })
+        const { fifo, path: fifoPath } = yield* ringFifo
         Fs.writeFileSync(fifoPath, Buffer.alloc(8, 1))
         const fiber = yield* Effect.fork(uring.readBatch(fifo, Array.from({ length: 32 }, () => ({ offset: 0, length: 8 }))))
         yield* realSleep(20)
@@ -470,10 +474,7 @@ layer(Uring.layer())("Uring", (it) => {
     it.scoped("an interrupted readInto waits for the kernel: the buffer is never written afterwards", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
-        const dir = yield* tempDir()
-        const fifoPath = Path.join(dir, "fifo")
-        mkfifo(fifoPath)
-        const fifo = yield* uring.open(fifoPath, { flag: "r+" })
+        const { fifo, path: fifoPath } = yield* ringFifo
         const buffers = Array.from({ length: 64 }, () => new Uint8Array(16).fill(0xaa))
         const fibers = yield* Effect.forEach(buffers, (buffer) => Effect.fork(uring.readInto(fifo, 0, buffer)))
         yield* realSleep(20)
