@@ -19,7 +19,12 @@ const READ_FILE_FIRST = 16 * 1024
 /** The largest whole file one op returns (its count is an int32). */
 const WHOLE_FILE_MAX = 0x7fffffff
 
-/** @internal */
+/**
+ * `uses` are the other modules' ops these fall back on: a stat to size a file larger than the
+ * first read, and an fd of its own with `writeAll`'s pieces for data too large for one op.
+ *
+ * @internal
+ */
 export const makeWholeFiles = (runner: Runner, uses: {
   readonly stat: (path: string) => Effect.Effect<Metadata, UringError>
   readonly withFile: <A, E, R>(path: string, options: OpenOptions, use: (file: OwnedFd) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | UringError, R>
