@@ -101,6 +101,11 @@ describe("path", () => {
     expect(refusal(validate.path("openAt", "a".repeat(4096))).reason).toContain("PATH_MAX")
     // 2048 characters but 4096 bytes.
     expect(refusal(validate.path("openAt", "é".repeat(2048))).reason).toContain("4096")
+    // Three bytes per character, on either side of the limit.
+    expect(accepted(validate.path("openAt", "€".repeat(1365)))).toHaveLength(1365)
+    expect(refusal(validate.path("openAt", "€".repeat(1366))).reason).toContain("4098")
+    // Four bytes per surrogate pair (two UTF-16 units).
+    expect(refusal(validate.path("openAt", "𝄞".repeat(1024))).reason).toContain("4096")
   })
 })
 

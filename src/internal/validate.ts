@@ -108,9 +108,12 @@ export const path = (operation: string, value: string, argument = "path"): Eithe
   if (value.length === 0) return refuse(operation, argument, "must not be empty")
   // The kernel reads a C string: everything after a NUL would be dropped silently.
   if (value.includes("\u0000")) return refuse(operation, argument, "must not contain a NUL character (\\u0000)")
-  const bytes = Buffer.byteLength(value, "utf8")
-  if (bytes >= PATH_MAX) {
-    return refuse(operation, argument, `must be shorter than PATH_MAX (${PATH_MAX} bytes in UTF-8, got ${bytes})`)
+  // A UTF-16 unit is at most 3 bytes of UTF-8: only a long string needs its bytes counted.
+  if (3 * value.length >= PATH_MAX) {
+    const bytes = Buffer.byteLength(value, "utf8")
+    if (bytes >= PATH_MAX) {
+      return refuse(operation, argument, `must be shorter than PATH_MAX (${PATH_MAX} bytes in UTF-8, got ${bytes})`)
+    }
   }
   return Either.right(value)
 }
