@@ -12,7 +12,7 @@ import { Effect, Exit, Fiber } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fdCount, pattern, tempDir } from "../helpers/fixtures.js"
-import { interruptAfter, makeWithClient, openFifos, prng, realSleep, seedFromEnv } from "./helpers.js"
+import { forkStorm, makeWithClient, openFifos, prng, realSleep, seedFromEnv } from "./helpers.js"
 
 const ROUNDS = 20
 const PER_ROUND = 300
@@ -76,31 +76,12 @@ describe("batch storm", () => {
       let finishedFirst = 0
       const round = Effect.gen(function*() {
         const batches = Array.from({ length: PER_ROUND }, newBatch)
-        const fibers = yield* Effect.forEach(batches, (batch) =>
-          Effect.fork(Effect.ensuring(
-            uring.readBatch(batch.fifo >= 0 ? fifos.readers[batch.fifo]! : dataFd, batch.ranges, { buffer: batch.buffer }),
-            Effect.sync(() => {
-              batch.done = true
-            })
-          )))
-        const interrupters = yield* Effect.forEach(
-          batches.flatMap((batch, i) => (batch.interrupt ? [i] : [])),
-          (i) => {
-            const batch = batches[i]!
-            const wait = batch.moment === 0
-              ? Effect.void
-              : batch.moment === 1
-              ? Effect.repeatN(Effect.yieldNow(), batch.delay - 1)
-              : realSleep(batch.delay)
-            // Once the interruption has finished, the kernel must not touch this buffer.
-            return interruptAfter(fibers[i]!, wait, () => batch.buffer.fill(CANARY))
-          }
+        const { fibers, interrupted } = yield* forkStorm(
+          batches,
+          (batch) => uring.readBatch(batch.fifo >= 0 ? fifos.readers[batch.fifo]! : dataFd, batch.ranges, { buffer: batch.buffer }),
+          (batch) => batch.buffer.fill(CANARY)
         )
-        const interrupted = yield* Fiber.joinAll(interrupters)
-        let k = 0
-        for (const batch of batches) {
-          if (!batch.interrupt) continue
-          const exit = interrupted[k++]!
+        for (const { op: batch, exit } of interrupted) {
           // A FIFO batch interrupted before any data existed can only have been cancelled.
           if (batch.fifo >= 0 || Exit.isFailure(exit)) {
             expect(Exit.isInterrupted(exit)).toBe(true)

@@ -128,11 +128,43 @@ export const openFifos = (paths: ReadonlyArray<string>) => {
   }
 }
 
-/** Forks: `wait`, then interrupt `fiber`, then `after` (the interruption has finished); its exit. */
-export const interruptAfter = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, wait: Effect.Effect<unknown>, after: () => void) =>
-  Effect.fork(Effect.gen(function*() {
-    yield* wait
-    const exit = yield* Fiber.interrupt(fiber)
-    after()
-    return exit
-  }))
+/** One op of a storm: whether it is interrupted, when (`moment`, `delay`), and whether its fiber has ended. */
+export interface StormOp {
+  readonly interrupt: boolean
+  /** 0: at once; 1: after `delay` yields; 2: after `delay` ms; higher: the test's own (`waitOf`). */
+  readonly moment: number
+  readonly delay: number
+  done: boolean
+}
+
+/** The wait before an interruption at `op.moment` 0, 1 or 2. */
+export const momentWait = (op: StormOp): Effect.Effect<void> =>
+  op.moment === 0 ? Effect.void : op.moment === 1 ? Effect.repeatN(Effect.yieldNow(), op.delay - 1) : realSleep(op.delay)
+
+/**
+ * Forks `effectOf(op, i)` for every op (`done` once its fiber ends), and for every op to
+ * interrupt, a fiber that waits `waitOf(op)`, interrupts it, then runs `after(op)`: from then on
+ * the kernel must not touch the op's memory. Returns the ops' fibers and, once every interruption
+ * has finished, each interrupted op with its exit.
+ */
+export const forkStorm = <O extends StormOp, A, E>(
+  ops: ReadonlyArray<O>,
+  effectOf: (op: O, i: number) => Effect.Effect<A, E>,
+  after: (op: O) => void,
+  waitOf: (op: O) => Effect.Effect<unknown> = momentWait
+) =>
+  Effect.gen(function*() {
+    const fibers = yield* Effect.forEach(ops, (op, i) =>
+      Effect.fork(Effect.ensuring(effectOf(op, i), Effect.sync(() => {
+        op.done = true
+      }))))
+    const interrupted = ops.flatMap((op, i) => (op.interrupt ? [{ op, fiber: fibers[i]! }] : []))
+    const exits = yield* Fiber.joinAll(yield* Effect.forEach(interrupted, ({ fiber, op }) =>
+      Effect.fork(Effect.gen(function*() {
+        yield* waitOf(op)
+        const exit = yield* Fiber.interrupt(fiber)
+        after(op)
+        return exit
+      }))))
+    return { fibers, interrupted: interrupted.map(({ op }, k) => ({ op, exit: exits[k]! })) }
+  })

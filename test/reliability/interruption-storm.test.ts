@@ -13,7 +13,7 @@ import { Effect, Exit, Fiber } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fdCount, openFifo, pattern, tempDir } from "../helpers/fixtures.js"
-import { heapMiB, interruptAfter, makeWithClient, openFifos, prng, realSleep, rssMiB, seedFromEnv, waitUntil } from "./helpers.js"
+import { forkStorm, heapMiB, makeWithClient, momentWait, openFifos, prng, realSleep, rssMiB, seedFromEnv, waitUntil } from "./helpers.js"
 
 const TOTAL = 100_000
 const PER_ROUND = 2_000
@@ -105,31 +105,14 @@ describe("interruption storm", () => {
         Fs.ftruncateSync(outFd, 0)
         const ops = Array.from({ length: PER_ROUND }, newOp)
         const batchesAtStart = client.batches
-        const fibers = yield* Effect.forEach(ops, (op, i) =>
-          Effect.fork(Effect.ensuring(effectOf(op, i), Effect.sync(() => {
-            op.done = true
-          }))))
-        const interrupters = yield* Effect.forEach(
-          ops.flatMap((op, i) => (op.interrupt ? [i] : [])),
-          (i) => {
-            const op = ops[i]!
-            const wait = op.moment === 0
-              ? Effect.void
-              : op.moment === 1
-              ? Effect.repeatN(Effect.yieldNow(), op.delay - 1)
-              : op.moment === 2
-              ? realSleep(op.delay)
-              : Effect.asVoid(waitUntil(() => client.batches >= batchesAtStart + op.delay, 1_000, 0))
-            // Once the interruption has finished, the kernel must not touch this buffer.
-            return interruptAfter(fibers[i]!, wait, () => op.buffer.fill(op.kind === "write" ? POISON : CANARY))
-          }
+        const { fibers, interrupted } = yield* forkStorm(
+          ops,
+          effectOf,
+          (op) => op.buffer.fill(op.kind === "write" ? POISON : CANARY),
+          (op) => op.moment === 3 ? waitUntil(() => client.batches >= batchesAtStart + op.delay, 1_000, 0) : momentWait(op)
         )
-        const interruptedExits = yield* Fiber.joinAll(interrupters)
-        // A FIFO read interrupted before any data existed can only have been cancelled.
-        let k = 0
-        for (const op of ops) {
-          if (!op.interrupt) continue
-          const exit = interruptedExits[k++]!
+        for (const { op, exit } of interrupted) {
+          // A FIFO read interrupted before any data existed can only have been cancelled.
           if (op.kind === "fifo") expect(Exit.isInterrupted(exit)).toBe(true)
           else if (Exit.isFailure(exit)) {
             expect(Exit.isInterrupted(exit)).toBe(true)
