@@ -198,7 +198,7 @@ describe("other errors", () => {
 
   it("RingUnavailable carries the hint for blocked io_uring", () => {
     const blocked = new RingUnavailable({ errno: 1, code: "EPERM", reason: "io_uring_setup failed" })
-    for (const part of ["seccomp", "kernel.io_uring_disabled", "gVisor", "5.15", "layerWithFallback", "EPERM", "blocked"]) {
+    for (const part of ["seccomp", "kernel.io_uring_disabled", "gVisor", "5.19", "layerWithFallback", "EPERM", "blocked"]) {
       expect(blocked.message).toContain(part)
     }
     const memory = new RingUnavailable({ errno: 12, code: "ENOMEM", reason: "io_uring_setup failed" })

@@ -381,7 +381,7 @@ export class RingUnavailable extends Schema.TaggedError<RingUnavailable>("effect
     return `io_uring ring setup failed: ${this.code} (errno ${this.errno}): ${this.reason}. Hint: ${likely}. ` +
       "io_uring is refused by the default seccomp profile of Docker/containerd, by gVisor, by " +
       "`sysctl kernel.io_uring_disabled` (0 allows all, 1 only members of kernel.io_uring_group, 2 none), " +
-      "and by kernels older than 5.15. UringFileSystem.layerWithFallback uses Node's file system in that case."
+      "and by kernels older than 5.19. UringFileSystem.layerWithFallback uses Node's file system in that case."
   }
 }
 
