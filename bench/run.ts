@@ -6,7 +6,7 @@
  * and reports medians. fio runs as a subprocess in the same rotation.
  *
  * Options: --quick, --trials N, --duration MS, --dir PATH (data files), --only id,id (workloads),
- * --peers id,id, --no-memory, --no-fio, --render results/X.json (rewrite X.md and its SVG), --model lanes|batch (default lanes: `qd` closed-loop lanes,
+ * --peers id,id, --no-memory, --no-fio, --render bench/results/X.json (rewrite X.md and its SVG), --model lanes|batch (default lanes: `qd` closed-loop lanes,
  * latency per op; batch: issue `qd`, wait for all, latency per batch).
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process"
@@ -370,7 +370,7 @@ const main = async () => {
 
 const fmt = (v: number, unit: string) => (unit === "GB/s" ? `${v.toFixed(2)} GB/s` : `${Math.round(v / 1000)}k/s`)
 
-/** `--render results/full.json`: rewrite that run's markdown and SVG from its JSON (no measuring). */
+/** `--render bench/results/full.json` (relative to the working directory): rewrite that run's markdown and SVG from its JSON (no measuring). */
 const render = (file: string) => {
   const report = JSON.parse(NFS.readFileSync(file, "utf8")) as Report
   const dir = Path.dirname(file)
