@@ -31,7 +31,8 @@ export interface RenameOptions {
  * The operations of one ring. Every method validates its arguments first (an `InvalidArgument`
  * before anything is submitted); kernel failures arrive as the tagged errors of `UringError`.
  * An interrupted operation is cancelled in the kernel, and the interruption completes only once
- * the kernel has finished with the operation's memory.
+ * the kernel has finished with the operation's memory. An open (or registration) that the kernel
+ * finished before the cancel reached it is undone: its fd is closed (its slot released).
  *
  * @since 0.1.0
  * @category models

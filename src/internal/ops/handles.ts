@@ -9,7 +9,10 @@ import type { UringError } from "../../errors/UringError.js"
 import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
 import * as validate from "../validate.js"
-import { check, type Runner } from "./runner.js"
+import { type Acquiring, check, type Runner } from "./runner.js"
+
+/** The caller's interruptibility, as `Effect.uninterruptibleMask` gives it. */
+type Restore = Acquiring["restore"]
 
 /** What open(2) takes, validated (throws `Refused`): the path, the `O_*` flags and a created file's mode. */
 export const openArguments = (operation: string, path: string, options: OpenOptions) => {
@@ -28,11 +31,17 @@ export const makeHandles = (runner: Runner) => {
     return handle
   }
 
-  const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions) =>
+  /** An open's wait interruptible as its caller is (`restore`); an fd it opened anyway is closed. */
+  const opening = (path: string, restore: Restore): Acquiring => ({
+    restore,
+    release: (fd) => releaseFd(owned(fd, path, 0))
+  })
+
+  const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions, restore: Restore) =>
     run(operation, path, (native, id) => {
       const open = openArguments(operation, path, options)
       return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
-    }).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
+    }, undefined, undefined, opening(path, restore)).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
 
   /**
    * Open with O_PATH and close, one engine op, flushed at once (`now`): a path in the dentry cache
@@ -54,11 +63,21 @@ export const makeHandles = (runner: Runner) => {
   /** The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did. */
   const releaseFd = (owned: OwnedFd): Effect.Effect<void> => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
 
-  const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
-    Effect.acquireRelease(
-      openRaw("openAt", dir, path, options),
-      releaseFd
+  /**
+   * `acquire` with its kernel wait as interruptible as the caller (an open may wait on a FIFO for
+   * ever), and what it gives released when the scope ends. Like `acquireRelease`, with the
+   * finalizer added before an interruption can come in.
+   */
+  const acquireScoped = <A>(
+    acquire: (restore: Restore) => Effect.Effect<A, UringError>,
+    release: (a: A) => Effect.Effect<void>
+  ): Effect.Effect<A, UringError, Scope.Scope> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.tap(acquire(restore), (a) => Effect.addFinalizer(() => release(a)))
     )
+
+  const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
+    acquireScoped((restore) => openRaw("openAt", dir, path, options, restore), releaseFd)
 
   /** `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved. */
   const withFile = <A, E, R>(
@@ -66,40 +85,50 @@ export const makeHandles = (runner: Runner) => {
     options: OpenOptions,
     use: (file: OwnedFd) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | UringError, R> =>
-    Effect.acquireUseRelease(
-      openRaw("withFile", AtFlags.AT_FDCWD, path, options),
-      use,
-      releaseFd
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        openRaw("withFile", AtFlags.AT_FDCWD, path, options, restore),
+        (file) => Effect.ensuring(restore(use(file)), releaseFd(file))
+      )
     )
 
+  const unregister = (slot: number, fd: number) =>
+    Effect.ignore(run("unregister", fd, (native, id) => native.unregisterFile(id, slot)))
+
   const register = (file: OwnedFd | number): Effect.Effect<RegisteredFile, UringError, Scope.Scope> =>
-    Effect.acquireRelease(
-      Effect.suspend(() => {
-        let raw = -1
-        return run("register", file, (native, id) => {
-          raw = file instanceof OwnedFd ? fdOf("register", file) : check(validate.fd("register", file))
-          return native.registerFile(id, raw)
-        }).pipe(Effect.map((slot) => {
-          const registered = new RegisteredFile(slot, raw, ringId)
-          if (file instanceof OwnedFd) registered.source = file
-          return registered
-        }))
-      }),
+    acquireScoped(
+      (restore) =>
+        Effect.suspend(() => {
+          let raw = -1
+          return run("register", file, (native, id) => {
+            raw = file instanceof OwnedFd ? fdOf("register", file) : check(validate.fd("register", file))
+            return native.registerFile(id, raw)
+          }, undefined, undefined, { restore, release: (slot) => unregister(slot, raw) }).pipe(Effect.map((slot) => {
+            const registered = new RegisteredFile(slot, raw, ringId)
+            if (file instanceof OwnedFd) registered.source = file
+            return registered
+          }))
+        }),
       (registered) =>
         Effect.suspend(() => {
           if (registered.released) return Effect.void
           registered.released = true
-          return Effect.ignore(run("unregister", registered.fd, (native, id) =>
-            native.unregisterFile(id, registered.slot)))
+          return unregister(registered.slot, registered.fd)
         })
     )
 
   const openBeneath = (operation: string, dir: OwnedFd, path: string, flags: number, mode: number, resolve: number) =>
-    Effect.acquireRelease(
-      run(operation, path, (native, id) =>
-        native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve)).pipe(
-          Effect.map((fd) => owned(fd, path, flags))
-        ),
+    acquireScoped(
+      (restore) =>
+        run(
+          operation,
+          path,
+          (native, id) =>
+            native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve),
+          undefined,
+          undefined,
+          opening(path, restore)
+        ).pipe(Effect.map((fd) => owned(fd, path, flags))),
       releaseFd
     )
 

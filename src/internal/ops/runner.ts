@@ -75,6 +75,17 @@ export const checkBuffer = (operation: string, value: Uint8Array, argument = "bu
   if (problem !== undefined) throw new Refused(new InvalidArgument({ operation, argument, reason: problem }))
 }
 
+/**
+ * How an op that creates something (an fd, a registered slot) runs inside an acquire, which is
+ * uninterruptible: its kernel wait is made interruptible again with the caller's `restore`, and
+ * what it created is released if it succeeded after all, its completion having arrived before
+ * the cancel took effect (the engine itself closes an fd it opened when the cancel comes first).
+ */
+export interface Acquiring {
+  readonly restore: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly release: (value: number) => Effect.Effect<void>
+}
+
 /** The shared part of every op over one client. @internal */
 export type Runner = ReturnType<typeof makeRunner>
 
@@ -145,10 +156,15 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       ? new RingClosed({ operation })
       : withoutStack(() => fromErrno(-result, contextOf(operation, subject)))
 
-  /** Cancels a submitted op; completes when its completion has arrived. */
-  const settle = (op: Submitted): Effect.Effect<void> =>
-    Effect.async<void>((settled) => {
-      client.cancel(op, () => settled(Effect.void))
+  /**
+   * Cancels a submitted op unless `taken()` says its completion came already (its id may then
+   * belong to another op); completes when the completion has arrived, with its result.
+   */
+  const settle = (op: Submitted, taken: () => number | undefined): Effect.Effect<number> =>
+    Effect.async<number>((settled) => {
+      const result = taken()
+      if (result !== undefined) return settled(Effect.succeed(result))
+      client.cancel(op, (value) => settled(Effect.succeed(value)))
     })
 
   /** Cancels a batch's ops still pending (NaN in `results`, every other entry); completes when their completions have arrived. */
@@ -172,6 +188,8 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
    * interrupted, the op is cancelled and the interruption completes only after the kernel's
    * completion, so its memory is no longer used.
    *
+   * With `acquiring`, the op creates something its caller acquires: see {@link Acquiring}.
+   *
    * The op is submitted in an uninterruptible region, so an interruption either comes before it
    * or finds it submitted and cancels it. The cancel hook is a `catchAllCause` there rather than
    * a canceler returned to `Effect.async`, which wraps every op in `onInterrupt` (an `onExit`
@@ -182,7 +200,8 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
     subject: Subject,
     body: Submit,
     keep?: unknown,
-    now?: number
+    now?: number,
+    acquiring?: Acquiring
   ): Effect.Effect<number, UringError> =>
     Effect.uninterruptibleMask((restore) => {
       // Set by the completion, whenever it comes: once it has, the op's id may belong to
@@ -201,15 +220,19 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       }
       if (result !== undefined) return outcome(result, operation, subject)
       return Effect.catchAllCause(
-        restore(Effect.async<number, UringError>((resume) => {
+        (acquiring?.restore ?? restore)(Effect.async<number, UringError>((resume) => {
           // The completion may have come while the fiber yielded on its way here.
           if (result !== undefined) return resume(outcome(result, operation, subject))
           wake = resume
         })),
         (cause) =>
-          result !== undefined || !Cause.isInterruptedOnly(cause)
+          !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.zipRight(settle(op), Effect.failCause(cause))
+            : Effect.flatMap(settle(op, () => result), (value) =>
+              // Interrupted, yet it succeeded: what it created has no other owner.
+              acquiring !== undefined && value >= 0
+                ? Effect.zipRight(acquiring.release(value), Effect.failCause(cause))
+                : Effect.failCause(cause))
       )
     })
 
