@@ -449,6 +449,29 @@ layer(Uring.layer())("Uring", (it) => {
         expect(other.message).toContain("another ring")
       }))
 
+    it.scoped("a RegisteredFile whose OwnedFd was closed refuses ops by raw fd; reads through its slot go on", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        Fs.writeFileSync(Path.join(dir, "first"), "first")
+        Fs.writeFileSync(Path.join(dir, "second"), "second file")
+        const first = yield* uring.open(Path.join(dir, "first"))
+        const registered = yield* uring.register(first)
+        yield* uring.close(first)
+        // The kernel hands out the lowest free number: the second file gets the first one's.
+        const second = yield* uring.open(Path.join(dir, "second"))
+        expect(second.fd).toBe(first.fd)
+        expect(registered.fd).toBe(second.fd)
+        for (const effect of [uring.fstat(registered), uring.statAt(registered as unknown as OwnedFd, "x")]) {
+          const error = yield* Effect.flip(effect)
+          expect(error._tag).toBe("InvalidArgument")
+          expect(error.message).toContain("closed")
+        }
+        // The slot still holds the first file.
+        expect(decode(yield* uring.read(registered, 0, 64))).toBe("first")
+        expect((yield* uring.fstat(second)).size).toBe(11n)
+      }))
+
     it.effect("a RegisteredFile of another ring is refused", () =>
       Effect.gen(function*() {
         const uring = yield* Uring

@@ -86,7 +86,10 @@ export interface UringShape {
   readonly writeAll: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly fsync: (file: FileLike) => Effect.Effect<void, UringError>
   readonly fdatasync: (file: FileLike) => Effect.Effect<void, UringError>
-  /** Statx of an open file (a registered file is looked up by its raw fd). */
+  /**
+   * Statx of an open file. A registered file is looked up by its raw fd, so it is refused once
+   * the `OwnedFd` it was registered from is closed (the number may name another file by then).
+   */
   readonly fstat: (file: FileLike) => Effect.Effect<Metadata, UringError>
   /** `mode`: `FallocateMode` bits (0 allocates and extends). */
   readonly fallocate: (

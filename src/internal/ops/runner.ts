@@ -121,9 +121,19 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
     )
   }
 
+  /**
+   * The raw fd of `file` for ops the kernel takes only by number (statx, the `*at` calls). A
+   * `RegisteredFile` gives the number it was registered with, refused once the `OwnedFd` it came
+   * from is closed: the number may name another file by then (the slot still holds the old one).
+   */
   const rawFd = (operation: string, file: FileLike, argument = "file"): number => {
     if (file instanceof RegisteredFile) {
       fdOf(operation, file)
+      if (file.source?.closed === true) {
+        throw new Refused(
+          new InvalidArgument({ operation, argument, reason: `${file} was registered from ${file.source}, and its number may name another file now` })
+        )
+      }
       return file.fd
     }
     if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file

@@ -41,8 +41,12 @@ export const makeStats = (runner: Runner) => {
     })
 
   const fstat = (file: FileLike): Effect.Effect<Metadata, UringError> =>
-    statInto("fstat", file, (native, id, out) =>
-      native.fstat(id, fdOf("fstat", file), file instanceof RegisteredFile, STATX_ALL_MASK, out))
+    statInto("fstat", file, (native, id, out) => {
+      const registered = file instanceof RegisteredFile
+      // The engine looks a slot up by its raw fd: checked as every op by raw fd is.
+      if (registered) rawFd("fstat", file)
+      return native.fstat(id, fdOf("fstat", file), registered, STATX_ALL_MASK, out)
+    })
 
   const statAt = (dir: DirLike, path: string, flags = 0): Effect.Effect<Metadata, UringError> =>
     statInto("statAt", path, (native, id, out) =>
