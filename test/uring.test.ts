@@ -577,6 +577,24 @@ describe("Uring layer lifecycle", () => {
       expect(error._tag).toBe("RingClosed")
     }))
 
+  it.scoped("an OwnedFd whose scope outlives the ring is closed when that scope ends", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const path = Path.join(dir, "f")
+      Fs.writeFileSync(path, "x")
+      const ringScope = yield* Scope.make()
+      const fileScope = yield* Scope.make()
+      const uring = yield* Scope.extend(make({ ringSize: 8 }), ringScope)
+      const file = yield* Scope.extend(uring.open(path), fileScope)
+      yield* Scope.close(ringScope, Exit.void)
+      const withFile = fdCount()
+      expect(Fs.readlinkSync(`/proc/self/fd/${file.fd}`)).toBe(path)
+      yield* Scope.close(fileScope, Exit.void)
+      expect(file.isClosed).toBe(true)
+      expect(fdCount()).toBe(withFile - 1)
+      expect(() => Fs.readlinkSync(`/proc/self/fd/${file.fd}`)).toThrow()
+    }))
+
   it.live("closing the layer with reads in flight resolves every waiting fiber", () =>
     Effect.scoped(Effect.gen(function*() {
       const fd = yield* openFifo(yield* tempDir())

@@ -7,8 +7,9 @@
  */
 
 /**
- * An open file descriptor owned by a scope: closed through the ring when the scope ends, or
- * earlier with `Uring.close` (which then sees close errors).
+ * An open file descriptor owned by a scope: closed through the ring when the scope ends (with
+ * `close(2)` on the calling thread if the ring is closed by then), or earlier with `Uring.close`
+ * (which then sees close errors).
  *
  * @since 0.1.0
  * @category models

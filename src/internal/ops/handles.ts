@@ -5,6 +5,7 @@
  * @internal
  */
 import { Effect, type Scope } from "effect"
+import * as Fs from "node:fs"
 import type { UringError } from "../../errors/UringError.js"
 import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
@@ -60,8 +61,20 @@ export const makeHandles = (runner: Runner) => {
       return token
     }, undefined, 0).pipe(Effect.asVoid)
 
-  /** The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did. */
-  const releaseFd = (owned: OwnedFd): Effect.Effect<void> => owned.closed ? Effect.void : Effect.ignore(closeFd(owned))
+  /**
+   * The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did.
+   * A scope may outlive the ring: then the close never reached it (`closed` still unset; one the
+   * ring took and cancelled at shutdown is the engine's to close), so it is closed here.
+   */
+  const releaseFd = (owned: OwnedFd): Effect.Effect<void> =>
+    owned.closed ? Effect.void : closeFd(owned).pipe(
+      Effect.catchTag("RingClosed", () =>
+        owned.closed ? Effect.void : Effect.try(() => {
+          owned.closed = true
+          Fs.closeSync(owned.fd)
+        })),
+      Effect.ignore
+    )
 
   /**
    * `acquire` with its kernel wait as interruptible as the caller (an open may wait on a FIFO for
