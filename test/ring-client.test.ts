@@ -338,6 +338,28 @@ describe("RingClient over the binding", () => {
     }
   })
 
+  it("shutdown cancels a pending read, still delivers its completion, and says it closed clean", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
+    const client = new RingClient({ entries: 8 })
+    const path = Path.join(dir, "fifo")
+    mkfifo(path)
+    const fd = Fs.openSync(path, "r+")
+    try {
+      const buffer = new Uint8Array(16)
+      const result = run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(client.pending).toBe(1)
+      // Clean: the kernel gave the read back (cancelled) before the deadline.
+      expect(client.shutdown()).toBe(true)
+      expect(await result).toBe(-125)
+      expect(client.pending).toBe(0)
+      expect(client.shutdown()).toBe(true)
+    } finally {
+      Fs.closeSync(fd)
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it("with inlineSubmit off, every completion comes from the completion thread", async () => {
     await withExe({ entries: 64, inlineSubmit: false }, async (client, fd) => {
       const { ops, wrong } = await readLoop(client, fd, 1, (ops) => ops >= 200)

@@ -267,9 +267,12 @@ export class RingClient {
     this.native.cancel(op.token)
   }
 
-  /** Closes the ring: cancels in-flight ops and waits (bounded) for the kernel to finish them. */
-  shutdown(): void {
-    this.native.shutdown()
+  /**
+   * Closes the ring: cancels in-flight ops and waits (bounded) for the kernel to finish them.
+   * Returns whether every op finished; see `NativeRing.shutdown`.
+   */
+  shutdown(): boolean {
+    return this.native.shutdown()
   }
 
   /**

@@ -106,8 +106,12 @@ export interface NativeRing {
   /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */
   ref(): void
   unref(): void
-  /** Refuse new work, cancel everything in flight, wait for every completion, join both threads. */
-  shutdown(): void
+  /**
+   * Refuse new work, cancel everything in flight, wait for every completion (up to the shutdown
+   * timeout), join both threads. `false`: ops were still in the kernel at the deadline; they never
+   * complete, and the ring keeps this client (and the buffers lent to them) referenced for good.
+   */
+  shutdown(): boolean
 }
 
 /** @internal */

@@ -40,7 +40,16 @@ export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingU
         }),
       catch: setupError
     }),
-    (client) => Effect.sync(() => client.shutdown())
+    (client) =>
+      Effect.suspend(() => {
+        const pending = client.pending
+        return client.shutdown()
+          ? Effect.void
+          : Effect.logWarning(
+            `io_uring ring ${client.native.ringId} closed with operations still in the kernel after ` +
+              `${config.shutdownTimeoutMs} ms (of ${pending} pending at shutdown): their buffers stay allocated until the process exits`
+          )
+      })
   )
 
 const setupError = (error: unknown): RingUnavailable | InvalidConfig => {

@@ -4,9 +4,10 @@ use std::fmt;
 /// Kernel failures of an operation come back as a negative errno in its [`crate::Completion`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineError {
-    /// `io_uring_setup` failed: blocked by seccomp or `kernel.io_uring_disabled`, too old a
-    /// kernel, or out of locked memory. Holds the positive errno.
-    Unavailable(i32),
+    /// A ring could not be made: `io_uring_setup` blocked by seccomp or
+    /// `kernel.io_uring_disabled`, too old a kernel, out of locked memory, or no threads to be
+    /// had. Holds the positive errno and the step that failed.
+    Unavailable { errno: i32, step: &'static str },
     /// A setting that cannot work; says which and why.
     InvalidConfig(String),
     /// The ring is closing or closed.
@@ -20,9 +21,9 @@ pub enum EngineError {
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineError::Unavailable(errno) => write!(
+            EngineError::Unavailable { errno, step } => write!(
                 f,
-                "io_uring is unavailable here: io_uring_setup failed with errno {errno} ({})",
+                "io_uring is unavailable here: {step} failed with errno {errno} ({})",
                 std::io::Error::from_raw_os_error(*errno)
             ),
             EngineError::InvalidConfig(why) => write!(f, "invalid ring configuration: {why}"),

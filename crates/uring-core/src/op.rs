@@ -397,10 +397,24 @@ impl Op {
         }
     }
 
-    /// An fd this op opened and has not closed yet: whoever drops the op must close it.
+    /// An fd whoever drops this op unrun must close: one it opened and has not closed yet, or
+    /// the one a close was asked for (the caller already counts it as closed).
     pub(crate) fn held_fd(&self) -> Option<RawFd> {
         match self {
-            Op::WholeFile { phase: WholeFilePhase::Transfer { fd, .. } | WholeFilePhase::Close { fd, .. }, .. } => Some(*fd),
+            Op::WholeFile { phase: WholeFilePhase::Transfer { fd, .. } | WholeFilePhase::Close { fd, .. }, .. }
+            | Op::Close { fd } => Some(*fd),
+            _ => None,
+        }
+    }
+
+    /// The fd of a close step that the kernel cancelled before it ran (`res` is `-ECANCELED`: a
+    /// close handed to a kernel worker, then cancelled by shutdown or by the caller's cancel).
+    /// Checked before `on_result`, which moves past the step.
+    pub(crate) fn unclosed_fd(&self, res: i32) -> Option<RawFd> {
+        match self {
+            Op::Close { fd } | Op::WholeFile { phase: WholeFilePhase::Close { fd, .. }, .. } if res == -libc::ECANCELED => {
+                Some(*fd)
+            }
             _ => None,
         }
     }

@@ -25,8 +25,9 @@ pub struct Completion {
     pub output: Option<Vec<u8>>,
 }
 
-/// Receives completions in batches, on the completion thread (or the submission thread for ops
-/// that never reached the kernel). Must not block for long: it holds up reaping.
+/// Receives completions in batches: on the completion thread, on the submission thread for ops
+/// that never reached the kernel, and on a caller's thread for completions beyond the room it
+/// gave `Ring::submit_and_reap`. Must not block for long: it holds up reaping.
 pub trait CompletionSink: Send + Sync + 'static {
     fn deliver(&self, batch: Vec<Completion>);
 }
@@ -50,7 +51,8 @@ pub(crate) struct Shared {
     pub sink: Box<dyn CompletionSink>,
     /// Most entries kept in the kernel at once, so the completion queue never overflows.
     pub op_budget: usize,
-    /// Room for cancel entries on top of `op_budget`.
+    /// The completion queue's size: ops stay under `op_budget`, and cancel entries use the room
+    /// left above it.
     pub cq_entries: usize,
     pub coop_taskrun: bool,
     /// The completion thread waits on `reap_work` while nothing is in the kernel (IOPOLL and
@@ -66,10 +68,16 @@ impl Shared {
     }
 }
 
+/// The ring's threads while it runs; once closed, whether that close was clean.
+enum Threads {
+    Running(JoinHandle<bool>, JoinHandle<()>),
+    Closed(bool),
+}
+
 /// A running ring: the kernel ring, its submission and completion threads, and the in-flight slab.
 pub struct Ring {
     shared: Arc<Shared>,
-    threads: Mutex<Option<(JoinHandle<bool>, JoinHandle<()>)>>,
+    threads: Mutex<Threads>,
     shutdown_timeout: Duration,
     deferred_wakeups: bool,
     inline_submit: bool,
@@ -134,9 +142,19 @@ fn setup_error(e: io::Error) -> EngineError {
         Some(libc::EINVAL) => EngineError::InvalidConfig(
             "the kernel refused this ring configuration (EINVAL); iopoll and sqpoll need kernel support".into(),
         ),
-        Some(errno) => EngineError::Unavailable(errno),
-        None => EngineError::Unavailable(libc::EIO),
+        errno => EngineError::Unavailable { errno: errno.unwrap_or(libc::EIO), step: "io_uring_setup" },
     }
+}
+
+/// Sparse file tables came with Linux 5.19: older kernels refuse the request with EINVAL.
+fn register_error(e: io::Error) -> EngineError {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    let step = if errno == libc::EINVAL {
+        "registering a sparse file table (Linux 5.19 or newer)"
+    } else {
+        "registering the file table"
+    };
+    EngineError::Unavailable { errno, step }
 }
 
 impl Ring {
@@ -149,7 +167,7 @@ impl Ring {
         if registered_files > 0 {
             // Before either thread exists: the only register call of the ring's life. Slots change
             // afterwards through FILES_UPDATE entries, queued like any other op.
-            ring.submitter().register_files_sparse(registered_files).map_err(setup_error)?;
+            ring.submitter().register_files_sparse(registered_files).map_err(register_error)?;
         }
         // SQPOLL submits from a kernel thread, IOPOLL completions must be polled for, and
         // COOP_TASKRUN would leave task work queued on a caller that may not enter again.
@@ -171,7 +189,10 @@ impl Ring {
             coop_taskrun: config.coop_taskrun,
             park_reaper: config.iopoll || inline_submit,
         });
-        let spawn_err = |_| EngineError::Unavailable(libc::EAGAIN);
+        let spawn_err = |e: io::Error| EngineError::Unavailable {
+            errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+            step: "starting the ring's threads",
+        };
         let submission = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -194,7 +215,7 @@ impl Ring {
         };
         Ok(Ring {
             shared,
-            threads: Mutex::new(Some((submission, completion))),
+            threads: Mutex::new(Threads::Running(submission, completion)),
             shutdown_timeout: config.shutdown_timeout,
             deferred_wakeups: config.deferred_wakeups,
             inline_submit,
@@ -238,7 +259,7 @@ impl Ring {
     }
 
     fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
-        let key = st.slab.insert(InFlight { user, op, in_kernel: false, abandoned: false });
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();
@@ -279,12 +300,13 @@ impl Ring {
     }
 
     /// Gives up on an operation: the kernel is asked to cancel it, and its completion (the real
-    /// result or `-ECANCELED`) still arrives; its memory is held until then. Stale keys and
-    /// registration ops (which the kernel finishes inline) are ignored.
+    /// result or `-ECANCELED`) still arrives; its memory is held until then. Stale keys,
+    /// registration ops (which the kernel finishes inline) and closes (whose callers count the
+    /// fd as closed once asked, so they must run) are ignored.
     pub fn cancel(&self, key: OpKey) {
         let mut st = self.shared.lock();
         let Some(op) = st.slab.get_mut(key) else { return };
-        if op.abandoned || matches!(op.op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
+        if op.abandoned || matches!(op.op, Op::RegisterFile { .. } | Op::UnregisterFile { .. } | Op::Close { .. }) {
             return;
         }
         op.abandoned = true;
@@ -299,25 +321,47 @@ impl Ring {
     }
 
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
-    /// every completion, then stops and joins both threads. Returns whether every operation
-    /// completed; if not, the ring and all in-flight memory are leaked rather than freed under
-    /// the kernel. Idempotent.
+    /// every completion, then stops and joins both threads. Returns whether it ended clean: every
+    /// operation completed and both threads were joined. If not, the ring and the slab are leaked
+    /// rather than freed under the kernel, and memory the caller lent to ops still in the kernel
+    /// (`Memory::lend`) must stay valid for good. Idempotent: later calls wait for the first and
+    /// return what it returned.
     pub fn close(&self) -> bool {
-        let Some((submission, completion)) = self.threads.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return true;
+        self.close_within(Some(self.shutdown_timeout))
+    }
+
+    /// `close`, but waits for every completion however long it takes: for a caller about to free
+    /// memory it lent to ops (a worker's heap at teardown), where waiting is the only safe choice.
+    pub fn close_waiting(&self) -> bool {
+        self.close_within(None)
+    }
+
+    fn close_within(&self, timeout: Option<Duration>) -> bool {
+        // Held throughout, so a second close waits for the first to finish.
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let (submission, completion) = match std::mem::replace(&mut *threads, Threads::Closed(false)) {
+            Threads::Running(submission, completion) => (submission, completion),
+            Threads::Closed(clean) => {
+                *threads = Threads::Closed(clean);
+                return clean;
+            }
         };
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let mut st = self.shared.lock();
         st.closing = true;
         self.shared.work.notify_all();
         while !st.slab.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            st = self.shared.drained.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st = match deadline {
+                None => self.shared.drained.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.shared.drained.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0
+                }
+            };
         }
-        let drained = st.slab.is_empty();
         st.stop = true;
         self.shared.work.notify_all();
         self.shared.reap_work.notify_all();
@@ -326,11 +370,15 @@ impl Ring {
         if woke_reaper {
             let _ = completion.join();
         }
-        if !drained || !woke_reaper {
-            // The kernel may still write into slab memory: never free it.
+        // Read after the joins: ops that completed during the wind-down count as done, and no
+        // thread can reap what is still in the kernel once both are gone.
+        let clean = woke_reaper && self.shared.lock().slab.is_empty();
+        if !clean {
+            // The kernel may still write into slab memory, or a thread still runs: never free it.
             std::mem::forget(Arc::clone(&self.shared));
         }
-        drained
+        *threads = Threads::Closed(clean);
+        clean
     }
 
     pub fn sq_entries(&self) -> u32 {
@@ -353,11 +401,6 @@ impl Ring {
     /// Operations submitted and not yet completed.
     pub fn in_flight(&self) -> usize {
         self.shared.lock().slab.len()
-    }
-
-    /// Slots the in-flight table has grown to (it never shrinks; reused through its free-list).
-    pub fn slab_capacity(&self) -> usize {
-        self.shared.lock().slab.capacity()
     }
 
     pub fn is_closed(&self) -> bool {

@@ -1,6 +1,6 @@
 //! Slot table with a free-list. A key is `generation << 32 | index`, so a stale key (a slot since
 //! reused) never reaches the new occupant. Generations use 20 bits: keys stay below 2^52 and
-//! cross into JavaScript as exact numbers, and above every reserved `user_data` tag.
+//! cross into JavaScript as exact numbers, and below every reserved `user_data` tag (bit 63).
 
 /// Identifies an operation in the ring; doubles as the entry's `user_data`.
 pub type OpKey = u64;
@@ -82,7 +82,8 @@ impl<T> Slab<T> {
     }
 
     /// How many slots exist (occupied or free): the slab's high-water mark.
-    pub(crate) fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.slots.len()
     }
 }

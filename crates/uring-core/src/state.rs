@@ -1,7 +1,9 @@
 //! What the caller's thread, the submission thread and the completion thread share, behind one
-//! mutex. The lock is held only to move keys and flags, never across a syscall.
+//! mutex. The lock is held only to move keys and flags, never across a syscall that can block
+//! (fds to close wait in `to_close` for an engine thread to close them after unlocking).
 
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 
 use crate::files::FileTable;
 use crate::op::Op;
@@ -38,6 +40,10 @@ pub(crate) struct State {
     pub stop: bool,
     /// The completion thread waits on `Shared::reap_work` (nothing in the kernel).
     pub reaper_parked: bool,
+    /// Fds the engine must close that nobody else knows (opened for an op that was abandoned or
+    /// will not run on), closed by the submission or completion thread outside the lock: a close
+    /// can block (NFS and FUSE flush on close).
+    pub to_close: Vec<RawFd>,
 }
 
 impl State {
@@ -53,6 +59,24 @@ impl State {
             cancel_all_sent: false,
             stop: false,
             reaper_parked: false,
+            to_close: Vec::new(),
         }
+    }
+
+    /// Puts an op in the slab, counting it against the registered slot it names.
+    pub(crate) fn insert(&mut self, op: InFlight) -> OpKey {
+        if let Some(slot) = op.op.fixed_slot() {
+            self.files.add_user(slot);
+        }
+        self.slab.insert(op)
+    }
+
+    /// Takes an op out of the slab for good: the only way out, so slot counts stay exact.
+    pub(crate) fn remove(&mut self, key: OpKey) -> Option<InFlight> {
+        let op = self.slab.remove(key)?;
+        if let Some(slot) = op.op.fixed_slot() {
+            self.files.remove_user(slot);
+        }
+        Some(op)
     }
 }

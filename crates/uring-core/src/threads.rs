@@ -6,12 +6,13 @@
 //! thread waits with `enter(0, 1, GETEVENTS)` and never submits. Lock order: `reaper`, then state.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, Submitter};
 
-use crate::op::Next;
+use crate::op::{Next, Op};
 use crate::ring::{Completion, Shared};
 use crate::state::{InFlight, State};
 
@@ -40,7 +41,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
     // SAFETY: the state lock is held (`st`), as for every submission queue view, so this is the
     // only one, whichever thread fills (the submission thread, or a caller submitting inline).
     let mut sq = unsafe { shared.ring.submission_shared() };
-    if st.closing && !st.cancel_all_sent && !sq.is_full() {
+    if st.closing && !st.cancel_all_sent && !sq.is_full() && st.in_kernel < shared.cq_entries {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any().all()).build().user_data(CANCEL_TAG);
         // SAFETY: the entry carries no pointers.
         if unsafe { sq.push(&cancel_all) }.is_ok() {
@@ -62,17 +63,18 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
         }
     }
     if st.abandoned_queued > 0 {
-        let State { queue, slab, abandoned_queued, .. } = &mut *st;
+        let mut queue = std::mem::take(&mut st.queue);
         queue.retain(|&key| {
-            if !slab.get(key).is_some_and(|op| op.abandoned) {
+            if !st.slab.get(key).is_some_and(|op| op.abandoned) {
                 return true;
             }
-            if let Some(op) = slab.remove(key) {
-                ended.push(discard(op));
+            if let Some(op) = st.remove(key) {
+                ended.push(discard(op, &mut st.to_close));
             }
             false
         });
-        *abandoned_queued = 0;
+        st.queue = queue;
+        st.abandoned_queued = 0;
     }
     while let Some(&key) = st.queue.front() {
         let State { slab, files, closing, in_kernel, .. } = &mut *st;
@@ -82,8 +84,8 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
         };
         if op.abandoned || *closing {
             st.queue.pop_front();
-            if let Some(op) = st.slab.remove(key) {
-                ended.push(discard(op));
+            if let Some(op) = st.remove(key) {
+                ended.push(discard(op, &mut st.to_close));
             }
             continue;
         }
@@ -122,15 +124,19 @@ fn sq_is_empty_locked(_locked: &State, shared: &Shared) -> bool {
 
 /// Submits until the kernel has consumed every queued entry. Transient refusals are retried;
 /// entries are never dropped, because their slots must stay until their completions arrive.
-fn flush(shared: &Shared, submitter: &Submitter<'_>) {
+/// Returns false only when the kernel keeps refusing after the ring was told to stop: then
+/// nothing will take the entries, and `close` must not wait for them.
+fn flush(shared: &Shared, submitter: &Submitter<'_>) -> bool {
     while !sq_is_empty(shared) {
         match submitter.submit() {
             Ok(_) => {}
             Err(e) if transient(&e) => std::thread::yield_now(),
+            Err(_) if shared.lock().stop => return false,
             // Nothing a caller did can cause this; back off instead of spinning.
             Err(_) => std::thread::sleep(Duration::from_millis(1)),
         }
     }
+    true
 }
 
 /// Whether the submission thread has something to do. Entries left in the submission queue
@@ -140,6 +146,7 @@ fn has_work(shared: &Shared, st: &State) -> bool {
         st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
     });
     (st.closing && !st.cancel_all_sent)
+        || !st.to_close.is_empty()
         || !st.cancels.is_empty()
         || st.abandoned_queued > 0
         || front_ready
@@ -177,19 +184,29 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
         }
+        let unclosed = std::mem::take(&mut st.to_close);
         drop(st);
+        close_all(unclosed);
         if !ended.is_empty() {
             shared.sink.deliver(std::mem::take(&mut ended));
         }
-        flush(shared, &submitter);
+        if !flush(shared, &submitter) {
+            return false;
+        }
         st = shared.lock();
     }
     let pushed = push_wake(&st, shared);
     drop(st);
-    if pushed {
-        flush(shared, &submitter);
+    pushed && flush(shared, &submitter)
+}
+
+/// Closes fds nobody else knows; called with no lock held, since a close may block.
+fn close_all(fds: Vec<RawFd>) {
+    for fd in fds {
+        // SAFETY: the engine opened (or was asked to close) `fd` and nobody else holds it; it was
+        // queued once, so it is closed exactly once, here.
+        unsafe { libc::close(fd) };
     }
-    pushed
 }
 
 /// Queues the NOP that makes the completion thread return from its wait and exit.
@@ -242,7 +259,9 @@ pub(crate) fn completion_loop(shared: &Shared) {
             shared.work.notify_one();
         }
         let exit = reaped.woke && st.stop;
+        let unclosed = std::mem::take(&mut st.to_close);
         drop(st);
+        close_all(unclosed);
         if !batch.is_empty() {
             shared.sink.deliver(std::mem::take(&mut batch));
         }
@@ -302,8 +321,9 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
     let mut budget = INLINE_BYTES;
     for _ in 0..INLINE_ROUNDS {
         let mut st = shared.lock();
-        if st.closing {
-            // Shutdown's cancel-everything and drain belong to the threads.
+        if st.closing || !st.to_close.is_empty() {
+            // Shutdown's cancel-everything and drain belong to the threads, and so do closes,
+            // which may block.
             return true;
         }
         if !has_work(shared, &st) {
@@ -319,10 +339,11 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
         // Entries the kernel finishes later (on its workers, or after I/O): the completion
         // thread's turn.
         wake_reaper(shared, &st);
-        if woke && push_wake(&st, shared) {
-            // Only a concurrent `close` queues the NOP: it was meant for the completion thread.
+        if woke {
+            // Only a concurrent `close` queues the NOP: it was meant for the completion thread,
+            // which cannot exit without it.
             drop(st);
-            let _ = submitter.submit();
+            pass_on_wake(shared, &submitter);
         }
         if over_budget {
             return true;
@@ -330,6 +351,17 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
     }
     drop(reaper);
     has_work(shared, &shared.lock())
+}
+
+/// Queues the shutdown NOP again for the completion thread after a caller reaped it inline, and
+/// hands it to the kernel; a full submission queue is submitted first to make room.
+fn pass_on_wake(shared: &Shared, submitter: &Submitter<'_>) {
+    loop {
+        let pushed = push_wake(&shared.lock(), shared);
+        if !flush(shared, submitter) || pushed {
+            return;
+        }
+    }
 }
 
 /// Submits the queued entries from a caller's thread, retrying a refusal only briefly: a
@@ -348,13 +380,13 @@ fn submit_now(shared: &Shared, submitter: &Submitter<'_>) -> bool {
     sq_is_empty(shared)
 }
 
-/// Ends an op that will not run (further): closes any fd it still holds, reports it cancelled.
-fn discard(op: InFlight) -> Completion {
-    if let Some(fd) = op.op.held_fd() {
-        // SAFETY: the op opened `fd` and nobody else knows it; it is closed exactly once, here.
-        unsafe { libc::close(fd) };
-    }
-    Completion { user: op.user, result: -libc::ECANCELED, output: None }
+/// Ends an op that will not run (further): queues any fd it still holds for closing, reports it
+/// cancelled (a close asked for is done that way, so it reports success).
+fn discard(op: InFlight, to_close: &mut Vec<RawFd>) -> Completion {
+    let held = op.op.held_fd();
+    to_close.extend(held);
+    let result = if matches!(op.op, Op::Close { .. }) { 0 } else { -libc::ECANCELED };
+    Completion { user: op.user, result, output: None }
 }
 
 /// Applies one op's completion: resubmit the rest, or release its slot and deliver.
@@ -363,32 +395,35 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
+    // A close that never ran still has to happen: its caller counts the fd as closed.
+    let unclosed = op.op.unclosed_fd(res);
+    st.to_close.extend(unclosed);
+    let Some(op) = st.slab.get_mut(key) else { return false };
     let result = match op.op.on_result(res) {
         Next::Resubmit if !op.abandoned && !closing => {
             st.queue.push_front(key);
             return true;
         }
         Next::Resubmit => {
-            if let Some(op) = st.slab.remove(key) {
-                batch.push(discard(op));
+            if let Some(op) = st.remove(key) {
+                batch.push(discard(op, &mut st.to_close));
             }
             return false;
         }
         Next::Complete(result) => result,
     };
-    let Some(op) = st.slab.remove(key) else { return false };
+    let Some(op) = st.remove(key) else { return false };
     let mut result = result;
     if op.abandoned {
         if let Some(fd) = op.op.orphaned_fd(result) {
-            // Nobody will ever receive this fd.
-            // SAFETY: the kernel just opened `fd` for this op; nothing else knows it.
-            unsafe { libc::close(fd) };
+            // Nobody will ever receive this fd: the kernel just opened it for this op.
+            st.to_close.push(fd);
             result = -libc::ECANCELED;
         }
     }
     match op.op {
-        crate::op::Op::RegisterFile { slot, .. } if result < 0 => st.files.release(slot),
-        crate::op::Op::UnregisterFile { slot, .. } => st.files.release(slot),
+        Op::RegisterFile { slot, .. } if result < 0 => st.files.release(slot),
+        Op::UnregisterFile { slot, .. } => st.files.release(slot),
         _ => {}
     }
     batch.push(Completion { user: op.user, result, output: op.op.into_output(result) });

@@ -123,7 +123,7 @@ fn closing_while_another_thread_submits_inline_neither_hangs_nor_loses_an_op() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = Arc::new(blocks_file(&dir, 4));
-    let ring = Arc::new(deferred(RingConfig::default()));
+    let ring = Arc::new(deferred(inline()));
     let stop = Arc::new(AtomicBool::new(false));
     let submitter = {
         let (ring, file, stop) = (Arc::clone(&ring), Arc::clone(&file), Arc::clone(&stop));

@@ -265,3 +265,60 @@ fn an_idle_iopoll_ring_does_not_spin_and_still_completes_and_closes() {
     assert!(cpu() - before < 10, "an idle ring used {} ticks in 0.5 s", cpu() - before);
     assert!(ring.ring.close());
 }
+
+/// Whether `fd` is open in this process.
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags >= 0
+}
+
+#[test]
+fn a_close_runs_even_when_cancelled_or_caught_queued_by_shutdown() {
+    let _serial = serial();
+    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..RingConfig::default() });
+    std::thread::sleep(Duration::from_millis(50));
+    // Queued, not yet flushed: a cancel that swept it out would leave the fd open while its
+    // caller counts it as closed.
+    use std::os::fd::IntoRawFd;
+    let open = || std::fs::File::open("/proc/self/exe").unwrap().into_raw_fd();
+    let fd = open();
+    let (user, key) = ring.submit(Op::Close { fd });
+    ring.ring.cancel(key);
+    ring.ring.flush();
+    assert_eq!(ring.wait(user).result, 0);
+    assert!(!is_open(fd), "the cancelled close still closed fd {fd}");
+
+    // Queued when the ring closes: discarded unrun, but the fd is closed all the same.
+    let fd = open();
+    let (user, _) = ring.submit(Op::Close { fd });
+    assert!(ring.ring.close());
+    assert_eq!(ring.wait(user).result, 0);
+    assert!(!is_open(fd), "the close queued at shutdown still closed fd {fd}");
+}
+
+#[test]
+fn a_released_slot_is_not_reused_while_an_op_still_names_it() {
+    let _serial = serial();
+    let ring = TestRing::with(RingConfig { registered_files: 1, ..RingConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, mut writer) = blocking_fifo(dir.path(), "fifo");
+    let slot = ring.run(Op::register_file(fifo));
+    assert_eq!(slot, 0);
+    // A whole read that gets half its bytes: the rest is submitted again by slot number.
+    let (user, _) = ring.submit(Op::read_exact(Target::Fixed(0), Memory::zeroed(8), 0));
+    use std::io::Write;
+    writer.write_all(b"head").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(ring.wait_for(user, Duration::from_millis(50)).is_none(), "the read waits for its other half");
+    assert_eq!(ring.run(Op::unregister_file(0)), 0);
+    // Were the slot free again, this file would take it and the read's rest would go to it.
+    let other = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    assert_eq!(ring.ring.submit(99, Op::register_file(other.as_raw_fd())), Err(EngineError::TableFull));
+    writer.write_all(b"tail").unwrap();
+    let c = ring.wait(user);
+    assert_eq!(c.result, 8);
+    assert_eq!(c.output.unwrap(), b"headtail");
+    assert_eq!(ring.run(Op::register_file(other.as_raw_fd())), 0, "the slot is free once the read is done");
+}

@@ -16,7 +16,7 @@ pub(crate) fn invalid(message: impl std::fmt::Display) -> Error {
 
 pub(crate) fn engine_error(e: EngineError) -> Error {
     let code = match e {
-        EngineError::Unavailable(_) => "ERR_URING_UNAVAILABLE",
+        EngineError::Unavailable { .. } => "ERR_URING_UNAVAILABLE",
         EngineError::InvalidConfig(_) => "ERR_URING_INVALID_CONFIG",
         EngineError::Closed => "ERR_URING_CLOSED",
         EngineError::InvalidArgument(_) => "ERR_URING_INVALID_ARGUMENT",

@@ -65,7 +65,8 @@ impl Tsfn {
 
     /// Lets the function finalize once its queued batches have been delivered.
     pub(crate) fn release(&self) {
-        // SAFETY: called once, after the ring's threads (the only other users) have been joined.
+        // SAFETY: called once (`Host::released`), and only after a clean close joined the ring's
+        // threads, the only other users.
         unsafe { sys::napi_release_threadsafe_function(self.0, sys::ThreadsafeFunctionReleaseMode::release) };
     }
 }
@@ -111,6 +112,10 @@ unsafe extern "C" fn call_js(env: sys::napi_env, callback: sys::napi_value, _ctx
     });
 }
 
+/// Calls `callback` with a fresh `Int32Array` copy of `pairs`.
+///
+/// # Safety
+/// `env` must be live and current on this (the JS) thread, and `callback` a function value of it.
 unsafe fn deliver_pairs(env: sys::napi_env, callback: sys::napi_value, pairs: &[i32]) {
     let bytes = std::mem::size_of_val(pairs);
     let mut data = ptr::null_mut();

@@ -72,7 +72,6 @@ impl Hot {
     fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, mut tokens: F64s) -> Result<f64> {
         let ids = ids.as_slice();
         let ranges = ranges.as_slice();
-        let tokens = tokens.as_mut_slice();
         if ranges.len() != ids.len() * 2 || tokens.len() < ids.len() {
             return Err(invalid("readMany needs two ranges entries and one token slot per id"));
         }
@@ -93,6 +92,9 @@ impl Hot {
             at = end;
         }
         let keys = self.host.ring.submit_batch(ops).map_err(engine_error)?;
+        // Borrowed only now, when `ids` and `ranges` are read no more: a caller passing views of
+        // one buffer for them cannot make this `&mut` alias a live `&`.
+        let tokens = tokens.as_mut_slice();
         for (token, key) in tokens.iter_mut().zip(&keys) {
             *token = *key as f64;
         }

@@ -56,12 +56,17 @@ pub(crate) struct Host {
 
 impl Host {
     /// Closes the ring (cancel, drain, join), then lets the threadsafe function finalize after
-    /// delivering the last batches.
-    fn shutdown(&self) {
-        self.ring.close();
-        if !self.released.swap(true, Ordering::AcqRel) {
+    /// delivering the last batches. Returns whether the close was clean. If it was not (ops
+    /// still in the kernel past the deadline, or a thread not joined), the function is never
+    /// released: it holds the JS callback, which holds the client's table of the buffers those
+    /// ops were lent, so the garbage collector cannot free memory the kernel may still write.
+    /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
+    fn shutdown(&self, wait: bool) -> bool {
+        let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
+        if clean && !self.released.swap(true, Ordering::AcqRel) {
             self.tsfn.release();
         }
+        clean
     }
 }
 
@@ -115,56 +120,66 @@ impl NativeRing {
             }
         };
         let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false) });
-        // A worker that ends with ops in flight: close (and wait for the kernel) before the env's
-        // heap, which holds the buffers, goes away. Registered after the threadsafe function,
-        // so it runs before Node's own cleanup of that function.
-        let cleanup = env.add_env_cleanup_hook(Arc::clone(&host), |host| host.shutdown())?;
+        // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
+        // however long it takes, before the env's heap, which holds the buffers, goes away.
+        // Registered after the threadsafe function, so it runs before Node's own cleanup of it.
+        let cleanup = env.add_env_cleanup_hook(Arc::clone(&host), |host| {
+            host.shutdown(true);
+        })?;
         // SAFETY: the env and the object under construction of this very call.
         unsafe { super::hot::define(env.raw(), this.object.raw(), Arc::clone(&host)) }?;
         Ok(NativeRing { host, cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn entries(&self) -> u32 {
         self.host.ring.sq_entries()
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn cq_entries(&self) -> u32 {
         self.host.ring.cq_entries()
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn registered_capacity(&self) -> u32 {
         self.host.ring.registered_capacity()
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn ring_id(&self) -> u32 {
         self.ring_id
     }
 
     /// Operations submitted and not yet completed (diagnostics and leak tests).
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn in_flight(&self) -> u32 {
         self.host.ring.in_flight() as u32
     }
 
     /// Registered-file slots in use.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn registered_in_use(&self) -> u32 {
         self.host.ring.registered_in_use() as u32
     }
 
     /// Refuses new work, cancels everything in flight, waits for every completion (bounded by
-    /// the shutdown timeout), joins both threads. Completions still arrive through the callback.
+    /// the shutdown timeout), joins both threads; the completions reaped meanwhile still arrive
+    /// through the callback. Returns whether every op completed. If not, the ops left in the
+    /// kernel never complete: the callback (and what the client keeps for those ops) stays
+    /// referenced for good, and the ring stops keeping the event loop alive.
     #[napi(catch_unwind)]
-    pub fn shutdown(&mut self, env: Env) -> Result<()> {
-        self.host.shutdown();
+    pub fn shutdown(&mut self, env: Env) -> Result<bool> {
+        let clean = self.host.shutdown(false);
+        if !clean {
+            // SAFETY: on the JS thread that created the function, which was not released (an
+            // unclean close never releases it).
+            unsafe { self.host.tsfn.set_ref(env.raw(), false) }?;
+        }
         if let Some(hook) = self.cleanup.take() {
             env.remove_env_cleanup_hook(hook)?;
         }
-        Ok(())
+        Ok(clean)
     }
 
     /// Panics on purpose, so tests can check that a Rust panic becomes a JS exception instead of
@@ -174,7 +189,7 @@ impl NativeRing {
         panic!("{message}");
     }
 
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.host.ring.is_closed()
     }

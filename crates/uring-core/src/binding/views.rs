@@ -73,7 +73,8 @@ macro_rules! slices {
                 if self.len == 0 {
                     return &mut [];
                 }
-                // SAFETY: as above; no other Rust reference to this array exists during the call.
+                // SAFETY: as above. The caller takes it only while no slice of another view
+                // argument is live: two views may share one ArrayBuffer.
                 unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
             }
         }
@@ -85,6 +86,12 @@ view!(I32s, i32, sys::TypedarrayType::int32_array, "Int32Array");
 view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
 slices!(I32s, i32);
 slices!(F64s, f64);
+
+impl F64s {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
 
 impl Bytes {
     pub fn len(&self) -> usize {
