@@ -3,14 +3,20 @@
  * child process that drops to an unprivileged uid are part of the fixtures).
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import { describe, expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fromErrno, OpenFlags, Uring, type UringError, UringFileSystem } from "../src/index.js"
+import { makeFileOps } from "../src/internal/ops/fileOps.js"
+import { makeHandles } from "../src/internal/ops/handles.js"
+import { makeRunner } from "../src/internal/ops/runner.js"
+import { makeStats } from "../src/internal/ops/stats.js"
+import { makeWholeFiles } from "../src/internal/ops/wholeFiles.js"
 import { RingClient } from "../src/internal/RingClient.js"
-import { mkfifo, tempDir, tmpfs } from "./helpers/fixtures.js"
+import { mkfifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
+import { makeWithClient } from "./reliability/helpers.js"
 
 const tagOf = <A, R>(effect: Effect.Effect<A, UringError, R>) =>
   Effect.map(Effect.flip(effect), (error) => ({ tag: error._tag, code: "code" in error ? error.code : undefined }))
@@ -187,3 +193,25 @@ describe("errno mapping of kernel results", () => {
   })
 })
 
+describe("writeFile of data too large for one op", () => {
+  // Over 2 GiB `writeFile` writes in pieces on an fd of its own; that path is run here with a
+  // small buffer. Its close fails for real (EBADF): the fd is closed behind the ring's back once
+  // the data is written, as a file system that reports write-back errors at close would fail it.
+  it.scoped("an error from its close is the write's", () =>
+    Effect.gen(function*() {
+      const { client } = yield* makeWithClient({ ringSize: 8 })
+      const runner = makeRunner(client, { tracing: false })
+      const { withFile } = makeHandles(runner)
+      const { writeAll } = makeFileOps(runner)
+      const { writeInPieces } = makeWholeFiles(runner, {
+        stat: makeStats(runner).stat,
+        withFile,
+        writeAll: (file, offset, data) =>
+          Effect.zipRight(writeAll(file, offset, data), Effect.sync(() => Fs.closeSync((file as { fd: number }).fd)))
+      })
+      const path = Path.join(yield* tempDir(), "big")
+      const error = yield* Effect.flip(writeInPieces(path, pattern(1 << 16), { flag: "w" }))
+      expect(error).toMatchObject({ _tag: "BadDescriptor", operation: "close" })
+      expect(Fs.statSync(path).size).toBe(1 << 16)
+    }))
+})

@@ -92,16 +92,22 @@ export const makeHandles = (runner: Runner) => {
   const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
     acquireScoped((restore) => openRaw("openAt", dir, path, options, restore), releaseFd)
 
-  /** `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved. */
+  /**
+   * `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved.
+   * With `closeErrors`, a close after `use` succeeded fails the whole with the close's error.
+   */
   const withFile = <A, E, R>(
     path: string,
     options: OpenOptions,
-    use: (file: OwnedFd) => Effect.Effect<A, E, R>
+    use: (file: OwnedFd) => Effect.Effect<A, E, R>,
+    closeErrors = false
   ): Effect.Effect<A, E | UringError, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
+      Effect.acquireUseRelease(
         openRaw("withFile", AtFlags.AT_FDCWD, path, options, restore),
-        (file) => Effect.ensuring(restore(use(file)), releaseFd(file))
+        // The close runs as part of the use; one refused before it reached the ring leaves `releaseFd` to close.
+        (file) => closeErrors ? Effect.zipLeft(restore(use(file)), closeFd(file)) : restore(use(file)),
+        releaseFd
       )
     )
 

@@ -27,7 +27,12 @@ const WHOLE_FILE_MAX = 0x7fffffff
  */
 export const makeWholeFiles = (runner: Runner, uses: {
   readonly stat: (path: string) => Effect.Effect<Metadata, UringError>
-  readonly withFile: <A, E, R>(path: string, options: OpenOptions, use: (file: OwnedFd) => Effect.Effect<A, E, R>) => Effect.Effect<A, E | UringError, R>
+  readonly withFile: <A, E, R>(
+    path: string,
+    options: OpenOptions,
+    use: (file: OwnedFd) => Effect.Effect<A, E, R>,
+    closeErrors: boolean
+  ) => Effect.Effect<A, E | UringError, R>
   readonly writeAll: (file: FileLike, offset: number, data: Uint8Array) => Effect.Effect<void, UringError>
 }) => {
   const { run } = runner
@@ -85,9 +90,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
    */
   const writeFile = (path: string, data: Uint8Array, options: OpenOptions = {}): Effect.Effect<void, UringError> => {
     const opened: OpenOptions = { ...options, flag: options.flag ?? "w" }
-    if (data instanceof Uint8Array && data.byteLength > WHOLE_FILE_MAX) {
-      return withFile(path, opened, (file) => writeAll(file, 0, data))
-    }
+    if (data instanceof Uint8Array && data.byteLength > WHOLE_FILE_MAX) return writeInPieces(path, data, opened)
     return run("writeFile", path, (native, id) => {
       checkBuffer("writeFile", data, "data")
       const open = openArguments("writeFile", path, opened)
@@ -99,5 +102,12 @@ export const makeWholeFiles = (runner: Runner, uses: {
     ))
   }
 
-  return { readFile, writeFile }
+  /**
+   * Data too large for one op: `writeAll`'s pieces on an fd of its own, whose close's error is
+   * the write's, as in the one op (write-back errors may surface only there).
+   */
+  const writeInPieces = (path: string, data: Uint8Array, opened: OpenOptions): Effect.Effect<void, UringError> =>
+    withFile(path, opened, (file) => writeAll(file, 0, data), true)
+
+  return { readFile, writeFile, writeInPieces }
 }
