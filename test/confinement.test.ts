@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Uring } from "../src/index.js"
-import { tempDir } from "./helpers/fixtures.js"
+import { tempDir, tmpfs } from "./helpers/fixtures.js"
 
 const SWAP_LOOP = `
 import os, sys
@@ -103,6 +103,27 @@ layer(Uring.layer())("openDir", (it) => {
       expect(Either.isLeft(magic)).toBe(true)
       // Operating on ".." itself is refused before submission.
       expect((yield* Effect.flip(dir.rmdir("sub/..")))._tag).toBe("InvalidArgument")
+    }))
+
+  it.scoped("a rename or link onto another mount inside the root is CrossDevice, as outside a confined directory", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const { root } = yield* sandbox
+      const mount = Path.join(root, "mnt")
+      Fs.mkdirSync(mount)
+      yield* tmpfs("1m", "", mount)
+      const inside = Path.join(root, "sub", "inside.txt")
+      expect((yield* Effect.flip(uring.rename(inside, Path.join(mount, "moved.txt"))))._tag).toBe("CrossDevice")
+      const dir = yield* uring.openDir(root)
+      for (const effect of [dir.rename("sub/inside.txt", "mnt/moved.txt"), dir.link("sub/inside.txt", "mnt/hard.txt")]) {
+        expect(yield* Effect.flip(effect)).toMatchObject({ _tag: "CrossDevice", code: "EXDEV" })
+      }
+      expect(Fs.readdirSync(mount)).toEqual([])
+      // The mount is inside the root: what resolves through it works.
+      const created = yield* dir.open("mnt/new.txt", { flag: "wx" })
+      yield* uring.writeAll(created, 0, new TextEncoder().encode("on tmpfs"))
+      yield* dir.rename("mnt/new.txt", "mnt/renamed.txt")
+      expect(Fs.readFileSync(Path.join(mount, "renamed.txt"), "utf8")).toBe("on tmpfs")
     }))
 
   it.scoped("a rename race swapping a directory for a symlink never lets an open escape", () =>

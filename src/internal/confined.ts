@@ -65,7 +65,11 @@ export const openDir = (
       flags: OpenFlags.O_PATH | OpenFlags.O_DIRECTORY
     })
 
-    /** Kernel-checked escapes become `Escape`, naming the path and the root. */
+    /**
+     * Kernel-checked escapes become `Escape`, naming the path and the root. Only for resolution
+     * beneath the root (openat2), where EXDEV means an escape; from a rename or link it is a real
+     * cross-device error.
+     */
     const confined = <A, R>(operation: string, path: string, effect: Effect.Effect<A, UringError, R>) =>
       Effect.catchIf(
         effect,
@@ -79,13 +83,17 @@ export const openDir = (
     const parentOf = (operation: string, path: string) =>
       Effect.flatMap(splitName(operation, path), ({ name, parent }) =>
         Effect.map(
-          primitives.openBeneath(operation, rootFd, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, BENEATH),
+          confined(
+            operation,
+            path,
+            primitives.openBeneath(operation, rootFd, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, BENEATH)
+          ),
           (dir) => ({ dir, name })
         ))
 
     /** Runs `f` on the parent directory of `path` (resolved beneath the root) and its last name. */
     const onName = <A>(operation: string, path: string, f: (dir: OwnedFd, name: string) => Effect.Effect<A, UringError>) =>
-      confined(operation, path, Effect.scoped(Effect.flatMap(parentOf(operation, path), ({ dir, name }) => f(dir, name))))
+      Effect.scoped(Effect.flatMap(parentOf(operation, path), ({ dir, name }) => f(dir, name)))
 
     const dir: ConfinedDir = {
       root,
@@ -98,14 +106,10 @@ export const openDir = (
       stat: (path, options) =>
         options?.followSymlinks === false
           ? onName("stat", path, (parent, name) => primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW))
-          : confined(
-            "stat",
-            path,
-            Effect.scoped(Effect.flatMap(
-              primitives.openBeneath("stat", rootFd, path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0, BENEATH),
-              primitives.fstat
-            ))
-          ),
+          : Effect.scoped(Effect.flatMap(
+            confined("stat", path, primitives.openBeneath("stat", rootFd, path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0, BENEATH)),
+            primitives.fstat
+          )),
       mkdir: (path, mode) => onName("mkdir", path, (parent, name) => primitives.mkdirAt(parent, name, mode)),
       unlink: (path) => onName("unlink", path, (parent, name) => primitives.unlinkAt(parent, name)),
       rmdir: (path) => onName("rmdir", path, (parent, name) => primitives.unlinkAt(parent, name, { removeDir: true })),

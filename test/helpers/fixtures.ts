@@ -33,11 +33,14 @@ export const openFifo = (dir: string): Effect.Effect<number, never, Scope.Scope>
     (fd) => Effect.sync(() => Fs.closeSync(fd))
   )
 
-/** A tmpfs of `size` (e.g. "1m") mounted on a fresh directory, unmounted when the scope ends. */
-export const tmpfs = (size: string, options = ""): Effect.Effect<string, never, Scope.Scope> =>
+/**
+ * A tmpfs of `size` (e.g. "1m") mounted on a fresh directory (`at`, if given, an empty one that
+ * must exist), unmounted and removed when the scope ends.
+ */
+export const tmpfs = (size: string, options = "", at?: string): Effect.Effect<string, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-uring-tmpfs-"))
+      const dir = at ?? Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-uring-tmpfs-"))
       execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}${options ? `,${options}` : ""}`, "tmpfs", dir])
       return dir
     }),
