@@ -255,6 +255,21 @@ describe("arguments refused before anything reaches the kernel", () => {
       report(yield* runCases(client, "InvalidArgument", cases))
     })))
 
+  it.live("readBatch ranges that together exceed the largest Uint8Array (each within the limit)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { client, file, uring } = yield* setup
+      const registered = yield* uring.register(file)
+      const huge = Array.from({ length: 3 }, (_, i) => ({ offset: i * 0x7ffff000, length: 0x7ffff000 }))
+      const cases: Array<Case> = [
+        { name: "readBatch(fd) of 3 x (2 GiB - 4 KiB)", effect: uring.readBatch(file, huge) },
+        { name: "readBatch(registered) of 3 x (2 GiB - 4 KiB)", effect: uring.readBatch(registered, huge) },
+        { name: "readBatch of 2^32 + 1 bytes", effect: uring.readBatch(file, [...huge.slice(0, 2), { offset: 0, length: 8193 }]) }
+      ]
+      report(yield* runCases(client, "InvalidArgument", cases))
+      const error = yield* Effect.flip(uring.readBatch(file, huge))
+      expect(error).toMatchObject({ _tag: "InvalidArgument", argument: "ranges" })
+    })))
+
   // Minimal reproduction: writeAll slices `data` (data.subarray) before validating it, so a
   // detached buffer throws a TypeError inside Effect.suspend and the fiber dies with a defect.
   it.live("writeAll with a detached buffer fails with InvalidArgument, not a defect", () =>

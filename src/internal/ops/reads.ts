@@ -5,6 +5,7 @@
  * @internal
  */
 import { Cause, Effect, Either } from "effect"
+import { constants } from "node:buffer"
 import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/UringError.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import { BatchPool } from "../BatchPool.js"
@@ -18,6 +19,8 @@ import { bytesOf, checkBuffer, contextOf, lengthOf, offsetOf, Refused, refusedAs
 const CACHED_READ_MAX = 64 * 1024
 /** The smallest page size Linux has: the page cache holds whole pages, at multiples of it. */
 const PAGE = 4096
+/** The most `readBatch` allocates for its ranges: the largest Uint8Array there is. */
+const MAX_BATCH_BYTES = constants.MAX_LENGTH
 /** `readBatch` arrays kept for reuse: one per batch in flight at once, up to this many. */
 const BATCHES_KEEP = 16
 
@@ -135,6 +138,10 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         if (given.length < total) {
           throw new Refused(new InvalidArgument({ operation, argument: "buffer", reason: `holds ${given.length} bytes, the ranges need ${total}` }))
         }
+      } else if (total > MAX_BATCH_BYTES) {
+        throw new Refused(
+          new InvalidArgument({ operation, argument: "ranges", reason: `need ${total} bytes together, more than the largest Uint8Array (${MAX_BATCH_BYTES})` })
+        )
       }
       const buffer = given ?? new Uint8Array(total)
       let remaining = count
