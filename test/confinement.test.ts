@@ -6,7 +6,7 @@ import { Effect, Either } from "effect"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { Uring } from "../src/index.js"
+import { type InvalidArgument, type OpenFlag, type OpenOptions, Uring } from "../src/index.js"
 import { tempDir, tmpfs } from "./helpers/fixtures.js"
 
 const SWAP_LOOP = `
@@ -103,6 +103,27 @@ layer(Uring.layer())("openDir", (it) => {
       expect(Either.isLeft(magic)).toBe(true)
       // Operating on ".." itself is refused before submission.
       expect((yield* Effect.flip(dir.rmdir("sub/..")))._tag).toBe("InvalidArgument")
+    }))
+
+  it.scoped("open refuses bad flags and modes inside the Effect, as Uring.open does", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const { root } = yield* sandbox
+      const dir = yield* uring.openDir(root)
+      const bad: ReadonlyArray<OpenOptions> = [
+        { flag: "bogus" as OpenFlag },
+        { flag: "w", mode: 0o10000 },
+        { flag: "wx", mode: -1 },
+        { flag: "r", mode: 1.5 }
+      ]
+      for (const options of bad) {
+        // Building the effect throws nothing; running it fails as the same open outside does.
+        const confined = Effect.scoped(dir.open("made.txt", options))
+        const direct = yield* Effect.flip(Effect.scoped(uring.open(Path.join(root, "made.txt"), options)))
+        expect(direct._tag).toBe("InvalidArgument")
+        expect(yield* Effect.flip(confined)).toMatchObject({ _tag: "InvalidArgument", argument: (direct as InvalidArgument).argument })
+      }
+      expect(Fs.existsSync(Path.join(root, "made.txt"))).toBe(false)
     }))
 
   it.scoped("a rename or link onto another mount inside the root is CrossDevice, as outside a confined directory", () =>

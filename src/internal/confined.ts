@@ -6,9 +6,11 @@
 import { Effect, type Scope } from "effect"
 import { Escape, InvalidArgument, type UringError } from "../errors/UringError.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
-import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf, ResolveFlags } from "../services/Flags.js"
+import { AtFlags, type OpenOptions, OpenFlags, ResolveFlags } from "../services/Flags.js"
 import type { OwnedFd } from "../services/Handles.js"
 import type { Metadata } from "../services/Metadata.js"
+import { openArguments } from "./ops/handles.js"
+import { refusedAsFailure } from "./ops/runner.js"
 
 const BENEATH = ResolveFlags.RESOLVE_BENEATH | ResolveFlags.RESOLVE_NO_MAGICLINKS
 const EXDEV = 18
@@ -98,11 +100,13 @@ export const openDir = (
     const dir: ConfinedDir = {
       root,
       fd: rootFd,
-      open: (path, options = {}) => {
-        const flags = openFlagsOf(options)
-        const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
-        return confined("open", path, primitives.openBeneath("open", rootFd, path, flags, creates ? options.mode ?? 0o666 : 0, BENEATH))
-      },
+      // Checked as `Uring.open` checks, inside the Effect (a `Refused` becomes its failure).
+      open: (path, options = {}) =>
+        refusedAsFailure(Effect.suspend(() => {
+          const { flags, mode } = openArguments("open", path, options)
+          const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
+          return confined("open", path, primitives.openBeneath("open", rootFd, path, flags, creates ? mode : 0, BENEATH))
+        })),
       stat: (path, options) =>
         options?.followSymlinks === false
           ? onName("stat", path, (parent, name) => primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW))
