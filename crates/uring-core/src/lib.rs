@@ -18,6 +18,7 @@ mod error;
 mod files;
 mod memory;
 mod op;
+mod reap;
 mod ring;
 mod slab;
 mod state;

@@ -6,20 +6,14 @@
 //! thread waits with `enter(0, 1, GETEVENTS)` and never submits. Lock order: `reaper`, then state.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, Submitter};
 
-use crate::op::{Next, Op};
+use crate::reap::{close_all, discard, reap_all, CANCEL_TAG, WAKE_TAG};
 use crate::ring::{Completion, Shared};
-use crate::state::{InFlight, State};
-
-/// `user_data` of cancel entries: their completions only free budget.
-const CANCEL_TAG: u64 = 1 << 63;
-/// `user_data` of the NOP that wakes the completion thread at shutdown.
-const WAKE_TAG: u64 = (1 << 63) | 1;
+use crate::state::State;
 
 /// `io_uring_enter` flag: wait for (and run the work of) completions.
 const IORING_ENTER_GETEVENTS: u32 = 1;
@@ -126,7 +120,7 @@ fn sq_is_empty_locked(_locked: &State, shared: &Shared) -> bool {
 /// entries are never dropped, because their slots must stay until their completions arrive.
 /// Returns false only when the kernel keeps refusing after the ring was told to stop: then
 /// nothing will take the entries, and `close` must not wait for them.
-fn flush(shared: &Shared, submitter: &Submitter<'_>) -> bool {
+fn submit_all(shared: &Shared, submitter: &Submitter<'_>) -> bool {
     while !sq_is_empty(shared) {
         match submitter.submit() {
             Ok(_) => {}
@@ -190,23 +184,14 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         if !ended.is_empty() {
             shared.sink.deliver(std::mem::take(&mut ended));
         }
-        if !flush(shared, &submitter) {
+        if !submit_all(shared, &submitter) {
             return false;
         }
         st = shared.lock();
     }
     let pushed = push_wake(&st, shared);
     drop(st);
-    pushed && flush(shared, &submitter)
-}
-
-/// Closes fds nobody else knows; called with no lock held, since a close may block.
-fn close_all(fds: Vec<RawFd>) {
-    for fd in fds {
-        // SAFETY: the engine opened (or was asked to close) `fd` and nobody else holds it; it was
-        // queued once, so it is closed exactly once, here.
-        unsafe { libc::close(fd) };
-    }
+    pushed && submit_all(shared, &submitter)
 }
 
 /// Queues the NOP that makes the completion thread return from its wait and exit.
@@ -271,37 +256,6 @@ pub(crate) fn completion_loop(shared: &Shared) {
     }
 }
 
-/// What one walk of the completion queue found besides finished ops.
-#[derive(Default)]
-struct Reaped {
-    /// The shutdown NOP.
-    woke: bool,
-    /// Ops queued again for their next part.
-    requeued: bool,
-}
-
-/// Applies every completion in the completion queue to the slab, adding what finished to
-/// `batch`. The caller holds `Shared::reaper`.
-fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completion>) -> Reaped {
-    let mut found = Reaped::default();
-    // SAFETY: completion queue views are only created with `reaper` held (the caller's duty);
-    // dropping the view publishes the new head.
-    for cqe in unsafe { shared.ring.completion_shared() } {
-        match cqe.user_data() {
-            WAKE_TAG => found.woke = true,
-            CANCEL_TAG => st.in_kernel -= 1,
-            key => {
-                st.in_kernel -= 1;
-                found.requeued |= reap(st, key, cqe.result(), batch);
-            }
-        }
-    }
-    if st.closing && st.slab.is_empty() {
-        shared.drained.notify_all();
-    }
-    found
-}
-
 /// Rounds of submit-and-reap one inline call makes before handing leftovers (resubmitted
 /// remainders of short reads, the next phase of a whole-file read) to the submission thread.
 const INLINE_ROUNDS: usize = 4;
@@ -358,7 +312,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
 fn pass_on_wake(shared: &Shared, submitter: &Submitter<'_>) {
     loop {
         let pushed = push_wake(&shared.lock(), shared);
-        if !flush(shared, submitter) || pushed {
+        if !submit_all(shared, submitter) || pushed {
             return;
         }
     }
@@ -380,52 +334,3 @@ fn submit_now(shared: &Shared, submitter: &Submitter<'_>) -> bool {
     sq_is_empty(shared)
 }
 
-/// Ends an op that will not run (further): queues any fd it still holds for closing, reports it
-/// cancelled (a close asked for is done that way, so it reports success).
-fn discard(op: InFlight, to_close: &mut Vec<RawFd>) -> Completion {
-    let held = op.op.held_fd();
-    to_close.extend(held);
-    let result = if matches!(op.op, Op::Close { .. }) { 0 } else { -libc::ECANCELED };
-    Completion { user: op.user, result, output: None }
-}
-
-/// Applies one op's completion: resubmit the rest, or release its slot and deliver.
-/// Returns whether the op was queued again (its next part, or the rest of a short transfer).
-fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
-    let closing = st.closing;
-    let Some(op) = st.slab.get_mut(key) else { return false };
-    op.in_kernel = false;
-    // A close that never ran still has to happen: its caller counts the fd as closed.
-    let unclosed = op.op.unclosed_fd(res);
-    st.to_close.extend(unclosed);
-    let Some(op) = st.slab.get_mut(key) else { return false };
-    let result = match op.op.on_result(res) {
-        Next::Resubmit if !op.abandoned && !closing => {
-            st.queue.push_front(key);
-            return true;
-        }
-        Next::Resubmit => {
-            if let Some(op) = st.remove(key) {
-                batch.push(discard(op, &mut st.to_close));
-            }
-            return false;
-        }
-        Next::Complete(result) => result,
-    };
-    let Some(op) = st.remove(key) else { return false };
-    let mut result = result;
-    if op.abandoned {
-        if let Some(fd) = op.op.orphaned_fd(result) {
-            // Nobody will ever receive this fd: the kernel just opened it for this op.
-            st.to_close.push(fd);
-            result = -libc::ECANCELED;
-        }
-    }
-    match op.op {
-        Op::RegisterFile { slot, .. } if result < 0 => st.files.release(slot),
-        Op::UnregisterFile { slot, .. } => st.files.release(slot),
-        _ => {}
-    }
-    batch.push(Completion { user: op.user, result, output: op.op.into_output(result) });
-    false
-}
