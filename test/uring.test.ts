@@ -3,6 +3,7 @@ import { Cause, Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { AtFlags, FallocateMode, make, Metadata, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
+import { nextCapacity, WHOLE_FILE_MAX } from "../src/internal/ops/wholeFiles.js"
 import { fdCount, mkfifo, openFifo, pattern, tempDir } from "./helpers/fixtures.js"
 
 /** Wall-clock sleep: `it.effect` runs on the TestClock, where `Effect.sleep` waits for the test to advance it. */
@@ -623,6 +624,23 @@ describe("Metadata.fromStatx", () => {
 })
 
 describe("Uring.readFile", () => {
+  // Reading a file of nearly 2 GiB for real takes seconds and GiBs of memory: the sizing alone.
+  it("a file that fits gets a buffer that fits it; only a file too large for one op is refused", () => {
+    const MiB = 1 << 20
+    // Grows at least twofold, with room for the file and a byte more to see its end.
+    expect(nextCapacity(100_000, 16 * 1024)).toBe(100_000 + 4096)
+    expect(nextCapacity(20_000, 16 * 1024)).toBe(32 * 1024)
+    // Twice a large first read (a sizeHint) would pass the limit, the file does not.
+    expect(nextCapacity(1600 * MiB, 1536 * MiB + 1)).toBe(WHOLE_FILE_MAX)
+    // A file within 4096 bytes of the limit.
+    expect(nextCapacity(WHOLE_FILE_MAX - 1, 16 * 1024)).toBe(WHOLE_FILE_MAX)
+    expect(nextCapacity(WHOLE_FILE_MAX - 4096, 16 * 1024)).toBe(WHOLE_FILE_MAX)
+    // Too large: its size, or a full buffer of the largest size already.
+    expect(nextCapacity(WHOLE_FILE_MAX, 16 * 1024)).toBeUndefined()
+    expect(nextCapacity(4 * 1024 * MiB, 16 * 1024)).toBeUndefined()
+    expect(nextCapacity(100, WHOLE_FILE_MAX)).toBeUndefined()
+  })
+
   it.scoped("reads small, empty, large and missing files in one op each, closing every fd", () =>
     Effect.gen(function*() {
       const uring = yield* make({ ringSize: 64 })

@@ -16,8 +16,21 @@ import { openArguments } from "./handles.js"
 
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
-/** The largest whole file one op returns (its count is an int32). */
-const WHOLE_FILE_MAX = 0x7fffffff
+/** The largest whole file one op returns (its count is an int32). @internal */
+export const WHOLE_FILE_MAX = 0x7fffffff
+
+/**
+ * The buffer `readFile` reads again with, after a read filled `capacity` and a stat said `size`:
+ * room for the file and more (it may grow meanwhile), at least twice the last, at most the most
+ * one op returns. Undefined when the file is too large for one op: its size says so, or it
+ * filled a buffer of that most already.
+ *
+ * @internal
+ */
+export const nextCapacity = (size: number, capacity: number): number | undefined =>
+  size >= WHOLE_FILE_MAX || capacity >= WHOLE_FILE_MAX
+    ? undefined
+    : Math.min(WHOLE_FILE_MAX, Math.max(size + 4096, capacity * 2))
 
 /**
  * `uses` are the other modules' ops these fall back on: a stat to size a file larger than the
@@ -75,8 +88,8 @@ export const makeWholeFiles = (runner: Runner, uses: {
             if (pooled) firstReads.give(buffer)
             if (data !== undefined) return Effect.succeed(data)
             return Effect.flatMap(stat(path), (meta) => {
-              const next = Math.max(Number(meta.size) + 4096, capacity * 2)
-              return next > WHOLE_FILE_MAX
+              const next = nextCapacity(Number(meta.size), capacity)
+              return next === undefined
                 ? Effect.fail(new InvalidArgument({ operation: "readFile", argument: "path", reason: `${path} is larger than ${WHOLE_FILE_MAX} bytes, the most one read can return` }))
                 : readWhole(path, next)
             })
