@@ -135,6 +135,35 @@ describe("mode", () => {
   })
 })
 
+describe("advice", () => {
+  it("accepts the names and the POSIX_FADV_* numbers, as the kernel's value", () => {
+    expect(accepted(validate.advice("fadvise", "normal"))).toBe(0)
+    expect(accepted(validate.advice("fadvise", "dontNeed"))).toBe(4)
+    expect(accepted(validate.advice("fadvise", 5))).toBe(5)
+  })
+
+  it("refuses other names (prototype members too), numbers out of range and fractions", () => {
+    for (const bad of ["bogus", "toString", "Normal", -1, 6, 1.5, Number.NaN, null]) {
+      const error = refusal(validate.advice("fadvise", bad as never))
+      expect(error.argument).toBe("advice")
+      expect(error.reason).toContain("sequential")
+    }
+  })
+})
+
+describe("fallocateMode", () => {
+  it("accepts non-negative 32-bit integers (the kernel says which bits it supports)", () => {
+    expect(accepted(validate.fallocateMode("fallocate", 0))).toBe(0)
+    expect(accepted(validate.fallocateMode("fallocate", 0x11))).toBe(0x11)
+  })
+
+  it("refuses negative, fractional, too large and non-number modes", () => {
+    for (const bad of [-1, 1.5, 2 ** 32, Number.NaN, "1"]) {
+      expect(refusal(validate.fallocateMode("fallocate", bad as never)).argument).toBe("mode")
+    }
+  })
+})
+
 describe("buffer", () => {
   it("accepts Uint8Arrays and Buffers, empty ones too", () => {
     const b = Buffer.alloc(8)

@@ -7,7 +7,7 @@
 import { Effect, type Scope } from "effect"
 import { codeOf } from "../errors/errno.js"
 import { InvalidConfig, RingUnavailable, type UringError } from "../errors/UringError.js"
-import { adviceValue, type Advice, AtFlags, type OpenOptions } from "../services/Flags.js"
+import { type Advice, AtFlags, type OpenOptions } from "../services/Flags.js"
 import type { DirLike, FileLike, OwnedFd, Position } from "../services/Handles.js"
 import type { RenameOptions } from "../services/Uring.js"
 import type { UringConfig } from "../services/UringConfig.js"
@@ -18,10 +18,11 @@ import { makeFileOps } from "./ops/fileOps.js"
 import { makeHandles } from "./ops/handles.js"
 import { makePaths } from "./ops/paths.js"
 import { makeReads } from "./ops/reads.js"
-import { makeRunner, offsetOf } from "./ops/runner.js"
+import { check, makeRunner, offsetOf } from "./ops/runner.js"
 import { makeStats } from "./ops/stats.js"
 import { makeWholeFiles } from "./ops/wholeFiles.js"
 import { RingClient } from "./RingClient.js"
+import * as validate from "./validate.js"
 
 /** Creates the ring and its client; the scope's end closes it. @internal */
 export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingUnavailable | InvalidConfig, Scope.Scope> =>
@@ -100,14 +101,15 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
     fdatasync: traced("fdatasync", fileOp("fdatasync", (native, id, fd, fixed) => native.fsync(id, fd, fixed, true))),
     fstat: traced("fstat", fstat),
     fallocate: traced("fallocate", (file: FileLike, offset: Position, length: Position, mode = 0) =>
-      rangeOp("fallocate", (native, id, fd, fixed, at, len) => native.fallocate(id, fd, fixed, at, len, mode))(
-        file,
-        offset,
-        length
-      )),
+      rangeOp("fallocate", (native, id, fd, fixed, at, len) =>
+        native.fallocate(id, fd, fixed, at, len, check(validate.fallocateMode("fallocate", mode))))(
+          file,
+          offset,
+          length
+        )),
     fadvise: traced("fadvise", (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
       rangeOp("fadvise", (native, id, fd, fixed, at, len) =>
-        native.fadvise(id, fd, fixed, at, len, typeof advice === "number" ? advice : adviceValue(advice)))(
+        native.fadvise(id, fd, fixed, at, len, check(validate.advice("fadvise", advice))))(
           file,
           offset,
           length

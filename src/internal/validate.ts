@@ -7,7 +7,7 @@
 import { Either } from "effect"
 import { Buffer } from "node:buffer"
 import { InvalidArgument } from "../errors/UringError.js"
-import { isOpenFlag, type OpenFlag } from "../services/Flags.js"
+import { type Advice, Advice as AdviceValues, adviceValue, isOpenFlag, type OpenFlag } from "../services/Flags.js"
 
 /**
  * The kernel's per-operation transfer limit (MAX_RW_COUNT): 2 GiB minus 4 KiB. Larger reads and writes are truncated
@@ -131,6 +131,34 @@ export const fd = (operation: string, value: number, argument = "fd"): Either.Ei
   if (value < 0) return refuse(operation, argument, `must not be negative (got ${value})`)
   if (value > MAX_INT32) return refuse(operation, argument, `must fit in a 32-bit signed integer (got ${value})`)
   return Either.right(value + 0)
+}
+
+/**
+ * A `fallocate(2)` mode: `FallocateMode` bits, as a non-negative 32-bit integer. Which bits and
+ * combinations a file system supports is the kernel's to say (`NotSupported`, `InvalidInput`).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const fallocateMode = (operation: string, value: number, argument = "mode"): Either.Either<number, InvalidArgument> =>
+  fd(operation, value, argument)
+
+/**
+ * `fadvise` advice: an `Advice` name or a `POSIX_FADV_*` number (0-5); returns the kernel's value.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const advice = (operation: string, value: Advice | number, argument = "advice"): Either.Either<number, InvalidArgument> => {
+  // An unknown name gives undefined, a prototype member ("toString") a function: neither is a number.
+  const kernel: unknown = typeof value === "string" ? adviceValue(value) : value
+  return typeof kernel === "number" && Number.isInteger(kernel) && kernel >= 0 && kernel <= AdviceValues.NoReuse
+    ? Either.right(kernel)
+    : refuse(
+      operation,
+      argument,
+      `must be one of normal, random, sequential, willNeed, dontNeed, noReuse or 0-5 (got ${JSON.stringify(value) ?? String(value)})`
+    )
 }
 
 // Node 20's V8 has no ArrayBuffer.prototype.detached. A detached buffer reports byteLength 0, and constructing a new

@@ -316,6 +316,12 @@ describe("arguments refused before anything reaches the kernel", () => {
         cases.push({ name: `open mode ${mode}`, effect: uring.open(Path.join(dir, "m"), { flag: "w", mode }) })
       }
       cases.push({ name: "open flag 'rw'", effect: uring.open(Path.join(dir, "m"), { flag: "rw" as any }) })
+      for (const advice of ["bogus", "toString", 6, -1, 1.5]) {
+        cases.push({ name: `fadvise advice ${String(advice)}`, effect: uring.fadvise(file, 0, 0, advice as any) })
+      }
+      for (const mode of [-1, 1.5, 2 ** 32, "1"]) {
+        cases.push({ name: `fallocate mode ${String(mode)}`, effect: uring.fallocate(file, 0, 1, mode as any) })
+      }
       report(yield* runCases(client, "InvalidArgument", cases))
     })))
 
