@@ -202,7 +202,7 @@ export const isOpenFlag = (value: unknown): value is OpenFlag =>
 
 /**
  * The `open(2)` flags for some options. O_CLOEXEC is always added: a descriptor of this library should not leak into
- * child processes. An unknown `flag` string throws a TypeError (check untrusted input with `validate.openFlag` first).
+ * child processes. An unknown `flag` string throws a TypeError (check untrusted input with {@link isOpenFlag} first).
  *
  * @since 0.1.0
  * @category constructors

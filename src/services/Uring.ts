@@ -215,7 +215,7 @@ export class Uring extends Context.Tag("effect-uring/Uring")<Uring, UringShape>(
 
   /**
    * A ring whose settings come from Effect `Config`; by default the environment
-   * (`URING_RING_SIZE`, `URING_REGISTERED_FILES`, ... see `UringConfig.fromEnv`).
+   * (`URING_RING_SIZE`, `URING_REGISTERED_FILES`, ... see `uringConfigFromEnv`).
    *
    * @since 0.1.0
    * @category layers
