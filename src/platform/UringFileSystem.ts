@@ -138,7 +138,9 @@ const truthy = (value: string): boolean => ["1", "true", "yes", "on"].includes(v
 
 /**
  * The io_uring file system where a ring can be created with `config`, Node's otherwise; the choice and its reason
- * are logged once, when the layer is built. `URING_DISABLE=1` (read through Effect's `Config`) forces Node's.
+ * are logged once, when the layer is built: io_uring unavailable (`RingUnavailable`), or a ring configuration that
+ * the settings' Schema or the kernel refuses (`InvalidConfig`). `URING_DISABLE=1` (read through Effect's `Config`)
+ * forces Node's.
  *
  * @since 0.1.0
  * @category constructors
@@ -159,9 +161,10 @@ export const makeWithFallback = (
     }
     const ring = yield* Effect.either(makeRing(config))
     if (ring._tag === "Left") {
-      yield* Effect.logWarning(
-        `UringFileSystem: using Node's FileSystem because io_uring is unavailable: ${ring.left.message}`
-      )
+      // InvalidConfig falls back too: the engine reports a kernel's EINVAL at setup that way, which
+      // kernels before 5.6 give for the default settings. The log says which of the two it was.
+      const why = ring.left._tag === "InvalidConfig" ? "the ring configuration is invalid" : "io_uring is unavailable"
+      yield* Effect.logWarning(`UringFileSystem: using Node's FileSystem because ${why}: ${ring.left.message}`)
       return yield* node
     }
     yield* Effect.logInfo(`UringFileSystem: using io_uring (ring ${ring.right.ringId})`)

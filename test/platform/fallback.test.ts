@@ -23,14 +23,14 @@ interface ChildReport {
 }
 
 /** Builds the fallback layer in this process, capturing its log lines. */
-const choose = (env: Record<string, string>) =>
+const choose = (env: Record<string, string>, layer = UringFileSystem.layerWithFallback) =>
   Effect.gen(function*() {
     const logs: Array<string> = []
     const logger = Logger.make(({ logLevel, message }) => {
       logs.push(`${logLevel.label}: ${Array.isArray(message) ? message.join(" ") : String(message)}`)
     })
     const backend = yield* Effect.map(FileSystem.FileSystem, UringFileSystem.isUringFileSystem).pipe(
-      Effect.provide(UringFileSystem.layerWithFallback),
+      Effect.provide(layer),
       Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
       Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
     )
@@ -116,6 +116,16 @@ describe("UringFileSystem.layerWithFallback", () => {
         "INFO: UringFileSystem: using Node's FileSystem because URING_DISABLE=1 forces the fallback"
       ])
       expect((yield* choose({ URING_DISABLE: "0" })).backend).toBe("io_uring")
+    }))
+
+  it.effect("invalid ring settings fall back to Node's file system, and the log says the settings are why", () =>
+    Effect.gen(function*() {
+      const chosen = yield* choose({}, UringFileSystem.layerWithFallbackConfig({ ringSize: 0 }))
+      expect(chosen.backend).toBe("node")
+      expect(chosen.logs).toHaveLength(1)
+      expect(chosen.logs[0]).toMatch(
+        /^WARN: UringFileSystem: using Node's FileSystem because the ring configuration is invalid: invalid configuration ringSize: /
+      )
     }))
 
   it("a child process with URING_DISABLE=1 in its environment gets Node's file system", () => {
