@@ -2,6 +2,7 @@
  * The same FileSystem behaviour cases against Node's implementation and the io_uring one: both must give identical
  * results and leave identical trees, and the results must be the expected ones.
  */
+import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, layer } from "@effect/vitest"
 import { Chunk, Effect, Option, Stream } from "effect"
@@ -630,6 +631,21 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           readDir: { left: { reason: "BadResource", method: "readFile" } },
           readMissing: { left: notFound("readFile", "<dir>/nope") }
         })
+      }))
+
+    it.scoped("readFile errors name the system call Node's do: open, or read for a directory", () =>
+      Effect.gen(function*() {
+        const node = yield* NodeFs
+        const uring = yield* UringFs
+        const dir = yield* tempDir()
+        Fs.writeFileSync(Path.join(dir, "f"), "x")
+        const fields = (error: PlatformError.PlatformError) =>
+          error._tag === "SystemError" ? { reason: error.reason, syscall: error.syscall } : error
+        for (const path of [Path.join(dir, "nope"), dir, Path.join(dir, "f", "under")]) {
+          const expected = fields(yield* Effect.flip(node.readFile(path)))
+          expect(fields(yield* Effect.flip(uring.readFile(path)))).toEqual(expected)
+          expect(fields(yield* Effect.flip(uring.readFileString(path)))).toEqual(expected)
+        }
       }))
 
     it.scoped("a failure carries the errno in its cause", () =>

@@ -70,10 +70,16 @@ const syscalls: Readonly<Record<string, string>> = {
 
 /** Errors only the write step of `writeFile` (open, write, close as one op) gives. */
 const writeStepCodes: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EFBIG", "EIO", "EBADF", "EPIPE"])
+/** Errors only the read step of `readFile` gives (EISDIR: a directory opens for reading, then refuses the read). */
+const readStepCodes: ReadonlySet<string> = new Set(["EISDIR", "EIO", "EINVAL", "EBADF"])
 
 /** Node's `syscall` name for a ring operation that failed with `code`. @internal */
 export const syscallOf = (operation: string, code: string): string =>
-  operation === "writeFile" ? writeStepCodes.has(code) ? "write" : "open" : syscalls[operation] ?? operation
+  operation === "writeFile"
+    ? writeStepCodes.has(code) ? "write" : "open"
+    : operation === "readFile"
+    ? readStepCodes.has(code) ? "read" : "open"
+    : syscalls[operation] ?? operation
 
 /**
  * Converts a ring error into the platform's error for `method` on `pathOrDescriptor`: kernel errors become a
