@@ -185,6 +185,22 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(tree["private"]).toBe("file 600 secret")
       }))
 
+    it.scoped("modes above 0o7777 (a stat's st_mode, say) are masked as the kernel masks them", () =>
+      Effect.gen(function*() {
+        const { outcome, tree } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            const p = (name: string) => Path.join(dir, name)
+            yield* Effect.scoped(fs.open(p("opened"), { flag: "w", mode: 0o100640 }))
+            yield* fs.writeFileString(p("written"), "w", { mode: 0o100604 })
+            yield* fs.makeDirectory(p("dir"), { mode: 0o40750 })
+            yield* fs.makeDirectory(p("deep/er"), { mode: 0o40710, recursive: true })
+            return "done"
+          })
+        )
+        expect(outcome.ok).toBe("done")
+        expect(tree).toMatchObject({ opened: "file 640 ", written: "file 604 w", dir: "dir 750", "deep/er": "dir 710" })
+      }))
+
     it.scoped("stat, exists and access", () =>
       Effect.gen(function*() {
         const { outcome } = yield* same((fs, dir) =>

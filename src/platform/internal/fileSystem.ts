@@ -46,6 +46,15 @@ const isSrcSubdir = (src: string, dest: string): boolean => {
 }
 
 /**
+ * A mode as Node takes it: any uint32, of which the kernel keeps the permission bits (`Uring` refuses the rest, so
+ * they are dropped here). Anything else goes on to be refused.
+ */
+const modeOf = (mode: number | undefined, fallback: number): number => {
+  const given = mode ?? fallback
+  return given >>> 0 === given ? given & 0o7777 : given
+}
+
+/**
  * Builds the file system over one ring, delegating what io_uring cannot do to `node` (Node's implementation).
  *
  * @internal
@@ -55,7 +64,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   const openFactory = (method: string) => (path: string, options?: FileSystem.OpenFileOptions) => {
     const flag = options?.flag ?? "r"
-    return uring.open(path, { flag, mode: options?.mode ?? 0o666 }).pipe(
+    return uring.open(path, { flag, mode: modeOf(options?.mode, 0o666) }).pipe(
       Effect.mapError(toPlatformError(method, path)),
       Effect.map((handle): UringFile => makeFile(uring, handle, flag.startsWith("a")))
     )
@@ -82,7 +91,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // One engine op (open, write, close), as readFile.
   const writeFile = (path: string, data: Uint8Array, options?: FileSystem.WriteFileOptions) =>
-    uring.writeFile(path, data, { flag: options?.flag ?? "w", mode: options?.mode ?? 0o666 })
+    uring.writeFile(path, data, { flag: options?.flag ?? "w", mode: modeOf(options?.mode, 0o666) })
       .pipe(Effect.mapError(toPlatformError("writeFile", path)))
 
   // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
@@ -126,7 +135,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   }
 
   const makeDirectory = (path: string, options?: FileSystem.MakeDirectoryOptions) => {
-    const mode = options?.mode ?? 0o777
+    const mode = modeOf(options?.mode, 0o777)
     return (options?.recursive ? mkdirp(path, mode) : uring.mkdir(path, mode)).pipe(
       Effect.mapError(toPlatformError("makeDirectory", path))
     )
