@@ -9,6 +9,7 @@ import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { AtFlags, type OpenOptions, OpenFlags, ResolveFlags } from "../services/Flags.js"
 import type { OwnedFd } from "../services/Handles.js"
 import type { Metadata } from "../services/Metadata.js"
+import type { RenameOptions } from "../services/Uring.js"
 import { openArguments } from "./ops/handles.js"
 import { refusedAsFailure } from "./ops/runner.js"
 
@@ -36,7 +37,7 @@ export interface ConfinementPrimitives {
     from: string,
     toDir: OwnedFd,
     to: string,
-    options?: { readonly noReplace?: boolean; readonly exchange?: boolean }
+    options?: RenameOptions
   ) => Effect.Effect<void, UringError>
   readonly symlinkAt: (target: string, dir: OwnedFd, path: string) => Effect.Effect<void, UringError>
   readonly linkAt: (fromDir: OwnedFd, from: string, toDir: OwnedFd, to: string) => Effect.Effect<void, UringError>

@@ -176,8 +176,11 @@ const isDetached = (buffer: ArrayBuffer): boolean => {
 }
 
 /**
- * Why the kernel may not use `value` as a buffer ({@link buffer}), or undefined when it may: the check without an
- * Either, for callers that run it once per operation.
+ * Why the kernel may not use `value` as a buffer, or undefined when it may: a Uint8Array (Buffer included) over a
+ * plain ArrayBuffer that is neither detached, shared nor resizable. Checked once per operation, without an Either.
+ *
+ * Shared memory is refused because other threads could use it while the kernel does; resizable memory because it could
+ * shrink under a pending operation.
  *
  * @since 0.1.0
  * @category validation
@@ -193,25 +196,6 @@ export const bufferProblem = (value: Uint8Array): string | undefined => {
   }
   if (isDetached(backing as ArrayBuffer)) return "its ArrayBuffer is detached (transferred or released)"
   return undefined
-}
-
-/**
- * A buffer the kernel may read or write: a Uint8Array (Buffer included) over a plain ArrayBuffer that is neither
- * detached, shared nor resizable.
- *
- * Shared memory is refused because other threads could use it while the kernel does; resizable memory because it could
- * shrink under a pending operation.
- *
- * @since 0.1.0
- * @category validation
- */
-export const buffer = (
-  operation: string,
-  value: Uint8Array,
-  argument = "buffer"
-): Either.Either<Uint8Array, InvalidArgument> => {
-  const problem = bufferProblem(value)
-  return problem === undefined ? Either.right(value) : refuse(operation, argument, problem)
 }
 
 /**

@@ -8,6 +8,7 @@ import type { UringError } from "../errors/UringError.js"
 import type { OpenOptions } from "./Flags.js"
 import type { OwnedFd } from "./Handles.js"
 import type { Metadata } from "./Metadata.js"
+import type { RenameOptions } from "./Uring.js"
 
 /**
  * Path operations confined to one directory. Every path is relative to the root and is resolved
@@ -35,11 +36,7 @@ export interface ConfinedDir {
   readonly mkdir: (path: string, mode?: number) => Effect.Effect<void, UringError>
   readonly unlink: (path: string) => Effect.Effect<void, UringError>
   readonly rmdir: (path: string) => Effect.Effect<void, UringError>
-  readonly rename: (
-    from: string,
-    to: string,
-    options?: { readonly noReplace?: boolean; readonly exchange?: boolean }
-  ) => Effect.Effect<void, UringError>
+  readonly rename: (from: string, to: string, options?: RenameOptions) => Effect.Effect<void, UringError>
   /** Creates `path` as a symbolic link to `target` (stored as given; following it is confined too). */
   readonly symlink: (target: string, path: string) => Effect.Effect<void, UringError>
   /** Creates `to` as a hard link to `from` (the link itself when `from` is a symbolic link). */

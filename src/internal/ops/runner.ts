@@ -69,7 +69,7 @@ export const lengthOf = (operation: string, value: Position): number =>
 /** What a buffer argument holds, for an inline-copy budget; anything else is refused later, when submitted. */
 export const bytesOf = (value: unknown): number => value instanceof Uint8Array ? value.byteLength : 0
 
-/** Refuses a buffer the kernel may not use, without the Either of `validate.buffer`. */
+/** Refuses a buffer the kernel may not use (`validate.bufferProblem`). */
 export const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
   const problem = validate.bufferProblem(value)
   if (problem !== undefined) throw new Refused(new InvalidArgument({ operation, argument, reason: problem }))
