@@ -403,6 +403,12 @@ impl Ring {
         self.shared.lock().slab.len()
     }
 
+    /// Whether the submission thread is waiting for work: `submit_and_reap` then does its work on
+    /// the caller's thread (diagnostics and tests).
+    pub fn is_submitter_idle(&self) -> bool {
+        self.shared.submitter_idle.load(Ordering::SeqCst)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.shared.lock().closing
     }

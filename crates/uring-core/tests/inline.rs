@@ -17,13 +17,6 @@ fn inline() -> RingConfig {
     RingConfig { inline_submit: true, ..RingConfig::default() }
 }
 
-fn deferred(config: RingConfig) -> TestRing {
-    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..config });
-    // Let the submission thread reach its idle wait, as it is between bursts in real use.
-    std::thread::sleep(Duration::from_millis(50));
-    ring
-}
-
 /// A file of `blocks` 4 KiB blocks, block `i` filled with the byte `i`.
 fn blocks_file(dir: &tempfile::TempDir, blocks: u8) -> std::fs::File {
     let path = dir.path().join("blocks");
@@ -44,7 +37,7 @@ fn cached_reads_complete_inside_the_call_with_their_bytes() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 16);
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     let users = queue_block_reads(&ring, &file, 16);
     let mut out = Vec::new();
     ring.ring.submit_and_reap(&mut out, usize::MAX);
@@ -63,7 +56,7 @@ fn an_op_that_cannot_finish_inline_arrives_through_the_sink() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
     let mut out = Vec::new();
     ring.ring.submit_and_reap(&mut out, usize::MAX);
@@ -83,7 +76,7 @@ fn with_inline_submit_off_or_coop_taskrun_the_threads_do_the_work() {
         RingConfig { inline_submit: false, ..inline() },
         RingConfig { coop_taskrun: true, ..inline() },
     ] {
-        let ring = deferred(config);
+        let ring = TestRing::deferred(config);
         let (user, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
         let mut out = Vec::new();
         ring.ring.submit_and_reap(&mut out, usize::MAX);
@@ -98,7 +91,7 @@ fn multi_part_ops_finish_once_whichever_thread_reaps_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("whole");
     std::fs::write(&path, vec![7u8; 10_000]).unwrap();
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     // Open, read and close are three kernel entries; open runs on a kernel worker.
     let users: HashSet<u64> =
         (0..32).map(|_| ring.submit(Op::read_file(libc::AT_FDCWD, cstr(&path), Memory::zeroed(16_384))).0).collect();
@@ -123,7 +116,7 @@ fn closing_while_another_thread_submits_inline_neither_hangs_nor_loses_an_op() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = Arc::new(blocks_file(&dir, 4));
-    let ring = Arc::new(deferred(inline()));
+    let ring = Arc::new(TestRing::deferred(inline()));
     let stop = Arc::new(AtomicBool::new(false));
     let submitter = {
         let (ring, file, stop) = (Arc::clone(&ring), Arc::clone(&file), Arc::clone(&stop));
@@ -165,7 +158,7 @@ fn large_transfers_are_left_to_the_submission_thread() {
     let data: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     // A small read first, then one larger than an inline call may copy.
     let (small, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));
     let (large, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8 << 20), 0));
@@ -182,7 +175,7 @@ fn completions_beyond_the_callers_room_go_to_the_sink() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 4);
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     let users = queue_block_reads(&ring, &file, 4);
     let mut out = Vec::new();
     ring.ring.submit_and_reap(&mut out, 2);
@@ -202,7 +195,7 @@ fn worker_ops_are_left_to_the_submission_thread_while_the_kernel_has_others() {
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 1);
     let path = cstr(&dir.path().join("blocks"));
-    let ring = deferred(inline());
+    let ring = TestRing::deferred(inline());
     let queue_stat_then_read = || {
         let (stat, _) = ring.submit(Op::statx(libc::AT_FDCWD, path.clone(), 0, libc::STATX_SIZE));
         let (read, _) = ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), 0));

@@ -183,7 +183,12 @@ fn configuration_is_checked() {
     // Clamped, not refused: the kernel grants its maximum.
     let ring = Ring::new(RingConfig { entries: 32768, ..RingConfig::default() }, NullSink).unwrap();
     assert_eq!(ring.sq_entries(), 32768);
-    assert_eq!(Ring::new(RingConfig::default(), NullSink).unwrap().registered_capacity(), 4096);
+    // Clamped to the soft fd limit, which the kernel enforces for the table.
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    let expected = limit.rlim_cur.min(4096) as u32;
+    assert_eq!(Ring::new(RingConfig::default(), NullSink).unwrap().registered_capacity(), expected);
 }
 
 #[test]
@@ -234,8 +239,7 @@ impl uring_core::CompletionSink for NullSink {
 #[test]
 fn with_deferred_wakeups_one_flush_submits_everything_queued() {
     let _serial = serial();
-    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..RingConfig::default() });
-    std::thread::sleep(Duration::from_millis(50));
+    let ring = TestRing::deferred(RingConfig::default());
     let file = std::fs::File::open("/proc/self/exe").unwrap();
     use std::os::fd::AsRawFd;
     let users: Vec<u64> = (0..100).map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(8), i * 8)).0).collect();
@@ -276,8 +280,7 @@ fn is_open(fd: i32) -> bool {
 #[test]
 fn a_close_runs_even_when_cancelled_or_caught_queued_by_shutdown() {
     let _serial = serial();
-    let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..RingConfig::default() });
-    std::thread::sleep(Duration::from_millis(50));
+    let ring = TestRing::deferred(RingConfig::default());
     // Queued, not yet flushed: a cancel that swept it out would leave the fd open while its
     // caller counts it as closed.
     use std::os::fd::IntoRawFd;

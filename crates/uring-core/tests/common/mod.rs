@@ -55,6 +55,18 @@ impl TestRing {
         TestRing { ring, collector, next: AtomicU64::new(1) }
     }
 
+    /// A ring with deferred wake-ups, returned once its submission thread waits for work, as it
+    /// does between bursts in real use: queued ops then stay queued until a flush.
+    pub fn deferred(config: RingConfig) -> TestRing {
+        let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..config });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ring.ring.is_submitter_idle() {
+            assert!(Instant::now() < deadline, "the submission thread never went idle");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ring
+    }
+
     pub fn submit(&self, op: Op) -> (u64, OpKey) {
         let user = self.next.fetch_add(1, Ordering::Relaxed);
         let key = self.ring.submit(user, op).expect("submit");
