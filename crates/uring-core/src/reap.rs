@@ -1,0 +1,103 @@
+//! What a completion does to its op: the rest of a transfer queued again, or the op out of the
+//! slab and its completion out to the caller; and the fds the engine must close itself.
+
+use std::os::fd::RawFd;
+
+use crate::op::{Next, Op};
+use crate::ring::{Completion, Shared};
+use crate::state::{InFlight, State};
+
+/// `user_data` of cancel entries: their completions only free budget.
+pub(crate) const CANCEL_TAG: u64 = 1 << 63;
+/// `user_data` of the NOP that wakes the completion thread at shutdown.
+pub(crate) const WAKE_TAG: u64 = (1 << 63) | 1;
+
+/// What one walk of the completion queue found besides finished ops.
+#[derive(Default)]
+pub(crate) struct Reaped {
+    /// The shutdown NOP.
+    pub woke: bool,
+    /// Ops queued again for their next part.
+    pub requeued: bool,
+}
+
+/// Applies every completion in the completion queue to the slab, adding what finished to
+/// `batch`. The caller holds `Shared::reaper`.
+pub(crate) fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completion>) -> Reaped {
+    let mut found = Reaped::default();
+    // SAFETY: completion queue views are only created with `reaper` held (the caller's duty);
+    // dropping the view publishes the new head.
+    for cqe in unsafe { shared.ring.completion_shared() } {
+        match cqe.user_data() {
+            WAKE_TAG => found.woke = true,
+            CANCEL_TAG => st.in_kernel -= 1,
+            key => {
+                st.in_kernel -= 1;
+                found.requeued |= reap(st, key, cqe.result(), batch);
+            }
+        }
+    }
+    if st.closing && st.slab.is_empty() {
+        shared.drained.notify_all();
+    }
+    found
+}
+
+/// Closes fds nobody else knows; called with no lock held, since a close may block.
+pub(crate) fn close_all(fds: Vec<RawFd>) {
+    for fd in fds {
+        // SAFETY: the engine opened (or was asked to close) `fd` and nobody else holds it; it was
+        // queued once, so it is closed exactly once, here.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Ends an op that will not run (further): queues any fd it still holds for closing, reports it
+/// cancelled (a close asked for is done that way, so it reports success).
+pub(crate) fn discard(op: InFlight, to_close: &mut Vec<RawFd>) -> Completion {
+    let held = op.op.held_fd();
+    to_close.extend(held);
+    let result = if matches!(op.op, Op::Close { .. }) { 0 } else { -libc::ECANCELED };
+    Completion { user: op.user, result, output: None }
+}
+
+/// Applies one op's completion: resubmit the rest, or release its slot and deliver.
+/// Returns whether the op was queued again (its next part, or the rest of a short transfer).
+fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
+    let closing = st.closing;
+    let Some(op) = st.slab.get_mut(key) else { return false };
+    op.in_kernel = false;
+    // A close that never ran still has to happen: its caller counts the fd as closed.
+    let unclosed = op.op.unclosed_fd(res);
+    st.to_close.extend(unclosed);
+    let Some(op) = st.slab.get_mut(key) else { return false };
+    let result = match op.op.on_result(res) {
+        Next::Resubmit if !op.abandoned && !closing => {
+            st.queue.push_front(key);
+            return true;
+        }
+        Next::Resubmit => {
+            if let Some(op) = st.remove(key) {
+                batch.push(discard(op, &mut st.to_close));
+            }
+            return false;
+        }
+        Next::Complete(result) => result,
+    };
+    let Some(op) = st.remove(key) else { return false };
+    let mut result = result;
+    if op.abandoned {
+        if let Some(fd) = op.op.orphaned_fd(result) {
+            // Nobody will ever receive this fd: the kernel just opened it for this op.
+            st.to_close.push(fd);
+            result = -libc::ECANCELED;
+        }
+    }
+    match op.op {
+        Op::RegisterFile { slot, .. } if result < 0 => st.files.release(slot),
+        Op::UnregisterFile { slot, .. } => st.files.release(slot),
+        _ => {}
+    }
+    batch.push(Completion { user: op.user, result, output: op.op.into_output(result) });
+    false
+}
