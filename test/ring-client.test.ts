@@ -316,13 +316,24 @@ describe("RingClient over the binding", () => {
     expect(() => reported.forEach((report) => report())).toThrow(/boom/)
   })
 
-  it("submitNow leaves a read the kernel cannot finish at once to its callback", async () => {
+  /** Runs `body` with a fresh ring and a FIFO opened r+ (a read waits for data, never sees EOF). */
+  const withFifo = async (body: (client: RingClient, fd: number) => Promise<void>) => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
     const client = new RingClient({ entries: 8 })
     const path = Path.join(dir, "fifo")
     mkfifo(path)
     const fd = Fs.openSync(path, "r+")
     try {
+      await body(client, fd)
+    } finally {
+      client.shutdown()
+      Fs.closeSync(fd)
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it("submitNow leaves a read the kernel cannot finish at once to its callback", () =>
+    withFifo(async (client, fd) => {
       const buffer = new Uint8Array(16)
       const op = submitNow(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
       expect(op.now).toBe(false)
@@ -331,20 +342,10 @@ describe("RingClient over the binding", () => {
       expect(await op.result).toBe(4)
       expect(new TextDecoder().decode(buffer.subarray(0, 4))).toBe("late")
       expect(client.pending).toBe(0)
-    } finally {
-      client.shutdown()
-      Fs.closeSync(fd)
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
-  it("shutdown cancels a pending read, still delivers its completion, and says it closed clean", async () => {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
-    const client = new RingClient({ entries: 8 })
-    const path = Path.join(dir, "fifo")
-    mkfifo(path)
-    const fd = Fs.openSync(path, "r+")
-    try {
+  it("shutdown cancels a pending read, still delivers its completion, and says it closed clean", () =>
+    withFifo(async (client, fd) => {
       const buffer = new Uint8Array(16)
       const result = run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
       await new Promise((resolve) => setTimeout(resolve, 20))
@@ -354,11 +355,7 @@ describe("RingClient over the binding", () => {
       expect(await result).toBe(-125)
       expect(client.pending).toBe(0)
       expect(client.shutdown()).toBe(true)
-    } finally {
-      Fs.closeSync(fd)
-      Fs.rmSync(dir, { recursive: true, force: true })
-    }
-  })
+    }))
 
   it("with inlineSubmit off, every completion comes from the completion thread", async () => {
     await withExe({ entries: 64, inlineSubmit: false }, async (client, fd) => {
