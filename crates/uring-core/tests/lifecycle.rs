@@ -312,12 +312,18 @@ fn a_released_slot_is_not_reused_while_an_op_still_names_it() {
     let (user, _) = ring.submit(Op::read_exact(Target::Fixed(0), Memory::zeroed(8), 0));
     use std::io::Write;
     writer.write_all(b"head").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    use std::os::fd::AsRawFd;
+    let unread = || {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD writes the FIFO's unread byte count into `bytes`.
+        assert_eq!(unsafe { libc::ioctl(writer.as_raw_fd(), libc::FIONREAD, &mut bytes) }, 0);
+        bytes
+    };
+    wait_until("the read to take the first half", || unread() == 0);
     assert!(ring.wait_for(user, Duration::from_millis(50)).is_none(), "the read waits for its other half");
     assert_eq!(ring.run(Op::unregister_file(0)), 0);
     // Were the slot free again, this file would take it and the read's rest would go to it.
     let other = std::fs::File::open("/proc/self/exe").unwrap();
-    use std::os::fd::AsRawFd;
     assert_eq!(ring.ring.submit(99, Op::register_file(other.as_raw_fd())), Err(EngineError::TableFull));
     writer.write_all(b"tail").unwrap();
     let c = ring.wait(user);

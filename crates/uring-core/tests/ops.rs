@@ -342,7 +342,8 @@ fn blocked_whole_file_ops_never_leak_their_fds(
     let ring = TestRing::new();
     let ring_fds = fd_count() - before;
     let held: Vec<(u64, u64)> = (0..50).map(|_| ring.submit(blocked(fifo.clone()))).collect();
-    std::thread::sleep(Duration::from_millis(50));
+    // Cancelled only once every op has opened its fd, so the cancel meets fds it must close.
+    wait_until("50 whole-file ops to open the FIFO", || fd_count() == before + ring_fds + 50);
     for (_, key) in &held {
         ring.ring.cancel(*key);
     }
@@ -352,7 +353,7 @@ fn blocked_whole_file_ops_never_leak_their_fds(
     between(&ring);
     assert_eq!(fd_count(), before + ring_fds);
     let users: Vec<u64> = (0..50).map(|_| ring.submit(blocked(fifo.clone())).0).collect();
-    std::thread::sleep(Duration::from_millis(50));
+    wait_until("50 whole-file ops to open the FIFO", || fd_count() == before + ring_fds + 50);
     assert!(ring.ring.close());
     for user in users {
         assert_eq!(ring.wait(user).result, -libc::ECANCELED);
