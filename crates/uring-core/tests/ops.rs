@@ -2,7 +2,6 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::time::Duration;
 
 use common::*;
 use uring_core::{Memory, Op, Target, MAX_RW_COUNT};
