@@ -15,6 +15,10 @@ import { refusedAsFailure } from "./ops/runner.js"
 
 const BENEATH = ResolveFlags.RESOLVE_BENEATH | ResolveFlags.RESOLVE_NO_MAGICLINKS
 const EXDEV = 18
+const ELOOP = 40
+
+/** Whether `error` is the kernel's `errno`. */
+const isErrno = (error: UringError, errno: number): boolean => "errno" in error && error.errno === errno
 
 /** What `openDir` needs from the service's operations. @internal */
 export interface ConfinementPrimitives {
@@ -68,29 +72,47 @@ export const openDir = (
       flags: OpenFlags.O_PATH | OpenFlags.O_DIRECTORY
     })
 
+    /** A kernel-checked escape, naming the path and the root. */
+    const escape = (operation: string, path: string, errno: number, code: string) =>
+      Effect.fail(new Escape({ operation, path, dir: root, errno, code }))
+
     /**
-     * Kernel-checked escapes become `Escape`, naming the path and the root. Only for resolution
-     * beneath the root (openat2), where EXDEV means an escape; from a rename or link it is a real
-     * cross-device error.
+     * openat2 beneath the root, with the escapes the kernel refuses as `Escape`. Only for this
+     * resolution, where EXDEV means an escape; from a rename or link it is a real cross-device
+     * error. A magic link fails with ELOOP (RESOLVE_NO_MAGICLINKS), as a symlink loop does: the
+     * same path opened with O_PATH and RESOLVE_BENEATH alone tells them apart, since the kernel
+     * refuses magic links in a lookup confined beneath a directory with EXDEV and a loop still
+     * with ELOOP. Only on that error path, and the probe is closed at once.
      */
-    const confined = <A, R>(operation: string, path: string, effect: Effect.Effect<A, UringError, R>) =>
-      Effect.catchIf(
-        effect,
-        (error) => "errno" in error && error.errno === EXDEV && error._tag === "CrossDevice",
-        (error) =>
-          Effect.fail(
-            new Escape({ operation, path, dir: root, errno: (error as { errno: number }).errno, code: "EXDEV" })
-          )
+    const beneath = (operation: string, path: string, flags: number, mode: number) =>
+      primitives.openBeneath(operation, rootFd, path, flags, mode, BENEATH).pipe(
+        Effect.catchIf(
+          (error) => isErrno(error, EXDEV),
+          () => escape(operation, path, EXDEV, "EXDEV")
+        ),
+        Effect.catchIf(
+          (error) => isErrno(error, ELOOP),
+          (error) =>
+            Effect.scoped(primitives.openBeneath(
+              operation,
+              rootFd,
+              path,
+              OpenFlags.O_PATH | OpenFlags.O_CLOEXEC | (flags & OpenFlags.O_NOFOLLOW),
+              0,
+              ResolveFlags.RESOLVE_BENEATH
+            )).pipe(
+              Effect.matchEffect({
+                onFailure: (probe) => isErrno(probe, EXDEV) ? escape(operation, path, ELOOP, "ELOOP") : Effect.fail(error),
+                onSuccess: () => Effect.fail(error)
+              })
+            )
+        )
       )
 
     const parentOf = (operation: string, path: string) =>
       Effect.flatMap(splitName(operation, path), ({ name, parent }) =>
         Effect.map(
-          confined(
-            operation,
-            path,
-            primitives.openBeneath(operation, rootFd, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, BENEATH)
-          ),
+          beneath(operation, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0),
           (dir) => ({ dir, name })
         ))
 
@@ -106,13 +128,13 @@ export const openDir = (
         refusedAsFailure(Effect.suspend(() => {
           const { flags, mode } = openArguments("open", path, options)
           const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
-          return confined("open", path, primitives.openBeneath("open", rootFd, path, flags, creates ? mode : 0, BENEATH))
+          return beneath("open", path, flags, creates ? mode : 0)
         })),
       stat: (path, options) =>
         options?.followSymlinks === false
           ? onName("stat", path, (parent, name) => primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW))
           : Effect.scoped(Effect.flatMap(
-            confined("stat", path, primitives.openBeneath("stat", rootFd, path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0, BENEATH)),
+            beneath("stat", path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0),
             primitives.fstat
           )),
       mkdir: (path, mode) => onName("mkdir", path, (parent, name) => primitives.mkdirAt(parent, name, mode)),

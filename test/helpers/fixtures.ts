@@ -51,6 +51,16 @@ export const tmpfs = (size: string, options = "", at?: string): Effect.Effect<st
       })
   )
 
+/** procfs mounted on `at` (an empty directory that must exist), unmounted when the scope ends. */
+export const procfs = (at: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      execFileSync("mount", ["-t", "proc", "proc", at])
+      return at
+    }),
+    (dir) => Effect.sync(() => execFileSync("umount", ["-l", dir]))
+  )
+
 /** Open fds of this process. */
 export const fdCount = (): number => Fs.readdirSync("/proc/self/fd").length
 
