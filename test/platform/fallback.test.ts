@@ -1,6 +1,7 @@
 /**
  * `UringFileSystem.layerWithFallback`: io_uring where a ring can be created, Node's file system otherwise, with one log
- * line saying which and why. The real refusal is tested in a child process run while `kernel.io_uring_disabled` is 2.
+ * line saying which and why. The real refusal is tested in an unprivileged child process run while
+ * `kernel.io_uring_disabled` is 1, which refuses only processes without CAP_SYS_ADMIN outside `kernel.io_uring_group`.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, it } from "@effect/vitest"
@@ -13,6 +14,14 @@ import { fileURLToPath } from "node:url"
 import { UringFileSystem } from "../../src/index.js"
 
 const SYSCTL = "/proc/sys/kernel/io_uring_disabled"
+const GROUP_SYSCTL = "/proc/sys/kernel/io_uring_group"
+/**
+ * Who the refused child runs as: no capabilities, and a group of its own. While io_uring is disabled, the io_uring
+ * group is nobody's (65534), so the unprivileged children other test files run in parallel (uid and gid 65534) can
+ * still create rings, and root processes can anyway: only this child is refused.
+ */
+const REFUSED = { uid: 65534, gid: 65533 }
+const ALLOWED_GROUP = "65534"
 const child = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "fixtures", "fallback-child.ts")
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 
@@ -37,31 +46,48 @@ const choose = (env: Record<string, string>, layer = UringFileSystem.layerWithFa
     return { backend: backend ? "io_uring" : "node", logs }
   })
 
-const runChildSync = (env: NodeJS.ProcessEnv): ChildReport => {
-  const result = spawnSync(process.execPath, ["--import", "tsx", child], { cwd: root, env, encoding: "utf8", timeout: 60_000 })
+const runChildSync = (env: NodeJS.ProcessEnv, ids: { uid?: number; gid?: number } = {}): ChildReport => {
+  const result = spawnSync(process.execPath, ["--import", "tsx", child], { ...ids, cwd: root, env, encoding: "utf8", timeout: 60_000 })
   if (result.status !== 0) throw new Error(`child failed (${result.status}): ${result.stderr}`)
   return JSON.parse(result.stdout.trim().split("\n").at(-1)!) as ChildReport
 }
 
-/**
- * Runs the child with io_uring disabled system-wide only while it builds its layer: it loads first and says `ready`;
- * then the sysctl goes to 2, the child builds the layer and says `built`, and the old value comes back at once (and in
- * any case in `finally`). Keeping the window short matters: other test files create rings in parallel processes.
- */
-const runChildWithIoUringDisabled = async (): Promise<{ report: ChildReport; valueDuring: string }> => {
-  let old: string
+/** The current value of a sysctl, failing with what the test needs if it cannot also write it. */
+const writableSysctl = (path: string): string => {
   try {
-    old = Fs.readFileSync(SYSCTL, "utf8").trim()
-    Fs.accessSync(SYSCTL, Fs.constants.W_OK)
+    const value = Fs.readFileSync(path, "utf8").trim()
+    Fs.accessSync(path, Fs.constants.W_OK)
+    return value
   } catch (error) {
     throw new Error(
-      `this test needs to write ${SYSCTL} (root on a kernel with kernel.io_uring_disabled, 6.6+), and cannot: ${String(error)}`
+      `this test needs to write ${path} (root on a kernel with kernel.io_uring_disabled, 6.6+), and cannot: ${String(error)}`
     )
   }
-  const proc = spawn(process.execPath, ["--import", "tsx", child, "--wait"], { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+}
+
+/**
+ * Runs the unprivileged child with io_uring disabled for it only while it builds its layer: it loads first and says
+ * `ready`; then the sysctls go to 1 and the allowed group, the child builds the layer and says `built`, and the old
+ * values come back at once (and in any case in `finally`).
+ */
+const runChildWithIoUringDisabled = async (): Promise<{ report: ChildReport; valueDuring: string }> => {
+  const old = writableSysctl(SYSCTL)
+  const oldGroup = writableSysctl(GROUP_SYSCTL)
+  const restore = () => {
+    Fs.writeFileSync(SYSCTL, old)
+    Fs.writeFileSync(GROUP_SYSCTL, oldGroup)
+  }
+  const proc = spawn(process.execPath, ["--import", "tsx", child, "--wait"], { ...REFUSED, cwd: root, stdio: ["pipe", "pipe", "pipe"] })
   let stderr = ""
   proc.stderr.on("data", (data) => (stderr += String(data)))
-  const exited = new Promise<number | null>((resolve) => proc.on("close", resolve))
+  const exited = new Promise<number | null>((resolve) => {
+    proc.on("close", resolve)
+    // Spawning failed: no "close" follows an "error" without a process.
+    proc.on("error", (error) => {
+      stderr += String(error)
+      resolve(null)
+    })
+  })
   const lines = Readline.createInterface({ input: proc.stdout })
   const next = (() => {
     const queue: Array<string> = []
@@ -81,20 +107,21 @@ const runChildWithIoUringDisabled = async (): Promise<{ report: ChildReport; val
     const ready = await next()
     if (ready !== "ready") throw new Error(`child did not start: ${ready} ${stderr}`)
     try {
-      Fs.writeFileSync(SYSCTL, "2")
+      Fs.writeFileSync(GROUP_SYSCTL, ALLOWED_GROUP)
+      Fs.writeFileSync(SYSCTL, "1")
       valueDuring = Fs.readFileSync(SYSCTL, "utf8").trim()
       proc.stdin.end("go\n")
       const built = await next()
       if (built !== "built") throw new Error(`child did not build its layer: ${built} ${stderr}`)
     } finally {
-      Fs.writeFileSync(SYSCTL, old)
+      restore()
     }
     const report = await next()
     const code = await exited
     if (code !== 0) throw new Error(`child failed (${code}): ${stderr}`)
     return { report: JSON.parse(report) as ChildReport, valueDuring }
   } finally {
-    Fs.writeFileSync(SYSCTL, old)
+    restore()
     proc.kill()
   }
 }
@@ -135,15 +162,17 @@ describe("UringFileSystem.layerWithFallback", () => {
     expect(normal).toMatchObject({ backend: "io_uring", text: "works" })
   })
 
-  it("a child process run while kernel.io_uring_disabled=2 falls back to Node's file system, and logs the refusal", async () => {
-    const before = Fs.readFileSync(SYSCTL, "utf8").trim()
+  it("an unprivileged child process run while kernel.io_uring_disabled=1 falls back to Node's file system, and logs the refusal", async () => {
+    const before = [Fs.readFileSync(SYSCTL, "utf8").trim(), Fs.readFileSync(GROUP_SYSCTL, "utf8").trim()]
+    // The same child as the same user gets io_uring while it is allowed: the refusal below is the sysctl's.
+    expect(runChildSync({ ...process.env, URING_DISABLE: "" }, REFUSED)).toMatchObject({ backend: "io_uring", text: "works" })
     const { report, valueDuring } = await runChildWithIoUringDisabled()
-    expect(valueDuring).toBe("2")
+    expect(valueDuring).toBe("1")
     expect(report.backend).toBe("node")
     expect(report.text).toBe("works")
     expect(report.logs).toHaveLength(1)
     expect(report.logs[0]).toMatch(/^WARN: UringFileSystem: using Node's FileSystem because io_uring is unavailable: /)
     expect(report.logs[0]).toContain("EPERM")
-    expect(Fs.readFileSync(SYSCTL, "utf8").trim()).toBe(before)
+    expect([Fs.readFileSync(SYSCTL, "utf8").trim(), Fs.readFileSync(GROUP_SYSCTL, "utf8").trim()]).toEqual(before)
   })
 })
