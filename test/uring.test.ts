@@ -1,22 +1,23 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Cause, Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
+import { Cause, Clock, Effect, Either, Equal, Exit, Fiber, Schema, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { AtFlags, FallocateMode, make, Metadata, OpenFlags, OwnedFd, RegisteredFile, Uring } from "../src/index.js"
 import { nextCapacity, WHOLE_FILE_MAX } from "../src/internal/ops/wholeFiles.js"
 import { fdCount, mkfifo, openFifo, pattern, tempDir } from "./helpers/fixtures.js"
+import { makeWithClient, realSleep, waitUntil } from "./reliability/helpers.js"
+import type { UringShape } from "../src/services/Uring.js"
 
-/** Wall-clock sleep: `it.effect` runs on the TestClock, where `Effect.sleep` waits for the test to advance it. */
-const realSleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 const encode = (s: string) => new TextEncoder().encode(s)
 const decode = (b: Uint8Array) => new TextDecoder().decode(b)
-/** A FIFO in a fresh temp dir, opened through the ring for reading and writing (so opening never blocks). */
-const ringFifo = Effect.gen(function*() {
-  const dir = yield* tempDir()
-  const path = Path.join(dir, "fifo")
-  mkfifo(path)
-  return { path, fifo: yield* (yield* Uring).open(path, { flag: "r+" }) }
-})
+/** A FIFO in a fresh temp dir, opened through `uring` for reading and writing (so opening never blocks). */
+const ringFifo = (uring: UringShape) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir()
+    const path = Path.join(dir, "fifo")
+    mkfifo(path)
+    return { path, fifo: yield* uring.open(path, { flag: "r+" }) }
+  })
 
 layer(Uring.layer())("Uring", (it) => {
   describe("reads and writes", () => {
@@ -90,12 +91,14 @@ layer(Uring.layer())("Uring", (it) => {
 
     it.scoped("an interrupted readBatch cancels what is still pending and waits for it", () =>
       Effect.gen(function*() {
-        const uring = yield* Uring
-        const { fifo, path: fifoPath } = yield* ringFifo
+        const { client, uring } = yield* makeWithClient({ ringSize: 64 })
+        const { fifo, path: fifoPath } = yield* ringFifo(uring)
         Fs.writeFileSync(fifoPath, Buffer.alloc(8, 1))
         const fiber = yield* Effect.fork(uring.readBatch(fifo, Array.from({ length: 32 }, () => ({ offset: 0, length: 8 }))))
-        yield* realSleep(20)
+        // One range takes the 8 bytes; the other 31 wait in the kernel.
+        expect(yield* waitUntil(() => client.native.inFlight === 31, 5_000)).toBe(true)
         yield* Fiber.interrupt(fiber)
+        expect(client.native.inFlight).toBe(0)
         // The ring still serves reads from the same FIFO afterwards.
         Fs.writeFileSync(fifoPath, Buffer.alloc(8, 2))
         expect(Array.from(yield* uring.read(fifo, 0, 8))).toEqual(Array(8).fill(2))
@@ -103,7 +106,7 @@ layer(Uring.layer())("Uring", (it) => {
 
     it.scoped("batches of one size share arrays only once each is done: one waiting on a FIFO keeps its own", () =>
       Effect.gen(function*() {
-        const uring = yield* Uring
+        const { client, uring } = yield* makeWithClient({ ringSize: 64 })
         const dir = yield* tempDir()
         const fifo = yield* openFifo(dir)
         const path = Path.join(dir, "data")
@@ -111,7 +114,7 @@ layer(Uring.layer())("Uring", (it) => {
         Fs.writeFileSync(path, data)
         const file = yield* uring.open(path)
         const waiting = yield* Effect.fork(uring.readBatch(fifo, [{ offset: 0, length: 3 }, { offset: 0, length: 5 }]))
-        yield* realSleep(20)
+        expect(yield* waitUntil(() => client.native.inFlight === 2, 5_000)).toBe(true)
         // Same-size batches done meanwhile, their own results and lengths in every place.
         for (let i = 0; i < 100; i++) {
           const at = i * 16
@@ -393,11 +396,10 @@ layer(Uring.layer())("Uring", (it) => {
   })
 
   describe("handles", () => {
-    it.effect("scoped opens and registrations are released when the scope ends, even on failure", () =>
+    it.scoped("scoped opens and registrations are released when the scope ends, even on failure", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
-        const dir = yield* Effect.scoped(tempDir())
-        Fs.mkdirSync(dir, { recursive: true })
+        const dir = yield* tempDir()
         const path = Path.join(dir, "f")
         Fs.writeFileSync(path, "content")
         const before = fdCount()
@@ -417,7 +419,6 @@ layer(Uring.layer())("Uring", (it) => {
           yield* Effect.scoped(Effect.flatMap(uring.open(path), uring.register))
         }
         expect(fdCount()).toBe(before)
-        Fs.rmSync(dir, { recursive: true, force: true })
       }))
 
     it.scoped("explicit close reports errors; closed, released and foreign handles are refused", () =>
@@ -473,11 +474,10 @@ layer(Uring.layer())("Uring", (it) => {
         expect((yield* uring.fstat(second)).size).toBe(11n)
       }))
 
-    it.effect("a RegisteredFile of another ring is refused", () =>
+    it.scoped("a RegisteredFile of another ring is refused", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
-        const dir = yield* Effect.scoped(tempDir())
-        const path = `${dir}-other`
+        const path = Path.join(yield* tempDir(), "other")
         Fs.writeFileSync(path, "x")
         const registered = yield* Effect.scoped(Effect.gen(function*() {
           const other = yield* make({ ringSize: 8 })
@@ -490,28 +490,33 @@ layer(Uring.layer())("Uring", (it) => {
           return reg
         }))
         expect(registered.isReleased).toBe(true)
-        Fs.rmSync(path)
       }))
   })
 
   describe("interruption", () => {
     it.scoped("an interrupted readInto waits for the kernel: the buffer is never written afterwards", () =>
       Effect.gen(function*() {
-        const uring = yield* Uring
-        const { fifo, path: fifoPath } = yield* ringFifo
+        const { client, uring } = yield* makeWithClient({ ringSize: 256 })
+        const { fifo, path: fifoPath } = yield* ringFifo(uring)
         const buffers = Array.from({ length: 64 }, () => new Uint8Array(16).fill(0xaa))
         const fibers = yield* Effect.forEach(buffers, (buffer) => Effect.fork(uring.readInto(fifo, 0, buffer)))
-        yield* realSleep(20)
+        expect(yield* waitUntil(() => client.native.inFlight === buffers.length, 5_000)).toBe(true)
         yield* Fiber.interruptAll(fibers)
-        // Every interruption has completed; now data arrives in the FIFO.
+        // Every interruption has completed, and with it every read the kernel had.
+        expect([client.pending, client.native.inFlight]).toEqual([0, 0])
+        const sent = Buffer.alloc(16 * 64, 0x55)
         const writer = Fs.openSync(fifoPath, "w")
-        Fs.writeSync(writer, Buffer.alloc(16 * 64, 0x55))
+        Fs.writeSync(writer, sent)
         Fs.closeSync(writer)
-        yield* realSleep(20)
+        // All of it is still there for the next reader: a cancelled read still in the kernel would take its
+        // share first (and write it into its buffer), and this read would wait for bytes that never come.
+        const next = yield* uring.readExact(fifo, 0, sent.length).pipe(
+          Effect.timeoutFail({ duration: 5_000, onTimeout: () => new Error("bytes written to the FIFO went to a cancelled read") }),
+          // The test runs on the TestClock, where this timeout would never fire.
+          Effect.withClock(Clock.make())
+        )
+        expect(Buffer.compare(next, sent)).toBe(0)
         for (const buffer of buffers) expect(Array.from(buffer).every((b) => b === 0xaa)).toBe(true)
-        // The data is still there for the next reader: nothing was consumed by a cancelled read.
-        const next = yield* uring.read(fifo, 0, 16)
-        expect(Array.from(next)).toEqual(Array(16).fill(0x55))
       }))
 
     it.scoped("interrupted writes and reads of regular files complete or cancel, and the ring keeps working", () =>
@@ -722,13 +727,14 @@ describe("Uring.writeFile", () => {
 
   it.scoped("interrupted while its open waits for a FIFO reader: no fd left behind", () =>
     Effect.gen(function*() {
-      const uring = yield* make({ ringSize: 64 })
+      const { client, uring } = yield* makeWithClient({ ringSize: 64 })
       const dir = yield* tempDir()
       const fifo = Path.join(dir, "fifo")
       mkfifo(fifo)
       const before = fdCount()
       const fibers = yield* Effect.forEach(Array.from({ length: 20 }), () => Effect.fork(uring.writeFile(fifo, encode("x"))))
-      yield* realSleep(20)
+      // Each open waits in the kernel for a reader.
+      expect(yield* waitUntil(() => client.native.inFlight === fibers.length, 5_000)).toBe(true)
       yield* Effect.forEach(fibers, Fiber.interrupt, { discard: true })
       expect(fdCount()).toBe(before)
     }))
