@@ -224,12 +224,13 @@ describe("files changing under the caller", () => {
             }
             setTimeout(step, 20)
           `
-          const tally = yield* runReaders(uring, [owned], seed + cycle, Effect.async<void>((resume) => {
+          const tally = yield* runReaders(uring, [owned], seed + cycle, Effect.async<void, Error>((resume) => {
             const child = spawn(process.execPath, ["-e", script, path], { stdio: "inherit" })
-            child.on("exit", (code) => {
-              expect(code).toBe(0)
-              resume(realSleep(5))
-            })
+            // A failure resumes the fiber: thrown from a listener, it would leave the test waiting for its timeout.
+            child.on("error", (error) => resume(Effect.fail(error)))
+            child.on("exit", (code, signal) =>
+              resume(code === 0 ? realSleep(5) : Effect.fail(new Error(`the truncating child exited with ${code ?? signal}`))))
+            return Effect.sync(() => child.kill("SIGKILL"))
           }))
           expect(Fs.existsSync(path)).toBe(false)
           expect((yield* uring.read(owned, 0, 10)).length).toBe(0)
