@@ -231,13 +231,16 @@ describe("cached reads", () => {
       const { path } = cachedFile(yield* tempDir(), "f", 4096)
       const ringScope = yield* Scope.make()
       const uring = yield* Scope.extend(make(), ringScope)
-      // Opened in the test's scope, so it outlives the ring; its close through the closed ring
-      // is refused, so it is closed here.
-      const file = yield* uring.open(path)
-      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(file.fd)))
+      // Opened in a scope that outlives the ring: its finalizer closes the fd itself once the
+      // ring refuses the close.
+      const fileScope = yield* Scope.make()
+      const file = yield* Scope.extend(uring.open(path), fileScope)
+      yield* Effect.addFinalizer(() => Scope.close(fileScope, Exit.void))
       expect(yield* uring.readInto(file, 0, new Uint8Array(16))).toBe(16)
       yield* Scope.close(ringScope, Exit.void)
       const error = yield* Effect.flip(uring.readInto(file, 0, new Uint8Array(16)))
       expect(error._tag).toBe("RingClosed")
+      yield* Scope.close(fileScope, Exit.void)
+      expect(file.isClosed).toBe(true)
     }))
 })
