@@ -2,33 +2,33 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { copyFile } from "../examples/copy-file.js"
 import { main as quickstart } from "../examples/quickstart.js"
 import { main as scopedResources } from "../examples/scoped-resources.js"
 import { main as typedErrors } from "../examples/typed-errors.js"
 import { Uring } from "../src/index.js"
-import { pattern } from "./helpers/fixtures.js"
+import { pattern, tempDir } from "./helpers/fixtures.js"
 
 describe("examples", () => {
   it.effect("quickstart writes, reads back, stats, renames and removes", () =>
     Effect.gen(function*() {
-      const meta = yield* quickstart
+      const { dir, meta, text } = yield* quickstart
+      expect(text).toBe("hello from io_uring\n")
       expect(meta.size).toBe(20n)
       expect(meta.type).toBe("File")
+      expect(Fs.existsSync(dir)).toBe(false)
     }))
 
-  it.effect("copy-file copies a multi-chunk file byte for byte", () =>
+  it.scoped("copy-file copies a multi-chunk file byte for byte", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "copy-example-"))
+      const dir = yield* tempDir("copy-example-")
       const from = Path.join(dir, "from")
       const data = pattern(5 * (1 << 20) + 123, 13)
       Fs.writeFileSync(from, data)
       const copied = yield* copyFile(from, Path.join(dir, "to")).pipe(Effect.provide(Uring.layer()))
       expect(copied).toBe(data.length)
       expect(Buffer.compare(Fs.readFileSync(Path.join(dir, "to")), data)).toBe(0)
-      Fs.rmSync(dir, { recursive: true })
     }))
 
   it.live("scoped-resources releases fds on success, failure and interruption", () =>

@@ -63,6 +63,16 @@ describe("interruption storm", () => {
       const dataFd = Fs.openSync(dataPath, "r")
       const outFd = Fs.openSync(outPath, "w+")
       const fifos = openFifos(Array.from({ length: FIFOS }, (_, i) => Path.join(dir, `fifo-${i}`)))
+      // Closed by the test before its last check, or by the finalizer if it fails first (never twice:
+      // the numbers may belong to other files by then).
+      let fdsClosed = false
+      const closeFds = () => {
+        if (fdsClosed) return
+        fdsClosed = true
+        for (const fd of [dataFd, outFd]) Fs.closeSync(fd)
+        fifos.close()
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(closeFds))
       const fifoFds = fifos.readers
       const fdsOpen = fdCount()
 
@@ -194,8 +204,7 @@ describe("interruption storm", () => {
       expect(rssGrowth).toBeLessThan(64)
       expect(heapGrowth).toBeLessThan(16)
 
-      for (const fd of [dataFd, outFd]) Fs.closeSync(fd)
-      fifos.close()
+      closeFds()
       // Every fd the test opened is closed; what remains is the ring's own io_uring fd.
       expect(fdCount()).toBe(fdsBefore + 1)
       console.log(`storm: seed ${seed}, ${TOTAL} ops in ${elapsed} ms, RSS growth ${rssGrowth.toFixed(1)} MiB, heap growth ${heapGrowth.toFixed(1)} MiB, ` +
