@@ -9,6 +9,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Uring, type UringShape, UringFileSystem } from "../../src/index.js"
 import { pattern, tempDir } from "../helpers/fixtures.js"
+import { makeWithClient } from "../reliability/helpers.js"
 
 /** Wraps a ring so its reads are counted: the most in flight at once, and how many. */
 const counting = (uring: UringShape) => {
@@ -78,10 +79,13 @@ describe("UringFileSystem.stream", () => {
       const dir = yield* tempDir()
       const path = Path.join(dir, "f")
       Fs.writeFileSync(path, pattern(2 * 1024 * 1024))
-      const fs = yield* UringFileSystem.make
+      // Through the ring's threads only, so the reads ahead are still in flight when the stream ends.
+      const { client, uring } = yield* makeWithClient({ inlineSubmit: false, cachedReads: false })
+      const fs = yield* UringFileSystem.fromUring(uring)
       const before = Fs.readdirSync("/proc/self/fd").length
       const first = yield* fs.stream(path, { chunkSize: 4096 }).pipe(Stream.take(3), Stream.runCollect)
       expect(Chunk.size(first)).toBe(3)
       expect(Fs.readdirSync("/proc/self/fd").length).toBe(before)
-    }).pipe(Effect.provide(Uring.layer())))
+      expect([client.pending, client.native.inFlight]).toEqual([0, 0])
+    }))
 })
