@@ -18,6 +18,27 @@ import { RingClient } from "../src/internal/RingClient.js"
 import { mkfifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
 import { makeWithClient } from "./reliability/helpers.js"
 
+/** Runs test/fixtures/run-as-nobody.ts as uid and gid 65534 on `path`; its report. */
+const runAsNobody = (path: string, ...operations: Array<string>) => {
+  const child = spawnSync(
+    process.execPath,
+    ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), path, ...operations],
+    { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
+  )
+  expect(child.stderr).toBe("")
+  return JSON.parse(child.stdout) as { uid: number; outcomes: Record<string, string> }
+}
+
+/** A file only root may read or write, in a directory anyone may search. */
+const rootOnly = Effect.gen(function*() {
+  const dir = yield* tempDir()
+  Fs.chmodSync(dir, 0o755)
+  const secret = Path.join(dir, "secret")
+  Fs.writeFileSync(secret, "root only")
+  Fs.chmodSync(secret, 0o600)
+  return { dir, secret }
+})
+
 const tagOf = <A, R>(effect: Effect.Effect<A, UringError, R>) =>
   Effect.map(Effect.flip(effect), (error) => ({ tag: error._tag, code: "code" in error ? error.code : undefined }))
 
@@ -125,18 +146,8 @@ layer(Uring.layer())("kernel errors", (it) => {
 
   it.scoped("PermissionDenied for an unprivileged process", () =>
     Effect.gen(function*() {
-      const dir = yield* tempDir()
-      Fs.chmodSync(dir, 0o755)
-      const secret = Path.join(dir, "secret")
-      Fs.writeFileSync(secret, "root only")
-      Fs.chmodSync(secret, 0o600)
-      const child = spawnSync(
-        process.execPath,
-        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), secret, "open", "write", "unlink", "access"],
-        { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
-      )
-      expect(child.stderr).toBe("")
-      const report = JSON.parse(child.stdout) as { uid: number; outcomes: Record<string, string> }
+      const { dir, secret } = yield* rootOnly
+      const report = runAsNobody(secret, "open", "write", "unlink", "access")
       expect(report.uid).toBe(65534)
       expect(report.outcomes).toEqual({
         open: "PermissionDenied:EACCES",
@@ -149,12 +160,20 @@ layer(Uring.layer())("kernel errors", (it) => {
       const closed = Path.join(dir, "closed")
       Fs.mkdirSync(closed, { mode: 0o700 })
       Fs.writeFileSync(Path.join(closed, "f"), "")
-      const below = spawnSync(
-        process.execPath,
-        ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), Path.join(closed, "f"), "access"],
-        { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
-      )
-      expect(JSON.parse(below.stdout).outcomes).toEqual({ access: "PermissionDenied:EACCES" })
+      expect(runAsNobody(Path.join(closed, "f"), "access").outcomes).toEqual({ access: "PermissionDenied:EACCES" })
+    }))
+
+  it.scoped("UringFileSystem's EACCES is PermissionDenied, as NodeFileSystem's is", () =>
+    Effect.gen(function*() {
+      const { secret } = yield* rootOnly
+      const members = ["readFile", "writeFileString", "remove"]
+      const { outcomes, uid } = runAsNobody(secret, ...members.flatMap((member) => [`uringFs.${member}`, `nodeFs.${member}`]))
+      expect(uid).toBe(65534)
+      for (const member of members) {
+        expect([member, outcomes[`uringFs.${member}`]]).toEqual([member, "SystemError:PermissionDenied"])
+        expect(outcomes[`uringFs.${member}`]).toBe(outcomes[`nodeFs.${member}`])
+      }
+      expect(Fs.readFileSync(secret, "utf8")).toBe("root only")
     }))
 })
 

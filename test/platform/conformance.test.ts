@@ -9,7 +9,7 @@ import { Chunk, Effect, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { UringFileSystem } from "../../src/index.js"
-import { pattern, tempDir } from "../helpers/fixtures.js"
+import { pattern, tempDir, tmpfs } from "../helpers/fixtures.js"
 import { both, BothLayer, bytes, type Case, NodeFs, normalize, str, UringFs } from "./harness.js"
 
 /** Runs a case on both, asserts identical outcomes and trees, and returns the (common) outcome and tree. */
@@ -646,6 +646,30 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           underFile: { left: { reason: "BadResource", method: "open" } },
           readDir: { left: { reason: "BadResource", method: "readFile" } },
           readMissing: { left: notFound("readFile", "<dir>/nope") }
+        })
+      }))
+
+    it.scoped("a symlink loop is BadResource (ELOOP) and a mount point removed is Busy (EBUSY), as Node's are", () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            const p = (name: string) => Path.join(dir, name)
+            Fs.symlinkSync("b", p("a"))
+            Fs.symlinkSync("a", p("b"))
+            Fs.mkdirSync(p("mnt"))
+            yield* tmpfs("64k", "", p("mnt"))
+            return {
+              loop: yield* Effect.either(fs.readFile(p("a"))),
+              loopString: yield* Effect.either(fs.readFileString(p("a"))),
+              // Recursive: without it Node refuses any directory before the kernel sees it.
+              mount: yield* Effect.either(fs.remove(p("mnt"), { recursive: true }))
+            }
+          })
+        )
+        expect(outcome.ok).toMatchObject({
+          loop: { left: { reason: "BadResource", method: "readFile", pathOrDescriptor: "<dir>/a" } },
+          loopString: { left: { reason: "BadResource", method: "readFile" } },
+          mount: { left: { reason: "Busy", method: "remove", pathOrDescriptor: "<dir>/mnt" } }
         })
       }))
 
