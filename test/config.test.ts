@@ -1,9 +1,22 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Tracer } from "effect"
+import { Cause, ConfigProvider, Effect, Layer, Tracer } from "effect"
 import * as Fs from "node:fs"
 import { Uring, uringConfigFromEnv, validateUringConfig } from "../src/index.js"
 
 const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+/** A tracer that records the name of every span it starts, then starts it as the current tracer does. */
+const recordingTracer = Effect.map(Effect.tracer, (base) => {
+  const names: Array<string> = []
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind, options) => {
+      names.push(name)
+      return base.span(name, parent, context, links, startTime, kind, options)
+    },
+    context: base.context
+  })
+  return { names, tracer }
+})
 
 const buildWith = (env: Record<string, string>) =>
   Effect.scoped(Layer.build(Uring.layerConfig().pipe(Layer.provide(fromEnv(env)))))
@@ -26,6 +39,29 @@ describe("Uring.layerConfig", () => {
       const valid = yield* validateUringConfig(settings)
       expect([valid.cachedReads, valid.inlineSubmit, valid.ringSize]).toEqual([false, true, 16384])
       expect((yield* validateUringConfig({})).cachedReads).toBe(true)
+    }))
+
+  it.effect("maps URING_SQPOLL_IDLE_MS, URING_COOP_TASKRUN, URING_SHUTDOWN_TIMEOUT_MS and URING_TRACING, and the ring built from them works", () =>
+    Effect.gen(function*() {
+      const env = {
+        URING_SQPOLL_IDLE_MS: "10",
+        URING_COOP_TASKRUN: "true",
+        URING_SHUTDOWN_TIMEOUT_MS: "250",
+        URING_TRACING: "true"
+      }
+      const settings = yield* uringConfigFromEnv.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+      expect(settings).toEqual({ sqpollIdleMs: 10, coopTaskrun: true, shutdownTimeoutMs: 250, tracing: true })
+      expect(yield* validateUringConfig(settings)).toMatchObject(settings)
+      // Each alone through Uring.layerConfig builds a ring that works; tracing shows in its spans.
+      for (const [name, value] of Object.entries(env)) {
+        const { names, tracer } = yield* recordingTracer
+        const meta = yield* Effect.flatMap(Uring, (uring) => uring.stat("/")).pipe(
+          Effect.provide(Uring.layerConfig().pipe(Layer.provide(fromEnv({ [name]: value })))),
+          Effect.withTracer(tracer)
+        )
+        expect(meta.isDirectory).toBe(true)
+        expect([name, names.includes("Uring.stat")]).toEqual([name, name === "URING_TRACING"])
+      }
     }))
 
   it.effect("refuses out-of-range, inconsistent and malformed settings with readable messages", () =>
@@ -72,22 +108,26 @@ describe("Uring.layer", () => {
       expect(notABoolean._tag).toBe("ConfigError")
     }))
 
-  it.effect("with tracing on, every operation runs in a span named Uring.<operation>", () =>
+  it.effect("with tracing on, every operation runs in a span named Uring.<operation> that a kernel error's cause names; off by default", () =>
     Effect.gen(function*() {
-      const names: Array<string> = []
-      const base = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          names.push(name)
-          return base.span(name, parent, context, links, startTime, kind, options)
-        },
-        context: base.context
-      })
-      yield* Effect.flatMap(Uring, (uring) => Effect.zip(uring.stat("/"), uring.read(0, 0, 0).pipe(Effect.ignore))).pipe(
-        Effect.provide(Uring.layer({ tracing: true })),
-        Effect.withTracer(recording)
-      )
-      expect(names).toContain("Uring.stat")
-      expect(names).toContain("Uring.read")
+      const missing = "/nonexistent/effect-uring"
+      const run = (layer: Layer.Layer<Uring, unknown>) =>
+        Effect.gen(function*() {
+          const { names, tracer } = yield* recordingTracer
+          const failed = yield* Effect.flatMap(Uring, (uring) =>
+            Effect.zipRight(
+              Effect.zip(uring.stat("/"), uring.read(0, 0, 0).pipe(Effect.ignore)),
+              Effect.flip(Effect.sandbox(uring.stat(missing)))
+            )).pipe(Effect.provide(layer), Effect.withTracer(tracer))
+          return { names: names.filter((name) => name.startsWith("Uring.")), pretty: Cause.pretty(failed) }
+        })
+      const traced = yield* run(Uring.layer({ tracing: true }))
+      expect(traced.names).toEqual(["Uring.stat", "Uring.read", "Uring.stat"])
+      expect(traced.pretty).toContain("NotFound")
+      expect(traced.pretty).toMatch(/^\s+at Uring\.stat\b/m)
+      const untraced = yield* run(Uring.layer())
+      expect(untraced.names).toEqual([])
+      expect(untraced.pretty).toContain("NotFound")
+      expect(untraced.pretty).not.toContain("Uring.stat")
     }))
 })
