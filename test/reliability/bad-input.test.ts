@@ -325,7 +325,7 @@ describe("arguments refused before anything reaches the kernel", () => {
       report(yield* runCases(client, "InvalidArgument", cases))
     })))
 
-  it.live("a RegisteredFile after its scope ended, or of another ring; a closed OwnedFd", () =>
+  it.live("a RegisteredFile after its scope ended, of another ring, or of a closed OwnedFd; a closed OwnedFd", () =>
     Effect.scoped(Effect.gen(function*() {
       const { client, dir, file, path, uring } = yield* setup
       const released = yield* Effect.scoped(uring.register(file))
@@ -340,6 +340,11 @@ describe("arguments refused before anything reaches the kernel", () => {
       expect(closed.isClosed).toBe(true)
       const closedExplicitly = yield* uring.open(path)
       yield* uring.close(closedExplicitly)
+      // A registration of the directory whose OwnedFd was then closed: the slot lives on, but the
+      // number the *At ops would take may name another file now.
+      const source = yield* uring.open(dir)
+      const orphaned = yield* uring.register(source)
+      yield* uring.close(source)
 
       const cases: Array<Case> = []
       for (const [label, handle] of [["released RegisteredFile", released], ["RegisteredFile of another ring", foreign], [
@@ -354,6 +359,10 @@ describe("arguments refused before anything reaches the kernel", () => {
         cases.push({ name: `close: ${label}`, effect: uring.close(handle) })
         cases.push({ name: `register: ${label}`, effect: uring.register(handle) })
       }
+      for (const [method, effect] of dirMethods(uring, orphaned, "x")) {
+        cases.push({ name: `${method}: RegisteredFile of a closed OwnedFd`, effect })
+      }
+      cases.push({ name: "fstat: RegisteredFile of a closed OwnedFd", effect: uring.fstat(orphaned) })
       report(yield* runCases(client, "InvalidArgument", cases))
       expect(Fs.readdirSync(dir)).toEqual(["f"])
       expect(file).toBeInstanceOf(OwnedFd)
