@@ -15,7 +15,7 @@ import { makeRunner } from "../src/internal/ops/runner.js"
 import { makeStats } from "../src/internal/ops/stats.js"
 import { makeWholeFiles } from "../src/internal/ops/wholeFiles.js"
 import { RingClient } from "../src/internal/RingClient.js"
-import { mkfifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
+import { mkfifo, openFifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
 import { makeWithClient } from "./reliability/helpers.js"
 
 /** Runs test/fixtures/run-as-nobody.ts as uid and gid 65534 on `path`; its report. */
@@ -192,25 +192,20 @@ describe("errno mapping of kernel results", () => {
         expect(JSON.parse(child.stdout).outcomes).toEqual({ exhaust: "TooManyOpenFiles:EMFILE" })
       }))
 
-    it.effect("a cancelled op's ECANCELED maps to Canceled", () =>
-      Effect.async<number>((resume) => {
-        const dir = Fs.mkdtempSync("/tmp/effect-uring-cancel-")
-        mkfifo(Path.join(dir, "fifo"))
-        const fd = Fs.openSync(Path.join(dir, "fifo"), "r+")
-        const client = new RingClient({ entries: 8 })
+    it.scoped("a cancelled op's ECANCELED maps to Canceled", () =>
+      Effect.gen(function*() {
+        const fd = yield* openFifo(yield* tempDir())
+        const client = yield* Effect.acquireRelease(
+          Effect.sync(() => new RingClient({ entries: 8 })),
+          (client) => Effect.sync(() => client.shutdown())
+        )
         const buffer = new Uint8Array(8)
+        // A read of an empty FIFO: it completes only by being cancelled.
         const op = client.submit((native, id) => native.read(id, fd, false, buffer, 0, false), () => {}, buffer)
-        setTimeout(() =>
-          client.cancel(op, (result) => {
-            client.shutdown()
-            Fs.closeSync(fd)
-            Fs.rmSync(dir, { recursive: true })
-            resume(Effect.succeed(result))
-          }), 20)
-      }).pipe(Effect.map((result) => {
+        const result = yield* Effect.async<number>((resume) => client.cancel(op, (result) => resume(Effect.succeed(result))))
         expect(result).toBe(-125)
         expect(fromErrno(-result, { operation: "read" })._tag).toBe("Canceled")
-      })))
+      }))
   })
 })
 
