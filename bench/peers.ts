@@ -778,7 +778,9 @@ const clientCall = (client: RingClient, start: (id: number) => number, keep?: un
 export const uringClient: Peer = async (ctx) => {
   const client = new RingClient({ entries: 16384, registeredFiles: 4096 })
   const n = client.native
-  const close = async () => client.shutdown()
+  const close = async () => {
+    client.shutdown()
+  }
   const w = ctx.workload
   if (w.kind === "rand" || w.kind === "seq") {
     const plan = readPlan(ctx)
