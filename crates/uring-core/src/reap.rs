@@ -67,8 +67,10 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
-    // A close that never ran still has to happen: its caller counts the fd as closed.
+    // A close that never ran still has to happen, since its caller counts the fd as closed: the
+    // engine does it, and a plain close then reports what it asked for, success.
     let unclosed = op.op.unclosed_fd(res);
+    let res = if unclosed.is_some() && matches!(op.op, Op::Close { .. }) { 0 } else { res };
     st.to_close.extend(unclosed);
     let Some(op) = st.slab.get_mut(key) else { return false };
     let result = match op.op.on_result(res) {

@@ -332,8 +332,14 @@ impl Ring {
 
     /// `close`, but waits for every completion however long it takes: for a caller about to free
     /// memory it lent to ops (a worker's heap at teardown), where waiting is the only safe choice.
+    /// After an earlier close that gave up on ops, reaps on this thread until they are done. The
+    /// result is the first close's: `false` still means a thread may not have been joined.
     pub fn close_waiting(&self) -> bool {
-        self.close_within(None)
+        let clean = self.close_within(None);
+        if !clean {
+            threads::reap_abandoned(&self.shared);
+        }
+        clean
     }
 
     fn close_within(&self, timeout: Option<Duration>) -> bool {

@@ -256,6 +256,35 @@ pub(crate) fn completion_loop(shared: &Shared) {
     }
 }
 
+/// After a close that gave up on ops still in the kernel: reaps on the caller's thread until every
+/// one has completed, for a caller about to free memory lent to them. Their completions are
+/// dropped (nobody is left to receive them); fds the engine holds are closed as usual.
+pub(crate) fn reap_abandoned(shared: &Shared) {
+    let submitter = shared.ring.submitter();
+    let mut batch = Vec::new();
+    loop {
+        // Held while waiting too: a completion thread still alive waits its turn.
+        let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = shared.lock();
+        reap_all(shared, &mut st, &mut batch);
+        batch.clear();
+        let done = st.slab.is_empty();
+        let unclosed = std::mem::take(&mut st.to_close);
+        drop(st);
+        close_all(unclosed);
+        if done {
+            return;
+        }
+        // Submits anything a stopped submission thread left queued, and waits for a completion.
+        if let Err(e) = submitter.submit_and_wait(1) {
+            if !transient(&e) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        drop(reaper);
+    }
+}
+
 /// Rounds of submit-and-reap one inline call makes before handing leftovers (resubmitted
 /// remainders of short reads, the next phase of a whole-file read) to the submission thread.
 const INLINE_ROUNDS: usize = 4;

@@ -176,8 +176,12 @@ impl NativeRing {
             // unclean close never releases it).
             unsafe { self.host.tsfn.set_ref(env.raw(), false) }?;
         }
-        if let Some(hook) = self.cleanup.take() {
-            env.remove_env_cleanup_hook(hook)?;
+        // After an unclean close the hook stays: at the env's teardown it waits for the ops left
+        // in the kernel before the heap holding their buffers goes.
+        if clean {
+            if let Some(hook) = self.cleanup.take() {
+                env.remove_env_cleanup_hook(hook)?;
+            }
         }
         Ok(clean)
     }
