@@ -25,6 +25,9 @@ export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
 
+/** `errno` of an op that did not run (`cancel` of an op already dispatched reports it). */
+const ECANCELED = 125
+
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number, id?: number) => void
 
@@ -260,7 +263,9 @@ export class RingClient {
    */
   cancel(op: Submitted, onSettled: OnResult): void {
     if (this.callbacks[op.id] === undefined) {
-      onSettled(0)
+      // Completed and dispatched already: its result went to its own callback, so this one is
+      // told nothing came of it (never a count, fd or slot someone would then own).
+      onSettled(-ECANCELED)
       return
     }
     this.callbacks[op.id] = onSettled
