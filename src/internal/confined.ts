@@ -13,12 +13,7 @@ import type { RenameOptions } from "../services/Uring.js"
 import { openArguments } from "./ops/handles.js"
 import { refusedAsFailure } from "./ops/runner.js"
 
-const BENEATH = ResolveFlags.RESOLVE_BENEATH | ResolveFlags.RESOLVE_NO_MAGICLINKS
 const EXDEV = 18
-const ELOOP = 40
-
-/** Whether `error` is the kernel's `errno`. */
-const isErrno = (error: UringError, errno: number): boolean => "errno" in error && error.errno === errno
 
 /** What `openDir` needs from the service's operations. @internal */
 export interface ConfinementPrimitives {
@@ -72,41 +67,17 @@ export const openDir = (
       flags: OpenFlags.O_PATH | OpenFlags.O_DIRECTORY
     })
 
-    /** A kernel-checked escape, naming the path and the root. */
-    const escape = (operation: string, path: string, errno: number, code: string) =>
-      Effect.fail(new Escape({ operation, path, dir: root, errno, code }))
-
     /**
-     * openat2 beneath the root, with the escapes the kernel refuses as `Escape`. Only for this
-     * resolution, where EXDEV means an escape; from a rename or link it is a real cross-device
-     * error. A magic link fails with ELOOP (RESOLVE_NO_MAGICLINKS), as a symlink loop does: the
-     * same path opened with O_PATH and RESOLVE_BENEATH alone tells them apart, since the kernel
-     * refuses magic links in a lookup confined beneath a directory with EXDEV and a loop still
-     * with ELOOP. Only on that error path, and the probe is closed at once.
+     * openat2 beneath the root, with the escapes the kernel refuses as `Escape`: EXDEV, which a
+     * lookup confined beneath a directory gives for `..` above it, an absolute path, a symlink
+     * leading out and any `/proc` magic link. Only for this resolution: from a rename or link,
+     * EXDEV is a real cross-device error.
      */
     const beneath = (operation: string, path: string, flags: number, mode: number) =>
-      primitives.openBeneath(operation, rootFd, path, flags, mode, BENEATH).pipe(
-        Effect.catchIf(
-          (error) => isErrno(error, EXDEV),
-          () => escape(operation, path, EXDEV, "EXDEV")
-        ),
-        Effect.catchIf(
-          (error) => isErrno(error, ELOOP),
-          (error) =>
-            Effect.scoped(primitives.openBeneath(
-              operation,
-              rootFd,
-              path,
-              OpenFlags.O_PATH | OpenFlags.O_CLOEXEC | (flags & OpenFlags.O_NOFOLLOW),
-              0,
-              ResolveFlags.RESOLVE_BENEATH
-            )).pipe(
-              Effect.matchEffect({
-                onFailure: (probe) => isErrno(probe, EXDEV) ? escape(operation, path, ELOOP, "ELOOP") : Effect.fail(error),
-                onSuccess: () => Effect.fail(error)
-              })
-            )
-        )
+      Effect.catchIf(
+        primitives.openBeneath(operation, rootFd, path, flags, mode, ResolveFlags.RESOLVE_BENEATH),
+        (error) => "errno" in error && error.errno === EXDEV,
+        () => Effect.fail(new Escape({ operation, path, dir: root, errno: EXDEV, code: "EXDEV" }))
       )
 
     const parentOf = (operation: string, path: string) =>
