@@ -211,19 +211,28 @@ describe("errno mapping of kernel results", () => {
 
 describe("writeFile of data too large for one op", () => {
   // Over 2 GiB `writeFile` writes in pieces on an fd of its own; that path is run here with a
-  // small buffer. Its close fails for real (EBADF): the fd is closed behind the ring's back once
-  // the data is written, as a file system that reports write-back errors at close would fail it.
+  // small buffer. Its close fails for real (EBADF), as a file system that reports write-back
+  // errors at close would fail it: once the data is written, the test closes the file itself and
+  // points the handle at a number no open in this process reaches, so no reused fd is closed.
   it.scoped("an error from its close is the write's", () =>
     Effect.gen(function*() {
       const { client } = yield* makeWithClient({ ringSize: 8 })
       const runner = makeRunner(client, { tracing: false })
-      const { withFile } = makeHandles(runner)
+      const { closeFd, withFile } = makeHandles(runner)
       const { writeAll } = makeFileOps(runner)
       const { writeInPieces } = makeWholeFiles(runner, {
+        closeFd,
         stat: makeStats(runner).stat,
         withFile,
         writeAll: (file, offset, data) =>
-          Effect.zipRight(writeAll(file, offset, data), Effect.sync(() => Fs.closeSync((file as { fd: number }).fd)))
+          Effect.zipRight(
+            writeAll(file, offset, data),
+            Effect.sync(() => {
+              const handle = file as { fd: number }
+              Fs.closeSync(handle.fd)
+              handle.fd = 999_999
+            })
+          )
       })
       const path = Path.join(yield* tempDir(), "big")
       const error = yield* Effect.flip(writeInPieces(path, pattern(1 << 16), { flag: "w" }))

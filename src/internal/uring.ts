@@ -71,7 +71,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const { fstat, statAt, stat } = makeStats(runner)
   const { access, closeFd, openAt, withFile, register, openBeneath } = makeHandles(runner)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
-  const { readFile, writeFile } = makeWholeFiles(runner, { stat, withFile, writeAll })
+  const { readFile, writeFile } = makeWholeFiles(runner, { closeFd, stat, withFile, writeAll })
 
   const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
     confinedDir({

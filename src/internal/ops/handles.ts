@@ -94,19 +94,17 @@ export const makeHandles = (runner: Runner) => {
 
   /**
    * `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved.
-   * With `closeErrors`, a close after `use` succeeded fails the whole with the close's error.
+   * A `use` that closes the file itself (`closeFd`, to see the close's error) leaves nothing to do.
    */
   const withFile = <A, E, R>(
     path: string,
     options: OpenOptions,
-    use: (file: OwnedFd) => Effect.Effect<A, E, R>,
-    closeErrors = false
+    use: (file: OwnedFd) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | UringError, R> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.acquireUseRelease(
         openRaw("withFile", AtFlags.AT_FDCWD, path, options, restore),
-        // The close runs as part of the use; one refused before it reached the ring leaves `releaseFd` to close.
-        (file) => closeErrors ? Effect.zipLeft(restore(use(file)), closeFd(file)) : restore(use(file)),
+        (file) => restore(use(file)),
         releaseFd
       )
     )

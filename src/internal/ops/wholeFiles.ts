@@ -43,13 +43,13 @@ export const makeWholeFiles = (runner: Runner, uses: {
   readonly withFile: <A, E, R>(
     path: string,
     options: OpenOptions,
-    use: (file: OwnedFd) => Effect.Effect<A, E, R>,
-    closeErrors: boolean
+    use: (file: OwnedFd) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | UringError, R>
   readonly writeAll: (file: FileLike, offset: number, data: Uint8Array) => Effect.Effect<void, UringError>
+  readonly closeFd: (file: OwnedFd) => Effect.Effect<void, UringError>
 }) => {
   const { run } = runner
-  const { stat, withFile, writeAll } = uses
+  const { closeFd, stat, withFile, writeAll } = uses
 
   /**
    * A whole file in one op (open, read, close inside the engine). A first read into `capacity`
@@ -120,7 +120,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
    * the write's, as in the one op (write-back errors may surface only there).
    */
   const writeInPieces = (path: string, data: Uint8Array, opened: OpenOptions): Effect.Effect<void, UringError> =>
-    withFile(path, opened, (file) => writeAll(file, 0, data), true)
+    withFile(path, opened, (file) => Effect.zipRight(writeAll(file, 0, data), closeFd(file)))
 
   return { readFile, writeFile, writeInPieces }
 }
