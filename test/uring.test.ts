@@ -396,6 +396,31 @@ layer(Uring.layer())("Uring", (it) => {
   })
 
   describe("handles", () => {
+    it.scoped("open options reach the kernel: sync, dsync and noAtime on the fd, directory and noFollow refused", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "f")
+        Fs.writeFileSync(path, "content")
+        Fs.symlinkSync(path, Path.join(dir, "link"))
+        /** The open file's status flags as the kernel keeps them (octal in /proc). */
+        const flagsOf = (fd: number) =>
+          Number.parseInt(/flags:\s+([0-7]+)/.exec(Fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8)
+        const cases = [
+          [{ sync: true }, OpenFlags.O_SYNC],
+          [{ dsync: true }, OpenFlags.O_DSYNC],
+          [{ noAtime: true }, OpenFlags.O_NOATIME]
+        ] as const
+        for (const [options, bits] of cases) {
+          const file = yield* uring.open(path, options)
+          expect(flagsOf(file.fd) & OpenFlags.O_SYNC, JSON.stringify(options)).toBe(bits & OpenFlags.O_SYNC)
+          expect(flagsOf(file.fd) & OpenFlags.O_NOATIME, JSON.stringify(options)).toBe(bits & OpenFlags.O_NOATIME)
+        }
+        expect((yield* Effect.flip(uring.open(path, { directory: true })))._tag).toBe("NotADirectory")
+        expect((yield* Effect.flip(uring.open(Path.join(dir, "link"), { noFollow: true })))._tag).toBe("TooManySymlinks")
+        expect(decode(yield* uring.read(yield* uring.open(Path.join(dir, "link")), 0, 7))).toBe("content")
+      }))
+
     it.scoped("scoped opens and registrations are released when the scope ends, even on failure", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
