@@ -323,9 +323,10 @@ impl Ring {
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
     /// every completion, then stops and joins both threads. Returns whether it ended clean: every
     /// operation completed and both threads were joined. If not, the ring and the slab are leaked
-    /// rather than freed under the kernel, and memory the caller lent to ops still in the kernel
-    /// (`Memory::lend`) must stay valid for good. Idempotent: later calls wait for the first and
-    /// return what it returned.
+    /// rather than freed under the kernel, the threads end on their own (unjoined), and memory
+    /// the caller lent to ops still in the kernel (`Memory::lend`) must stay valid until
+    /// `close_waiting` returns. Idempotent: later calls wait for the first and return what it
+    /// returned.
     pub fn close(&self) -> bool {
         self.close_within(Some(self.shutdown_timeout))
     }
@@ -368,16 +369,18 @@ impl Ring {
                 }
             };
         }
+        let drained = st.slab.is_empty();
         st.stop = true;
         self.shared.work.notify_all();
         self.shared.reap_work.notify_all();
         drop(st);
-        let woke_reaper = submission.join().unwrap_or(false);
+        // With ops still in the kernel neither thread is joined: a thread that submitted cannot
+        // finish exiting while a kernel worker it started is busy (io-wq workers belong to the
+        // submitting task), so joining would wait as long as the op. They end on their own.
+        let woke_reaper = drained && submission.join().unwrap_or(false);
         if woke_reaper {
             let _ = completion.join();
         }
-        // Read after the joins: ops that completed during the wind-down count as done, and no
-        // thread can reap what is still in the kernel once both are gone.
         let clean = woke_reaper && self.shared.lock().slab.is_empty();
         if !clean {
             // The kernel may still write into slab memory, or a thread still runs: never free it.

@@ -266,12 +266,16 @@ pub(crate) fn reap_abandoned(shared: &Shared) {
         // Held while waiting too: a completion thread still alive waits its turn.
         let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = shared.lock();
-        reap_all(shared, &mut st, &mut batch);
+        let woke = reap_all(shared, &mut st, &mut batch).woke;
         batch.clear();
         let done = st.slab.is_empty();
         let unclosed = std::mem::take(&mut st.to_close);
         drop(st);
         close_all(unclosed);
+        if woke {
+            // The shutdown NOP of a completion thread still alive (not joined): it needs it to end.
+            pass_on_wake(shared, &submitter);
+        }
         if done {
             return;
         }
