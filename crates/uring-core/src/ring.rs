@@ -322,10 +322,10 @@ impl Ring {
 
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
     /// every completion, then stops and joins both threads. Returns whether it ended clean: every
-    /// operation completed and both threads were joined. If not, the ring and the slab are leaked
-    /// rather than freed under the kernel, the threads end on their own (unjoined), and memory
-    /// the caller lent to ops still in the kernel (`Memory::lend`) must stay valid until
-    /// `close_waiting` returns. Idempotent: later calls wait for the first and return what it
+    /// operation completed and both threads were joined. If not, the threads end on their own
+    /// (unjoined), the ring and the slab are leaked if it is dropped before `close_waiting` has
+    /// reaped what was left, and memory the caller lent to ops still in the kernel
+    /// (`Memory::lend`) must stay valid until then. Idempotent: later calls wait for the first and return what it
     /// returned.
     pub fn close(&self) -> bool {
         self.close_within(Some(self.shutdown_timeout))
@@ -382,10 +382,6 @@ impl Ring {
             let _ = completion.join();
         }
         let clean = woke_reaper && self.shared.lock().slab.is_empty();
-        if !clean {
-            // The kernel may still write into slab memory, or a thread still runs: never free it.
-            std::mem::forget(Arc::clone(&self.shared));
-        }
         *threads = Threads::Closed(clean);
         clean
     }
@@ -425,6 +421,10 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
-        self.close();
+        // Threads not joined hold the shared state themselves; ops still in the kernel need it
+        // kept for good, since nothing tells when the kernel is done with their memory.
+        if !self.close() && !self.shared.lock().slab.is_empty() {
+            std::mem::forget(Arc::clone(&self.shared));
+        }
     }
 }
