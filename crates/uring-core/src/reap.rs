@@ -2,6 +2,7 @@
 //! slab and its completion out to the caller; and the fds the engine must close itself.
 
 use std::os::fd::RawFd;
+use std::sync::MutexGuard;
 
 use crate::op::{Next, Op};
 use crate::ring::{Completion, Shared};
@@ -43,8 +44,11 @@ pub(crate) fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completi
     found
 }
 
-/// Closes fds nobody else knows; called with no lock held, since a close may block.
-pub(crate) fn close_all(fds: Vec<RawFd>) {
+/// Releases the state lock, then closes the fds queued in `to_close`: nobody else knows them, and
+/// a close may block, so never under the lock.
+pub(crate) fn unlock_and_close(mut st: MutexGuard<'_, State>) {
+    let fds = std::mem::take(&mut st.to_close);
+    drop(st);
     for fd in fds {
         // SAFETY: the engine opened (or was asked to close) `fd` and nobody else holds it; it was
         // queued once, so it is closed exactly once, here.
@@ -67,10 +71,8 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
-    // A close that never ran still has to happen, since its caller counts the fd as closed: the
-    // engine does it, and a plain close then reports what it asked for, success.
+    // A close that never ran still has to happen, since its caller counts the fd as closed.
     let unclosed = op.op.unclosed_fd(res);
-    let res = if unclosed.is_some() && matches!(op.op, Op::Close { .. }) { 0 } else { res };
     st.to_close.extend(unclosed);
     let Some(op) = st.slab.get_mut(key) else { return false };
     let result = match op.op.on_result(res) {

@@ -377,11 +377,11 @@ impl Ring {
         // With ops still in the kernel neither thread is joined: a thread that submitted cannot
         // finish exiting while a kernel worker it started is busy (io-wq workers belong to the
         // submitting task), so joining would wait as long as the op. They end on their own.
-        let woke_reaper = drained && submission.join().unwrap_or(false);
-        if woke_reaper {
+        // Clean: drained (closing refuses new ops, so the slab stays empty) and both joined.
+        let clean = drained && submission.join().unwrap_or(false);
+        if clean {
             let _ = completion.join();
         }
-        let clean = woke_reaper && self.shared.lock().slab.is_empty();
         *threads = Threads::Closed(clean);
         clean
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, Submitter};
 
-use crate::reap::{close_all, discard, reap_all, CANCEL_TAG, WAKE_TAG};
+use crate::reap::{discard, reap_all, unlock_and_close, CANCEL_TAG, WAKE_TAG};
 use crate::ring::{Completion, Shared};
 use crate::state::State;
 
@@ -178,9 +178,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
         }
-        let unclosed = std::mem::take(&mut st.to_close);
-        drop(st);
-        close_all(unclosed);
+        unlock_and_close(st);
         if !ended.is_empty() {
             shared.sink.deliver(std::mem::take(&mut ended));
         }
@@ -244,9 +242,7 @@ pub(crate) fn completion_loop(shared: &Shared) {
             shared.work.notify_one();
         }
         let exit = reaped.woke && st.stop;
-        let unclosed = std::mem::take(&mut st.to_close);
-        drop(st);
-        close_all(unclosed);
+        unlock_and_close(st);
         if !batch.is_empty() {
             shared.sink.deliver(std::mem::take(&mut batch));
         }
@@ -269,9 +265,7 @@ pub(crate) fn reap_abandoned(shared: &Shared) {
         let woke = reap_all(shared, &mut st, &mut batch).woke;
         batch.clear();
         let done = st.slab.is_empty();
-        let unclosed = std::mem::take(&mut st.to_close);
-        drop(st);
-        close_all(unclosed);
+        unlock_and_close(st);
         if woke {
             // The shutdown NOP of a completion thread still alive (not joined): it needs it to end.
             pass_on_wake(shared, &submitter);
