@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{serial, TestRing};
+use common::{serial, u32_at, u64_at, TestRing};
 use uring_core::{Memory, Op, RingConfig, Target};
 
 const FUSE_LOOKUP: u32 = 1;
@@ -44,14 +44,6 @@ fn attr(node: u64) -> Vec<u8> {
         a.extend_from_slice(&v.to_ne_bytes());
     }
     a
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {

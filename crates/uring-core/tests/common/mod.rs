@@ -59,11 +59,7 @@ impl TestRing {
     /// does between bursts in real use: queued ops then stay queued until a flush.
     pub fn deferred(config: RingConfig) -> TestRing {
         let ring = TestRing::with(RingConfig { deferred_wakeups: true, ..config });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !ring.ring.is_submitter_idle() {
-            assert!(Instant::now() < deadline, "the submission thread never went idle");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the submission thread to go idle", || ring.ring.is_submitter_idle());
         ring
     }
 
@@ -168,12 +164,13 @@ pub fn blocking_fifo(dir: &Path, name: &str) -> (RawFd, std::fs::File) {
     (file.as_raw_fd(), file)
 }
 
+/// Kernel structs (statx, FUSE messages) are in the machine's byte order.
 pub fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
 }
 
 pub fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    u64::from_ne_bytes(b[at..at + 8].try_into().unwrap())
 }
 
 /// Fields of a statx buffer the tests compare: (mode, size, ino, nlink).
