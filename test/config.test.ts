@@ -3,7 +3,8 @@ import { Cause, ConfigProvider, Effect, Layer, Tracer } from "effect"
 import * as Fs from "node:fs"
 import { Uring, uringConfigFromEnv, validateUringConfig } from "../src/index.js"
 
-const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+const providerOf = (env: Record<string, string>) => ConfigProvider.fromMap(new Map(Object.entries(env)))
+const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(providerOf(env))
 
 /** A tracer that records the name of every span it starts, then starts it as the current tracer does. */
 const recordingTracer = Effect.map(Effect.tracer, (base) => {
@@ -33,7 +34,7 @@ describe("Uring.layerConfig", () => {
   it.effect("maps each URING_* variable to its setting, leaving unset ones to the defaults", () =>
     Effect.gen(function*() {
       const settings = yield* uringConfigFromEnv.pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["URING_CACHED_READS", "false"], ["URING_INLINE_SUBMIT", "true"]])))
+        Effect.withConfigProvider(providerOf({ URING_CACHED_READS: "false", URING_INLINE_SUBMIT: "true" }))
       )
       expect(settings).toEqual({ cachedReads: false, inlineSubmit: true })
       const valid = yield* validateUringConfig(settings)
@@ -49,7 +50,7 @@ describe("Uring.layerConfig", () => {
         URING_SHUTDOWN_TIMEOUT_MS: "250",
         URING_TRACING: "true"
       }
-      const settings = yield* uringConfigFromEnv.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+      const settings = yield* uringConfigFromEnv.pipe(Effect.withConfigProvider(providerOf(env)))
       expect(settings).toEqual({ sqpollIdleMs: 10, coopTaskrun: true, shutdownTimeoutMs: 250, tracing: true })
       expect(yield* validateUringConfig(settings)).toMatchObject(settings)
       // Each alone through Uring.layerConfig builds a ring that works; tracing shows in its spans.

@@ -134,7 +134,8 @@ export interface StormOp {
   /** 0: at once; 1: after `delay` yields; 2: after `delay` ms; higher: the test's own (`waitOf`). */
   readonly moment: number
   readonly delay: number
-  done: boolean
+  /** Set once its fiber has ended (by `forkStorm`). */
+  done?: boolean
 }
 
 /** The wait before an interruption at `op.moment` 0, 1 or 2. */
@@ -150,7 +151,7 @@ export const momentWait = (op: StormOp): Effect.Effect<void> =>
 export const forkStorm = <O extends StormOp, A, E>(
   ops: ReadonlyArray<O>,
   effectOf: (op: O, i: number) => Effect.Effect<A, E>,
-  after: (op: O) => void,
+  after: (op: O) => void = () => {},
   waitOf: (op: O) => Effect.Effect<unknown> = momentWait
 ) =>
   Effect.gen(function*() {

@@ -88,11 +88,10 @@ describe("interrupted opens", () => {
             kind: KINDS[rng.int(0, KINDS.length - 1)]!,
             interrupt: rng.next() < 0.5,
             moment,
-            delay: moment === 1 ? rng.int(1, 20) : rng.int(0, 2),
-            done: false
+            delay: moment === 1 ? rng.int(1, 20) : rng.int(0, 2)
           }
         })
-        const { fibers, interrupted: exits } = yield* forkStorm(ops, effectOf, () => {})
+        const { fibers, interrupted: exits } = yield* forkStorm(ops, effectOf)
         yield* Fiber.joinAll(fibers.filter((_, i) => !ops[i]!.interrupt))
         for (const { exit } of exits) {
           if (Exit.isSuccess(exit)) finishedFirst++
