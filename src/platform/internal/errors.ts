@@ -68,18 +68,20 @@ const syscalls: Readonly<Record<string, string>> = {
   linkAt: "link"
 }
 
-/** Errors only the write step of `writeFile` (open, write, close as one op) gives. */
-const writeStepCodes: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT", "EFBIG", "EIO", "EBADF", "EPIPE"])
-/** Errors only the read step of `readFile` gives (EISDIR: a directory opens for reading, then refuses the read). */
-const readStepCodes: ReadonlySet<string> = new Set(["EISDIR", "EIO", "EINVAL", "EBADF"])
+/**
+ * The whole-file ops (open, transfer, close as one op): the errors only their transfer step gives, and its syscall;
+ * any other error is the open's. EISDIR: a directory opens for reading, then refuses the read.
+ */
+const transferSteps: Readonly<Record<string, { readonly syscall: string; readonly codes: ReadonlySet<string> }>> = {
+  writeFile: { syscall: "write", codes: new Set(["ENOSPC", "EDQUOT", "EFBIG", "EIO", "EBADF", "EPIPE"]) },
+  readFile: { syscall: "read", codes: new Set(["EISDIR", "EIO", "EINVAL", "EBADF"]) }
+}
 
 /** Node's `syscall` name for a ring operation that failed with `code`. @internal */
-export const syscallOf = (operation: string, code: string): string =>
-  operation === "writeFile"
-    ? writeStepCodes.has(code) ? "write" : "open"
-    : operation === "readFile"
-    ? readStepCodes.has(code) ? "read" : "open"
-    : syscalls[operation] ?? operation
+export const syscallOf = (operation: string, code: string): string => {
+  const step = transferSteps[operation]
+  return step === undefined ? syscalls[operation] ?? operation : step.codes.has(code) ? step.syscall : "open"
+}
 
 /**
  * Converts a ring error into the platform's error for `method` on `pathOrDescriptor`: kernel errors become a
