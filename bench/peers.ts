@@ -91,9 +91,17 @@ const readPlan = (ctx: Ctx): ReadPlan => {
 
 const buffers = (count: number, size: number) => Array.from({ length: count }, () => new Uint8Array(size))
 
-/** Work units of one trial: time-bounded for rand / seq, one pass for small / stat. */
+/** The paths a small / stat trial cycles over. */
 const pathCount = (ctx: Ctx): number =>
   ctx.workload.kind === "small" ? ctx.data.smallCount : statPaths(ctx.data).paths.length
+
+/**
+ * Path workloads are time-bounded like the others, cycling over their paths: a trial of one pass
+ * lasted 0.1-0.2 s for the fastest peers, most of it spent re-optimizing what the GC before each
+ * trial deoptimized (see bench/README.md, harness note), and 0.7 s for the slowest.
+ */
+const cycling = <Rest extends Array<unknown>, A>(count: number, op: (lane: number, path: number, ...rest: Rest) => A) =>
+(lane: number, index: number, ...rest: Rest): A => op(lane, index % count, ...rest)
 
 // ---------------------------------------------------------------------------------------------
 // Drivers: batches of `qd` ops until a deadline (limit = Infinity) or until `limit` ops are done.
@@ -346,13 +354,14 @@ export const fsSync: Peer = async (ctx) => {
     const { paths, exists } = statPaths(ctx.data)
     const count = pathCount(ctx)
     return {
-      run: async () => {
+      run: async (durationMs) => {
         let verified = 0
+        let ops = 0
         const perOp = ctx.model === "lanes"
-        for (let base = 0; base < count; base += w.qd) {
+        for (const deadline = now() + durationMs; now() < deadline;) {
           const t0 = now()
-          const end = Math.min(count, base + w.qd)
-          for (let k = base; k < end; k++) {
+          for (const end = ops + w.qd; ops < end; ops++) {
+            const k = ops % count
             const ti = perOp ? now() : 0
             if (w.kind === "small") {
               const data = NFS.readFileSync(smallPath(ctx.data, k))
@@ -365,7 +374,7 @@ export const fsSync: Peer = async (ctx) => {
           }
           if (!perOp) ctx.samples.add((now() - t0) * 1000)
         }
-        return { ops: count, bytes: w.kind === "small" ? count * SMALL_SIZE : 0, verified }
+        return { ops, bytes: w.kind === "small" ? ops * SMALL_SIZE : 0, verified }
       },
       close: async () => {}
     }
@@ -427,15 +436,15 @@ export const fsCallback: Peer = async (ctx) => {
     const { paths, exists } = statPaths(ctx.data)
     const count = pathCount(ctx)
     return {
-      run: async () => {
-        const r = await callbackBatches(ctx, w.qd, 0, count, (_l, k, done) => {
+      run: async (durationMs) => {
+        const r = await callbackBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, (_l, k, done) => {
           if (w.kind === "small") NFS.readFile(smallPath(ctx.data, k), (err, data) => done(err === null && checkSmall(data, data.length, k)))
           else {
             NFS.stat(paths[k]!, (err, st) =>
               done(exists[k] ? err === null && st.size === SMALL_SIZE : err?.code === "ENOENT"))
           }
-        })
-        return { ...r, bytes: w.kind === "small" ? count * SMALL_SIZE : 0 }
+        }))
+        return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close: async () => {}
     }
@@ -499,8 +508,8 @@ export const fsPromises: Peer = async (ctx) => {
     const { paths, exists } = statPaths(ctx.data)
     const count = pathCount(ctx)
     return {
-      run: async () => {
-        const r = await promiseBatches(ctx, w.qd, 0, count, async (_l, k) => {
+      run: async (durationMs) => {
+        const r = await promiseBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, async (_l, k) => {
           if (w.kind === "small") {
             const data = await FSP.readFile(smallPath(ctx.data, k))
             return checkSmall(data, data.length, k)
@@ -511,8 +520,8 @@ export const fsPromises: Peer = async (ctx) => {
           } catch (error) {
             return exists[k] === 0 && (error as NodeJS.ErrnoException).code === "ENOENT"
           }
-        })
-        return { ...r, bytes: w.kind === "small" ? count * SMALL_SIZE : 0 }
+        }))
+        return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close: async () => {}
     }
@@ -598,9 +607,9 @@ export const platformFileSystem = (
           })
         )
     return {
-      run: async () => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, 0, count, op))
-        return { ...r, bytes: w.kind === "small" ? count * SMALL_SIZE : 0 }
+      run: async (durationMs) => {
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op)))
+        return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close
     }
@@ -734,9 +743,9 @@ const uringEffectWith = async (config: UringConfigInput, ctx: Ctx): Promise<Sess
           })
         )
     return {
-      run: async () => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, 0, count, op))
-        return { ...r, bytes: w.kind === "small" ? count * SMALL_SIZE : 0 }
+      run: async (durationMs) => {
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op)))
+        return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close
     }
@@ -813,8 +822,8 @@ export const uringClient: Peer = async (ctx) => {
     const bufs = buffers(w.qd, SMALL_CHUNK)
     const outs = buffers(w.qd, 256)
     return {
-      run: async () => {
-        const r = await callbackBatches(ctx, w.qd, 0, count, (l, k, done) => {
+      run: async (durationMs) => {
+        const r = await callbackBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, (l, k, done) => {
           if (w.kind === "stat") {
             const out = outs[l]!
             client.submit(
@@ -843,8 +852,8 @@ export const uringClient: Peer = async (ctx) => {
               }, buf)
             readMore()
           })
-        })
-        return { ...r, bytes: w.kind === "small" ? count * SMALL_SIZE : 0 }
+        }))
+        return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close
     }
