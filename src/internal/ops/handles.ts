@@ -24,7 +24,7 @@ export const openArguments = (operation: string, path: string, options: OpenOpti
 
 /** @internal */
 export const makeHandles = (runner: Runner) => {
-  const { ringId, fdOf, rawFd, run } = runner
+  const { ringId, fdOf, rawFd, run, runAcquiring } = runner
 
   const owned = (fd: number, path: string, flags: number): OwnedFd => {
     const handle = new OwnedFd(fd, path, ringId)
@@ -39,10 +39,10 @@ export const makeHandles = (runner: Runner) => {
   })
 
   const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions, restore: Restore) =>
-    run(operation, path, (native, id) => {
+    runAcquiring(operation, path, (native, id) => {
       const open = openArguments(operation, path, options)
       return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
-    }, undefined, undefined, opening(path, restore)).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
+    }, opening(path, restore)).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
 
   /**
    * Open with O_PATH and close, one engine op, flushed at once (`now`): a path in the dentry cache
@@ -117,10 +117,10 @@ export const makeHandles = (runner: Runner) => {
       (restore) =>
         Effect.suspend(() => {
           let raw = -1
-          return run("register", file, (native, id) => {
+          return runAcquiring("register", file, (native, id) => {
             raw = file instanceof OwnedFd ? fdOf("register", file) : check(validate.fd("register", file))
             return native.registerFile(id, raw)
-          }, undefined, undefined, { restore, release: (slot) => unregister(slot, raw) }).pipe(Effect.map((slot) => {
+          }, { restore, release: (slot) => unregister(slot, raw) }).pipe(Effect.map((slot) => {
             const registered = new RegisteredFile(slot, raw, ringId)
             if (file instanceof OwnedFd) registered.source = file
             return registered
@@ -137,13 +137,11 @@ export const makeHandles = (runner: Runner) => {
   const openBeneath = (operation: string, dir: OwnedFd, path: string, flags: number, mode: number, resolve: number) =>
     acquireScoped(
       (restore) =>
-        run(
+        runAcquiring(
           operation,
           path,
           (native, id) =>
             native.openat2(id, rawFd(operation, dir, "dir"), check(validate.path(operation, path)), flags, mode, resolve),
-          undefined,
-          undefined,
           opening(path, restore)
         ).pipe(Effect.map((fd) => owned(fd, path, flags))),
       releaseFd

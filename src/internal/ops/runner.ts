@@ -246,6 +246,10 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       )
     })
 
+  /** `run` for an op that creates what its caller acquires (see {@link Acquiring}). */
+  const runAcquiring = (operation: string, subject: Subject, body: Submit, acquiring: Acquiring) =>
+    run(operation, subject, body, undefined, undefined, acquiring)
+
   /** An op's result as the Effect `run` returns. */
   const outcome = (value: number, operation: string, subject: Subject): Effect.Effect<number, UringError> =>
     value >= 0 ? Effect.succeed(value) : Effect.fail(failure(value, operation, subject))
@@ -256,5 +260,5 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
   ): (...args: Args) => Effect.Effect<A, E, R> =>
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
-  return { client, ringId, fdOf, rawFd, thrown, failure, settle, settleMany, run, traced }
+  return { client, ringId, fdOf, rawFd, thrown, failure, settle, settleMany, run, runAcquiring, traced }
 }
