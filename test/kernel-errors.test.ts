@@ -18,16 +18,27 @@ import { RingClient } from "../src/internal/RingClient.js"
 import { mkfifo, openFifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
 import { makeWithClient } from "./reliability/helpers.js"
 
-/** Runs test/fixtures/run-as-nobody.ts as uid and gid 65534 on `path`; its report. */
-const runAsNobody = (path: string, ...operations: Array<string>) => {
-  const child = spawnSync(
-    process.execPath,
-    ["--import", "tsx", Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts"), path, ...operations],
-    { uid: 65534, gid: 65534, encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
-  )
+/**
+ * Runs test/fixtures/run-as-nobody.ts on `path`, as uid and gid 65534 unless `asRoot`, behind
+ * `wrap` (a command that runs the rest, e.g. prlimit); its report.
+ */
+const runFixture = (
+  options: { readonly asRoot?: boolean; readonly wrap?: ReadonlyArray<string> },
+  path: string,
+  ...operations: Array<string>
+) => {
+  const script = Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts")
+  const [command, ...args] = [...(options.wrap ?? []), process.execPath, "--import", "tsx", script, path, ...operations]
+  const child = spawnSync(command!, args, {
+    ...(options.asRoot ? {} : { uid: 65534, gid: 65534 }),
+    encoding: "utf8",
+    cwd: Path.join(import.meta.dirname, "..")
+  })
   expect(child.stderr).toBe("")
   return JSON.parse(child.stdout) as { uid: number; outcomes: Record<string, string> }
 }
+
+const runAsNobody = (path: string, ...operations: Array<string>) => runFixture({}, path, ...operations)
 
 /** A file only root may read or write, in a directory anyone may search. */
 const rootOnly = Effect.gen(function*() {
@@ -181,15 +192,9 @@ describe("errno mapping of kernel results", () => {
   layer(Uring.layer())("TooManyOpenFiles and Canceled", (it) => {
     it.effect("EMFILE from a process whose fd limit is reached", () =>
       Effect.sync(() => {
-        const script = Path.join(import.meta.dirname, "fixtures", "run-as-nobody.ts")
         // prlimit caps the child's fds; the child opens through the ring until the kernel refuses.
-        const child = spawnSync(
-          "prlimit",
-          ["--nofile=256:256", process.execPath, "--import", "tsx", script, "/etc/hostname", "exhaust"],
-          { encoding: "utf8", cwd: Path.join(import.meta.dirname, "..") }
-        )
-        expect(child.stderr).toBe("")
-        expect(JSON.parse(child.stdout).outcomes).toEqual({ exhaust: "TooManyOpenFiles:EMFILE" })
+        const report = runFixture({ asRoot: true, wrap: ["prlimit", "--nofile=256:256"] }, "/etc/hostname", "exhaust")
+        expect(report.outcomes).toEqual({ exhaust: "TooManyOpenFiles:EMFILE" })
       }))
 
     it.scoped("a cancelled op's ECANCELED maps to Canceled", () =>
