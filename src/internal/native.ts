@@ -108,8 +108,9 @@ export interface NativeRing {
   unref(): void
   /**
    * Refuse new work, cancel everything in flight, wait for every completion (up to the shutdown
-   * timeout), join both threads. `false`: ops were still in the kernel at the deadline; they never
-   * complete, and the ring keeps this client (and the buffers lent to them) referenced for good.
+   * timeout), join both threads. `false`: ops were still in the kernel at the deadline; they
+   * complete through `onComplete` whenever the kernel is done with them (cancelled, or with their
+   * result), and the ring keeps this client (and the buffers lent to them) referenced for good.
    */
   shutdown(): boolean
 }

@@ -323,7 +323,8 @@ impl Ring {
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
     /// every completion, then stops and joins both threads. Returns whether it ended clean: every
     /// operation completed and both threads were joined. If not, the threads end on their own
-    /// (unjoined), the ring and the slab are leaked if it is dropped before `close_waiting` has
+    /// (unjoined; the completion thread once the ops left in the kernel have completed, which it
+    /// delivers as usual), the ring and the slab are leaked if it is dropped before `close_waiting` has
     /// reaped what was left, and memory the caller lent to ops still in the kernel
     /// (`Memory::lend`) must stay valid until then. Idempotent: later calls wait for the first and return what it
     /// returned.
@@ -376,7 +377,8 @@ impl Ring {
         drop(st);
         // With ops still in the kernel neither thread is joined: a thread that submitted cannot
         // finish exiting while a kernel worker it started is busy (io-wq workers belong to the
-        // submitting task), so joining would wait as long as the op. They end on their own.
+        // submitting task), so joining would wait as long as the op. They end on their own, the
+        // completion thread after delivering those ops' completions.
         // Clean: drained (closing refuses new ops, so the slab stays empty) and both joined.
         let clean = drained && submission.join().unwrap_or(false);
         if clean {

@@ -210,6 +210,7 @@ fn wake_reaper(shared: &Shared, st: &State) {
 pub(crate) fn completion_loop(shared: &Shared) {
     let submitter = shared.ring.submitter();
     let mut batch = Vec::new();
+    let mut woken = false;
     loop {
         // Sleep outside the kernel while nothing is in it, where that matters: an IOPOLL wait
         // busy-polls, and a thread waiting in the kernel is woken by every completion, even
@@ -241,7 +242,11 @@ pub(crate) fn completion_loop(shared: &Shared) {
         if unblocked && shared.submitter_idle.load(Ordering::SeqCst) && has_work(shared, &st) {
             shared.work.notify_one();
         }
-        let exit = reaped.woke && st.stop;
+        woken |= reaped.woke;
+        // After a close that gave up on ops still in the kernel it stays until they complete, so
+        // their callers hear of them when the kernel is done, not never. Ops not in the kernel
+        // have nothing left to wait for.
+        let exit = woken && st.stop && (st.slab.is_empty() || st.in_kernel == 0);
         unlock_and_close(st);
         if !batch.is_empty() {
             shared.sink.deliver(std::mem::take(&mut batch));
@@ -253,8 +258,9 @@ pub(crate) fn completion_loop(shared: &Shared) {
 }
 
 /// After a close that gave up on ops still in the kernel: reaps on the caller's thread until every
-/// one has completed, for a caller about to free memory lent to them. Their completions are
-/// dropped (nobody is left to receive them); fds the engine holds are closed as usual.
+/// one has completed, for a caller about to free memory lent to them. It shares the queue with
+/// the completion thread, which stays for those ops; what this reaps is dropped (nobody is left
+/// to receive it), and fds the engine holds are closed as usual.
 pub(crate) fn reap_abandoned(shared: &Shared) {
     let submitter = shared.ring.submitter();
     let mut batch = Vec::new();
@@ -266,8 +272,10 @@ pub(crate) fn reap_abandoned(shared: &Shared) {
         batch.clear();
         let done = st.slab.is_empty();
         unlock_and_close(st);
-        if woke {
-            // The shutdown NOP of a completion thread still alive (not joined): it needs it to end.
+        if woke || done {
+            // The completion thread, alive until the last op completes, may be waiting in the
+            // kernel for a completion this took, or need the shutdown NOP this reaped: one more
+            // ends its wait (a thread gone already leaves it unread).
             pass_on_wake(shared, &submitter);
         }
         if done {

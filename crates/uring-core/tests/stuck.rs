@@ -1,5 +1,5 @@
 //! A close that gives up: an op the kernel cannot cancel stays in flight past the shutdown
-//! timeout. A read of a FUSE file whose daemon holds the answer back is such an op: once the
+//! timeout, and is delivered when the kernel finally completes it. A read of a FUSE file whose daemon holds the answer back is such an op: once the
 //! kernel has sent the request, its worker waits for the answer through a cancel (it tells the
 //! daemon, which may ignore it). The daemon here is a thread of this test speaking the FUSE
 //! protocol on /dev/fuse: one file, `f`, whose reads are answered only when the test says so.
@@ -9,7 +9,8 @@ mod common;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -226,19 +227,21 @@ impl Drop for Mount {
     }
 }
 
-#[test]
-fn an_op_the_kernel_cannot_cancel_makes_close_unclean_and_close_waiting_reaps_it() {
-    let _serial = serial();
-    let mut mount = Mount::new();
-    let path = mount.path();
-    // Should anything below block on the held request, end the connection so the test fails
-    // instead of hanging (with an io-wq worker, and so the process, stuck for ever).
-    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watchdog = {
-        let (finished, connection) = (std::sync::Arc::clone(&finished), mount.connection.clone());
-        std::thread::spawn(move || {
+/// Ends the FUSE connection if the test is still running after 30 s, so a test that blocks on
+/// the held request fails instead of hanging (with an io-wq worker, and so the process, stuck for
+/// ever). Dropping it stands it down.
+struct Watchdog {
+    finished: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn new(connection: std::path::PathBuf) -> Watchdog {
+        let finished = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&finished);
+        let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(30);
-            while !finished.load(std::sync::atomic::Ordering::SeqCst) {
+            while !done.load(Ordering::SeqCst) {
                 if Instant::now() > deadline {
                     eprintln!("watchdog: aborting the FUSE connection");
                     abort_connection(&connection);
@@ -246,32 +249,92 @@ fn an_op_the_kernel_cannot_cancel_makes_close_unclean_and_close_waiting_reaps_it
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-        })
-    };
-    // SAFETY: a NUL-terminated path; the daemon answers the lookup and the open.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    assert!(fd >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
-    let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
-    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
-    mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
-    // A cancel that found the op still queued in io-wq would end it at once: close only once a
-    // kernel worker is asleep on the page the daemon holds back (state D: killable or worse).
-    common::wait_until("a kernel worker waiting on the held page", kernel_worker_waiting);
+        });
+        Watchdog { finished, thread: Some(thread) }
+    }
+}
 
-    // Cancelled, but the kernel waits for the daemon: the close gives up at its deadline.
-    let started = Instant::now();
-    assert!(!ring.ring.close(), "a close with an op still in the kernel is not clean");
-    assert!(started.elapsed() < Duration::from_secs(5), "the close kept to its deadline");
-    assert!(!ring.ring.close(), "a second close gives the first one's answer");
-    assert_eq!(ring.ring.in_flight(), 1, "the stuck read is still in flight, its memory held");
-    assert!(ring.wait_for(user, Duration::from_millis(50)).is_none());
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.finished.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
-    // Answered at last: nobody reaps on the ring's threads any more, close_waiting does.
-    mount.release();
-    assert!(!ring.ring.close_waiting());
-    assert_eq!(ring.ring.in_flight(), 0, "close_waiting reaped the read");
-    // SAFETY: the test's own fd, closed once.
-    unsafe { libc::close(fd) };
-    finished.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = watchdog.join();
+/// A ring whose close gave up on a read of the FUSE file that the daemon holds back.
+struct Stuck {
+    ring: TestRing,
+    /// The held read's `user`.
+    user: u64,
+    fd: RawFd,
+    // Dropped in this order: the watchdog stands down once the test is over, then the mount
+    // answers anything still held and goes.
+    _watchdog: Watchdog,
+    mount: Mount,
+}
+
+impl Stuck {
+    fn new() -> Stuck {
+        let mount = Mount::new();
+        let watchdog = Watchdog::new(mount.connection.clone());
+        let path = mount.path();
+        // SAFETY: a NUL-terminated path; the daemon answers the lookup and the open.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        assert!(fd >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
+        let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
+        let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
+        mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
+        // A cancel that found the op still queued in io-wq would end it at once: close only once a
+        // kernel worker is asleep on the page the daemon holds back (state D: killable or worse).
+        common::wait_until("a kernel worker waiting on the held page", kernel_worker_waiting);
+
+        // Cancelled, but the kernel waits for the daemon: the close gives up at its deadline.
+        let started = Instant::now();
+        assert!(!ring.ring.close(), "a close with an op still in the kernel is not clean");
+        assert!(started.elapsed() < Duration::from_secs(5), "the close kept to its deadline");
+        assert!(!ring.ring.close(), "a second close gives the first one's answer");
+        assert_eq!(ring.ring.in_flight(), 1, "the stuck read is still in flight, its memory held");
+        assert!(ring.wait_for(user, Duration::from_millis(50)).is_none());
+        Stuck { ring, user, fd, _watchdog: watchdog, mount }
+    }
+}
+
+impl Drop for Stuck {
+    fn drop(&mut self) {
+        // SAFETY: the test's own fd, closed once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+#[test]
+fn an_op_the_kernel_cannot_cancel_makes_close_unclean_and_completes_when_the_kernel_is_done() {
+    let _serial = serial();
+    let mut stuck = Stuck::new();
+    // Answered at last: the completion thread, still there for it, delivers its completion
+    // (the data, or the cancel the kernel honoured on the way out), then ends.
+    stuck.mount.release();
+    let done = stuck.ring.wait_for(stuck.user, Duration::from_secs(5)).expect("the stuck read's completion was delivered");
+    assert!([16, -libc::ECANCELED, -libc::EINTR].contains(&done.result), "result {}", done.result);
+    assert_eq!(stuck.ring.ring.in_flight(), 0);
+    assert_eq!(common::threads_settle_at(0), 0, "the ring's threads ended");
+    // A close that waits gives the first close's answer and finds nothing left to reap.
+    assert!(!stuck.ring.ring.close_waiting());
+}
+
+#[test]
+fn close_waiting_after_an_unclean_close_reaps_the_stuck_op_and_the_completion_thread_ends() {
+    let _serial = serial();
+    let mut stuck = Stuck::new();
+    // The daemon answers while close_waiting waits, on this thread, beside the completion thread.
+    let release = stuck.mount.release.take();
+    let answer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(release);
+    });
+    assert!(!stuck.ring.ring.close_waiting(), "the first close's answer");
+    assert_eq!(stuck.ring.ring.in_flight(), 0, "close_waiting returned once the read was reaped");
+    assert_eq!(common::threads_settle_at(0), 0, "the completion thread was not left waiting in the kernel");
+    let _ = answer.join();
 }
