@@ -1,142 +1,21 @@
 //! A close that gives up: an op the kernel cannot cancel stays in flight past the shutdown
-//! timeout, and is delivered when the kernel finally completes it. A read of a FUSE file whose daemon holds the answer back is such an op: once the
-//! kernel has sent the request, its worker waits for the answer through a cancel (it tells the
-//! daemon, which may ignore it). The daemon here is a thread of this test speaking the FUSE
-//! protocol on /dev/fuse: one file, `f`, whose reads are answered only when the test says so.
-//! Needs root (mount), as CI has.
+//! timeout, and is delivered when the kernel finally completes it. A read of a FUSE file whose
+//! daemon holds the answer back is such an op: once the kernel has sent the request, its worker
+//! waits for the answer through a cancel (it tells the daemon, which may ignore it). The daemon
+//! (tests/fuse) is a thread of this test. Needs root (mount), as CI has.
 
 mod common;
+mod fuse;
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{serial, u32_at, u64_at, TestRing};
+use common::{serial, TestRing};
+use fuse::{abort_connection, Mount};
 use uring_core::{Memory, Op, RingConfig, Target};
-
-const FUSE_LOOKUP: u32 = 1;
-const FUSE_FORGET: u32 = 2;
-const FUSE_GETATTR: u32 = 3;
-const FUSE_OPEN: u32 = 14;
-const FUSE_READ: u32 = 15;
-const FUSE_RELEASE: u32 = 18;
-const FUSE_FLUSH: u32 = 25;
-const FUSE_INIT: u32 = 26;
-const FUSE_INTERRUPT: u32 = 36;
-const FUSE_BATCH_FORGET: u32 = 42;
-const FUSE_ASYNC_READ: u32 = 1;
-const ROOT: u64 = 1;
-const FILE: u64 = 2;
-const FILE_SIZE: u64 = 4096;
-/// The byte every read of `f` returns.
-const FILL: u8 = 0x5a;
-
-/// A `fuse_attr`: a root directory or the one regular file.
-fn attr(node: u64) -> Vec<u8> {
-    let (mode, size, nlink) = if node == ROOT { (0o040755u32, 0u64, 2u32) } else { (0o100644, FILE_SIZE, 1) };
-    let mut a = Vec::with_capacity(88);
-    for v in [node, size, size.div_ceil(512), 0, 0, 0] {
-        a.extend_from_slice(&v.to_ne_bytes());
-    }
-    for v in [0u32, 0, 0, mode, nlink, 0, 0, 0, 4096, 0] {
-        a.extend_from_slice(&v.to_ne_bytes());
-    }
-    a
-}
-
-fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
-    let mut out = Vec::with_capacity(16 + payload.len());
-    out.extend_from_slice(&((16 + payload.len()) as u32).to_ne_bytes());
-    out.extend_from_slice(&error.to_ne_bytes());
-    out.extend_from_slice(&unique.to_ne_bytes());
-    out.extend_from_slice(payload);
-    // SAFETY: writes `out`, which lives across the call, to the connection's fd. A failed write
-    // (the request was interrupted and is gone) needs nothing done.
-    unsafe { libc::write(dev, out.as_ptr().cast(), out.len()) };
-}
-
-/// Serves requests until the connection ends. Reads are held (their arrival told on `reads`)
-/// until `release` is dropped; everything else is answered at once meanwhile.
-fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
-    let mut buf = vec![0u8; 1 << 20 | 4096];
-    let mut released = false;
-    let mut held: Vec<(u64, u64, u64)> = Vec::new();
-    let answer = |unique: u64, offset: u64, size: u64| {
-        let len = size.min(FILE_SIZE.saturating_sub(offset)) as usize;
-        reply(dev, unique, 0, &vec![FILL; len]);
-    };
-    loop {
-        if !released && matches!(release.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
-            released = true;
-            for (unique, offset, size) in held.drain(..) {
-                answer(unique, offset, size);
-            }
-        }
-        let mut poll = libc::pollfd { fd: dev, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one pollfd that outlives the call.
-        if unsafe { libc::poll(&mut poll, 1, 10) } <= 0 {
-            continue;
-        }
-        // SAFETY: reads into `buf`, which outlives the call.
-        let n = unsafe { libc::read(dev, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::EINTR | libc::EAGAIN | libc::ENOENT) => continue,
-                _ => return, // ENODEV: unmounted or aborted.
-            }
-        }
-        let req = &buf[..n as usize];
-        let (opcode, unique, node) = (u32_at(req, 4), u64_at(req, 8), u64_at(req, 16));
-        let body = &req[40..];
-        match opcode {
-            FUSE_INIT => {
-                let mut out = Vec::with_capacity(64);
-                // FUSE_ASYNC_READ, as libfuse sets: without it, readahead waits for the daemon in the
-                // reading thread, which for io_uring is the submitting one, however nonblocking its try.
-                for v in [7u32, 31, u32_at(body, 8), FUSE_ASYNC_READ] {
-                    out.extend_from_slice(&v.to_ne_bytes());
-                }
-                out.extend_from_slice(&16u16.to_ne_bytes()); // max_background
-                out.extend_from_slice(&12u16.to_ne_bytes()); // congestion_threshold
-                out.extend_from_slice(&(1u32 << 20).to_ne_bytes()); // max_write
-                out.extend_from_slice(&1u32.to_ne_bytes()); // time_gran
-                out.resize(64, 0);
-                reply(dev, unique, 0, &out);
-            }
-            FUSE_LOOKUP if node == ROOT && body.starts_with(b"f\0") => {
-                let mut out = Vec::with_capacity(128);
-                for v in [FILE, 0, 0, 0] {
-                    out.extend_from_slice(&v.to_ne_bytes());
-                }
-                out.extend_from_slice(&[0u8; 8]);
-                out.extend_from_slice(&attr(FILE));
-                reply(dev, unique, 0, &out);
-            }
-            FUSE_LOOKUP => reply(dev, unique, -libc::ENOENT, &[]),
-            FUSE_GETATTR => {
-                let mut out = vec![0u8; 16];
-                out.extend_from_slice(&attr(node));
-                reply(dev, unique, 0, &out);
-            }
-            FUSE_OPEN => reply(dev, unique, 0, &[0u8; 16]),
-            FUSE_READ => {
-                let (offset, size) = (u64_at(body, 8), u64::from(u32_at(body, 16)));
-                if released {
-                    answer(unique, offset, size);
-                } else {
-                    held.push((unique, offset, size));
-                    let _ = reads.send(());
-                }
-            }
-            FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
-            FUSE_FORGET | FUSE_BATCH_FORGET | FUSE_INTERRUPT => {} // no answer expected; an interrupt is ignored
-            _ => reply(dev, unique, -libc::ENOSYS, &[]),
-        }
-    }
-}
 
 /// Whether one of this process's io-wq workers sleeps where only a fatal signal wakes it.
 fn kernel_worker_waiting() -> bool {
@@ -146,85 +25,6 @@ fn kernel_worker_waiting() -> bool {
         // The state follows the parenthesised name.
         comm.starts_with("iou-wrk") && stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('D'))
     })
-}
-
-/// A FUSE mount served by a thread of this process; dropping it answers held reads, unmounts
-/// and joins the thread, so a failing test cannot leave a request hanging.
-struct Mount {
-    dir: tempfile::TempDir,
-    connection: std::path::PathBuf,
-    release: Option<mpsc::Sender<()>>,
-    reads: mpsc::Receiver<()>,
-    daemon: Option<JoinHandle<()>>,
-}
-
-impl Mount {
-    fn new() -> Mount {
-        let dir = tempfile::tempdir().unwrap();
-        // SAFETY: opens a device by a NUL-terminated path; the fd is owned below.
-        let raw = unsafe { libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        assert!(raw >= 0, "open /dev/fuse: {}", std::io::Error::last_os_error());
-        // SAFETY: `raw` was just opened and nothing else owns it.
-        let dev = unsafe { OwnedFd::from_raw_fd(raw) };
-        let target = CString::new(dir.path().to_str().unwrap()).unwrap();
-        let options = CString::new(format!("fd={raw},rootmode=40000,user_id=0,group_id=0")).unwrap();
-        // SAFETY: NUL-terminated strings that outlive the call.
-        let mounted = unsafe {
-            libc::mount(c"uring-stuck".as_ptr(), target.as_ptr(), c"fuse".as_ptr(), 0, options.as_ptr().cast())
-        };
-        assert_eq!(mounted, 0, "mount fuse: {}", std::io::Error::last_os_error());
-        let (reads_tx, reads) = mpsc::channel();
-        let (release, release_rx) = mpsc::channel();
-        let daemon = std::thread::spawn(move || serve(dev.as_raw_fd(), reads_tx, release_rx));
-        let connection = connection_of(dir.path());
-        Mount { dir, connection, release: Some(release), reads, daemon: Some(daemon) }
-    }
-
-    fn path(&self) -> CString {
-        CString::new(self.dir.path().join("f").to_str().unwrap()).unwrap()
-    }
-
-    /// Lets the held read (and every later one) be answered.
-    fn release(&mut self) {
-        self.release.take();
-    }
-}
-
-/// The fusectl directory of the FUSE connection mounted on `dir`, found in mountinfo (a stat
-/// of the mount would itself wait on the daemon).
-fn connection_of(dir: &std::path::Path) -> std::path::PathBuf {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info.lines().find(|l| l.split(' ').nth(4) == dir.to_str()).expect("the FUSE mount in mountinfo");
-    let device = line.split(' ').nth(2).unwrap();
-    let minor = device.split(':').nth(1).unwrap();
-    std::path::Path::new("/sys/fs/fuse/connections").join(minor)
-}
-
-/// Ends a FUSE connection through fusectl (mounted here if it is not): every request fails at
-/// once and the daemon's read returns, whatever still holds the mount.
-fn abort_connection(connection: &std::path::Path) {
-    if !connection.exists() {
-        // SAFETY: NUL-terminated strings; fusectl may already be mounted (EBUSY), which is fine.
-        unsafe {
-            libc::mount(c"fusectl".as_ptr(), c"/sys/fs/fuse/connections".as_ptr(), c"fusectl".as_ptr(), 0, std::ptr::null())
-        };
-    }
-    let _ = std::fs::write(connection.join("abort"), "1");
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        self.release();
-        // A request still unanswered (a failed test) would hold an io-wq worker, and the process
-        // with it, for ever: end the connection first.
-        abort_connection(&self.connection);
-        let target = CString::new(self.dir.path().to_str().unwrap()).unwrap();
-        // SAFETY: a NUL-terminated path. Lazy: the test's own fd may still be open.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        if let Some(daemon) = self.daemon.take() {
-            let _ = daemon.join();
-        }
-    }
 }
 
 /// Ends the FUSE connection if the test is still running after 30 s, so a test that blocks on
