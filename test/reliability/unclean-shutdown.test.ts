@@ -10,8 +10,9 @@ import { Cause, Effect, Either, Exit, Fiber, Logger, LogLevel, Option, Scope } f
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { Worker } from "node:worker_threads"
 import { make } from "../../src/index.js"
-import { waitUntil } from "./helpers.js"
+import { realSleep, waitUntil } from "./helpers.js"
 
 const manifest = Path.join(import.meta.dirname, "..", "..", "crates", "uring-core", "Cargo.toml")
 
@@ -135,5 +136,35 @@ describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
         const tag = Option.map(Cause.failureOption(exit.cause), (error) => error._tag)
         expect(["RingClosed", "Canceled"]).toContain(Option.getOrElse(tag, () => Cause.pretty(exit.cause)))
       }
+    })))
+
+  it.live("a worker whose ring gave up on a read ends only once the kernel is done with it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* fuseDaemon
+      const worker = new Worker(Path.join(import.meta.dirname, "..", "fixtures", "worker-stuck-read.mjs"), {
+        workerData: { file: daemon.file }
+      })
+      let exitCode: number | undefined
+      worker.on("exit", (code) => exitCode = code)
+      const messages: Array<{ readonly clean?: boolean; readonly inFlight: number }> = []
+      worker.on("message", (message) => messages.push(message))
+      yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
+      expect(yield* waitUntil(() => messages.length === 1, 5_000), "the worker submitted its read").toBe(true)
+      expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the read reached the daemon").toBe(true)
+      expect(yield* waitUntil(kernelWorkerWaiting, 5_000), "a kernel worker waits on the held page").toBe(true)
+
+      worker.postMessage("close")
+      expect(yield* waitUntil(() => messages.length === 2, 5_000), "the worker's close returned").toBe(true)
+      expect(messages[1]).toEqual({ clean: false, inFlight: 1 })
+      // Its teardown waits for the kernel, which still has the read and its buffer.
+      yield* realSleep(300)
+      expect(exitCode, "the worker ended while the kernel still had its read").toBeUndefined()
+
+      daemon.release()
+      expect(yield* waitUntil(() => exitCode !== undefined, 10_000), "the worker ended once the read was done").toBe(true)
+      expect(exitCode).toBe(0)
+      // The process is healthy: a ring of this thread reads.
+      const uring = yield* make()
+      expect((yield* uring.readFile("/etc/hostname")).length).toBe(Fs.statSync("/etc/hostname").size)
     })))
 })

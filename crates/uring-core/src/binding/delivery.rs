@@ -3,6 +3,7 @@
 
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::Mutex;
 
 use napi::sys;
 
@@ -10,7 +11,12 @@ use crate::{Completion, CompletionSink};
 
 /// A threadsafe function handle. Raw N-API is used for a non-blocking, unbounded queue and for
 /// explicit ref/unref/release, which the JS side toggles as ops become pending.
-pub(crate) struct Tsfn(sys::napi_threadsafe_function);
+pub(crate) struct Tsfn {
+    raw: sys::napi_threadsafe_function,
+    /// Whether calls may be made. Node frees the function at the env's teardown whoever still
+    /// holds it; `close_calls` shuts this (under the lock, so no call is under way) before then.
+    open: Mutex<bool>,
+}
 
 // SAFETY: N-API documents threadsafe functions as callable from any thread.
 unsafe impl Send for Tsfn {}
@@ -47,7 +53,7 @@ impl Tsfn {
         // Idle rings must not keep the process alive; the JS side refs while ops are pending.
         // SAFETY: `raw` was just created on this thread.
         napi::check_status!(unsafe { sys::napi_unref_threadsafe_function(env, raw) })?;
-        Ok(Tsfn(raw))
+        Ok(Tsfn { raw, open: Mutex::new(true) })
     }
 
     /// # Safety
@@ -56,9 +62,9 @@ impl Tsfn {
         // SAFETY: per this function's contract.
         napi::check_status!(unsafe {
             if referenced {
-                sys::napi_ref_threadsafe_function(env, self.0)
+                sys::napi_ref_threadsafe_function(env, self.raw)
             } else {
-                sys::napi_unref_threadsafe_function(env, self.0)
+                sys::napi_unref_threadsafe_function(env, self.raw)
             }
         })
     }
@@ -67,7 +73,14 @@ impl Tsfn {
     pub(crate) fn release(&self) {
         // SAFETY: called once (`Host::released`), and only after a clean close joined the ring's
         // threads, the only other users.
-        unsafe { sys::napi_release_threadsafe_function(self.0, sys::ThreadsafeFunctionReleaseMode::release) };
+        unsafe { sys::napi_release_threadsafe_function(self.raw, sys::ThreadsafeFunctionReleaseMode::release) };
+    }
+
+    /// Makes every later `deliver` drop its batch, once any call under way has returned: for the
+    /// env's teardown, after which Node frees the function even if a thread still holds it (the
+    /// completion thread of a ring whose close gave up on ops may deliver them meanwhile).
+    pub(crate) fn close_calls(&self) {
+        *self.open.lock().unwrap_or_else(|p| p.into_inner()) = false;
     }
 }
 
@@ -82,11 +95,18 @@ impl CompletionSink for JsSink {
             pairs.push(c.user as i32);
             pairs.push(c.result);
         }
+        // Held through the call, so `close_calls` waits for it.
+        let open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
+        if !*open {
+            // The env is going away: nobody is left to receive these completions.
+            return;
+        }
         let data = Box::into_raw(Box::new(pairs));
-        // SAFETY: the function is alive until the ring's threads are joined and it is released.
+        // SAFETY: the function is alive until it is released (after a clean close joined the
+        // ring's threads) or, at the env's teardown, until `close_calls`, which waits for this lock.
         let status = unsafe {
             sys::napi_call_threadsafe_function(
-                (self.0).0,
+                self.0.raw,
                 data.cast(),
                 sys::ThreadsafeFunctionCallMode::nonblocking,
             )

@@ -63,6 +63,11 @@ impl Host {
     /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
     fn shutdown(&self, wait: bool) -> bool {
         let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
+        if wait {
+            // The env is going away and Node frees the function after this hook: a completion
+            // thread still alive for ops an earlier close gave up on must not call it then.
+            self.tsfn.close_calls();
+        }
         if clean && !self.released.swap(true, Ordering::AcqRel) {
             self.tsfn.release();
         }
