@@ -46,6 +46,8 @@ const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acquireRele
       let held = 0
       let pending = ""
       child.on("error", reject)
+      // Ended before mounting (no /dev/fuse, not root): fail now, not at the test's timeout.
+      child.once("exit", (code, signal) => reject(new Error(`fuse_hold ended before it was ready (${signal ?? code})`)))
       child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
         pending += chunk
         let end: number
@@ -68,7 +70,7 @@ const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acquireRele
   ({ child, dir }) =>
     Effect.promise(() =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve()
+        if (child.exitCode !== null || child.signalCode !== null) return resolve()
         const killer = setTimeout(() => child.kill("SIGKILL"), 5_000)
         child.on("exit", () => {
           clearTimeout(killer)
@@ -149,6 +151,9 @@ describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
       const messages: Array<{ readonly clean?: boolean; readonly inFlight: number }> = []
       worker.on("message", (message) => messages.push(message))
       yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
+      // Runs before the terminate above (finalizers run last first): a failing check must not
+      // leave the worker's teardown waiting on a read the daemon holds until its own finalizer.
+      yield* Effect.addFinalizer(() => Effect.sync(daemon.release))
       expect(yield* waitUntil(() => messages.length === 1, 5_000), "the worker submitted its read").toBe(true)
       expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the read reached the daemon").toBe(true)
       expect(yield* waitUntil(kernelWorkerWaiting, 5_000), "a kernel worker waits on the held page").toBe(true)
@@ -160,6 +165,9 @@ describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
       yield* realSleep(300)
       expect(exitCode, "the worker ended while the kernel still had its read").toBeUndefined()
 
+      // Whichever of the completion thread and the teardown's own reaping takes the read (timing
+      // decides), the worker ends; the gate in delivery.rs is what keeps the first from calling
+      // into a threadsafe function Node frees after the teardown, which this does not force.
       daemon.release()
       expect(yield* waitUntil(() => exitCode !== undefined, 10_000), "the worker ended once the read was done").toBe(true)
       expect(exitCode).toBe(0)

@@ -324,10 +324,10 @@ impl Ring {
     /// every completion, then stops and joins both threads. Returns whether it ended clean: every
     /// operation completed and both threads were joined. If not, the threads end on their own
     /// (unjoined; the completion thread once the ops left in the kernel have completed, which it
-    /// delivers as usual), the ring and the slab are leaked if it is dropped before `close_waiting` has
-    /// reaped what was left, and memory the caller lent to ops still in the kernel
-    /// (`Memory::lend`) must stay valid until then. Idempotent: later calls wait for the first and return what it
-    /// returned.
+    /// delivers as usual, unless `close_waiting` reaps them first), the ring and the slab are
+    /// leaked if it is dropped while ops are still in the kernel, and memory the caller lent to
+    /// them (`Memory::lend`) must stay valid until they complete. Idempotent: later calls wait for
+    /// the first and return what it returned.
     pub fn close(&self) -> bool {
         self.close_within(Some(self.shutdown_timeout))
     }
