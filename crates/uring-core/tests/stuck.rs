@@ -1,8 +1,9 @@
 //! A close that gives up: an op the kernel cannot cancel stays in flight past the shutdown
 //! timeout, and is delivered when the kernel finally completes it. A read of a FUSE file whose
 //! daemon holds the answer back is such an op: once the kernel has sent the request, its worker
-//! waits for the answer through a cancel (it tells the daemon, which may ignore it). The daemon
-//! (tests/fuse) is a thread of this test. Needs root (mount), as CI has.
+//! waits for the answer through a cancel (it tells the daemon, which may ignore it). Such reads
+//! also keep every kernel worker busy, so a close queued behind them can be cancelled before it
+//! runs. The daemon (tests/fuse) is a thread of this test. Needs root (mount), as CI has.
 
 mod common;
 mod fuse;
@@ -17,14 +18,22 @@ use common::{serial, TestRing};
 use fuse::{abort_connection, Mount};
 use uring_core::{Memory, Op, RingConfig, Target};
 
-/// Whether one of this process's io-wq workers sleeps where only a fatal signal wakes it.
+/// How many of this process's io-wq workers sleep where only a fatal signal wakes them.
+fn kernel_workers_waiting() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised name.
+            comm.starts_with("iou-wrk") && stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('D'))
+        })
+        .count()
+}
+
 fn kernel_worker_waiting() -> bool {
-    std::fs::read_dir("/proc/self/task").unwrap().filter_map(Result::ok).any(|task| {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // The state follows the parenthesised name.
-        comm.starts_with("iou-wrk") && stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('D'))
-    })
+    kernel_workers_waiting() > 0
 }
 
 /// Ends the FUSE connection if the test is still running after 30 s, so a test that blocks on
@@ -140,4 +149,46 @@ fn close_waiting_after_an_unclean_close_returns_once_the_stuck_op_completes_and_
     assert_eq!(stuck.ring.ring.in_flight(), 0, "close_waiting returned once the read was reaped");
     assert_eq!(common::threads_settle_at(0), 0, "the ring's threads ended");
     let _ = answer.join();
+}
+
+#[test]
+fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
+    let _serial = serial();
+    let mut mount = Mount::new();
+    let _watchdog = Watchdog::new(mount.connection.clone());
+    let path = mount.path();
+    // SAFETY (both): a NUL-terminated path; the daemon answers lookups and opens.
+    let (reading, closing) = unsafe {
+        (libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC), libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC))
+    };
+    assert!(reading >= 0 && closing >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
+    let open = |fd: RawFd| std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists();
+    // A ring of 4 entries gets at most min(4, 4 x CPUs) = 4 bounded kernel workers, all of them
+    // kept busy by reads the daemon holds back.
+    const WORKERS: usize = 4;
+    let ring = TestRing::with(RingConfig { entries: WORKERS as u32, shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
+    for _ in 0..WORKERS {
+        ring.submit(Op::read(Target::Fd(reading), Memory::zeroed(16), 0));
+    }
+    common::wait_until("every kernel worker waiting on the held page", || kernel_workers_waiting() >= WORKERS);
+    // A FUSE file flushes on close, so io_uring hands the close to a kernel worker: none is free,
+    // and it waits in io-wq's queue (the daemon answers a flush at once, so a close that ran would
+    // be done within milliseconds).
+    let (close_user, _) = ring.submit(Op::Close { fd: closing });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ring.wait_for(close_user, Duration::ZERO).is_none(), "the close waits for a kernel worker");
+    assert!(open(closing));
+
+    // The shutdown's cancel takes the queued close out of io-wq (ECANCELED): the engine closes
+    // the fd itself and reports the close done, since its caller counts the fd as closed.
+    assert!(!ring.ring.close(), "the held reads keep the close unclean");
+    let closed = ring.wait_for(close_user, Duration::from_secs(5)).expect("the cancelled close was delivered");
+    assert_eq!(closed.result, 0);
+    common::wait_until("the engine to close the fd", || !open(closing));
+
+    mount.release();
+    assert!(!ring.ring.close_waiting());
+    assert_eq!(ring.ring.in_flight(), 0);
+    // SAFETY: the test's own fd, closed once.
+    unsafe { libc::close(reading) };
 }
