@@ -72,11 +72,13 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
     // A close that never ran still has to happen, since its caller counts the fd as closed.
+    // Taken before `on_result`, which moves past the step.
     let unclosed = op.op.unclosed_fd(res);
+    let next = op.op.on_result(res);
+    let resubmit = !op.abandoned && !closing;
     st.to_close.extend(unclosed);
-    let Some(op) = st.slab.get_mut(key) else { return false };
-    let result = match op.op.on_result(res) {
-        Next::Resubmit if !op.abandoned && !closing => {
+    let result = match next {
+        Next::Resubmit if resubmit => {
             st.queue.push_front(key);
             return true;
         }
