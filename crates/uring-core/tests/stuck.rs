@@ -88,10 +88,7 @@ impl Stuck {
     fn new() -> Stuck {
         let mount = Mount::new();
         let watchdog = Watchdog::new(mount.connection.clone());
-        let path = mount.path();
-        // SAFETY: a NUL-terminated path; the daemon answers the lookup and the open.
-        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        assert!(fd >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
+        let fd = mount.open_file();
         let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
         let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
         mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
@@ -156,12 +153,7 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     let _serial = serial();
     let mut mount = Mount::new();
     let _watchdog = Watchdog::new(mount.connection.clone());
-    let path = mount.path();
-    // SAFETY (both): a NUL-terminated path; the daemon answers lookups and opens.
-    let (reading, closing) = unsafe {
-        (libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC), libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC))
-    };
-    assert!(reading >= 0 && closing >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
+    let (reading, closing) = (mount.open_file(), mount.open_file());
     let open = |fd: RawFd| std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists();
     // A ring of 4 entries gets at most min(4, 4 x CPUs) = 4 bounded kernel workers, all of them
     // kept busy by reads the daemon holds back.

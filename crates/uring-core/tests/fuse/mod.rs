@@ -173,8 +173,13 @@ impl Mount {
         self.dir.path()
     }
 
-    pub fn path(&self) -> CString {
-        CString::new(self.dir.path().join("f").to_str().unwrap()).unwrap()
+    /// Opens the file `f` read-only; the caller owns the fd.
+    pub fn open_file(&self) -> RawFd {
+        let path = CString::new(self.dir.path().join("f").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path; the daemon answers the lookup and the open.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        assert!(fd >= 0, "open the FUSE file: {}", std::io::Error::last_os_error());
+        fd
     }
 
     /// Lets the held read (and every later one) be answered.
