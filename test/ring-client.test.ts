@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { batchOf, CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import { CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
@@ -103,12 +103,11 @@ describe("RingClient over the binding", () => {
       expect(() => client.submit((n, id) => n.statx(id, CWD, "/", 0, 0, new Uint8Array(16)), () => {})).toThrow(/statx output/)
       expect(() => client.submit((n, id) => n.read(id, 5, true, new Uint8Array(1), 0, false), () => {})).toThrow(/not registered/)
       expect(() => client.submit((n, id) => (n.read as Function)(id, fd, false, "not bytes", 0, false), () => {})).toThrow(/Uint8Array/)
-      expect(() =>
-        client.submitMany(batchOf(2), (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0, 8, 0, 8]), tokens), () => {})
-      ).toThrow(/longer than the buffer/)
-      expect(() =>
-        client.submitMany(batchOf(1), (n, ids, tokens) => n.readMany(ids, fd, false, new Uint8Array(10), new Float64Array([0]), tokens), () => {})
-      ).toThrow(/two ranges entries/)
+      const group = (ranges: Array<number>, results: number) => () =>
+        client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(10), Float64Array.from(ranges), new Int32Array(results), new Float64Array(2)), () => {})
+      expect(group([0, 8, 0, 8], 2)).toThrow(/longer than the buffer/)
+      expect(group([0], 1)).toThrow(/an offset and a length per range/)
+      expect(group([0, 8], 2)).toThrow(/a result and a token slot per range/)
       expect(client.pending).toBe(0)
     })
     expect(() => client.submit((n, id) => n.close(id, 100), () => {})).toThrow(/ERR_URING_CLOSED/)
@@ -240,35 +239,28 @@ describe("RingClient over the binding", () => {
     })
   })
 
-  it("submitMany with its bytes completes a cached batch before it returns, and only that batch", async () => {
+  /** `ranges` as one group (`readMany`) into a fresh buffer; `results` receives each range's result. */
+  const readGroup = (fd: number, ranges: Float64Array) => {
+    const count = ranges.length / 2
+    const buffer = new Uint8Array(ranges.reduce((sum, v, i) => i % 2 ? sum + v : sum, 0))
+    const results = new Int32Array(count)
+    const start = (n: NativeRing, id: number) => n.readMany(id, fd, false, buffer, ranges, results, new Float64Array(count))
+    return { buffer, results, start }
+  }
+
+  it("a group flushed at once completes before submitNow returns, and only that group", async () => {
     await withExe({ entries: 64 }, async (client, fd) => {
       const whole = Fs.readFileSync("/proc/self/exe")
       const ranges = Float64Array.of(0, 8, 100, 8, 4096, 16, 50, 8)
-      /** Submits the four ranges flushed at once; `onFirst` runs inside the first op's callback. */
-      const batch = (onFirst: () => void = () => {}) => {
-        const buffer = new Uint8Array(40)
-        const results: Array<number> = []
-        let resolve: () => void = () => {}
-        const done = new Promise<void>((r) => resolve = r)
-        client.submitMany(batchOf(4), (n, ids, tokens) => {
-          n.readMany(ids, fd, false, buffer, ranges, tokens)
-        }, (index, result) => {
-          if (results.length === 0) onFirst()
-          results[index] = result
-          if (results.filter((r) => r !== undefined).length === 4) resolve()
-        }, buffer, buffer.byteLength)
-        return { buffer, results, now: results.length === 4 && !results.includes(undefined as never), done }
-      }
+      const expected = Buffer.concat([whole.subarray(0, 8), whole.subarray(100, 108), whole.subarray(4096, 4112), whole.subarray(50, 58)])
       // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
       let other: { ran: boolean; result: Promise<number> } | undefined
-      let nested: ReturnType<typeof batch> | undefined
-      let first: ReturnType<typeof batch> | undefined
-      for (const deadline = patience(); !first?.now && Date.now() < deadline;) {
-        await first?.done
+      let first: { group: ReturnType<typeof readGroup>; completions: Array<number> } | undefined
+      for (const deadline = patience(); first?.completions.length !== 1 && Date.now() < deadline;) {
         await other?.result
-        await nested?.done
+        while (client.pending > 0) await nextTurn()
         await nextTurn()
-        // Queued before the batch: the batch's flush submits it too, but its callback waits for the turn.
+        // Queued before the group: the group's flush submits it too, but its callback waits for the turn.
         const state = { ran: false, result: Promise.resolve(0) }
         state.result = new Promise<number>((resolve) =>
           client.submit((n, id) => n.read(id, fd, false, new Uint8Array(8), 8, false), (r) => {
@@ -276,25 +268,23 @@ describe("RingClient over the binding", () => {
             resolve(r)
           }))
         other = state
-        first = batch(() => nested ??= batch())
+        const group = readGroup(fd, ranges)
+        const completions: Array<number> = []
+        client.submitNow(group.start, (count) => completions.push(count), group, group.buffer.byteLength)
+        first = { group, completions }
       }
-      expect(first!.now).toBe(true)
-      expect(first!.results).toEqual([8, 8, 16, 8])
-      const expected = Buffer.concat([whole.subarray(0, 8), whole.subarray(100, 108), whole.subarray(4096, 4112), whole.subarray(50, 58)])
-      expect(Buffer.compare(first!.buffer, expected)).toBe(0)
+      // One completion for the whole group, its count; each range's result in its slot.
+      expect(first!.completions).toEqual([4])
+      expect([...first!.group.results]).toEqual([8, 8, 16, 8])
+      expect(Buffer.compare(first!.group.buffer, expected)).toBe(0)
       expect(other!.ran).toBe(false)
-      // A batch its callback submitted is not completed inside that callback.
-      expect(nested!.now).toBe(false)
       expect(await other!.result).toBe(8)
-      await nested!.done
-      expect(nested!.results).toEqual([8, 8, 16, 8])
-      expect(Buffer.compare(nested!.buffer, expected)).toBe(0)
       await nextTurn()
       expect(client.pending).toBe(0)
     })
   })
 
-  it("a callback that throws is reported apart and does not strand the rest of its batch", async () => {
+  it("a callback that throws is reported apart and does not strand the rest of its turn", async () => {
     const ranges = Float64Array.of(0, 8, 8, 8, 16, 8, 24, 8)
     const reported: Array<unknown> = []
     await withExe({ entries: 64 }, async (client, fd) => {
@@ -310,28 +300,26 @@ describe("RingClient over the binding", () => {
           }
         })
       try {
-        // Flushed at once (its callbacks may run inside the call) and through the turn's dispatch.
-        const runs = [32, undefined].map((bytes) => {
-          const results: Array<number> = []
-          const buffer = new Uint8Array(32)
-          client.submitMany(batchOf(4), (n, ids, tokens) => {
-            n.readMany(ids, fd, false, buffer, ranges, tokens)
-          }, (index, result) => {
-            results[index] = result
-            if (index === 0) throw new Error(`boom ${bytes}`)
-          }, buffer, bytes)
-          return results
+        // Three groups dispatched by the same turn's flush; the first two callbacks throw.
+        const runs = [0, 1, 2].map((k) => {
+          const group = readGroup(fd, ranges)
+          const seen: Array<number> = []
+          client.submit(group.start, (count) => {
+            seen.push(count, ...group.results)
+            if (k < 2) throw new Error(`boom ${k}`)
+          }, group)
+          return seen
         })
         // Ops the JS thread could not submit inline come back through the completion thread,
         // whenever a loaded machine runs it: wait for them by time, not by a count of turns.
         for (const deadline = patience(); client.pending > 0 && Date.now() < deadline;) await nextTurn()
-        expect(runs).toEqual([[8, 8, 8, 8], [8, 8, 8, 8]])
+        expect(runs).toEqual([[4, 8, 8, 8, 8], [4, 8, 8, 8, 8], [4, 8, 8, 8, 8]])
         expect(client.pending).toBe(0)
       } finally {
         globalThis.queueMicrotask = original
       }
     })
-    expect(reported.map((error) => (error as Error).message).sort()).toEqual(["boom 32", "boom undefined"])
+    expect(reported.map((error) => (error as Error).message).sort()).toEqual(["boom 0", "boom 1"])
   })
 
   /** Runs `body` with a fresh ring and a FIFO opened r+ (a read waits for data, never sees EOF). */

@@ -4,20 +4,23 @@
  * `malloc`, and work for the GC's array-buffer sweeper on another thread: three per batch of 64
  * reads was about a tenth of the batch's JavaScript time.
  *
- * Give a batch's arrays back only once every op of the batch has its result: until then the
- * ranges' places receive results and the ids and tokens may be needed to cancel. Those of an
- * interrupted batch are simply dropped.
+ * Give a batch's arrays back only once the batch has completed: until then the engine writes
+ * results into them and the tokens may be needed to cancel. Those of an interrupted batch are
+ * simply dropped.
  *
  * @internal
  */
-import { batchOf, type SubmittedMany } from "./RingClient.js"
 
 /** @internal */
 export interface BatchMemory {
-  /** Op ids and cancel tokens. */
-  readonly ops: SubmittedMany
-  /** `[offset, length]` per range, then the result in the offset's place. */
+  /** `[offset, length]` per range, read by the binding during the submit call. */
   readonly ranges: Float64Array
+  /** Each range's result (count or `-errno`), written by the engine before the batch completes. */
+  readonly results: Int32Array
+  /** Each range's cancel token. */
+  readonly tokens: Float64Array
+  /** The buffer the batch reads into: held with the arrays until the batch completes. */
+  buffer: Uint8Array | undefined
 }
 
 /** @internal */
@@ -32,15 +35,22 @@ export class BatchPool {
   take(count: number): BatchMemory {
     for (let i = this.free.length - 1; i >= 0; i--) {
       const memory = this.free[i]!
-      if (memory.ops.ids.length !== count) continue
+      if (memory.results.length !== count) continue
       this.free[i] = this.free[this.free.length - 1]!
       this.free.pop()
       return memory
     }
-    return { ops: batchOf(count), ranges: new Float64Array(2 * count) }
+    return {
+      ranges: new Float64Array(2 * count),
+      results: new Int32Array(count),
+      tokens: new Float64Array(count),
+      buffer: undefined
+    }
   }
 
   give(memory: BatchMemory): void {
+    // Not the caller's buffer: the pool must not keep it alive.
+    memory.buffer = undefined
     if (this.free.length < this.keep) this.free.push(memory)
   }
 }

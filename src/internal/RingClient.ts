@@ -16,8 +16,7 @@ const INLINE_PAIRS = 256
 /** Makes `flush` only wake the submission thread. */
 const WAKE_ONLY = new Int32Array(0)
 /**
- * `submitNow` calls (and `submitMany` calls given their bytes) per event-loop turn that may
- * complete on the spot, and the bytes they may move: past either, ops wait for the turn's flush,
+ * `submitNow` calls per event-loop turn that may complete on the spot, and the bytes they may move: past either, ops wait for the turn's flush,
  * so a loop whose reads always complete at once still lets the event loop turn, and soon.
  */
 export const NOW_PER_TURN = 64
@@ -37,8 +36,6 @@ export class RingClient {
   /** Indexed by op id; index 0 is never used (ids are positive). */
   private readonly callbacks: Array<OnResult | undefined> = [undefined]
   private readonly memory: Array<unknown> = [undefined]
-  /** For ops of a `submitMany` batch: the op's index in its batch. */
-  private readonly batchIndex: Array<number> = [0]
   private readonly freeIds: Array<number> = []
   private pendingCount = 0
   private batchCount = 0
@@ -46,10 +43,6 @@ export class RingClient {
   private unflushed = 0
   /** Completions flushes reaped on this thread, as `[opId, result]` pairs, to dispatch. */
   private readonly inline = new Int32Array(2 * INLINE_PAIRS)
-  /** A batch's own pairs out of `inline`, while `completeNow` runs their callback. */
-  private readonly taken = new Int32Array(2 * INLINE_PAIRS)
-  /** `completeNow` is running callbacks: a batch they submit waits for the turn's flush. */
-  private completing = false
   /** Pairs held in `inline`. */
   private inlineCount = 0
   /** What `submitNow` may still complete on the spot this turn. */
@@ -122,46 +115,6 @@ export class RingClient {
   }
 
   /**
-   * Submits `ops.ids.length` ops in one crossing: their ids go into `ops.ids`, and `start`
-   * receives them and `ops.tokens` to fill with their cancel tokens (op `i` is
-   * `{ id: ids[i], token: tokens[i] }` for `cancel`). `onResult(index, result)` runs once per op.
-   * The caller owns `ops` and may reuse it once every op has its result. Throws what the binding
-   * throws, in which case nothing is pending.
-   *
-   * With `bytes` (what the batch moves), the batch is flushed at once, like `submitNow` (one call
-   * of the turn's budget): `onResult` runs before this returns for every op the engine completed
-   * inline, so a batch of cached reads is done when the call returns.
-   */
-  submitMany(
-    ops: SubmittedMany,
-    start: (native: NativeRing, ids: Int32Array, tokens: Float64Array) => void,
-    onResult: (index: number, result: number) => void,
-    keep?: unknown,
-    bytes?: number
-  ): void {
-    const { ids, tokens } = ops
-    const count = ids.length
-    // One callback for the whole batch; each op's index in it is kept beside its id.
-    const callback: OnResult = (result, id) => onResult(this.batchIndex[id!]!, result)
-    for (let i = 0; i < count; i++) {
-      const id = this.claim(callback, keep)
-      ids[i] = id
-      this.batchIndex[id] = i
-    }
-    try {
-      start(this.native, ids, tokens)
-    } catch (error) {
-      ids.forEach((id) => this.release(id))
-      throw error
-    }
-    if (bytes === undefined || this.completing || !this.takeNow(bytes)) {
-      this.submitted(count)
-    } else {
-      this.completeNow(count, callback)
-    }
-  }
-
-  /**
    * Reads on this thread what the page cache holds of `buffer.length` bytes at `offset` (see
    * `NativeRing.readCached`): the count or `-errno`, or `undefined` once the turn's budget is
    * spent, so a loop of cached reads still lets the event loop turn.
@@ -182,39 +135,6 @@ export class RingClient {
     if (--this.nowLeft === 0) this.scheduleTurn()
     this.nowBytesLeft -= bytes
     return true
-  }
-
-  /**
-   * Flushes `count` just-submitted ops sharing `callback` and runs it for those the engine
-   * completed inline. Other ops' completions that flush reaped stay for the turn's dispatch;
-   * the batch's are moved out first, so a callback that submits again cannot disturb the walk.
-   */
-  private completeNow(count: number, callback: OnResult): void {
-    const from = 2 * this.inlineCount
-    this.flushNow()
-    const end = 2 * this.inlineCount
-    let kept = from
-    let taken = 0
-    for (let i = from; i < end; i += 2) {
-      const id = this.inline[i]!
-      if (this.callbacks[id] === callback) {
-        this.taken[taken++] = id
-        this.taken[taken++] = this.inline[i + 1]!
-      } else {
-        this.inline[kept++] = id
-        this.inline[kept++] = this.inline[i + 1]!
-      }
-    }
-    this.inlineCount = kept / 2
-    if (this.inlineCount > 0) this.scheduleTurn()
-    if (count > taken / 2) this.pend(count - taken / 2)
-    this.completing = true
-    for (let i = 0; i < taken; i += 2) {
-      const id = this.taken[i]!
-      this.release(id)
-      this.call(callback, this.taken[i + 1]!, id)
-    }
-    this.completing = false
   }
 
   /** Claims an id and submits through `start`; a refusal frees the id again and is thrown. */
@@ -259,9 +179,9 @@ export class RingClient {
   /**
    * Asks the kernel to cancel an op. `onSettled` replaces the op's callback: it runs when the
    * op's completion arrives (the real result or `-ECANCELED`), after which the kernel is done
-   * with the op's memory.
+   * with the op's memory. A group (`readMany`) is cancelled through its members' `tokens`.
    */
-  cancel(op: Submitted, onSettled: OnResult): void {
+  cancel(op: Submitted, onSettled: OnResult, tokens?: Float64Array): void {
     if (this.callbacks[op.id] === undefined) {
       // Completed and dispatched already: its result went to its own callback, so this one is
       // told nothing came of it (never a count, fd or slot someone would then own).
@@ -269,7 +189,11 @@ export class RingClient {
       return
     }
     this.callbacks[op.id] = onSettled
-    this.native.cancel(op.token)
+    if (tokens === undefined) {
+      this.native.cancel(op.token)
+    } else {
+      for (let i = 0; i < tokens.length; i++) this.native.cancel(tokens[i]!)
+    }
   }
 
   /**
@@ -363,15 +287,6 @@ export class RingClient {
     }
   }
 }
-
-/** The ops of one `submitMany` call: op `i` has id `ids[i]` and cancel token `tokens[i]`. @internal */
-export interface SubmittedMany {
-  readonly ids: Int32Array
-  readonly tokens: Float64Array
-}
-
-/** Room for the ids and tokens of a `submitMany` batch of `count` ops. @internal */
-export const batchOf = (count: number): SubmittedMany => ({ ids: new Int32Array(count), tokens: new Float64Array(count) })
 
 /** A submitted op: its id in the pending table and its cancel token. @internal */
 export interface Submitted {

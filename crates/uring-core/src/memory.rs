@@ -43,6 +43,10 @@ impl Memory {
         self.len() == 0
     }
 
+    pub(crate) fn is_owned(&self) -> bool {
+        matches!(self, Memory::Owned(_))
+    }
+
     pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         match self {
             Memory::Owned(v) => v.as_mut_ptr(),

@@ -430,6 +430,15 @@ impl Op {
         }
     }
 
+    /// Whether this op hands owned memory back with its completion (see `into_output`).
+    pub(crate) fn returns_output(&self) -> bool {
+        match self {
+            Op::Read { buf, .. } | Op::WholeFile { buf, write: false, .. } => buf.is_owned(),
+            Op::Fstat { out, .. } | Op::Statx { out, .. } => out.is_owned(),
+            _ => false,
+        }
+    }
+
     /// The memory to hand back with the completion: owned read buffers cut to what was read,
     /// owned statx output. Borrowed memory gives nothing back.
     pub(crate) fn into_output(self, res: i32) -> Option<Vec<u8>> {

@@ -1,7 +1,6 @@
 //! What a completion does to its op: the rest of a transfer queued again, or the op out of the
 //! slab and its completion out to the caller; and the fds the engine must close itself.
 
-use std::os::fd::RawFd;
 use std::sync::MutexGuard;
 
 use crate::op::{Next, Op};
@@ -56,13 +55,12 @@ pub(crate) fn unlock_and_close(mut st: MutexGuard<'_, State>) {
     }
 }
 
-/// Ends an op that will not run (further): queues any fd it still holds for closing, reports it
-/// cancelled (a close asked for is done that way, so it reports success).
-pub(crate) fn discard(op: InFlight, to_close: &mut Vec<RawFd>) -> Completion {
-    let held = op.op.held_fd();
-    to_close.extend(held);
+/// Ends an op that will not run (further): queues any fd it still holds for closing, and hands
+/// on its completion as cancelled (a close asked for is done that way, so it reports success).
+pub(crate) fn discard(st: &mut State, op: InFlight, out: &mut Vec<Completion>) {
+    st.to_close.extend(op.op.held_fd());
     let result = if matches!(op.op, Op::Close { .. }) { 0 } else { -libc::ECANCELED };
-    Completion { user: op.user, result, output: None }
+    st.finish(op.member, Completion { user: op.user, result, output: None }, out);
 }
 
 /// Applies one op's completion: resubmit the rest, or release its slot and deliver.
@@ -84,7 +82,7 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
         }
         Next::Resubmit => {
             if let Some(op) = st.remove(key) {
-                batch.push(discard(op, &mut st.to_close));
+                discard(st, op, batch);
             }
             return false;
         }
@@ -104,6 +102,8 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
         Op::UnregisterFile { slot, .. } => st.files.release(slot),
         _ => {}
     }
-    batch.push(Completion { user: op.user, result, output: op.op.into_output(result) });
+    let member = op.member;
+    let completion = Completion { user: op.user, result, output: op.op.into_output(result) };
+    st.finish(member, completion, batch);
     false
 }

@@ -11,6 +11,7 @@ use io_uring::IoUring;
 use crate::config::RingConfig;
 use crate::error::EngineError;
 use crate::files::FileTable;
+use crate::group::{Member, Results};
 use crate::op::Op;
 use crate::slab::OpKey;
 use crate::state::{InFlight, State};
@@ -238,28 +239,42 @@ impl Ring {
             }
             _ => {}
         }
-        let key = self.enqueue(&mut st, user, op);
+        let key = self.enqueue(&mut st, user, op, None);
         Ok(key)
     }
 
-    /// Queues several ops under one lock, all or none: if any is refused, nothing is queued.
-    /// Registration ops are not accepted here (their slot bookkeeping is per op).
-    pub fn submit_batch(&self, ops: Vec<(u64, Op)>) -> Result<Vec<OpKey>, EngineError> {
-        for (_, op) in &ops {
+    /// Queues `ops` as one group, under one lock, all or none (if any is refused, nothing is
+    /// queued): op `i` writes its result to `results[i]`, and a single completion for `user`
+    /// (its result the op count) comes once every op has finished. Each op is still cancelled
+    /// through its own key, returned in order. Registration ops and ops that return owned memory
+    /// (whose output a group has no way to hand back) are refused.
+    pub fn submit_group(&self, user: u64, ops: Vec<Op>, results: Results) -> Result<Vec<OpKey>, EngineError> {
+        if ops.is_empty() || ops.len() != results.len() {
+            return Err(EngineError::InvalidArgument(format!(
+                "a group needs at least one op and one result slot per op ({} ops, {} slots)",
+                ops.len(),
+                results.len()
+            )));
+        }
+        for op in &ops {
             op.validate().map_err(EngineError::InvalidArgument)?;
             if matches!(op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
-                return Err(EngineError::InvalidArgument("registration ops cannot be batched".into()));
+                return Err(EngineError::InvalidArgument("registration ops cannot be grouped".into()));
+            }
+            if op.returns_output() {
+                return Err(EngineError::InvalidArgument("a grouped op must read into lent memory".into()));
             }
         }
         let mut st = self.shared.lock();
-        for (_, op) in &ops {
+        for op in &ops {
             admit(&st, op)?;
         }
-        Ok(ops.into_iter().map(|(user, op)| self.enqueue(&mut st, user, op)).collect())
+        let members = st.groups.insert(user, results);
+        Ok(ops.into_iter().zip(members).map(|(op, member)| self.enqueue(&mut st, user, op, Some(member))).collect())
     }
 
-    fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false });
+    fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();

@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
 use crate::files::FileTable;
+use crate::group::{Groups, Member};
 use crate::op::Op;
+use crate::ring::Completion;
 use crate::slab::{OpKey, Slab};
 
 /// One operation from submit to its delivered completion (tokio-uring's lifecycle: queued,
@@ -18,10 +20,14 @@ pub(crate) struct InFlight {
     pub in_kernel: bool,
     /// The caller gave up on it: cancel sent or to be sent; resources still held.
     pub abandoned: bool,
+    /// Its group, if it was submitted as a member of one: its completion goes there.
+    pub member: Option<Member>,
 }
 
 pub(crate) struct State {
     pub slab: Slab<InFlight>,
+    /// Groups whose members are in the slab; each leaves with its last member.
+    pub groups: Groups,
     /// Keys waiting for room in the kernel (back-pressure beyond the completion queue's size).
     pub queue: VecDeque<OpKey>,
     /// Queued (not in the kernel) ops abandoned since the queue was last swept: they complete as
@@ -50,6 +56,7 @@ impl State {
     pub(crate) fn new(files: FileTable) -> Self {
         State {
             slab: Slab::new(),
+            groups: Groups::new(),
             queue: VecDeque::new(),
             abandoned_queued: 0,
             cancels: Vec::new(),
@@ -78,5 +85,14 @@ impl State {
             self.files.remove_user(slot);
         }
         Some(op)
+    }
+
+    /// Hands on the completion of an op that left the slab: to `out`, or for a member of a group
+    /// into its group, whose own completion goes to `out` after its last member's.
+    pub(crate) fn finish(&mut self, member: Option<Member>, completion: Completion, out: &mut Vec<Completion>) {
+        match member {
+            None => out.push(completion),
+            Some(member) => out.extend(self.groups.record(member, completion.result)),
+        }
     }
 }

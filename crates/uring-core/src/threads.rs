@@ -63,7 +63,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
                 return true;
             }
             if let Some(op) = st.remove(key) {
-                ended.push(discard(op, &mut st.to_close));
+                discard(st, op, ended);
             }
             false
         });
@@ -79,7 +79,7 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
         if op.abandoned || *closing {
             st.queue.pop_front();
             if let Some(op) = st.remove(key) {
-                ended.push(discard(op, &mut st.to_close));
+                discard(st, op, ended);
             }
             continue;
         }

@@ -257,34 +257,6 @@ fn bad_descriptors_come_back_as_errno() {
 }
 
 #[test]
-fn a_batch_queues_all_its_ops_or_none() {
-    let _serial = serial();
-    let ring = TestRing::new();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("b");
-    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-    std::fs::write(&path, &data).unwrap();
-    let fd = open_fd(&ring, &path, libc::O_RDONLY, 0);
-    let ops: Vec<(u64, Op)> = (0..1000u64).map(|i| (10_000 + i, Op::read(Target::Fd(fd), Memory::zeroed(512), i * 997))).collect();
-    let keys = ring.ring.submit_batch(ops).expect("batch");
-    assert_eq!(keys.len(), 1000);
-    for i in 0..1000u64 {
-        let c = ring.wait(10_000 + i);
-        let at = (i * 997) as usize;
-        assert_eq!(c.output.unwrap(), data[at..at + 512]);
-    }
-    // One refused op refuses the whole batch: nothing is queued.
-    let bad = vec![
-        (1, Op::read(Target::Fd(fd), Memory::zeroed(8), 0)),
-        (2, Op::read(Target::Fixed(77), Memory::zeroed(8), 0)),
-    ];
-    assert!(matches!(ring.ring.submit_batch(bad), Err(uring_core::EngineError::InvalidArgument(_))));
-    assert!(ring.ring.submit_batch(vec![(3, Op::register_file(fd))]).is_err());
-    assert_eq!(ring.ring.in_flight(), 0);
-    ring.run(Op::Close { fd });
-}
-
-#[test]
 fn read_file_opens_reads_and_closes_in_one_op() {
     let _serial = serial();
     let ring = TestRing::new();

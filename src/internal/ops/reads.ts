@@ -9,6 +9,7 @@ import { constants } from "node:buffer"
 import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/UringError.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import { BatchPool } from "../BatchPool.js"
+import type { Submitted } from "../RingClient.js"
 import * as validate from "../validate.js"
 import { bytesOf, checkBuffer, contextOf, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
@@ -26,7 +27,7 @@ const BATCHES_KEEP = 16
 
 /** @internal */
 export const makeReads = (runner: Runner, cachedReads: boolean) => {
-  const { client, fdOf, thrown, failure, settleMany, run } = runner
+  const { client, fdOf, thrown, failure, settle, run } = runner
 
   /** `readBatch`'s typed arrays, for the next batch of the same size. */
   const batches = new BatchPool(BATCHES_KEEP)
@@ -121,7 +122,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       const count = ranges.length
       if (count === 0) return Effect.succeed([])
       const memory = batches.take(count)
-      // `[offset, length]` per range; once submitted, each offset's place holds the range's result.
+      // `[offset, length]` per range.
       const packed = memory.ranges
       let total = 0
       for (let i = 0; i < count; i++) {
@@ -144,7 +145,9 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         )
       }
       const buffer = given ?? new Uint8Array(total)
-      let remaining = count
+      memory.buffer = buffer
+      const results = memory.results
+      let done = false
       let wake: ((outcome: Effect.Effect<Array<Uint8Array>, UringError>) => void) | undefined
       /** Every range has its result: the slices, and the batch's arrays back to the pool. */
       const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
@@ -154,7 +157,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         const bytes = buffer.buffer
         let at = buffer.byteOffset
         for (let i = 0; i < count; i++) {
-          const result = packed[2 * i]!
+          const result = results[i]!
           if (result < 0) {
             batches.give(memory)
             return Effect.fail(failure(result, operation, file))
@@ -171,28 +174,32 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         batches.give(memory)
         return Effect.succeed(slices)
       }
+      let op: Submitted
       try {
-        client.submitMany(memory.ops, (native, ids, tokens) => {
-          native.readMany(ids, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, tokens)
-          // The binding has read the offsets: from here their places hold results, NaN while pending.
-          for (let i = 0; i < count; i++) packed[2 * i] = NaN
-        }, (index, result) => {
-          packed[2 * index] = result
-          if (--remaining === 0 && wake !== undefined) wake(finish())
-        }, buffer, total)
+        // One op for the whole batch, flushed at once: a batch of cached reads is done when this returns.
+        op = client.submitNow(
+          (native, id) =>
+            native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results, memory.tokens),
+          () => {
+            done = true
+            if (wake !== undefined) wake(finish())
+          },
+          memory,
+          total
+        )
       } catch (error) {
         return Effect.fail(thrown(error, operation, file))
       }
-      if (remaining === 0) return finish()
+      if (done) return finish()
       return Effect.catchAllCause(
         restore(Effect.async<Array<Uint8Array>, UringError>((resume) => {
-          if (remaining === 0) return resume(finish())
+          if (done) return resume(finish())
           wake = resume
         })),
         (cause) =>
-          remaining === 0 || !Cause.isInterruptedOnly(cause)
+          done || !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.zipRight(settleMany(memory.ops, packed), Effect.failCause(cause))
+            : Effect.zipRight(settle(op, () => done ? count : undefined, memory.tokens), Effect.failCause(cause))
       )
     }).pipe(refusedAsFailure)
 

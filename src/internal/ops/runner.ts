@@ -11,7 +11,7 @@ import { AtFlags } from "../../services/Flags.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import type { UringConfig } from "../../services/UringConfig.js"
 import { type NativeRing, nativeErrorCode } from "../native.js"
-import type { RingClient, Submitted, SubmittedMany } from "../RingClient.js"
+import type { RingClient, Submitted } from "../RingClient.js"
 import * as validate from "../validate.js"
 import { withoutStack } from "../withoutStack.js"
 
@@ -168,26 +168,14 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
 
   /**
    * Cancels a submitted op unless `taken()` says its completion came already (its id may then
-   * belong to another op); completes when the completion has arrived, with its result.
+   * belong to another op); completes when the completion has arrived, with its result. A group
+   * is cancelled through its members' `tokens`.
    */
-  const settle = (op: Submitted, taken: () => number | undefined): Effect.Effect<number> =>
+  const settle = (op: Submitted, taken: () => number | undefined, tokens?: Float64Array): Effect.Effect<number> =>
     Effect.async<number>((settled) => {
       const result = taken()
       if (result !== undefined) return settled(Effect.succeed(result))
-      client.cancel(op, (value) => settled(Effect.succeed(value)))
-    })
-
-  /** Cancels a batch's ops still pending (NaN in `results`, every other entry); completes when their completions have arrived. */
-  const settleMany = ({ ids, tokens }: SubmittedMany, results: Float64Array): Effect.Effect<void> =>
-    Effect.async<void>((settled) => {
-      // Only ops still pending: a finished op's id may already belong to another op. Counted
-      // here, when the cancel runs: completions may arrive between the interruption and now.
-      let left = 0
-      for (let i = 0; i < ids.length; i++) if (Number.isNaN(results[2 * i])) left++
-      if (left === 0) return settled(Effect.void)
-      for (let i = 0; i < ids.length; i++) {
-        if (Number.isNaN(results[2 * i])) client.cancel({ id: ids[i]!, token: tokens[i]! }, () => --left === 0 && settled(Effect.void))
-      }
+      client.cancel(op, (value) => settled(Effect.succeed(value)), tokens)
     })
 
   /**
@@ -260,5 +248,5 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
   ): (...args: Args) => Effect.Effect<A, E, R> =>
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
-  return { client, ringId, fdOf, rawFd, thrown, failure, settle, settleMany, run, runAcquiring, traced }
+  return { client, ringId, fdOf, rawFd, thrown, failure, settle, run, runAcquiring, traced }
 }

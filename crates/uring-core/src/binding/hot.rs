@@ -67,33 +67,37 @@ impl Hot {
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
-    /// as one op per range, all queued under one lock; op `i` has id `ids[i]`, and its cancel token
-    /// is written to `tokens[i]`. All or none: a refused range queues nothing.
-    fn read_many(&self, ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, mut tokens: F64s) -> Result<f64> {
-        let ids = ids.as_slice();
+    /// as one group of ops, queued under one lock: range `i`'s result goes to `results[i]`, its
+    /// cancel token to `tokens[i]`, and op `id` completes once, after the last range. All or
+    /// none: a refused range queues nothing.
+    #[allow(clippy::too_many_arguments)] // one per argument of the JS call
+    fn read_many(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s, mut tokens: F64s) -> Result<f64> {
         let ranges = ranges.as_slice();
-        if ranges.len() != ids.len() * 2 || tokens.len() < ids.len() {
-            return Err(invalid("readMany needs two ranges entries and one token slot per id"));
+        let count = ranges.len() / 2;
+        if !ranges.len().is_multiple_of(2) || results.as_slice().len() != count || tokens.len() < count {
+            return Err(invalid("readMany needs an offset and a length per range, and a result and a token slot per range"));
         }
         let target = target(fd, fixed)?;
-        let mut ops = Vec::with_capacity(ids.len());
+        let mut ops = Vec::with_capacity(count);
         let mut at = 0usize;
-        for (i, &id) in ids.iter().enumerate() {
-            let offset = position("offset", ranges[2 * i])?;
-            let len = position("length", ranges[2 * i + 1])? as usize;
+        for range in ranges.chunks_exact(2) {
+            let offset = position("offset", range[0])?;
+            let len = position("length", range[1])? as usize;
             let end = at.checked_add(len).filter(|end| *end <= buf.len());
             let Some(end) = end else {
                 return Err(invalid("readMany ranges are longer than the buffer"));
             };
-            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until every
-            // op of the batch has completed.
+            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until the
+            // group's completion.
             let memory = unsafe { buf.lend_range(at, len) };
-            ops.push((op_id(id)?, Op::read(target, memory, offset)));
+            ops.push(Op::read(target, memory, offset));
             at = end;
         }
-        let keys = self.host.ring.submit_batch(ops).map_err(engine_error)?;
-        // Borrowed only now, when `ids` and `ranges` are read no more: a caller passing views of
-        // one buffer for them cannot make this `&mut` alias a live `&`.
+        // SAFETY: the JS client keeps `results` referenced and unread until the group's completion.
+        let results = unsafe { results.lend() };
+        let keys = self.host.ring.submit_group(op_id(id)?, ops, results).map_err(engine_error)?;
+        // Borrowed only now, when `ranges` is read no more: a caller passing views of one buffer
+        // cannot make this `&mut` alias a live `&`.
         let tokens = tokens.as_mut_slice();
         for (token, key) in tokens.iter_mut().zip(&keys) {
             *token = *key as f64;
@@ -349,7 +353,7 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 hot_functions! {
     c"read" => read(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
     c"readCached" => read_cached(fd: i32, buf: Bytes, offset: f64);
-    c"readMany" => read_many(ids: I32s, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, tokens: F64s);
+    c"readMany" => read_many(id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s, tokens: F64s);
     c"write" => write(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool);
     c"fsync" => fsync(id: i32, fd: i32, fixed: bool, datasync: bool);
     c"fallocate" => fallocate(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32);

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use crate::Memory;
+use crate::{Memory, Results};
 
 /// The data pointer and element count of a typed array of the `expected` kind.
 ///
@@ -90,6 +90,18 @@ slices!(F64s, f64);
 impl F64s {
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+impl I32s {
+    /// The array as a group's result slots.
+    ///
+    /// # Safety
+    /// The JS client must keep the array referenced, and leave it alone, until the group's
+    /// completion is delivered.
+    pub unsafe fn lend(self) -> Results {
+        // SAFETY: per this function's contract.
+        unsafe { Results::borrowed(self.ptr, self.len) }
     }
 }
 

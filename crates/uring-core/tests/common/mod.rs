@@ -23,6 +23,11 @@ impl Collector {
     pub fn take(&self, user: u64) -> Option<Completion> {
         self.done.lock().unwrap().remove(&user)
     }
+
+    /// Completions arrived and not taken yet.
+    pub fn waiting(&self) -> usize {
+        self.done.lock().unwrap().len()
+    }
 }
 
 struct Sink(Arc<Collector>);

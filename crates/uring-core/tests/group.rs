@@ -1,0 +1,123 @@
+//! Groups: many ops submitted as one, each result written to lent memory, one completion.
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::*;
+use uring_core::{EngineError, Memory, Op, Results, Target};
+
+/// Reads of `len` bytes at `offsets` into consecutive ranges of `buf`, as ops for a group.
+fn reads(fd: i32, buf: &mut [u8], offsets: &[u64], len: usize) -> Vec<Op> {
+    assert!(buf.len() >= offsets.len() * len);
+    offsets
+        .iter()
+        .enumerate()
+        // SAFETY: each range lies inside `buf`, which every test keeps alive and untouched until
+        // the group's completion has arrived.
+        .map(|(i, &offset)| Op::read(Target::Fd(fd), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * len), len) }, offset))
+        .collect()
+}
+
+/// `results` as a group's result slots.
+fn slots(results: &mut [i32]) -> Results {
+    // SAFETY: every test keeps `results` alive and unread until the group's completion has arrived.
+    unsafe { Results::borrowed(results.as_mut_ptr(), results.len()) }
+}
+
+#[test]
+fn a_group_reads_every_range_and_completes_once() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g");
+    let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    // More members than the kernel holds at once: some wait in the queue for room.
+    let offsets: Vec<u64> = (0..5000u64).map(|i| i * 199 % (1 << 20)).collect();
+    let mut buf = vec![0u8; offsets.len() * 64];
+    let mut results = vec![i32::MIN; offsets.len()];
+    let ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
+    let keys = ring.ring.submit_group(42, ops, slots(&mut results)).expect("group");
+    assert_eq!(keys.len(), offsets.len());
+    let c = ring.wait(42);
+    assert_eq!(c.result, offsets.len() as i32);
+    assert!(c.output.is_none());
+    // The members' own completions never reach the sink: the group's was the only one.
+    assert_eq!(ring.collector.waiting(), 0);
+    assert_eq!(ring.ring.in_flight(), 0);
+    for (i, &offset) in offsets.iter().enumerate() {
+        let at = offset as usize;
+        let expected = &data[at..(at + 64).min(data.len())];
+        assert_eq!(results[i], expected.len() as i32, "range {i}");
+        assert_eq!(&buf[i * 64..i * 64 + expected.len()], expected, "range {i}");
+    }
+}
+
+#[test]
+fn a_group_is_refused_whole() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let fd = file.as_raw_fd();
+    let mut buf = vec![0u8; 64];
+    let mut results = vec![0i32; 2];
+    let refused = |ops: Vec<Op>, results: Results| matches!(ring.ring.submit_group(1, ops, results), Err(EngineError::InvalidArgument(_)));
+    // One member names an unregistered slot: nothing of the group is queued.
+    let mut ops = reads(fd, &mut buf, &[0], 32);
+    // SAFETY: inside `buf`, which outlives the refused call.
+    ops.push(Op::read(Target::Fixed(77), unsafe { Memory::borrowed(buf.as_mut_ptr().add(32), 32) }, 0));
+    assert!(refused(ops, slots(&mut results)));
+    // A member whose output would be owned memory: a group hands no output back.
+    let ops = vec![Op::read(Target::Fd(fd), Memory::zeroed(8), 0), Op::read(Target::Fd(fd), Memory::zeroed(8), 8)];
+    assert!(refused(ops, slots(&mut results)));
+    assert!(refused(vec![Op::register_file(fd), Op::register_file(fd)], slots(&mut results)));
+    // A result slot per member, and at least one member.
+    assert!(refused(reads(fd, &mut buf, &[0], 8), slots(&mut results)));
+    assert!(refused(Vec::new(), slots(&mut results[..0])));
+    assert_eq!(ring.ring.in_flight(), 0);
+    assert_eq!(results, [0, 0], "nothing was written");
+}
+
+#[test]
+fn a_cancelled_member_ends_the_group_with_its_own_result() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let mut buf = [0u8; 3 * 16];
+    let mut results = vec![i32::MIN; 3];
+    let mut ops = reads(file.as_raw_fd(), &mut buf[..32], &[0, 100], 16);
+    ops.extend(reads(fifo, &mut buf[32..], &[0], 16));
+    let keys = ring.ring.submit_group(7, ops, slots(&mut results)).expect("group");
+    assert!(ring.wait_for(7, Duration::from_millis(100)).is_none(), "the FIFO member holds the group");
+    assert_eq!(ring.ring.in_flight(), 1);
+    ring.ring.cancel(keys[2]);
+    assert_eq!(ring.wait(7).result, 3);
+    assert_eq!(results, [16, 16, -libc::ECANCELED]);
+    let exe = std::fs::read("/proc/self/exe").unwrap();
+    assert_eq!(&buf[..16], &exe[..16]);
+    assert_eq!(&buf[16..32], &exe[100..116]);
+    // Keys of finished members are stale: cancelling them does nothing.
+    ring.ring.cancel(keys[0]);
+    assert_eq!(ring.ring.in_flight(), 0);
+}
+
+#[test]
+fn closing_ends_a_group_whose_members_are_in_the_kernel_or_queued() {
+    let _serial = serial();
+    // A 4-entry ring: most members wait in the queue, the rest in the kernel on a FIFO.
+    let ring = TestRing::with(uring_core::RingConfig { entries: 4, ..Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
+    let mut buf = vec![0u8; 100 * 8];
+    let mut results = vec![i32::MIN; 100];
+    let offsets = vec![0u64; 100];
+    ring.ring.submit_group(9, reads(fifo, &mut buf, &offsets, 8), slots(&mut results)).expect("group");
+    assert!(ring.wait_for(9, Duration::from_millis(50)).is_none());
+    assert!(ring.ring.close(), "every member completed and both threads were joined");
+    assert_eq!(ring.wait(9).result, 100);
+    assert!(results.iter().all(|&r| r == -libc::ECANCELED), "{results:?}");
+}
