@@ -5,8 +5,7 @@
  * reads was about a tenth of the batch's JavaScript time.
  *
  * Give a batch's arrays back only once the batch has completed: until then the engine writes
- * results into them and the tokens may be needed to cancel. Those of an interrupted batch are
- * simply dropped.
+ * results into them. Those of an interrupted batch are simply dropped.
  *
  * @internal
  */
@@ -17,8 +16,6 @@ export interface BatchMemory {
   readonly ranges: Float64Array
   /** Each range's result (count or `-errno`), written by the engine before the batch completes. */
   readonly results: Int32Array
-  /** Each range's cancel token. */
-  readonly tokens: Float64Array
   /** The buffer the batch reads into: held with the arrays until the batch completes. */
   buffer: Uint8Array | undefined
 }
@@ -43,7 +40,6 @@ export class BatchPool {
     return {
       ranges: new Float64Array(2 * count),
       results: new Int32Array(count),
-      tokens: new Float64Array(count),
       buffer: undefined
     }
   }

@@ -179,9 +179,9 @@ export class RingClient {
   /**
    * Asks the kernel to cancel an op. `onSettled` replaces the op's callback: it runs when the
    * op's completion arrives (the real result or `-ECANCELED`), after which the kernel is done
-   * with the op's memory. A group (`readMany`) is cancelled through its members' `tokens`.
+   * with the op's memory.
    */
-  cancel(op: Submitted, onSettled: OnResult, tokens?: Float64Array): void {
+  cancel(op: Submitted, onSettled: OnResult): void {
     if (this.callbacks[op.id] === undefined) {
       // Completed and dispatched already: its result went to its own callback, so this one is
       // told nothing came of it (never a count, fd or slot someone would then own).
@@ -189,11 +189,7 @@ export class RingClient {
       return
     }
     this.callbacks[op.id] = onSettled
-    if (tokens === undefined) {
-      this.native.cancel(op.token)
-    } else {
-      for (let i = 0; i < tokens.length; i++) this.native.cancel(tokens[i]!)
-    }
+    this.native.cancel(op.token)
   }
 
   /**

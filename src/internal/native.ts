@@ -63,20 +63,12 @@ export interface NativeRing {
   readCached(fd: number, buf: Uint8Array, offset: number): number
   /**
    * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
-   * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]` and
-   * its cancel token to `tokens[i]`, and `id` completes once, after the last range, with the range
-   * count. `buf` and `results` are the kernel's and the engine's until then. All or none. Returns
-   * the number of ranges queued.
+   * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]`, and
+   * `id` completes once, after the last range, with the range count. `buf` and `results` are the
+   * kernel's and the engine's until then. All or none. Returns the op's cancel token (`cancel`
+   * then cancels the ranges not finished yet).
    */
-  readMany(
-    id: number,
-    fd: number,
-    fixed: boolean,
-    buf: Uint8Array,
-    ranges: Float64Array,
-    results: Int32Array,
-    tokens: Float64Array
-  ): number
+  readMany(id: number, fd: number, fixed: boolean, buf: Uint8Array, ranges: Float64Array, results: Int32Array): number
   fsync(id: number, fd: number, fixed: boolean, datasync: boolean): number
   fallocate(id: number, fd: number, fixed: boolean, offset: number, length: number, mode: number): number
   fadvise(id: number, fd: number, fixed: boolean, offset: number, length: number, advice: number): number

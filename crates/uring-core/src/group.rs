@@ -39,12 +39,18 @@ struct Group {
     user: u64,
     results: Results,
     remaining: usize,
+    /// Each member's slab key while it is unfinished, 0 once finished (no key is 0): a finished
+    /// member's key is never cancelled, whatever op its slot holds by then.
+    keys: Vec<OpKey>,
 }
+
+/// Identifies a group while any of its members is unfinished; cancels it.
+pub type GroupKey = u64;
 
 /// A member's place: its group, and its index there (the slot its result goes to).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member {
-    group: OpKey,
+    group: GroupKey,
     index: usize,
 }
 
@@ -58,18 +64,32 @@ impl Groups {
         Groups { slab: Slab::new() }
     }
 
-    /// A group of `results.len()` members (at least one), whose completion goes to `user`;
-    /// returns each member's place in order.
-    pub(crate) fn insert(&mut self, user: u64, results: Results) -> impl Iterator<Item = Member> {
+    /// A group of `results.len()` members (at least one), whose completion goes to `user`.
+    /// Each member is then placed with `join`, in order.
+    pub(crate) fn insert(&mut self, user: u64, results: Results) -> GroupKey {
         let count = results.len();
-        let group = self.slab.insert(Group { user, results, remaining: count });
-        (0..count).map(move |index| Member { group, index })
+        self.slab.insert(Group { user, results, remaining: count, keys: Vec::with_capacity(count) })
+    }
+
+    /// The place of the next member of `group`, whose slab key is `key`.
+    pub(crate) fn join(&mut self, group: GroupKey, key: OpKey) -> Option<Member> {
+        let keys = &mut self.slab.get_mut(group)?.keys;
+        keys.push(key);
+        Some(Member { group, index: keys.len() - 1 })
+    }
+
+    /// The keys of `group`'s unfinished members (none for a stale key).
+    pub(crate) fn unfinished(&self, group: GroupKey) -> impl Iterator<Item = OpKey> + '_ {
+        self.slab.get(group).into_iter().flat_map(|g| g.keys.iter().copied().filter(|&key| key != 0))
     }
 
     /// Records a member's result. Returns the group's completion, whose result is its member
     /// count, once this was the last member to finish.
     pub(crate) fn record(&mut self, member: Member, result: i32) -> Option<Completion> {
         let group = self.slab.get_mut(member.group)?;
+        if let Some(key) = group.keys.get_mut(member.index) {
+            *key = 0;
+        }
         if member.index < group.results.len {
             // SAFETY: in bounds (checked), and the memory is lent until the group's completion,
             // which has not been delivered: this member had not finished, so the group is alive.
@@ -81,5 +101,31 @@ impl Groups {
         }
         let group = self.slab.remove(member.group)?;
         Some(Completion { user: group.user, result: i32::try_from(group.results.len).unwrap_or(i32::MAX), output: None })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_member_is_no_longer_cancelled_and_the_last_ends_the_group() {
+        let mut results = [i32::MIN; 3];
+        let mut groups = Groups::new();
+        // SAFETY: `results` outlives `groups`, and is read only after the group's completion.
+        let group = groups.insert(9, unsafe { Results::borrowed(results.as_mut_ptr(), 3) });
+        let members: Vec<Member> = [11, 12, 13].iter().map(|&key| groups.join(group, key).expect("live group")).collect();
+        assert!(groups.record(members[1], 5).is_none());
+        assert_eq!(groups.unfinished(group).collect::<Vec<_>>(), [11, 13]);
+        assert!(groups.record(members[0], -4).is_none());
+        let done = groups.record(members[2], 7).expect("the last member ends the group");
+        assert_eq!((done.user, done.result), (9, 3));
+        assert_eq!(groups.len(), 0);
+        assert_eq!(groups.unfinished(group).count(), 0, "a stale group key names nothing");
+        assert_eq!(results, [-4, 5, 7]);
     }
 }

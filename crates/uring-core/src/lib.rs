@@ -31,7 +31,7 @@ mod binding;
 pub use cached::read_cached;
 pub use config::RingConfig;
 pub use error::EngineError;
-pub use group::Results;
+pub use group::{GroupKey, Results};
 pub use memory::Memory;
 pub use op::{Op, Target, WholeFilePhase, MAX_RW_COUNT};
 pub use ring::{probe, Completion, CompletionSink, Ring};

@@ -11,7 +11,7 @@ use io_uring::IoUring;
 use crate::config::RingConfig;
 use crate::error::EngineError;
 use crate::files::FileTable;
-use crate::group::{Member, Results};
+use crate::group::{GroupKey, Results};
 use crate::op::Op;
 use crate::slab::OpKey;
 use crate::state::{InFlight, State};
@@ -95,6 +95,23 @@ fn admit(st: &State, op: &Op) -> Result<(), EngineError> {
         Some(slot) if st.files.raw_fd(slot).is_none() => Err(not_registered(slot)),
         _ => Ok(()),
     }
+}
+
+/// Marks an op abandoned and arranges its cancel: sent to the kernel if it is there, else swept
+/// out of the queue. Returns whether anything changed (the submission thread has work).
+fn abandon(st: &mut State, key: OpKey) -> bool {
+    let Some(op) = st.slab.get_mut(key) else { return false };
+    if op.abandoned || matches!(op.op, Op::RegisterFile { .. } | Op::UnregisterFile { .. } | Op::Close { .. }) {
+        return false;
+    }
+    op.abandoned = true;
+    if op.in_kernel {
+        st.cancels.push(key);
+    } else {
+        // Still queued: the submission thread sweeps it out of the queue as cancelled.
+        st.abandoned_queued += 1;
+    }
+    true
 }
 
 fn not_registered(slot: u32) -> EngineError {
@@ -239,16 +256,16 @@ impl Ring {
             }
             _ => {}
         }
-        let key = self.enqueue(&mut st, user, op, None);
+        let key = self.enqueue(&mut st, user, op);
         Ok(key)
     }
 
     /// Queues `ops` as one group, under one lock, all or none (if any is refused, nothing is
     /// queued): op `i` writes its result to `results[i]`, and a single completion for `user`
-    /// (its result the op count) comes once every op has finished. Each op is still cancelled
-    /// through its own key, returned in order. Registration ops and ops that return owned memory
+    /// (its result the op count) comes once every op has finished. The returned key cancels the
+    /// group's unfinished ops (`cancel_group`). Registration ops and ops that return owned memory
     /// (whose output a group has no way to hand back) are refused.
-    pub fn submit_group(&self, user: u64, ops: Vec<Op>, results: Results) -> Result<Vec<OpKey>, EngineError> {
+    pub fn submit_group(&self, user: u64, ops: Vec<Op>, results: Results) -> Result<GroupKey, EngineError> {
         if ops.is_empty() || ops.len() != results.len() {
             return Err(EngineError::InvalidArgument(format!(
                 "a group needs at least one op and one result slot per op ({} ops, {} slots)",
@@ -269,12 +286,19 @@ impl Ring {
         for op in &ops {
             admit(&st, op)?;
         }
-        let members = st.groups.insert(user, results);
-        Ok(ops.into_iter().zip(members).map(|(op, member)| self.enqueue(&mut st, user, op, Some(member))).collect())
+        let group = st.groups.insert(user, results);
+        for op in ops {
+            let key = self.enqueue(&mut st, user, op);
+            let member = st.groups.join(group, key);
+            if let Some(queued) = st.slab.get_mut(key) {
+                queued.member = member;
+            }
+        }
+        Ok(group)
     }
 
-    fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member });
+    fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member: None });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();
@@ -319,20 +343,25 @@ impl Ring {
     /// registration ops (which the kernel finishes inline) and closes (whose callers count the
     /// fd as closed once asked, so they must run) are ignored.
     pub fn cancel(&self, key: OpKey) {
-        let mut st = self.shared.lock();
-        let Some(op) = st.slab.get_mut(key) else { return };
-        if op.abandoned || matches!(op.op, Op::RegisterFile { .. } | Op::UnregisterFile { .. } | Op::Close { .. }) {
-            return;
+        if abandon(&mut self.shared.lock(), key) {
+            self.wake_submitter();
         }
-        op.abandoned = true;
-        if op.in_kernel {
-            st.cancels.push(key);
-        } else {
-            // Still queued: the submission thread sweeps it out of the queue as cancelled.
-            st.abandoned_queued += 1;
+    }
+
+    /// `cancel` for every unfinished op of a group; its completion still comes after the last.
+    /// Ops already finished are left alone (their keys may name other ops by now); a stale key
+    /// is ignored.
+    pub fn cancel_group(&self, group: GroupKey) {
+        let mut st = self.shared.lock();
+        let keys: Vec<OpKey> = st.groups.unfinished(group).collect();
+        let mut any = false;
+        for key in keys {
+            any |= abandon(&mut st, key);
         }
         drop(st);
-        self.wake_submitter();
+        if any {
+            self.wake_submitter();
+        }
     }
 
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
@@ -423,6 +452,11 @@ impl Ring {
     /// Operations submitted and not yet completed.
     pub fn in_flight(&self) -> usize {
         self.shared.lock().slab.len()
+    }
+
+    /// Groups with an op not yet completed.
+    pub fn groups_in_flight(&self) -> usize {
+        self.shared.lock().groups.len()
     }
 
     /// Whether the submission thread is waiting for work: `submit_and_reap` then does its work on

@@ -39,14 +39,14 @@ fn a_group_reads_every_range_and_completes_once() {
     let mut buf = vec![0u8; offsets.len() * 64];
     let mut results = vec![i32::MIN; offsets.len()];
     let ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
-    let keys = ring.ring.submit_group(42, ops, slots(&mut results)).expect("group");
-    assert_eq!(keys.len(), offsets.len());
+    let before = ring.collector.delivered();
+    ring.ring.submit_group(42, ops, slots(&mut results)).expect("group");
     let c = ring.wait(42);
     assert_eq!(c.result, offsets.len() as i32);
     assert!(c.output.is_none());
     // The members' own completions never reach the sink: the group's was the only one.
-    assert_eq!(ring.collector.waiting(), 0);
-    assert_eq!(ring.ring.in_flight(), 0);
+    assert_eq!(ring.collector.delivered() - before, 1);
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (0, 0));
     for (i, &offset) in offsets.iter().enumerate() {
         let at = offset as usize;
         let expected = &data[at..(at + 64).min(data.len())];
@@ -76,12 +76,12 @@ fn a_group_is_refused_whole() {
     // A result slot per member, and at least one member.
     assert!(refused(reads(fd, &mut buf, &[0], 8), slots(&mut results)));
     assert!(refused(Vec::new(), slots(&mut results[..0])));
-    assert_eq!(ring.ring.in_flight(), 0);
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (0, 0));
     assert_eq!(results, [0, 0], "nothing was written");
 }
 
 #[test]
-fn a_cancelled_member_ends_the_group_with_its_own_result() {
+fn cancelling_a_group_cancels_its_unfinished_members_only() {
     let _serial = serial();
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
@@ -91,18 +91,24 @@ fn a_cancelled_member_ends_the_group_with_its_own_result() {
     let mut results = vec![i32::MIN; 3];
     let mut ops = reads(file.as_raw_fd(), &mut buf[..32], &[0, 100], 16);
     ops.extend(reads(fifo, &mut buf[32..], &[0], 16));
-    let keys = ring.ring.submit_group(7, ops, slots(&mut results)).expect("group");
+    let group = ring.ring.submit_group(7, ops, slots(&mut results)).expect("group");
     assert!(ring.wait_for(7, Duration::from_millis(100)).is_none(), "the FIFO member holds the group");
-    assert_eq!(ring.ring.in_flight(), 1);
-    ring.ring.cancel(keys[2]);
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (1, 1));
+    // An unrelated op, likely in a slot a finished member left: cancelling the group spares it.
+    let (other, other_key) = ring.submit(Op::read(Target::Fd(fifo), Memory::zeroed(8), 0));
+    ring.ring.cancel_group(group);
     assert_eq!(ring.wait(7).result, 3);
     assert_eq!(results, [16, 16, -libc::ECANCELED]);
     let exe = std::fs::read("/proc/self/exe").unwrap();
     assert_eq!(&buf[..16], &exe[..16]);
     assert_eq!(&buf[16..32], &exe[100..116]);
-    // Keys of finished members are stale: cancelling them does nothing.
-    ring.ring.cancel(keys[0]);
-    assert_eq!(ring.ring.in_flight(), 0);
+    assert!(ring.wait_for(other, Duration::from_millis(50)).is_none(), "the unrelated read is still waiting");
+    // The group's key is stale now: cancelling it again does nothing.
+    ring.ring.cancel_group(group);
+    assert!(ring.wait_for(other, Duration::from_millis(50)).is_none());
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (1, 0));
+    ring.ring.cancel(other_key);
+    assert_eq!(ring.wait(other).result, -libc::ECANCELED);
 }
 
 #[test]
@@ -120,4 +126,5 @@ fn closing_ends_a_group_whose_members_are_in_the_kernel_or_queued() {
     assert!(ring.ring.close(), "every member completed and both threads were joined");
     assert_eq!(ring.wait(9).result, 100);
     assert!(results.iter().all(|&r| r == -libc::ECANCELED), "{results:?}");
+    assert_eq!(ring.ring.groups_in_flight(), 0);
 }

@@ -179,7 +179,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         // One op for the whole batch, flushed at once: a batch of cached reads is done when this returns.
         op = client.submitNow(
           (native, id) =>
-            native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results, memory.tokens),
+            native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results),
           () => {
             done = true
             if (wake !== undefined) wake(finish())
@@ -199,7 +199,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         (cause) =>
           done || !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.zipRight(settle(op, () => done ? count : undefined, memory.tokens), Effect.failCause(cause))
+            : Effect.zipRight(settle(op, () => done ? count : undefined), Effect.failCause(cause))
       )
     }).pipe(refusedAsFailure)
 

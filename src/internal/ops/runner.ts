@@ -168,14 +168,13 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
 
   /**
    * Cancels a submitted op unless `taken()` says its completion came already (its id may then
-   * belong to another op); completes when the completion has arrived, with its result. A group
-   * is cancelled through its members' `tokens`.
+   * belong to another op); completes when the completion has arrived, with its result.
    */
-  const settle = (op: Submitted, taken: () => number | undefined, tokens?: Float64Array): Effect.Effect<number> =>
+  const settle = (op: Submitted, taken: () => number | undefined): Effect.Effect<number> =>
     Effect.async<number>((settled) => {
       const result = taken()
       if (result !== undefined) return settled(Effect.succeed(result))
-      client.cancel(op, (value) => settled(Effect.succeed(value)), tokens)
+      client.cancel(op, (value) => settled(Effect.succeed(value)))
     })
 
   /**

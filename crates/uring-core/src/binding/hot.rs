@@ -26,6 +26,10 @@ use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
 use crate::{read_cached, Completion, EngineError, Memory, Op, Target};
 
+/// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
+/// group's and is still an exact JS number.
+const GROUP_TOKEN: u64 = 1 << 52;
+
 /// What the hot functions of one ring share: the ring, and the buffer `flush` reaps into.
 pub(crate) struct Hot {
     host: Arc<Host>,
@@ -67,15 +71,14 @@ impl Hot {
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
-    /// as one group of ops, queued under one lock: range `i`'s result goes to `results[i]`, its
-    /// cancel token to `tokens[i]`, and op `id` completes once, after the last range. All or
-    /// none: a refused range queues nothing.
-    #[allow(clippy::too_many_arguments)] // one per argument of the JS call
-    fn read_many(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s, mut tokens: F64s) -> Result<f64> {
+    /// as one group of ops, queued under one lock: range `i`'s result goes to `results[i]`, and op
+    /// `id` completes once, after the last range. Returns the group's cancel token. All or none:
+    /// a refused range queues nothing.
+    fn read_many(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s) -> Result<f64> {
         let ranges = ranges.as_slice();
         let count = ranges.len() / 2;
-        if !ranges.len().is_multiple_of(2) || results.as_slice().len() != count || tokens.len() < count {
-            return Err(invalid("readMany needs an offset and a length per range, and a result and a token slot per range"));
+        if !ranges.len().is_multiple_of(2) || results.as_slice().len() != count {
+            return Err(invalid("readMany needs an offset and a length per range, and a result slot per range"));
         }
         let target = target(fd, fixed)?;
         let mut ops = Vec::with_capacity(count);
@@ -95,14 +98,8 @@ impl Hot {
         }
         // SAFETY: the JS client keeps `results` referenced and unread until the group's completion.
         let results = unsafe { results.lend() };
-        let keys = self.host.ring.submit_group(op_id(id)?, ops, results).map_err(engine_error)?;
-        // Borrowed only now, when `ranges` is read no more: a caller passing views of one buffer
-        // cannot make this `&mut` alias a live `&`.
-        let tokens = tokens.as_mut_slice();
-        for (token, key) in tokens.iter_mut().zip(&keys) {
-            *token = *key as f64;
-        }
-        Ok(keys.len() as f64)
+        let group = self.host.ring.submit_group(op_id(id)?, ops, results).map_err(engine_error)?;
+        Ok((group | GROUP_TOKEN) as f64)
     }
 
     fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
@@ -238,10 +235,16 @@ impl Hot {
         Ok(count as f64)
     }
 
-    /// Asks the kernel to cancel the op behind `token`; harmless if it already completed.
+    /// Asks the kernel to cancel the op (or the group's unfinished ops) behind `token`;
+    /// harmless if it already completed.
     fn cancel(&self, token: f64) -> Result<f64> {
         if token.is_finite() && token >= 0.0 {
-            self.host.ring.cancel(token as u64);
+            let token = token as u64;
+            if token & GROUP_TOKEN != 0 {
+                self.host.ring.cancel_group(token & !GROUP_TOKEN);
+            } else {
+                self.host.ring.cancel(token);
+            }
         }
         Ok(0.0)
     }
@@ -353,7 +356,7 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 hot_functions! {
     c"read" => read(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
     c"readCached" => read_cached(fd: i32, buf: Bytes, offset: f64);
-    c"readMany" => read_many(id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s, tokens: F64s);
+    c"readMany" => read_many(id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s);
     c"write" => write(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool);
     c"fsync" => fsync(id: i32, fd: i32, fixed: bool, datasync: bool);
     c"fallocate" => fallocate(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32);

@@ -55,7 +55,7 @@ macro_rules! view {
     };
 }
 
-/// Slice access for views read or written during the call (not op memory, which is lent).
+/// Slice access for views read during the call (not op memory, which is lent).
 macro_rules! slices {
     ($name:ident, $elem:ty) => {
         impl $name {
@@ -67,16 +67,6 @@ macro_rules! slices {
                 // SAFETY: napi reported `len` elements at `ptr`, alive for this call.
                 unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
             }
-
-            /// Valid for the current call only; the caller passed this array to be written.
-            pub fn as_mut_slice(&mut self) -> &mut [$elem] {
-                if self.len == 0 {
-                    return &mut [];
-                }
-                // SAFETY: as above. The caller takes it only while no slice of another view
-                // argument is live: two views may share one ArrayBuffer.
-                unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-            }
         }
     };
 }
@@ -87,13 +77,17 @@ view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
 slices!(I32s, i32);
 slices!(F64s, f64);
 
-impl F64s {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-}
-
 impl I32s {
+    /// Valid for the current call only; the caller passed this array to be written.
+    pub fn as_mut_slice(&mut self) -> &mut [i32] {
+        if self.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: napi reported `len` elements at `ptr`, alive for this call; the caller passed
+        // the array to be written, and no other Rust reference to it exists during the call.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
     /// The array as a group's result slots.
     ///
     /// # Safety

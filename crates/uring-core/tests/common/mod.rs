@@ -16,6 +16,7 @@ pub struct Collector {
     done: Mutex<HashMap<u64, Completion>>,
     arrived: Condvar,
     batches: AtomicU64,
+    delivered: AtomicU64,
 }
 
 impl Collector {
@@ -24,9 +25,9 @@ impl Collector {
         self.done.lock().unwrap().remove(&user)
     }
 
-    /// Completions arrived and not taken yet.
-    pub fn waiting(&self) -> usize {
-        self.done.lock().unwrap().len()
+    /// Completions delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
     }
 }
 
@@ -35,6 +36,7 @@ struct Sink(Arc<Collector>);
 impl CompletionSink for Sink {
     fn deliver(&self, batch: Vec<Completion>) {
         self.0.batches.fetch_add(1, Ordering::Relaxed);
+        self.0.delivered.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut done = self.0.done.lock().unwrap();
         for c in batch {
             assert!(done.insert(c.user, c).is_none(), "a completion was delivered twice");
