@@ -9,6 +9,10 @@
 //! thread's work while that thread is idle and take the completions that are ready at once
 //! (cached reads finish inside the submit call), so a lone operation needs no thread hand-off.
 //!
+//! [`Ring::submit_group`] queues many operations that complete as one: each still runs as an
+//! operation of its own, but its result goes into memory the caller lends, and the caller hears
+//! once, after the last.
+//!
 //! The napi binding (feature `napi`) is a thin layer on top; the engine itself has no Node types
 //! and is tested with `cargo test`.
 
