@@ -54,6 +54,13 @@ pub(crate) struct Member {
     index: usize,
 }
 
+impl Member {
+    /// Member `index` of `group`: its result goes to slot `index`.
+    pub(crate) fn new(group: GroupKey, index: usize) -> Member {
+        Member { group, index }
+    }
+}
+
 /// The groups with members still in flight.
 pub(crate) struct Groups {
     slab: Slab<Group>,
@@ -65,17 +72,17 @@ impl Groups {
     }
 
     /// A group of `results.len()` members (at least one), whose completion goes to `user`.
-    /// Each member is then placed with `join`, in order.
+    /// Each member then joins it with `join`, in order.
     pub(crate) fn insert(&mut self, user: u64, results: Results) -> GroupKey {
         let count = results.len();
         self.slab.insert(Group { user, results, remaining: count, keys: Vec::with_capacity(count) })
     }
 
-    /// The place of the next member of `group`, whose slab key is `key`.
-    pub(crate) fn join(&mut self, group: GroupKey, key: OpKey) -> Option<Member> {
-        let keys = &mut self.slab.get_mut(group)?.keys;
-        keys.push(key);
-        Some(Member { group, index: keys.len() - 1 })
+    /// Records the slab key of `group`'s next member, so that cancelling the group reaches it.
+    pub(crate) fn join(&mut self, group: GroupKey, key: OpKey) {
+        if let Some(group) = self.slab.get_mut(group) {
+            group.keys.push(key);
+        }
     }
 
     /// The keys of `group`'s unfinished members (none for a stale key).
@@ -118,7 +125,14 @@ mod tests {
         let mut groups = Groups::new();
         // SAFETY: `results` outlives `groups`, and is read only after the group's completion.
         let group = groups.insert(9, unsafe { Results::borrowed(results.as_mut_ptr(), 3) });
-        let members: Vec<Member> = [11, 12, 13].iter().map(|&key| groups.join(group, key).expect("live group")).collect();
+        let members: Vec<Member> = [11, 12, 13]
+            .iter()
+            .enumerate()
+            .map(|(index, &key)| {
+                groups.join(group, key);
+                Member::new(group, index)
+            })
+            .collect();
         assert!(groups.record(members[1], 5).is_none());
         assert_eq!(groups.unfinished(group).collect::<Vec<_>>(), [11, 13]);
         assert!(groups.record(members[0], -4).is_none());

@@ -11,7 +11,7 @@ use io_uring::IoUring;
 use crate::config::RingConfig;
 use crate::error::EngineError;
 use crate::files::FileTable;
-use crate::group::{GroupKey, Results};
+use crate::group::{GroupKey, Member, Results};
 use crate::op::Op;
 use crate::slab::OpKey;
 use crate::state::{InFlight, State};
@@ -256,7 +256,7 @@ impl Ring {
             }
             _ => {}
         }
-        let key = self.enqueue(&mut st, user, op);
+        let key = self.enqueue(&mut st, user, op, None);
         Ok(key)
     }
 
@@ -287,18 +287,15 @@ impl Ring {
             admit(&st, op)?;
         }
         let group = st.groups.insert(user, results);
-        for op in ops {
-            let key = self.enqueue(&mut st, user, op);
-            let member = st.groups.join(group, key);
-            if let Some(queued) = st.slab.get_mut(key) {
-                queued.member = member;
-            }
+        for (index, op) in ops.into_iter().enumerate() {
+            let key = self.enqueue(&mut st, user, op, Some(Member::new(group, index)));
+            st.groups.join(group, key);
         }
         Ok(group)
     }
 
-    fn enqueue(&self, st: &mut State, user: u64, op: Op) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member: None });
+    fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();
