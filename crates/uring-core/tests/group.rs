@@ -13,31 +13,34 @@ fn reads(fd: i32, buf: &mut [u8], offsets: &[u64], len: usize) -> Vec<Op> {
     offsets
         .iter()
         .enumerate()
-        // SAFETY: each range lies inside `buf`, which every test keeps alive and untouched until
-        // the group's completion has arrived.
+        // SAFETY: each range lies inside `buf`, which every test declares before its ring, so it
+        // stays alive until the ring has waited for its ops, and leaves untouched until then.
         .map(|(i, &offset)| Op::read(Target::Fd(fd), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * len), len) }, offset))
         .collect()
 }
 
 /// `results` as a group's result slots.
 fn slots(results: &mut [i32]) -> Results {
-    // SAFETY: every test keeps `results` alive and unread until the group's completion has arrived.
+    // SAFETY: every test declares `results` before its ring (so it outlives the ring's wait for
+    // its ops) and reads it only after the group's completion has arrived.
     unsafe { Results::borrowed(results.as_mut_ptr(), results.len()) }
 }
 
 #[test]
 fn a_group_reads_every_range_and_completes_once() {
     let _serial = serial();
+    // More members than the kernel holds at once: some wait in the queue for room. Memory lent
+    // to the kernel is declared before the ring, so a failing assertion drops the ring (which
+    // waits for its ops) first.
+    let offsets: Vec<u64> = (0..5000u64).map(|i| i * 199 % (1 << 20)).collect();
+    let mut buf = vec![0u8; offsets.len() * 64];
+    let mut results = vec![i32::MIN; offsets.len()];
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g");
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    // More members than the kernel holds at once: some wait in the queue for room.
-    let offsets: Vec<u64> = (0..5000u64).map(|i| i * 199 % (1 << 20)).collect();
-    let mut buf = vec![0u8; offsets.len() * 64];
-    let mut results = vec![i32::MIN; offsets.len()];
     let ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
     let before = ring.collector.delivered();
     ring.ring.submit_group(42, ops, slots(&mut results)).expect("group");
@@ -53,6 +56,35 @@ fn a_group_reads_every_range_and_completes_once() {
         assert_eq!(results[i], expected.len() as i32, "range {i}");
         assert_eq!(&buf[i * 64..i * 64 + expected.len()], expected, "range {i}");
     }
+}
+
+#[test]
+fn a_group_on_a_registered_slot_keeps_the_slot_until_its_last_member() {
+    let _serial = serial();
+    // Lent to the kernel, so declared before the ring (as in every test here).
+    let mut buf = [0u8; 2 * 4];
+    let mut results = vec![i32::MIN; 2];
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, mut writer) = blocking_fifo(dir.path(), "fifo");
+    let slot = ring.run(Op::register_file(fifo));
+    assert!(slot >= 0);
+    let ops: Vec<Op> = (0..2)
+        // SAFETY: inside `buf`, which outlives the ring.
+        .map(|i| Op::read(Target::Fixed(slot as u32), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * 4), 4) }, 0))
+        .collect();
+    ring.ring.submit_group(5, ops, slots(&mut results)).expect("group");
+    // Unregistered in the kernel at once; the slot stays taken while members name it.
+    assert_eq!(ring.run(Op::unregister_file(slot as u32)), 0);
+    assert_eq!(ring.ring.registered_in_use(), 1);
+    use std::io::Write;
+    writer.write_all(b"abcdefgh").unwrap();
+    assert_eq!(ring.wait(5).result, 2);
+    assert_eq!(results, [4, 4]);
+    let mut got = buf.to_vec();
+    got.sort_unstable();
+    assert_eq!(got, b"abcdefgh", "each member read its own four bytes of the pipe");
+    assert_eq!(ring.ring.registered_in_use(), 0);
 }
 
 #[test]
@@ -83,12 +115,12 @@ fn a_group_is_refused_whole() {
 #[test]
 fn cancelling_a_group_cancels_its_unfinished_members_only() {
     let _serial = serial();
+    let mut buf = [0u8; 3 * 16];
+    let mut results = vec![i32::MIN; 3];
     let ring = TestRing::new();
     let dir = tempfile::tempdir().unwrap();
     let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
     let file = std::fs::File::open("/proc/self/exe").unwrap();
-    let mut buf = [0u8; 3 * 16];
-    let mut results = vec![i32::MIN; 3];
     let mut ops = reads(file.as_raw_fd(), &mut buf[..32], &[0, 100], 16);
     ops.extend(reads(fifo, &mut buf[32..], &[0], 16));
     let group = ring.ring.submit_group(7, ops, slots(&mut results)).expect("group");
@@ -115,11 +147,11 @@ fn cancelling_a_group_cancels_its_unfinished_members_only() {
 fn closing_ends_a_group_whose_members_are_in_the_kernel_or_queued() {
     let _serial = serial();
     // A 4-entry ring: most members wait in the queue, the rest in the kernel on a FIFO.
+    let mut buf = vec![0u8; 100 * 8];
+    let mut results = vec![i32::MIN; 100];
     let ring = TestRing::with(uring_core::RingConfig { entries: 4, ..Default::default() });
     let dir = tempfile::tempdir().unwrap();
     let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
-    let mut buf = vec![0u8; 100 * 8];
-    let mut results = vec![i32::MIN; 100];
     let offsets = vec![0u64; 100];
     ring.ring.submit_group(9, reads(fifo, &mut buf, &offsets, 8), slots(&mut results)).expect("group");
     assert!(ring.wait_for(9, Duration::from_millis(50)).is_none());
