@@ -16,8 +16,9 @@ const INLINE_PAIRS = 256
 /** Makes `flush` only wake the submission thread. */
 const WAKE_ONLY = new Int32Array(0)
 /**
- * `submitNow` calls per event-loop turn that may complete on the spot, and the bytes they may move: past either, ops wait for the turn's flush,
- * so a loop whose reads always complete at once still lets the event loop turn, and soon.
+ * `submitNow` calls per event-loop turn that may complete on the spot, and the bytes they may
+ * move: past either, ops wait for the turn's flush, so a loop whose reads always complete at once
+ * still lets the event loop turn, and soon.
  */
 export const NOW_PER_TURN = 64
 export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024

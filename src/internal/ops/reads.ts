@@ -4,12 +4,11 @@
  *
  * @internal
  */
-import { Cause, Effect, Either } from "effect"
+import { Effect, Either } from "effect"
 import { constants } from "node:buffer"
 import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/UringError.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import { BatchPool } from "../BatchPool.js"
-import type { Submitted } from "../RingClient.js"
 import * as validate from "../validate.js"
 import { bytesOf, checkBuffer, contextOf, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
@@ -27,7 +26,7 @@ const BATCHES_KEEP = 16
 
 /** @internal */
 export const makeReads = (runner: Runner, cachedReads: boolean) => {
-  const { client, fdOf, thrown, failure, settle, run } = runner
+  const { client, fdOf, thrown, failure, run } = runner
 
   /** `readBatch`'s typed arrays, for the next batch of the same size. */
   const batches = new BatchPool(BATCHES_KEEP)
@@ -109,15 +108,16 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
 
   /**
    * Reads every range in one crossing into native code; slices of one buffer come back in order.
-   * Flushed at once, so a batch of cached reads is done when its submit call returns and the
-   * fiber does not suspend. Interruption cancels the ranges still pending and waits for them.
+   * The batch is one op to the ring (a group in the engine), run like any other: flushed at once,
+   * so a batch of cached reads is done when its submit call returns and the fiber does not
+   * suspend; interruption cancels the ranges still pending and waits for them.
    */
   const readBatch = (
     file: FileLike,
     ranges: ReadonlyArray<{ readonly offset: Position; readonly length: Position }>,
     options?: { readonly buffer?: Uint8Array }
   ): Effect.Effect<Array<Uint8Array>, UringError> =>
-    Effect.uninterruptibleMask((restore) => {
+    Effect.suspend(() => {
       const operation = "readBatch"
       const count = ranges.length
       if (count === 0) return Effect.succeed([])
@@ -147,9 +147,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       const buffer = given ?? new Uint8Array(total)
       memory.buffer = buffer
       const results = memory.results
-      let done = false
-      let wake: ((outcome: Effect.Effect<Array<Uint8Array>, UringError>) => void) | undefined
-      /** Every range has its result: the slices, and the batch's arrays back to the pool. */
+      /** The batch has completed: the slices, and the batch's arrays back to the pool. */
       const finish = (): Effect.Effect<Array<Uint8Array>, UringError> => {
         const slices = new Array<Uint8Array>(count)
         const reused = given === undefined ? undefined : viewsOf(given)
@@ -174,32 +172,11 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         batches.give(memory)
         return Effect.succeed(slices)
       }
-      let op: Submitted
-      try {
-        // One op for the whole batch, flushed at once: a batch of cached reads is done when this returns.
-        op = client.submitNow(
-          (native, id) =>
-            native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results),
-          () => {
-            done = true
-            if (wake !== undefined) wake(finish())
-          },
-          memory,
-          total
-        )
-      } catch (error) {
-        return Effect.fail(thrown(error, operation, file))
-      }
-      if (done) return finish()
-      return Effect.catchAllCause(
-        restore(Effect.async<Array<Uint8Array>, UringError>((resume) => {
-          if (done) return resume(finish())
-          wake = resume
-        })),
-        (cause) =>
-          done || !Cause.isInterruptedOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.zipRight(settle(op, () => done ? count : undefined), Effect.failCause(cause))
+      // `memory` (the buffer included) stays in the pending table until the batch's completion.
+      return Effect.flatMap(
+        run(operation, file, (native, id) =>
+          native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results), memory, total),
+        finish
       )
     }).pipe(refusedAsFailure)
 

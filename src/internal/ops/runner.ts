@@ -247,5 +247,5 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
   ): (...args: Args) => Effect.Effect<A, E, R> =>
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
-  return { client, ringId, fdOf, rawFd, thrown, failure, settle, run, runAcquiring, traced }
+  return { client, ringId, fdOf, rawFd, thrown, failure, run, runAcquiring, traced }
 }
