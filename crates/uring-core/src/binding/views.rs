@@ -71,23 +71,33 @@ macro_rules! slices {
     };
 }
 
+/// Mutable slice access for views written during the call (not op memory, which is lent).
+macro_rules! writable {
+    ($name:ident, $elem:ty) => {
+        impl $name {
+            /// Valid for the current call only; the caller passed this array to be written.
+            pub fn as_mut_slice(&mut self) -> &mut [$elem] {
+                if self.len == 0 {
+                    return &mut [];
+                }
+                // SAFETY: napi reported `len` elements at `ptr`, alive for this call; the caller
+                // passed the array to be written, and no other Rust reference to it exists during
+                // the call.
+                unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+            }
+        }
+    };
+}
+
 view!(Bytes, u8, sys::TypedarrayType::uint8_array, "Uint8Array");
 view!(I32s, i32, sys::TypedarrayType::int32_array, "Int32Array");
 view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
 slices!(I32s, i32);
 slices!(F64s, f64);
+writable!(Bytes, u8);
+writable!(I32s, i32);
 
 impl I32s {
-    /// Valid for the current call only; the caller passed this array to be written.
-    pub fn as_mut_slice(&mut self) -> &mut [i32] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        // SAFETY: napi reported `len` elements at `ptr`, alive for this call; the caller passed
-        // the array to be written, and no other Rust reference to it exists during the call.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-
     /// The array as a group's result slots.
     ///
     /// # Safety
@@ -102,16 +112,6 @@ impl I32s {
 impl Bytes {
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// The bytes, written during the current call only (op memory is lent instead).
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.len == 0 {
-            return &mut [];
-        }
-        // SAFETY: napi reported `len` bytes at `ptr`, alive for this call; the caller passed the
-        // array to be written, and no other Rust reference to it exists during the call.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 
     /// # Safety
