@@ -61,21 +61,30 @@ impl Member {
     }
 }
 
+/// Finished groups' key lists kept for reuse, up to this many (one per group in flight at once),
+/// each only if it holds no more than `SPARE_KEYS_MAX` keys: a rare huge group keeps no memory.
+const SPARE_KEY_LISTS: usize = 16;
+const SPARE_KEYS_MAX: usize = 1024;
+
 /// The groups with members still in flight.
 pub(crate) struct Groups {
     slab: Slab<Group>,
+    /// Emptied key lists of finished groups: a group of the usual size allocates none.
+    spare: Vec<Vec<OpKey>>,
 }
 
 impl Groups {
     pub(crate) fn new() -> Self {
-        Groups { slab: Slab::new() }
+        Groups { slab: Slab::new(), spare: Vec::new() }
     }
 
     /// A group of `results.len()` members (at least one), whose completion goes to `user`.
     /// Each member then joins it with `join`, in order.
     pub(crate) fn insert(&mut self, user: u64, results: Results) -> GroupKey {
         let count = results.len();
-        self.slab.insert(Group { user, results, remaining: count, keys: Vec::with_capacity(count) })
+        let mut keys = self.spare.pop().unwrap_or_default();
+        keys.reserve(count);
+        self.slab.insert(Group { user, results, remaining: count, keys })
     }
 
     /// Records the slab key of `group`'s next member, so that cancelling the group reaches it.
@@ -106,7 +115,11 @@ impl Groups {
         if group.remaining > 0 {
             return None;
         }
-        let group = self.slab.remove(member.group)?;
+        let mut group = self.slab.remove(member.group)?;
+        if self.spare.len() < SPARE_KEY_LISTS && group.keys.capacity() <= SPARE_KEYS_MAX {
+            group.keys.clear();
+            self.spare.push(group.keys);
+        }
         Some(Completion { user: group.user, result: i32::try_from(group.results.len).unwrap_or(i32::MAX), output: None })
     }
 
@@ -141,5 +154,24 @@ mod tests {
         assert_eq!(groups.len(), 0);
         assert_eq!(groups.unfinished(group).count(), 0, "a stale group key names nothing");
         assert_eq!(results, [-4, 5, 7]);
+        // The next group takes the finished one's key list instead of allocating one.
+        assert_eq!(groups.spare.len(), 1);
+        // SAFETY: as above.
+        let next = groups.insert(10, unsafe { Results::borrowed(results.as_mut_ptr(), 3) });
+        assert!(groups.spare.is_empty());
+        assert!(groups.slab.get(next).is_some_and(|g| g.keys.is_empty() && g.keys.capacity() >= 3));
+    }
+
+    #[test]
+    fn a_huge_groups_key_list_is_not_kept() {
+        let mut results = vec![0; SPARE_KEYS_MAX + 1];
+        let mut groups = Groups::new();
+        // SAFETY: `results` outlives `groups`.
+        let group = groups.insert(1, unsafe { Results::borrowed(results.as_mut_ptr(), results.len()) });
+        for index in 0..results.len() {
+            groups.join(group, index as OpKey + 1);
+        }
+        let done = (0..results.len()).filter_map(|index| groups.record(Member::new(group, index), 0)).count();
+        assert_eq!((done, groups.spare.len()), (1, 0));
     }
 }

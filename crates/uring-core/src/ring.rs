@@ -265,7 +265,25 @@ impl Ring {
     /// (its result the op count) comes once every op has finished. The returned key cancels the
     /// group's unfinished ops (`cancel_group`). Registration ops and ops that return owned memory
     /// (whose output a group has no way to hand back) are refused.
-    pub fn submit_group(&self, user: u64, ops: Vec<Op>, results: Results) -> Result<GroupKey, EngineError> {
+    ///
+    /// Takes the ops out of `ops`, queued or refused, and leaves its capacity for the caller's
+    /// next group: a caller submitting batch after batch allocates nothing per batch.
+    pub fn submit_group(&self, user: u64, ops: &mut Vec<Op>, results: Results) -> Result<GroupKey, EngineError> {
+        let admitted = self.admit_group(ops, &results);
+        let group = admitted.map(|mut st| {
+            let group = st.groups.insert(user, results);
+            for (index, op) in ops.drain(..).enumerate() {
+                let key = self.enqueue(&mut st, user, op, Some(Member::new(group, index)));
+                st.groups.join(group, key);
+            }
+            group
+        });
+        ops.clear();
+        group
+    }
+
+    /// Checks every op of a group before any is queued; on success, the lock to queue them under.
+    fn admit_group(&self, ops: &[Op], results: &Results) -> Result<MutexGuard<'_, State>, EngineError> {
         if ops.is_empty() || ops.len() != results.len() {
             return Err(EngineError::InvalidArgument(format!(
                 "a group needs at least one op and one result slot per op ({} ops, {} slots)",
@@ -273,7 +291,7 @@ impl Ring {
                 results.len()
             )));
         }
-        for op in &ops {
+        for op in ops {
             op.validate().map_err(EngineError::InvalidArgument)?;
             if matches!(op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
                 return Err(EngineError::InvalidArgument("registration ops cannot be grouped".into()));
@@ -282,16 +300,11 @@ impl Ring {
                 return Err(EngineError::InvalidArgument("a grouped op must read into lent memory".into()));
             }
         }
-        let mut st = self.shared.lock();
-        for op in &ops {
+        let st = self.shared.lock();
+        for op in ops {
             admit(&st, op)?;
         }
-        let group = st.groups.insert(user, results);
-        for (index, op) in ops.into_iter().enumerate() {
-            let key = self.enqueue(&mut st, user, op, Some(Member::new(group, index)));
-            st.groups.join(group, key);
-        }
-        Ok(group)
+        Ok(st)
     }
 
     fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {

@@ -41,9 +41,10 @@ fn a_group_reads_every_range_and_completes_once() {
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
+    let mut ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
     let before = ring.collector.delivered();
-    ring.ring.submit_group(42, ops, slots(&mut results)).expect("group");
+    ring.ring.submit_group(42, &mut ops, slots(&mut results)).expect("group");
+    assert!(ops.is_empty() && ops.capacity() >= offsets.len(), "the ops were taken, their room left for the next group");
     let c = ring.wait(42);
     assert_eq!(c.result, offsets.len() as i32);
     assert!(c.output.is_none());
@@ -69,11 +70,11 @@ fn a_group_on_a_registered_slot_keeps_the_slot_until_its_last_member() {
     let (fifo, mut writer) = blocking_fifo(dir.path(), "fifo");
     let slot = ring.run(Op::register_file(fifo));
     assert!(slot >= 0);
-    let ops: Vec<Op> = (0..2)
+    let mut ops: Vec<Op> = (0..2)
         // SAFETY: inside `buf`, which outlives the ring.
         .map(|i| Op::read(Target::Fixed(slot as u32), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * 4), 4) }, 0))
         .collect();
-    ring.ring.submit_group(5, ops, slots(&mut results)).expect("group");
+    ring.ring.submit_group(5, &mut ops, slots(&mut results)).expect("group");
     // Unregistered in the kernel at once; the slot stays taken while members name it.
     assert_eq!(ring.run(Op::unregister_file(slot as u32)), 0);
     assert_eq!(ring.ring.registered_in_use(), 1);
@@ -95,7 +96,11 @@ fn a_group_is_refused_whole() {
     let fd = file.as_raw_fd();
     let mut buf = vec![0u8; 64];
     let mut results = vec![0i32; 2];
-    let refused = |ops: Vec<Op>, results: Results| matches!(ring.ring.submit_group(1, ops, results), Err(EngineError::InvalidArgument(_)));
+    // A refused group's ops are dropped too: the caller's list is empty either way.
+    let refused = |mut ops: Vec<Op>, results: Results| {
+        let refused = matches!(ring.ring.submit_group(1, &mut ops, results), Err(EngineError::InvalidArgument(_)));
+        refused && ops.is_empty()
+    };
     // One member names an unregistered slot: nothing of the group is queued.
     let mut ops = reads(fd, &mut buf, &[0], 32);
     // SAFETY: inside `buf`, which outlives the refused call.
@@ -123,7 +128,7 @@ fn cancelling_a_group_cancels_its_unfinished_members_only() {
     let file = std::fs::File::open("/proc/self/exe").unwrap();
     let mut ops = reads(file.as_raw_fd(), &mut buf[..32], &[0, 100], 16);
     ops.extend(reads(fifo, &mut buf[32..], &[0], 16));
-    let group = ring.ring.submit_group(7, ops, slots(&mut results)).expect("group");
+    let group = ring.ring.submit_group(7, &mut ops, slots(&mut results)).expect("group");
     assert!(ring.wait_for(7, Duration::from_millis(100)).is_none(), "the FIFO member holds the group");
     assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (1, 1));
     // An unrelated op, likely in a slot a finished member left: cancelling the group spares it.
@@ -153,7 +158,7 @@ fn closing_ends_a_group_whose_members_are_in_the_kernel_or_queued() {
     let dir = tempfile::tempdir().unwrap();
     let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
     let offsets = vec![0u64; 100];
-    ring.ring.submit_group(9, reads(fifo, &mut buf, &offsets, 8), slots(&mut results)).expect("group");
+    ring.ring.submit_group(9, &mut reads(fifo, &mut buf, &offsets, 8), slots(&mut results)).expect("group");
     assert!(ring.wait_for(9, Duration::from_millis(50)).is_none());
     assert!(ring.ring.close(), "every member completed and both threads were joined");
     assert_eq!(ring.wait(9).result, 100);

@@ -36,7 +36,12 @@ pub(crate) struct Hot {
     /// Completions reaped inline by `flush`; kept to reuse its capacity. Only the JS thread
     /// that owns the ring calls these functions, so a `RefCell` is enough.
     done: RefCell<Vec<Completion>>,
+    /// `readMany`'s ops on their way into a group; kept, like `done`, to reuse its capacity.
+    group: RefCell<Vec<Op>>,
 }
+
+/// The most ops `Hot::group` keeps room for between calls: a rare huge batch keeps no memory.
+const GROUP_KEEP: usize = 1024;
 
 /// Each op's submit function: validates, builds the op (which owns or borrows its memory until
 /// its completion) and queues it; the result is the op's cancel token.
@@ -80,26 +85,17 @@ impl Hot {
         if !ranges.len().is_multiple_of(2) || results.as_slice().len() != count {
             return Err(invalid("readMany needs an offset and a length per range, and a result slot per range"));
         }
-        let target = target(fd, fixed)?;
-        let mut ops = Vec::with_capacity(count);
-        let mut at = 0usize;
-        for range in ranges.chunks_exact(2) {
-            let offset = position("offset", range[0])?;
-            let len = position("length", range[1])? as usize;
-            let end = at.checked_add(len).filter(|end| *end <= buf.len());
-            let Some(end) = end else {
-                return Err(invalid("readMany ranges are longer than the buffer"));
-            };
-            // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until the
-            // group's completion.
-            let memory = unsafe { buf.lend_range(at, len) };
-            ops.push(Op::read(target, memory, offset));
-            at = end;
-        }
-        // SAFETY: the JS client keeps `results` referenced and unread until the group's completion.
-        let results = unsafe { results.lend() };
-        let group = self.host.ring.submit_group(op_id(id)?, ops, results).map_err(engine_error)?;
-        Ok((group | GROUP_TOKEN) as f64)
+        let (id, target) = (op_id(id)?, target(fd, fixed)?);
+        let mut ops = self.group.borrow_mut();
+        let group = reads_into(&mut ops, target, &buf, ranges).and_then(|()| {
+            // SAFETY: the JS client keeps `results` referenced and unread until the group's completion.
+            let results = unsafe { results.lend() };
+            self.host.ring.submit_group(id, &mut ops, results).map_err(engine_error)
+        });
+        // A refused batch leaves no pointers into its buffer behind.
+        ops.clear();
+        ops.shrink_to(GROUP_KEEP);
+        Ok((group? | GROUP_TOKEN) as f64)
     }
 
     fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
@@ -211,6 +207,26 @@ impl Hot {
     fn unregister_file(&self, id: i32, slot: u32) -> Result<f64> {
         self.submit(id, Op::unregister_file(slot))
     }
+}
+
+/// `readMany`'s ranges (`[offset, length, ...]`) as reads into consecutive slices of `buf`,
+/// pushed onto `ops` (emptied first).
+fn reads_into(ops: &mut Vec<Op>, target: Target, buf: &Bytes, ranges: &[f64]) -> Result<()> {
+    ops.clear();
+    let mut at = 0usize;
+    for range in ranges.chunks_exact(2) {
+        let offset = position("offset", range[0])?;
+        let len = position("length", range[1])? as usize;
+        let end = at.checked_add(len).filter(|end| *end <= buf.len());
+        let Some(end) = end else {
+            return Err(invalid("readMany ranges are longer than the buffer"));
+        };
+        // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until the
+        // group's completion.
+        ops.push(Op::read(target, unsafe { buf.lend_range(at, len) }, offset));
+        at = end;
+    }
+    Ok(())
 }
 
 /// The calls that are not submits: made per flush, per cancel, per change of the pending count.
@@ -395,7 +411,7 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()) });
+    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new(Vec::new()) });
     for &(name, callback) in FUNCTIONS {
         let data = Rc::into_raw(Rc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();
