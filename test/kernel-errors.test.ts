@@ -223,11 +223,13 @@ describe("writeFile of data too large for one op", () => {
     Effect.gen(function*() {
       const { client } = yield* makeWithClient({ ringSize: 8 })
       const runner = makeRunner(client, { tracing: false })
-      const { closeFd, withFile } = makeHandles(runner)
+      const { closeFd, releaseFd, withFile } = makeHandles(runner)
       const { writeAll } = makeFileOps(runner)
       const { writeInPieces } = makeWholeFiles(runner, {
         closeFd,
-        stat: makeStats(runner).stat,
+        fstat: makeStats(runner).fstat,
+        readExact: () => Effect.die("not read here"),
+        releaseFd,
         withFile,
         writeAll: (file, offset, data) =>
           Effect.zipRight(

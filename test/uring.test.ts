@@ -670,7 +670,7 @@ describe("Uring.readFile", () => {
     expect(nextCapacity(100, WHOLE_FILE_MAX)).toBeUndefined()
   })
 
-  it.scoped("reads small, empty, large and missing files in one op each, closing every fd", () =>
+  it.scoped("reads small, empty, large and missing files (one op each up to 16 KiB), closing every fd", () =>
     Effect.gen(function*() {
       const uring = yield* make({ ringSize: 64 })
       const dir = yield* tempDir()
@@ -695,10 +695,52 @@ describe("Uring.readFile", () => {
       expect(fdCount()).toBe(before)
     }))
 
+  it.scoped("a FIFO larger than the first read is read whole: its bytes can be read only once", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      const fifo = Path.join(dir, "fifo")
+      mkfifo(fifo)
+      const data = pattern(200_000, 9)
+      const before = fdCount()
+      // Its open waits for the reader's; the data is more than the pipe holds.
+      const writing = Fs.promises.writeFile(fifo, data)
+      const read = yield* uring.readFile(fifo)
+      yield* Effect.promise(() => writing)
+      expect(read.length).toBe(data.length)
+      expect(Buffer.compare(read, data)).toBe(0)
+      expect(fdCount()).toBe(before)
+    }))
+
+  it.scoped("a reader interrupted after its first read filled closes the fd the engine left it", () =>
+    Effect.gen(function*() {
+      const uring = yield* make({ ringSize: 64 })
+      const dir = yield* tempDir()
+      // A writer that never leaves: the rest of the read waits for bytes that never come.
+      const writer = yield* openFifo(dir)
+      Fs.writeSync(writer, pattern(20_000, 4))
+      const before = fdCount()
+      const reader = yield* Effect.fork(uring.readFile(Path.join(dir, "fifo")))
+      yield* waitUntil(() => fdCount() === before + 1, 5000)
+      yield* realSleep(50)
+      expect(fdCount()).toBe(before + 1)
+      const exit = yield* Fiber.interrupt(reader)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(fdCount()).toBe(before)
+      // The read had taken all 20,000 bytes: the first 16 KiB, then the rest from the fd kept.
+      const drained = Fs.openSync(Path.join(dir, "fifo"), Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+      try {
+        expect(() => Fs.readSync(drained, new Uint8Array(1))).toThrow(/EAGAIN/)
+      } finally {
+        Fs.closeSync(drained)
+      }
+    }))
+
   it.scoped("reused read buffers never mix files, whether reads complete, fail or are interrupted", () =>
     Effect.gen(function*() {
       const uring = yield* make({ ringSize: 64 })
       const dir = yield* tempDir()
+      const before = fdCount()
       // Sizes around the first read's 16 KiB buffer: shorter files, exactly full ones, longer ones.
       const sizes = [0, 1, 100, 4096, 8192, 8193, 16383, 16384, 16385, 40_000]
       const files = Array.from({ length: 120 }, (_, i) => {
@@ -715,6 +757,8 @@ describe("Uring.readFile", () => {
         const read = yield* Effect.forEach(files, (f) => uring.readFile(f.path), { concurrency: 32 })
         read.forEach((bytes, i) => expect(Buffer.compare(bytes, files[i]!.bytes)).toBe(0))
       }
+      // Files past the first read keep their fd for the rest: interrupted or not, it is closed.
+      expect(fdCount()).toBe(before)
     }))
 })
 

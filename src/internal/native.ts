@@ -81,7 +81,11 @@ export interface NativeRing {
   /** openat2 with `resolve` (RESOLVE_* bits). */
   openat2(id: number, dirfd: number, path: string, flags: number, mode: number, resolve: number): number
   close(id: number, fd: number): number
-  /** Open, read from offset 0 until `buf` is full or end of file, close: one op. Result: bytes read. */
+  /**
+   * Open, read from offset 0 into all of `buf` but its last 4 bytes until they are full or end of
+   * file, close: one op. Result: bytes read. If the data part fills, the file stays open and its fd
+   * is written (little-endian int32) into those 4 bytes: the caller's to read on from and close.
+   */
   readFile(id: number, dirfd: number, path: string, buf: Uint8Array): number
   /** Opens `path` with O_PATH and closes it: one op; 0 if it exists and can be reached. */
   access(id: number, dirfd: number, path: string): number

@@ -69,9 +69,10 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const { readInto, readFresh, readBatch } = makeReads(runner, config.cachedReads)
   const { write, writeAll, fileOp, rangeOp } = makeFileOps(runner)
   const { fstat, statAt, stat } = makeStats(runner)
-  const { access, closeFd, openAt, withFile, register, openBeneath } = makeHandles(runner)
+  const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
-  const { readFile, writeFile } = makeWholeFiles(runner, { closeFd, stat, withFile, writeAll })
+  const readExact = (file: FileLike, offset: number, buffer: Uint8Array) => readInto(file, offset, buffer, true, "readFile")
+  const { readFile, writeFile } = makeWholeFiles(runner, { closeFd, fstat, readExact, releaseFd, withFile, writeAll })
 
   const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
     confinedDir({

@@ -65,8 +65,10 @@ export interface UringShape {
   ) => Effect.Effect<Array<Uint8Array>, UringError>
   /**
    * Reads a whole file: open, read and close run as one op inside the engine, so a small file
-   * costs one crossing. `sizeHint` sizes the first read (default 16 KiB); larger files are read
-   * again with room after a stat. Files over 2 GiB fail with `InvalidArgument`.
+   * costs one crossing. `sizeHint` sizes the first read (default 16 KiB). A file that fills it
+   * stays open, and the rest is read from that fd (sized by its stat, or doubling for pipes and
+   * devices), so a FIFO's or stdin's bytes are read once, in order. Files over 2 GiB fail with
+   * `InvalidArgument`.
    */
   readonly readFile: (path: string, options?: { readonly sizeHint?: number }) => Effect.Effect<Uint8Array, UringError>
   /**

@@ -72,8 +72,8 @@ pub enum Op {
     /// `buf` from offset 0 until the kernel writes 0), close it: one op for the caller, three or
     /// more steps for the kernel (two for an empty `buf`), resubmitted by the completion thread.
     /// The result is the byte count or the first error (for a write, close's too); the fd is
-    /// always closed.
-    WholeFile { dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory, write: bool, phase: WholeFilePhase },
+    /// always closed, except by a read with `kept` that fills `buf` (see `read_file_keeping`).
+    WholeFile { dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory, kept: Option<Memory>, write: bool, phase: WholeFilePhase },
 }
 
 /// The step a `WholeFile` op is at.
@@ -83,6 +83,8 @@ pub enum WholeFilePhase {
     Transfer { fd: RawFd, done: usize },
     /// Closing, with the result to report once closed.
     Close { fd: RawFd, result: i32 },
+    /// A read filled its buffer and left the file open for the caller (`read_file_keeping`).
+    Kept { fd: RawFd },
     /// The file is closed.
     Done,
 }
@@ -96,6 +98,9 @@ pub(crate) enum Next {
 }
 
 const EMPTY_PATH: &std::ffi::CStr = c"";
+
+/// The bytes of a kept fd (`read_file_keeping`).
+pub const FD_BYTES: usize = std::mem::size_of::<i32>();
 
 impl Op {
     /// Bytes the next entry of this op may copy between the page cache and its buffer: what a
@@ -158,7 +163,17 @@ impl Op {
 
     pub fn read_file(dirfd: RawFd, path: CString, buf: Memory) -> Op {
         let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-        Op::WholeFile { dirfd, path, flags, mode: 0, buf, write: false, phase: WholeFilePhase::Open }
+        Op::WholeFile { dirfd, path, flags, mode: 0, buf, kept: None, write: false, phase: WholeFilePhase::Open }
+    }
+
+    /// `read_file`, but a read that fills `buf` leaves the file open: the op then completes with
+    /// `buf.len()` and the fd, written to `kept` (4 bytes, a little-endian i32), is the caller's,
+    /// to read the rest from and close. A pipe's or a device's data cannot be read again, so
+    /// closing it to reopen it with a larger buffer would lose what was read. If the caller gave
+    /// up on the op (cancelled it), the engine closes the fd and the result is `-ECANCELED`.
+    pub fn read_file_keeping(dirfd: RawFd, path: CString, buf: Memory, kept: Memory) -> Op {
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+        Op::WholeFile { dirfd, path, flags, mode: 0, buf, kept: Some(kept), write: false, phase: WholeFilePhase::Open }
     }
 
     /// Opens `path` with O_PATH and closes it: whether it exists and can be reached (access(2)
@@ -167,13 +182,13 @@ impl Op {
     /// dentry cache completes inline.
     pub fn open_path(dirfd: RawFd, path: CString) -> Op {
         let flags = libc::O_PATH | libc::O_CLOEXEC;
-        Op::WholeFile { dirfd, path, flags, mode: 0, buf: Memory::zeroed(0), write: false, phase: WholeFilePhase::Open }
+        Op::WholeFile { dirfd, path, flags, mode: 0, buf: Memory::zeroed(0), kept: None, write: false, phase: WholeFilePhase::Open }
     }
 
     /// `flags` are open(2)'s (write access, and O_CREAT / O_TRUNC / O_APPEND / O_EXCL as the
     /// caller wants); `mode` is for a file it creates.
     pub fn write_file(dirfd: RawFd, path: CString, flags: i32, mode: u32, buf: Memory) -> Op {
-        Op::WholeFile { dirfd, path, flags: flags | libc::O_CLOEXEC, mode, buf, write: true, phase: WholeFilePhase::Open }
+        Op::WholeFile { dirfd, path, flags: flags | libc::O_CLOEXEC, mode, buf, kept: None, write: true, phase: WholeFilePhase::Open }
     }
 
     pub fn register_file(fd: RawFd) -> Op {
@@ -277,6 +292,9 @@ impl Op {
             Op::WholeFile { buf, .. } if buf.len() > i32::MAX as usize => {
                 Err(format!("a whole-file read or write is limited to {} bytes, got {}", i32::MAX, buf.len()))
             }
+            Op::WholeFile { kept: Some(kept), .. } if kept.len() != FD_BYTES => {
+                Err(format!("a kept fd takes {FD_BYTES} bytes of a whole-file read's memory, got {}", kept.len()))
+            }
             _ => Ok(()),
         }
     }
@@ -363,7 +381,7 @@ impl Op {
             Op::RegisterFile { slot, fds } | Op::UnregisterFile { slot, fds } => {
                 opcode::FilesUpdate::new(fds.as_ptr(), 1).offset(*slot as i32).build()
             }
-            Op::WholeFile { dirfd, path, flags, mode, buf, write, phase } => match *phase {
+            Op::WholeFile { dirfd, path, flags, mode, buf, write, phase, .. } => match *phase {
                 WholeFilePhase::Open => {
                     opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).mode(*mode).build()
                 }
@@ -378,8 +396,8 @@ impl Op {
                     }
                 }
                 WholeFilePhase::Close { fd, .. } => opcode::Close::new(types::Fd(fd)).build(),
-                // Never queued: a Done op has completed.
-                WholeFilePhase::Done => opcode::Nop::new().build(),
+                // Never queued: these have completed.
+                WholeFilePhase::Kept { .. } | WholeFilePhase::Done => opcode::Nop::new().build(),
             },
         }
     }
@@ -392,7 +410,7 @@ impl Op {
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
             Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),
             Op::UnregisterFile { .. } if res >= 0 => Next::Complete(0),
-            Op::WholeFile { buf, write, phase, .. } => whole_file_step(phase, res, buf.len(), *write),
+            Op::WholeFile { buf, kept, write, phase, .. } => whole_file_step(phase, res, buf.len(), *write, kept.as_mut()),
             // Cancelled before it ran: the engine closes the fd itself (`unclosed_fd`), so the close
             // asked for is done.
             Op::Close { .. } if res == -libc::ECANCELED => Next::Complete(0),
@@ -426,6 +444,7 @@ impl Op {
     pub(crate) fn orphaned_fd(&self, res: i32) -> Option<RawFd> {
         match self {
             Op::OpenAt { .. } | Op::OpenAt2 { .. } if res >= 0 => Some(res),
+            Op::WholeFile { phase: WholeFilePhase::Kept { fd }, .. } if res >= 0 => Some(*fd),
             _ => None,
         }
     }
@@ -451,8 +470,9 @@ impl Op {
 }
 
 /// Moves a `WholeFile` op one step on. A transfer of 0 bytes ends it: end of file for a read, a
-/// stuck device for a write (the caller sees the short count).
-fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool) -> Next {
+/// stuck device for a write (the caller sees the short count). A read that fills its buffer
+/// leaves the file open for the caller if it has somewhere to tell it the fd (`kept`).
+fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool, kept: Option<&mut Memory>) -> Next {
     let (next, outcome) = match *phase {
         WholeFilePhase::Open if res < 0 => (WholeFilePhase::Done, Next::Complete(res)),
         WholeFilePhase::Open if len == 0 => (WholeFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
@@ -462,6 +482,12 @@ fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool
             let done = done + res as usize;
             if res > 0 && done < len {
                 (WholeFilePhase::Transfer { fd, done }, Next::Resubmit)
+            } else if let Some(kept) = kept.filter(|_| res > 0 && !write) {
+                // SAFETY: `kept` is FD_BYTES long (checked in `validate`) and lent until this
+                // op's completion, which this is.
+                unsafe { std::ptr::copy_nonoverlapping(fd.to_le_bytes().as_ptr(), kept.as_mut_ptr(), FD_BYTES) };
+                // Fits: the buffer is at most i32::MAX bytes (checked in `validate`).
+                (WholeFilePhase::Kept { fd }, Next::Complete(done as i32))
             } else {
                 // Fits: the buffer is at most i32::MAX bytes (checked in `validate`).
                 (WholeFilePhase::Close { fd, result: done as i32 }, Next::Resubmit)
@@ -473,6 +499,7 @@ fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool
             (WholeFilePhase::Done, Next::Complete(res))
         }
         WholeFilePhase::Close { result, .. } => (WholeFilePhase::Done, Next::Complete(result)),
+        WholeFilePhase::Kept { fd } => (WholeFilePhase::Kept { fd }, Next::Complete(res)),
         WholeFilePhase::Done => (WholeFilePhase::Done, Next::Complete(res)),
     };
     *phase = next;

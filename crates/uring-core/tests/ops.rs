@@ -4,7 +4,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
-use uring_core::{Memory, Op, Target, MAX_RW_COUNT};
+use uring_core::{Memory, Op, Target, FD_BYTES, MAX_RW_COUNT};
 
 const CWD: i32 = libc::AT_FDCWD;
 
@@ -275,6 +275,66 @@ fn read_file_opens_reads_and_closes_in_one_op() {
     assert_eq!(ring.run(Op::read_file(CWD, cstr(&dir.path().join("missing")), Memory::zeroed(16))), -libc::ENOENT);
     assert_eq!(ring.run(Op::read_file(CWD, cstr(dir.path()), Memory::zeroed(16))), -libc::EISDIR);
     assert_eq!(fd_count(), before, "every step closed its fd");
+}
+
+/// `read_file_keeping` of `path` into `len` owned bytes, the fd kept into `kept`.
+fn keeping(path: &std::path::Path, len: usize, kept: &mut [u8; FD_BYTES]) -> Op {
+    // SAFETY: every caller declares `kept` before its ring and reads it only after the op's completion.
+    Op::read_file_keeping(CWD, cstr(path), Memory::zeroed(len), unsafe { Memory::borrowed(kept.as_mut_ptr(), FD_BYTES) })
+}
+
+#[test]
+fn read_file_keeping_leaves_a_full_files_fd_to_the_caller() {
+    let _serial = serial();
+    let mut kept = [0u8; FD_BYTES];
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    // A FIFO's data can be read only once: the first read's must not be lost.
+    let fifo = dir.path().join("fifo");
+    // SAFETY: a valid C path.
+    assert_eq!(unsafe { libc::mkfifo(cstr(&fifo).as_ptr(), 0o600) }, 0);
+    let before = fd_count();
+    let writer = std::thread::spawn({
+        let (fifo, data) = (fifo.clone(), data.clone());
+        move || std::fs::write(fifo, data)
+    });
+    let c = ring.run_full(keeping(&fifo, 16_384, &mut kept));
+    assert_eq!(c.result, 16_384);
+    let fd = i32::from_le_bytes(kept);
+    let mut got = c.output.unwrap();
+    loop {
+        // A stream has no offsets: io_uring reads on from where the last read ended.
+        let c = ring.run_full(Op::read(Target::Fd(fd), Memory::zeroed(65_536), got.len() as u64));
+        assert!(c.result >= 0, "{}", c.result);
+        if c.result == 0 {
+            break;
+        }
+        got.extend(c.output.unwrap());
+    }
+    writer.join().unwrap().unwrap();
+    assert_eq!(got, data);
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+    // Not full: closed, as by `read_file`, and `kept` left alone.
+    let small = dir.path().join("small");
+    std::fs::write(&small, vec![7u8; 4096]).unwrap();
+    kept = [0xff; FD_BYTES];
+    assert_eq!(ring.run(keeping(&small, 8192, &mut kept)), 4096);
+    assert_eq!(kept, [0xff; FD_BYTES]);
+    assert_eq!(fd_count(), before);
+    // Given up on at random points: an fd kept for a caller that left is closed by the engine.
+    for _ in 0..500 {
+        let (user, key) = ring.submit(keeping(&small, 4096, &mut kept));
+        ring.ring.cancel(key);
+        match ring.wait(user).result {
+            4096 => assert_eq!(ring.run(Op::Close { fd: i32::from_le_bytes(kept) }), 0),
+            res => assert_eq!(res, -libc::ECANCELED),
+        }
+    }
+    assert_eq!(fd_count(), before, "every fd kept was closed once");
+    // Where the fd goes must hold one.
+    let short = Op::read_file_keeping(CWD, cstr(&small), Memory::zeroed(8), Memory::zeroed(2));
+    assert!(matches!(ring.ring.submit(1 << 40, short), Err(uring_core::EngineError::InvalidArgument(_))));
 }
 
 #[test]

@@ -147,5 +147,5 @@ export const makeHandles = (runner: Runner) => {
       releaseFd
     )
 
-  return { access, closeFd, openAt, withFile, register, openBeneath }
+  return { access, closeFd, releaseFd, openAt, withFile, register, openBeneath }
 }

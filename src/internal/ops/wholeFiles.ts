@@ -1,13 +1,13 @@
 /**
  * Whole files in one engine op each: `readFile` (open, read, close) and `writeFile` (open, write
- * all, close).
+ * all, close). A file larger than `readFile`'s first read is read on from the fd that op left open.
  *
  * @internal
  */
 import { Effect, Either } from "effect"
 import { InvalidArgument, type UringError, WriteZero } from "../../errors/UringError.js"
 import { AtFlags, type OpenOptions } from "../../services/Flags.js"
-import type { FileLike, OwnedFd } from "../../services/Handles.js"
+import { type FileLike, OwnedFd } from "../../services/Handles.js"
 import type { Metadata } from "../../services/Metadata.js"
 import { BufferPool } from "../BufferPool.js"
 import * as validate from "../validate.js"
@@ -16,11 +16,17 @@ import { openArguments } from "./handles.js"
 
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
+/**
+ * Bytes past the data in `readFile`'s buffer: when the data part fills, the engine leaves the file
+ * open and writes its fd there (a little-endian int32), since a pipe's or a device's bytes cannot
+ * be read again by opening it anew.
+ */
+const KEPT_FD = 4
 /** The largest whole file one op returns (its count is an int32). @internal */
 export const WHOLE_FILE_MAX = 0x7fffffff
 
 /**
- * The buffer `readFile` reads again with, after a read filled `capacity` and a stat said `size`:
+ * The buffer `readFile` reads on with, after reads filled `capacity` and a stat said `size`:
  * room for the file and more (it may grow meanwhile), at least twice the last, at most the most
  * one op returns. Undefined when the file is too large for one op: its size says so, or it
  * filled a buffer of that most already.
@@ -33,13 +39,16 @@ export const nextCapacity = (size: number, capacity: number): number | undefined
     : Math.min(WHOLE_FILE_MAX, Math.max(size + 4096, capacity * 2))
 
 /**
- * `uses` are the other modules' ops these fall back on: a stat to size a file larger than the
- * first read, and an fd of its own with `writeAll`'s pieces for data too large for one op.
+ * `uses` are the other modules' ops these go on with: for a file larger than the first read, a
+ * stat of the fd it left open to size the rest, exact reads of it and its release; and an fd of
+ * its own with `writeAll`'s pieces for data too large for one op.
  *
  * @internal
  */
 export const makeWholeFiles = (runner: Runner, uses: {
-  readonly stat: (path: string) => Effect.Effect<Metadata, UringError>
+  readonly fstat: (file: FileLike) => Effect.Effect<Metadata, UringError>
+  readonly readExact: (file: FileLike, offset: number, buffer: Uint8Array) => Effect.Effect<number, UringError>
+  readonly releaseFd: (file: OwnedFd) => Effect.Effect<void>
   readonly withFile: <A, E, R>(
     path: string,
     options: OpenOptions,
@@ -48,12 +57,13 @@ export const makeWholeFiles = (runner: Runner, uses: {
   readonly writeAll: (file: FileLike, offset: number, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly closeFd: (file: OwnedFd) => Effect.Effect<void, UringError>
 }) => {
-  const { run } = runner
-  const { closeFd, stat, withFile, writeAll } = uses
+  const { run, ringId } = runner
+  const { closeFd, fstat, readExact, releaseFd, withFile, writeAll } = uses
 
   /**
    * A whole file in one op (open, read, close inside the engine). A first read into `capacity`
-   * bytes that comes back full means the file is larger: stat it and read again with room.
+   * bytes that comes back full means the file may be larger: the engine left it open, and the
+   * rest is read from there.
    */
   const readFile = (
     path: string,
@@ -67,34 +77,66 @@ export const makeWholeFiles = (runner: Runner, uses: {
   }
 
   /** `readFile`'s first reads: a fresh zeroed buffer per file cost small files more than their I/O did. */
-  const firstReads = new BufferPool(READ_FILE_FIRST, POOL_KEEP)
+  const firstReads = new BufferPool(READ_FILE_FIRST + KEPT_FD, POOL_KEEP)
+
+  const tooLarge = (path: string) =>
+    new InvalidArgument({ operation: "readFile", argument: "path", reason: `${path} is larger than ${WHOLE_FILE_MAX} bytes, the most readFile returns` })
 
   /**
    * Not flushed at once (`run`'s `now`): its three stages then cost a syscall each per file,
    * where the turn's flush batches them across every caller (measured slower at 64 in flight).
+   * An fd the engine left open is owned from the op's completion on: closed if the caller was
+   * interrupted meanwhile, else once the rest is read.
    */
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
-    Effect.suspend(() => {
+    Effect.uninterruptibleMask((restore) => {
       const pooled = capacity === READ_FILE_FIRST
-      const buffer = pooled ? firstReads.take() : new Uint8Array(capacity)
+      const buffer = pooled ? firstReads.take() : new Uint8Array(capacity + KEPT_FD)
+      const kept = (read: number): OwnedFd | undefined =>
+        read === capacity
+          ? new OwnedFd(new DataView(buffer.buffer, buffer.byteOffset + capacity, KEPT_FD).getInt32(0, true), path, ringId)
+          : undefined
+      const release = (read: number) => {
+        const file = kept(read)
+        return file === undefined ? Effect.void : releaseFd(file)
+      }
       return run("readFile", path, (native, id) =>
-        native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer).pipe(
-          Effect.flatMap((read) => {
-            // Only the file's bytes: copied out of a pooled or mostly empty buffer, else a view.
-            const data = read < capacity
-              ? pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
-              : undefined
-            // The kernel is done with the buffer here (a failed or interrupted op just drops it).
-            if (pooled) firstReads.give(buffer)
-            if (data !== undefined) return Effect.succeed(data)
-            return Effect.flatMap(stat(path), (meta) => {
-              const next = nextCapacity(Number(meta.size), capacity)
-              return next === undefined
-                ? Effect.fail(new InvalidArgument({ operation: "readFile", argument: "path", reason: `${path} is larger than ${WHOLE_FILE_MAX} bytes, the most one read can return` }))
-                : readWhole(path, next)
-            })
-          })
-        )
+        native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer, undefined, {
+        restore,
+        release
+      }).pipe(
+        Effect.flatMap((read) => {
+          const file = kept(read)
+          // Only the file's bytes: copied out of a pooled or mostly empty buffer, else a view.
+          const data = pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
+          // The kernel is done with the buffer here (a failed or interrupted op just drops it).
+          if (pooled) firstReads.give(buffer)
+          if (file === undefined) return Effect.succeed(data)
+          return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
+        })
+      )
+    })
+
+  /**
+   * The rest of a file whose first `data` filled the first read, from the fd left open: a
+   * regular file's size says how much room to make; a stream's (size 0) doubles it per read.
+   */
+  const readRest = (path: string, file: OwnedFd, data: Uint8Array): Effect.Effect<Uint8Array, UringError> =>
+    Effect.flatMap(fstat(file), (meta) => {
+      const size = meta.isFile ? Number(meta.size) : 0
+      const more = (done: Uint8Array): Effect.Effect<Uint8Array, UringError> => {
+        const capacity = nextCapacity(size, done.length)
+        if (capacity === undefined) return Effect.fail(tooLarge(path))
+        const buffer = new Uint8Array(capacity)
+        buffer.set(done)
+        // A stream has no offsets: the kernel reads on from where the last read ended.
+        return Effect.flatMap(readExact(file, done.length, buffer.subarray(done.length)), (read) => {
+          const total = done.length + read
+          if (total === capacity) return more(buffer)
+          return Effect.succeed(total <= capacity >> 1 ? buffer.slice(0, total) : buffer.subarray(0, total))
+        })
+      }
+      return more(data)
     })
 
   /**

@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{descriptor, engine_error, invalid, op_id, position, target};
 use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
-use crate::{read_cached, Completion, EngineError, Memory, Op, Target};
+use crate::{read_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
 /// group's and is still an exact JS number.
@@ -155,12 +155,18 @@ impl Hot {
         self.submit(id, Op::OpenAt2 { dirfd, path: path.0, how: Box::new(how) })
     }
 
-    /// Opens, reads from offset 0 into `buf` until it is full or end of file, and closes: one op.
-    /// The result is the byte count.
+    /// Opens, reads from offset 0 into all of `buf` but its last 4 bytes until they are full or
+    /// end of file, and closes: one op. The result is the byte count. If the data part fills, the
+    /// file stays open and its fd goes into those last 4 bytes (little-endian): the caller reads
+    /// the rest from it and closes it (`Op::read_file_keeping`).
     fn read_file(&self, id: i32, dirfd: i32, path: Path, buf: Bytes) -> Result<f64> {
-        // SAFETY: as for `transfer`.
-        let memory = unsafe { buf.lend() };
-        self.submit(id, Op::read_file(dirfd, path.0, memory))
+        let Some(len) = buf.len().checked_sub(FD_BYTES) else {
+            return Err(invalid("readFile needs a buffer of at least 4 bytes, for the fd it may leave open"));
+        };
+        // SAFETY: both ranges lie inside `buf`, apart; as for `transfer`, the JS client keeps it
+        // referenced until the op's completion.
+        let (data, kept) = unsafe { (buf.lend_range(0, len), buf.lend_range(len, FD_BYTES)) };
+        self.submit(id, Op::read_file_keeping(dirfd, path.0, data, kept))
     }
 
     /// Opens with `flags` and `mode`, writes all of `buf` from offset 0, and closes: one op. The
