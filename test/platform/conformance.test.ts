@@ -476,6 +476,20 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(tree["out/nested/dst/sub/deeper/big.bin"]).toBe(tree["src/sub/deeper/big.bin"])
       }))
 
+    it.scoped("copy into itself through a symlink is refused before anything is copied", () =>
+      Effect.gen(function*() {
+        const { outcome, tree } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            yield* fs.makeDirectory(Path.join(dir, "src"))
+            yield* fs.writeFileString(Path.join(dir, "src", "a"), "a")
+            yield* fs.symlink("src", Path.join(dir, "lnk"))
+            return yield* Effect.either(fs.copy(Path.join(dir, "src"), Path.join(dir, "lnk", "sub")))
+          })
+        )
+        expect(outcome.ok).toMatchObject({ left: { reason: "Unknown", method: "copy", pathOrDescriptor: "<dir>/src" } })
+        expect(Object.keys(tree).sort()).toEqual(["lnk", "src", "src/a"])
+      }))
+
     it.scoped("copy with preserveTimestamps keeps the mtime", () =>
       Effect.gen(function*() {
         const { outcome } = yield* same((fs, dir) =>

@@ -270,6 +270,25 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
         return { srcMeta, destMeta }
       })
 
+    /**
+     * Node's `checkParentPaths`: none of dest's parents that exist, up to src's parent or the
+     * root, may be src itself, however reached: a symlink into src would otherwise make the copy
+     * recurse into its own output until the path is too long.
+     */
+    const checkParentPaths = (src: string, srcMeta: Metadata, dest: string): Effect.Effect<void, PlatformError.PlatformError> => {
+      const destParent = Path.resolve(Path.dirname(dest))
+      if (destParent === Path.resolve(Path.dirname(src)) || destParent === Path.parse(destParent).root) return Effect.void
+      return uring.stat(destParent).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => error._tag === "NotFound" ? Effect.void : Effect.fail(fail(error)),
+          onSuccess: (meta) =>
+            sameFile(srcMeta, meta)
+              ? cpError("Invalid src or dest", "EINVAL", `cannot copy ${src} to a subdirectory of self ${dest}`, dest)
+              : checkParentPaths(src, srcMeta, destParent)
+        })
+      )
+    }
+
     const finishFile = (srcMeta: Metadata, src: string, dest: string) =>
       Effect.gen(function*() {
         if (!preserveTimestamps) return
@@ -376,6 +395,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
     return Effect.gen(function*() {
       const { destMeta, srcMeta } = yield* checkPaths(fromPath, toPath)
+      yield* checkParentPaths(fromPath, srcMeta, toPath)
       const parent = Path.dirname(toPath)
       const parentExists = yield* uring.stat(parent).pipe(
         Effect.as(true),
