@@ -108,15 +108,27 @@ export const path = (operation: string, value: string, argument = "path"): Eithe
   if (value.length === 0) return refuse(operation, argument, "must not be empty")
   // The kernel reads a C string: everything after a NUL would be dropped silently.
   if (value.includes("\u0000")) return refuse(operation, argument, "must not contain a NUL character (\\u0000)")
-  // A UTF-16 unit is at most 3 bytes of UTF-8: only a long string needs its bytes counted.
-  if (3 * value.length >= PATH_MAX) {
-    const bytes = Buffer.byteLength(value, "utf8")
-    if (bytes >= PATH_MAX) {
-      return refuse(operation, argument, `must be shorter than PATH_MAX (${PATH_MAX} bytes in UTF-8, got ${bytes})`)
-    }
+  if (pathLengthErrno(value) !== undefined) {
+    return refuse(operation, argument, `must be shorter than PATH_MAX (${PATH_MAX} bytes in UTF-8, got ${Buffer.byteLength(value, "utf8")})`)
   }
   return Either.right(value)
 }
+
+/**
+ * The errno the kernel would give a path `path` refuses for its length: ENOENT for an empty one,
+ * ENAMETOOLONG for one of PATH_MAX bytes or more; undefined otherwise. For layers that promise
+ * the kernel's errors (the platform FileSystem reports these as Node does).
+ *
+ * @internal
+ */
+export const pathLengthErrno = (value: string): number | undefined => {
+  if (value.length === 0) return ENOENT
+  // A UTF-16 unit is at most 3 bytes of UTF-8: only a long string needs its bytes counted.
+  return 3 * value.length >= PATH_MAX && Buffer.byteLength(value, "utf8") >= PATH_MAX ? ENAMETOOLONG : undefined
+}
+
+const ENOENT = 2
+const ENAMETOOLONG = 36
 
 /**
  * A file descriptor: a non-negative 32-bit integer.

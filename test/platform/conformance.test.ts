@@ -634,6 +634,32 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
   })
 
   describe("errors", () => {
+    it.scoped("an empty or over-long path fails as the kernel fails it: NotFound, ENAMETOOLONG", () =>
+      Effect.gen(function*() {
+        const long = "/tmp/" + "a".repeat(4200)
+        const { outcome } = yield* same((fs) =>
+          Effect.gen(function*() {
+            return {
+              stat: yield* Effect.either(fs.stat("")),
+              exists: yield* Effect.either(fs.exists("")),
+              readFile: yield* Effect.either(fs.readFile("")),
+              makeDirectory: yield* Effect.either(fs.makeDirectory("")),
+              remove: yield* Effect.either(fs.remove("")),
+              removeForced: yield* Effect.either(fs.remove("", { force: true })),
+              statLong: yield* Effect.either(fs.stat(long)),
+              readFileLong: yield* Effect.either(fs.readFileString(long))
+            }
+          })
+        )
+        expect(outcome.ok).toMatchObject({
+          stat: { left: notFound("stat", "") },
+          exists: { right: false },
+          readFile: { left: notFound("readFile", "") },
+          removeForced: { _tag: "Right" },
+          statLong: { left: { _tag: "SystemError", reason: "Unknown", method: "stat" } }
+        })
+      }))
+
     it.scoped("open: NotFound, AlreadyExists on wx, BadResource for a directory opened for writing", () =>
       Effect.gen(function*() {
         const { outcome } = yield* same((fs, dir) =>

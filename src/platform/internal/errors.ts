@@ -5,7 +5,8 @@
  */
 import * as PlatformError from "@effect/platform/Error"
 import { describeErrno } from "../../errors/errno.js"
-import type { UringError } from "../../errors/UringError.js"
+import { fromErrno, type UringError } from "../../errors/UringError.js"
+import { pathLengthErrno } from "../../internal/validate.js"
 import { withoutStack } from "../../internal/withoutStack.js"
 
 /**
@@ -95,13 +96,18 @@ export const toPlatformError = (method: string, pathOrDescriptor: string | numbe
 
 const convert = (method: string, pathOrDescriptor: string | number, error: UringError): PlatformError.PlatformError => {
   switch (error._tag) {
-    case "InvalidArgument":
+    case "InvalidArgument": {
+      // The service refuses these paths before the kernel sees them; Node reports the kernel's error.
+      const path = error.argument === "path" && typeof pathOrDescriptor === "string" ? pathOrDescriptor : undefined
+      const errno = path === undefined ? undefined : pathLengthErrno(path)
+      if (errno !== undefined) return convert(method, pathOrDescriptor, fromErrno(errno, { operation: error.operation, path }))
       return new PlatformError.BadArgument({
         module: "FileSystem",
         method,
         description: error.message,
         cause: error
       }, SKIP_VALIDATION)
+    }
     case "WriteZero":
       return new PlatformError.SystemError({
         module: "FileSystem",

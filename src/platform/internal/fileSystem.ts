@@ -151,6 +151,12 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
    * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
    * first; a directory is removed with its tree when `recursive`.
    */
+  /** Whether `error` says `path` is not there: ENOENT, or the empty path, which Node's kernel call reports so. */
+  const isMissing = (error: UringError, path: string): boolean => {
+    const failed = toPlatformError("remove", path)(error)
+    return failed._tag === "SystemError" && failed.reason === "NotFound"
+  }
+
   const removeEntry = (
     path: string,
     method: string,
@@ -159,7 +165,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     recursive: boolean
   ): Effect.Effect<void, PlatformError.PlatformError> =>
     uring.unlink(path).pipe(Effect.catchAll((error) => {
-      if (error._tag === "NotFound" && missingOk) return Effect.void
+      if (missingOk && isMissing(error, path)) return Effect.void
       if (error._tag !== "IsADirectory") return Effect.fail(toPlatformError(method, root)(error))
       return recursive
         ? removeDir(path, method, root, true, false)
@@ -178,7 +184,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     orFile: boolean
   ): Effect.Effect<void, PlatformError.PlatformError> =>
     uring.rmdir(dir).pipe(Effect.catchAll((error) => {
-      if (error._tag === "NotFound" && missingOk) return Effect.void
+      if (missingOk && isMissing(error, dir)) return Effect.void
       if (error._tag === "DirectoryNotEmpty") return emptyAndRemove(dir, method, root)
       if (error._tag === "NotADirectory" && orFile) return removeEntry(dir, method, root, missingOk, true)
       return Effect.fail(toPlatformError(method, root)(error))
