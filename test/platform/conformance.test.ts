@@ -789,5 +789,17 @@ describe("UringFile extras", () => {
         expect(UringFileSystem.isUringFileSystem(fs)).toBe(true)
         expect(UringFileSystem.isUringFileSystem(node)).toBe(false)
       }))
+
+    it.scoped("a short read's bytes have a buffer of their own, as Node's readAlloc gives", () =>
+      Effect.gen(function*() {
+        const fs = yield* UringFs
+        const dir = yield* tempDir()
+        yield* fs.writeFileString(Path.join(dir, "x"), "short")
+        const file = yield* fs.open(Path.join(dir, "x"))
+        const read = Option.getOrThrow(yield* file.readAlloc(4096))
+        expect(str(read)).toBe("short")
+        // Not a slice of Node's shared 8 KiB pool, where `.buffer` holds other Buffers' bytes.
+        expect([read.byteOffset, read.buffer.byteLength]).toEqual([0, 5])
+      }))
   })
 })

@@ -20,12 +20,18 @@ export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer,
 
 /**
  * The bytes of a read as a Buffer: a view when the read filled its buffer, a copy of the part read when it was short
- * (as Node's readAlloc does), so a short read does not keep the whole requested size alive.
+ * (as Node's readAlloc does), so a short read does not keep the whole requested size alive. The copy has a backing
+ * store of its own (`allocUnsafeSlow`, as Node's), not a slice of Node's shared pool: code that reads `.buffer`
+ * sees only these bytes.
  *
  * @internal
  */
-export const readBuffer = (bytes: Uint8Array): Buffer =>
-  bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? asBuffer(bytes) : Buffer.from(bytes)
+export const readBuffer = (bytes: Uint8Array): Buffer => {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return asBuffer(bytes)
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
+  copy.set(bytes)
+  return copy
+}
 
 /** @internal */
 export const UringFileTypeId: unique symbol = Symbol.for("effect-uring/UringFileSystem/UringFile")
