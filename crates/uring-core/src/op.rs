@@ -475,7 +475,9 @@ impl Op {
 fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool, kept: Option<&mut Memory>) -> Next {
     let (next, outcome) = match *phase {
         WholeFilePhase::Open if res < 0 => (WholeFilePhase::Done, Next::Complete(res)),
-        WholeFilePhase::Open if len == 0 => (WholeFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
+        // Nothing to read (an O_PATH open); a write of nothing still writes once, as write(2)
+        // of nothing does, which fails on a file not open for writing.
+        WholeFilePhase::Open if len == 0 && !write => (WholeFilePhase::Close { fd: res, result: 0 }, Next::Resubmit),
         WholeFilePhase::Open => (WholeFilePhase::Transfer { fd: res, done: 0 }, Next::Resubmit),
         WholeFilePhase::Transfer { fd, .. } if res < 0 => (WholeFilePhase::Close { fd, result: res }, Next::Resubmit),
         WholeFilePhase::Transfer { fd, done } => {

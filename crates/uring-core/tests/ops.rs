@@ -415,6 +415,10 @@ fn write_file_opens_writes_all_and_closes_in_one_op() {
     assert_eq!(std::fs::read(path("f")).unwrap(), b"short+more");
     assert_eq!(write("empty", create, b""), 0);
     assert_eq!(std::fs::read(path("empty")).unwrap(), b"");
+    // No data still makes one write, as write(2) of nothing does: it fails on a file not open
+    // for writing. (io_uring returns 0 for it on /dev/full, where write(2) fails with ENOSPC.)
+    assert_eq!(write("empty", libc::O_RDONLY, b""), -libc::EBADF);
+    assert_eq!(ring.run(Op::write_file(CWD, c"/dev/full".into(), libc::O_WRONLY, 0, Memory::from_vec(Vec::new()))), 0);
     assert_eq!(write("f", create | libc::O_EXCL, b"x"), -libc::EEXIST);
     assert_eq!(write("missing/f", create, b"x"), -libc::ENOENT);
     assert_eq!(ring.run(Op::write_file(CWD, cstr(dir.path()), create, 0o600, Memory::from_vec(vec![1]))), -libc::EISDIR);
