@@ -476,6 +476,27 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(tree["out/nested/dst/sub/deeper/big.bin"]).toBe(tree["src/sub/deeper/big.bin"])
       }))
 
+    it.scoped("data in a SharedArrayBuffer or a resizable ArrayBuffer is written and read as Node does", () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            const shared = new Uint8Array(new SharedArrayBuffer(5))
+            shared.set(bytes("hello"))
+            const resizable = new Uint8Array(new ArrayBuffer(3, { maxByteLength: 8 }))
+            resizable.set(bytes("abc"))
+            yield* fs.writeFile(Path.join(dir, "whole"), shared)
+            const file = yield* fs.open(Path.join(dir, "f"), { flag: "w+" })
+            yield* file.writeAll(shared)
+            yield* file.write(resizable)
+            const into = new Uint8Array(new SharedArrayBuffer(8))
+            yield* file.seek(0, "start")
+            const read = yield* file.read(into)
+            return { whole: yield* fs.readFileString(Path.join(dir, "whole")), read, into: str(into) }
+          })
+        )
+        expect(outcome.ok).toEqual({ whole: "hello", read: "8n", into: "helloabc" })
+      }))
+
     it.scoped("copy into itself through a symlink is refused before anything is copied", () =>
       Effect.gen(function*() {
         const { outcome, tree } = yield* same((fs, dir) =>

@@ -15,6 +15,35 @@ import type { UringFile } from "../UringFileSystem.js"
 import { systemError, toPlatformError } from "./errors.js"
 import { toInfo } from "./info.js"
 
+/**
+ * Whether `bytes` lives in memory the ring refuses (the `Uring` service's rule: another thread, or a resize, could
+ * change it while the kernel uses it) but Node's FileSystem takes: a SharedArrayBuffer or a resizable ArrayBuffer.
+ * This layer moves such data through a copy of its own instead.
+ *
+ * @internal
+ */
+export const isSharedOrResizable = (bytes: Uint8Array): boolean => {
+  const backing: ArrayBufferLike = bytes.buffer
+  return (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) ||
+    (backing as { readonly resizable?: unknown }).resizable === true
+}
+
+/** Data to write as memory the ring takes: `bytes` itself, or a copy (see `isSharedOrResizable`). @internal */
+export const ringData = (bytes: Uint8Array): Uint8Array => isSharedOrResizable(bytes) ? new Uint8Array(bytes) : bytes
+
+/** A read into `buffer` through memory the ring takes: a copy's bytes copied into `buffer` after it. @internal */
+const intoRingMemory = <E>(
+  buffer: Uint8Array,
+  read: (into: Uint8Array) => Effect.Effect<number, E>
+): Effect.Effect<number, E> => {
+  if (!isSharedOrResizable(buffer)) return read(buffer)
+  const into = new Uint8Array(buffer.length)
+  return Effect.map(read(into), (n) => {
+    buffer.set(into.subarray(0, n))
+    return n
+  })
+}
+
 /** A Buffer view over ring-read bytes, without a copy (Node's File hands out Buffers too). @internal */
 export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
@@ -83,7 +112,9 @@ class UringFileImpl implements UringFile {
   read(buffer: Uint8Array): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
     return this.semaphore.withPermits(1)(
       Effect.suspend(() =>
-        buffer.length === 0 ? Effect.succeed(0) : this.uring.readInto(this.handle, this.position, buffer)
+        buffer.length === 0
+          ? Effect.succeed(0)
+          : intoRingMemory(buffer, (into) => this.uring.readInto(this.handle, this.position, into))
       ).pipe(
         Effect.mapError(this.fail("read")),
         Effect.map((read) => {
@@ -127,7 +158,7 @@ class UringFileImpl implements UringFile {
   // In append mode the kernel writes at the end whatever the offset (O_APPEND), and the cursor stays put, as in Node.
   write(buffer: Uint8Array): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
     return this.semaphore.withPermits(1)(
-      Effect.suspend(() => this.uring.write(this.handle, this.append ? 0 : this.position, buffer)).pipe(
+      Effect.suspend(() => this.uring.write(this.handle, this.append ? 0 : this.position, ringData(buffer))).pipe(
         Effect.mapError(this.fail("write")),
         Effect.map((written) => {
           const size = FileSystem.Size(written)
@@ -143,7 +174,7 @@ class UringFileImpl implements UringFile {
       // Node's writeAll fails when a write reports 0 bytes, which an empty buffer always does (after the write
       // itself, which can fail first, e.g. EBADF on a read-only file).
       if (buffer.length === 0) {
-        return this.uring.write(this.handle, this.append ? 0 : this.position, buffer).pipe(
+        return this.uring.write(this.handle, this.append ? 0 : this.position, ringData(buffer)).pipe(
           Effect.mapError(this.fail("writeAll")),
           Effect.zipRight(
             Effect.fail(systemError("writeAll", this.fd, "WriteZero", "write", "write returned 0 bytes written"))
@@ -151,7 +182,7 @@ class UringFileImpl implements UringFile {
         )
       }
       const at = this.append ? 0 : this.position
-      return this.uring.writeAll(this.handle, at, buffer).pipe(
+      return this.uring.writeAll(this.handle, at, ringData(buffer)).pipe(
         Effect.tapError((error) =>
           Effect.sync(() => {
             if (error._tag === "WriteZero" && !this.append) this.position = this.position + BigInt(error.written)
@@ -166,7 +197,9 @@ class UringFileImpl implements UringFile {
   }
 
   readAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
-    return Effect.suspend(() => this.uring.readInto(this.handle, FileSystem.Size(offset), buffer)).pipe(
+    return Effect.suspend(() =>
+      intoRingMemory(buffer, (into) => this.uring.readInto(this.handle, FileSystem.Size(offset), into))
+    ).pipe(
       Effect.mapError(this.fail("readAt")),
       Effect.map(FileSystem.Size)
     )
@@ -183,14 +216,14 @@ class UringFileImpl implements UringFile {
   }
 
   writeAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<FileSystem.Size, PlatformError.PlatformError> {
-    return Effect.suspend(() => this.uring.write(this.handle, FileSystem.Size(offset), buffer)).pipe(
+    return Effect.suspend(() => this.uring.write(this.handle, FileSystem.Size(offset), ringData(buffer))).pipe(
       Effect.mapError(this.fail("writeAt")),
       Effect.map(FileSystem.Size)
     )
   }
 
   writeAllAt(buffer: Uint8Array, offset: FileSystem.SizeInput): Effect.Effect<void, PlatformError.PlatformError> {
-    return Effect.suspend(() => this.uring.writeAll(this.handle, FileSystem.Size(offset), buffer)).pipe(
+    return Effect.suspend(() => this.uring.writeAll(this.handle, FileSystem.Size(offset), ringData(buffer))).pipe(
       Effect.mapError(this.fail("writeAllAt"))
     )
   }

@@ -15,7 +15,7 @@ import type { Metadata } from "../../services/Metadata.js"
 import type { UringShape } from "../../services/Uring.js"
 import type { UringFile } from "../UringFileSystem.js"
 import { remap, systemError, toPlatformError } from "./errors.js"
-import { makeFile, readBuffer } from "./file.js"
+import { makeFile, readBuffer, ringData } from "./file.js"
 import { toInfo } from "./info.js"
 import { readChunks } from "./stream.js"
 
@@ -91,7 +91,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // One engine op (open, write, close), as readFile.
   const writeFile = (path: string, data: Uint8Array, options?: FileSystem.WriteFileOptions) =>
-    uring.writeFile(path, data, { flag: options?.flag ?? "w", mode: modeOf(options?.mode, 0o666) })
+    uring.writeFile(path, ringData(data), { flag: options?.flag ?? "w", mode: modeOf(options?.mode, 0o666) })
       .pipe(Effect.mapError(toPlatformError("writeFile", path)))
 
   // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
