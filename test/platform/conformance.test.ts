@@ -482,7 +482,9 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           Effect.gen(function*() {
             const shared = new Uint8Array(new SharedArrayBuffer(5))
             shared.set(bytes("hello"))
-            const resizable = new Uint8Array(new ArrayBuffer(3, { maxByteLength: 8 }))
+            // ES2024's constructor, past this project's ES2022 lib.
+            const Resizable = ArrayBuffer as unknown as new(n: number, o: { maxByteLength: number }) => ArrayBuffer
+            const resizable = new Uint8Array(new Resizable(3, { maxByteLength: 8 }))
             resizable.set(bytes("abc"))
             yield* fs.writeFile(Path.join(dir, "whole"), shared)
             const file = yield* fs.open(Path.join(dir, "f"), { flag: "w+" })
