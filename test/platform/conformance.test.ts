@@ -499,6 +499,23 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(outcome.ok).toEqual({ whole: "hello", read: "8n", into: "helloabc" })
       }))
 
+    it.scoped("makeDirectory recursive on a dangling symlink, or beneath one, fails as Node's mkdirp does", () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            yield* fs.symlink("nope", Path.join(dir, "l"))
+            return {
+              at: yield* Effect.either(fs.makeDirectory(Path.join(dir, "l"), { recursive: true })),
+              beneath: yield* Effect.either(fs.makeDirectory(Path.join(dir, "l", "x"), { recursive: true }))
+            }
+          })
+        )
+        expect(outcome.ok).toMatchObject({
+          at: { left: notFound("makeDirectory", "<dir>/l") },
+          beneath: { left: { reason: "BadResource", pathOrDescriptor: "<dir>/l/x" } }
+        })
+      }))
+
     it.scoped("copy into itself through a symlink is refused before anything is copied", () =>
       Effect.gen(function*() {
         const { outcome, tree } = yield* same((fs, dir) =>

@@ -10,7 +10,7 @@ import { Effect, Option, type Scope, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as OS from "node:os"
 import * as Path from "node:path"
-import type { UringError } from "../../errors/UringError.js"
+import { fromErrno, type UringError } from "../../errors/UringError.js"
 import type { Metadata } from "../../services/Metadata.js"
 import type { UringShape } from "../../services/Uring.js"
 import type { UringFile } from "../UringFileSystem.js"
@@ -24,6 +24,7 @@ export const UringFileSystemTypeId: unique symbol = Symbol.for("effect-uring/Uri
 
 /** Entries removed or copied at once in a tree. */
 const TREE_CONCURRENCY = 8
+const ENOTDIR = 20
 const TEMP_ATTEMPTS = 100
 
 const TEMP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -113,11 +114,17 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   // == makeDirectory
 
   /** mkdir -p: creates missing parents; an existing directory (or a link to one) is fine. */
-  const mkdirp = (path: string, mode: number): Effect.Effect<void, UringError> => {
+  const mkdirp = (path: string, mode: number, isParent = false): Effect.Effect<void, UringError> => {
+    /**
+     * mkdir said EEXIST: done if a directory is there (through symlinks). Else, as Node's mkdirp reports it: for a
+     * parent of the path asked for, ENOTDIR; for that path, EEXIST, or what its stat says (a dangling link: ENOENT).
+     */
     const existing = (error: UringError) =>
       uring.stat(path).pipe(
-        Effect.orElseFail(() => error),
-        Effect.flatMap((meta) => meta.isDirectory ? Effect.void : Effect.fail(error))
+        Effect.matchEffect({
+          onFailure: (statError) => Effect.fail(isParent ? notADirectory(path) : statError),
+          onSuccess: (meta) => meta.isDirectory ? Effect.void : Effect.fail(isParent ? notADirectory(path) : error)
+        })
       )
     return uring.mkdir(path, mode).pipe(
       Effect.catchTags({
@@ -125,7 +132,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
         NotFound: (error) => {
           const parent = Path.dirname(path)
           if (parent === path) return Effect.fail(error)
-          return mkdirp(parent, mode).pipe(
+          return mkdirp(parent, mode, true).pipe(
             Effect.zipRight(uring.mkdir(path, mode)),
             Effect.catchTag("AlreadyExists", existing)
           )
@@ -133,6 +140,8 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       })
     )
   }
+
+  const notADirectory = (path: string): UringError => fromErrno(ENOTDIR, { operation: "mkdir", path })
 
   const makeDirectory = (path: string, options?: FileSystem.MakeDirectoryOptions) => {
     const mode = modeOf(options?.mode, 0o777)
