@@ -170,7 +170,8 @@ impl Op {
     /// `buf.len()` and the fd, written to `kept` (4 bytes, a little-endian i32), is the caller's,
     /// to read the rest from and close. A pipe's or a device's data cannot be read again, so
     /// closing it to reopen it with a larger buffer would lose what was read. If the caller gave
-    /// up on the op (cancelled it), the engine closes the fd and the result is `-ECANCELED`.
+    /// up on the op (cancelled it), or the ring is closing, the engine closes the fd and the
+    /// result is `-ECANCELED`. `kept` must be lent memory.
     pub fn read_file_keeping(dirfd: RawFd, path: CString, buf: Memory, kept: Memory) -> Op {
         let flags = libc::O_RDONLY | libc::O_CLOEXEC;
         Op::WholeFile { dirfd, path, flags, mode: 0, buf, kept: Some(kept), write: false, phase: WholeFilePhase::Open }
@@ -292,8 +293,9 @@ impl Op {
             Op::WholeFile { buf, .. } if buf.len() > i32::MAX as usize => {
                 Err(format!("a whole-file read or write is limited to {} bytes, got {}", i32::MAX, buf.len()))
             }
-            Op::WholeFile { kept: Some(kept), .. } if kept.len() != FD_BYTES => {
-                Err(format!("a kept fd takes {FD_BYTES} bytes of a whole-file read's memory, got {}", kept.len()))
+            // Owned memory is not handed back: the fd written there would be lost.
+            Op::WholeFile { kept: Some(kept), .. } if kept.len() != FD_BYTES || kept.is_owned() => {
+                Err(format!("a kept fd takes {FD_BYTES} bytes of the caller's memory, got {} {}", kept.len(), if kept.is_owned() { "owned" } else { "lent" }))
             }
             _ => Ok(()),
         }

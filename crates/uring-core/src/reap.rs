@@ -90,9 +90,11 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     };
     let Some(op) = st.remove(key) else { return false };
     let mut result = result;
-    if op.abandoned {
+    // An fd the kernel just opened for a caller that gave up, or for one whose ring is closing
+    // (whose completion a closing ring may never deliver: `reap_abandoned` drops it), has no
+    // other owner: the engine closes it, and the op reports it was cancelled.
+    if op.abandoned || closing {
         if let Some(fd) = op.op.orphaned_fd(result) {
-            // Nobody will ever receive this fd: the kernel just opened it for this op.
             st.to_close.push(fd);
             result = -libc::ECANCELED;
         }

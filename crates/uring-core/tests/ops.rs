@@ -332,9 +332,13 @@ fn read_file_keeping_leaves_a_full_files_fd_to_the_caller() {
         }
     }
     assert_eq!(fd_count(), before, "every fd kept was closed once");
-    // Where the fd goes must hold one.
-    let short = Op::read_file_keeping(CWD, cstr(&small), Memory::zeroed(8), Memory::zeroed(2));
+    // Where the fd goes must hold one, and be the caller's: owned memory is not handed back.
+    let mut two = [0u8; 2];
+    // SAFETY: refused before the kernel sees it.
+    let short = Op::read_file_keeping(CWD, cstr(&small), Memory::zeroed(8), unsafe { Memory::borrowed(two.as_mut_ptr(), 2) });
     assert!(matches!(ring.ring.submit(1 << 40, short), Err(uring_core::EngineError::InvalidArgument(_))));
+    let owned = Op::read_file_keeping(CWD, cstr(&small), Memory::zeroed(8), Memory::zeroed(FD_BYTES));
+    assert!(matches!(ring.ring.submit(1 << 40, owned), Err(uring_core::EngineError::InvalidArgument(_))));
 }
 
 #[test]

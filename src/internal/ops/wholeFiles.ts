@@ -22,14 +22,17 @@ const READ_FILE_FIRST = 16 * 1024
  * be read again by opening it anew.
  */
 const KEPT_FD = 4
-/** The largest whole file one op returns (its count is an int32). @internal */
+/**
+ * The largest file `readFile` returns, and the most one whole-file op moves (its count is an int32):
+ * one Uint8Array of a file larger than this would be a hazard more than a help. @internal
+ */
 export const WHOLE_FILE_MAX = 0x7fffffff
 
 /**
  * The buffer `readFile` reads on with, after reads filled `capacity` and a stat said `size`:
- * room for the file and more (it may grow meanwhile), at least twice the last, at most the most
- * one op returns. Undefined when the file is too large for one op: its size says so, or it
- * filled a buffer of that most already.
+ * room for the file and more (it may grow meanwhile), at least twice the last, at most
+ * `WHOLE_FILE_MAX`. Undefined when the file is larger than that: its size says so, or it
+ * filled a buffer of that size already.
  *
  * @internal
  */
