@@ -200,15 +200,19 @@ const isDetached = (buffer: ArrayBuffer): boolean => {
 export const bufferProblem = (value: Uint8Array): string | undefined => {
   if (!(value instanceof Uint8Array)) return "must be a Uint8Array"
   const backing: ArrayBufferLike = value.buffer
-  if (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) {
-    return "must not be backed by a SharedArrayBuffer"
-  }
-  if ((backing as { readonly resizable?: unknown }).resizable === true) {
-    return "must not be backed by a resizable ArrayBuffer"
-  }
+  if (isShared(backing)) return "must not be backed by a SharedArrayBuffer"
+  if (isResizable(backing)) return "must not be backed by a resizable ArrayBuffer"
   if (isDetached(backing as ArrayBuffer)) return "its ArrayBuffer is detached (transferred or released)"
   return undefined
 }
+
+/** Whether `backing` is a SharedArrayBuffer (refused by `bufferProblem`). @internal */
+export const isShared = (backing: ArrayBufferLike): boolean =>
+  typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer
+
+/** Whether `backing` is a resizable ArrayBuffer (refused by `bufferProblem`). @internal */
+export const isResizable = (backing: ArrayBufferLike): boolean =>
+  (backing as { readonly resizable?: unknown }).resizable === true
 
 /**
  * Permission bits: an integer in 0..0o7777.

@@ -8,6 +8,7 @@ import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Option } from "effect"
 import { Buffer } from "node:buffer"
+import * as validate from "../../internal/validate.js"
 import { type Advice, FallocateMode } from "../../services/Flags.js"
 import type { OwnedFd } from "../../services/Handles.js"
 import type { UringShape } from "../../services/Uring.js"
@@ -22,11 +23,8 @@ import { toInfo } from "./info.js"
  *
  * @internal
  */
-export const isSharedOrResizable = (bytes: Uint8Array): boolean => {
-  const backing: ArrayBufferLike = bytes.buffer
-  return (typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer) ||
-    (backing as { readonly resizable?: unknown }).resizable === true
-}
+export const isSharedOrResizable = (bytes: Uint8Array): boolean =>
+  validate.isShared(bytes.buffer) || validate.isResizable(bytes.buffer)
 
 /** Data to write as memory the ring takes: `bytes` itself, or a copy (see `isSharedOrResizable`). @internal */
 export const ringData = (bytes: Uint8Array): Uint8Array => isSharedOrResizable(bytes) ? new Uint8Array(bytes) : bytes
