@@ -8,14 +8,14 @@ use common::*;
 use uring_core::{EngineError, Memory, Op, Results, Target};
 
 /// Reads of `len` bytes at `offsets` into consecutive ranges of `buf`, as ops for a group.
-fn reads(fd: i32, buf: &mut [u8], offsets: &[u64], len: usize) -> Vec<Op> {
+fn reads(target: Target, buf: &mut [u8], offsets: &[u64], len: usize) -> Vec<Op> {
     assert!(buf.len() >= offsets.len() * len);
     offsets
         .iter()
         .enumerate()
         // SAFETY: each range lies inside `buf`, which every test declares before its ring, so it
         // stays alive until the ring has waited for its ops, and leaves untouched until then.
-        .map(|(i, &offset)| Op::read(Target::Fd(fd), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * len), len) }, offset))
+        .map(|(i, &offset)| Op::read(target, unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * len), len) }, offset))
         .collect()
 }
 
@@ -41,7 +41,7 @@ fn a_group_reads_every_range_and_completes_once() {
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(&path, &data).unwrap();
     let file = std::fs::File::open(&path).unwrap();
-    let mut ops = reads(file.as_raw_fd(), &mut buf, &offsets, 64);
+    let mut ops = reads(Target::Fd(file.as_raw_fd()), &mut buf, &offsets, 64);
     let before = ring.collector.delivered();
     ring.ring.submit_group(42, &mut ops, slots(&mut results)).expect("group");
     assert!(ops.is_empty() && ops.capacity() >= offsets.len(), "the ops were taken, their room left for the next group");
@@ -70,10 +70,7 @@ fn a_group_on_a_registered_slot_keeps_the_slot_until_its_last_member() {
     let (fifo, mut writer) = blocking_fifo(dir.path(), "fifo");
     let slot = ring.run(Op::register_file(fifo));
     assert!(slot >= 0);
-    let mut ops: Vec<Op> = (0..2)
-        // SAFETY: inside `buf`, which outlives the ring.
-        .map(|i| Op::read(Target::Fixed(slot as u32), unsafe { Memory::borrowed(buf.as_mut_ptr().add(i * 4), 4) }, 0))
-        .collect();
+    let mut ops = reads(Target::Fixed(slot as u32), &mut buf, &[0, 0], 4);
     ring.ring.submit_group(5, &mut ops, slots(&mut results)).expect("group");
     // Unregistered in the kernel at once; the slot stays taken while members name it.
     assert_eq!(ring.run(Op::unregister_file(slot as u32)), 0);
@@ -102,7 +99,7 @@ fn a_group_is_refused_whole() {
         refused && ops.is_empty()
     };
     // One member names an unregistered slot: nothing of the group is queued.
-    let mut ops = reads(fd, &mut buf, &[0], 32);
+    let mut ops = reads(Target::Fd(fd), &mut buf, &[0], 32);
     // SAFETY: inside `buf`, which outlives the refused call.
     ops.push(Op::read(Target::Fixed(77), unsafe { Memory::borrowed(buf.as_mut_ptr().add(32), 32) }, 0));
     assert!(refused(ops, slots(&mut results)));
@@ -111,7 +108,7 @@ fn a_group_is_refused_whole() {
     assert!(refused(ops, slots(&mut results)));
     assert!(refused(vec![Op::register_file(fd), Op::register_file(fd)], slots(&mut results)));
     // A result slot per member, and at least one member.
-    assert!(refused(reads(fd, &mut buf, &[0], 8), slots(&mut results)));
+    assert!(refused(reads(Target::Fd(fd), &mut buf, &[0], 8), slots(&mut results)));
     assert!(refused(Vec::new(), slots(&mut results[..0])));
     assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (0, 0));
     assert_eq!(results, [0, 0], "nothing was written");
@@ -126,8 +123,8 @@ fn cancelling_a_group_cancels_its_unfinished_members_only() {
     let dir = tempfile::tempdir().unwrap();
     let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
     let file = std::fs::File::open("/proc/self/exe").unwrap();
-    let mut ops = reads(file.as_raw_fd(), &mut buf[..32], &[0, 100], 16);
-    ops.extend(reads(fifo, &mut buf[32..], &[0], 16));
+    let mut ops = reads(Target::Fd(file.as_raw_fd()), &mut buf[..32], &[0, 100], 16);
+    ops.extend(reads(Target::Fd(fifo), &mut buf[32..], &[0], 16));
     let group = ring.ring.submit_group(7, &mut ops, slots(&mut results)).expect("group");
     assert!(ring.wait_for(7, Duration::from_millis(100)).is_none(), "the FIFO member holds the group");
     assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (1, 1));
@@ -158,7 +155,7 @@ fn closing_ends_a_group_whose_members_are_in_the_kernel_or_queued() {
     let dir = tempfile::tempdir().unwrap();
     let (fifo, _keep) = blocking_fifo(dir.path(), "fifo");
     let offsets = vec![0u64; 100];
-    ring.ring.submit_group(9, &mut reads(fifo, &mut buf, &offsets, 8), slots(&mut results)).expect("group");
+    ring.ring.submit_group(9, &mut reads(Target::Fd(fifo), &mut buf, &offsets, 8), slots(&mut results)).expect("group");
     assert!(ring.wait_for(9, Duration::from_millis(50)).is_none());
     assert!(ring.ring.close(), "every member completed and both threads were joined");
     assert_eq!(ring.wait(9).result, 100);
