@@ -216,9 +216,8 @@ impl Hot {
 }
 
 /// `readMany`'s ranges (`[offset, length, ...]`) as reads into consecutive slices of `buf`,
-/// pushed onto `ops` (emptied first).
+/// pushed onto `ops` (which `read_many` leaves empty after every call).
 fn reads_into(ops: &mut Vec<Op>, target: Target, buf: &Bytes, ranges: &[f64]) -> Result<()> {
-    ops.clear();
     let mut at = 0usize;
     for range in ranges.chunks_exact(2) {
         let offset = position("offset", range[0])?;
