@@ -156,16 +156,16 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   const list = (dir: string, method: string, root: string) =>
     node.readDirectory(dir).pipe(Effect.mapError(remap(method, root)))
 
-  /**
-   * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
-   * first; a directory is removed with its tree when `recursive`.
-   */
   /** Whether `error` says `path` is not there: ENOENT, or the empty path, which Node's kernel call reports so. */
   const isMissing = (error: UringError, path: string): boolean => {
     const failed = toPlatformError("remove", path)(error)
     return failed._tag === "SystemError" && failed.reason === "NotFound"
   }
 
+  /**
+   * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
+   * first; a directory is removed with its tree when `recursive`.
+   */
   const removeEntry = (
     path: string,
     method: string,
