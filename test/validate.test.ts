@@ -183,6 +183,24 @@ describe("bufferProblem", () => {
     expect(validate.bufferProblem(new Uint8Array(new Resizable(8, { maxByteLength: 16 })))).toContain("resizable")
     expect(validate.bufferProblem(new Uint16Array(4) as unknown as Uint8Array)).toContain("Uint8Array")
   })
+
+  it("looks past a subclass's or an own property's account of the memory", () => {
+    class Disguised extends Uint8Array {
+      override get buffer(): ArrayBuffer {
+        return new ArrayBuffer(8)
+      }
+    }
+    expect(validate.bufferProblem(new Disguised(new SharedArrayBuffer(8) as unknown as ArrayBuffer))).toContain("SharedArrayBuffer")
+    const Resizable = ArrayBuffer as unknown as new(n: number, o: { maxByteLength: number }) => ArrayBuffer
+    const resizable = new Resizable(8, { maxByteLength: 16 })
+    Object.defineProperty(resizable, "resizable", { value: false })
+    expect(validate.bufferProblem(new Uint8Array(resizable))).toContain("resizable")
+    const shared = new SharedArrayBuffer(8)
+    Object.setPrototypeOf(shared, ArrayBuffer.prototype)
+    expect(validate.bufferProblem(new Uint8Array(shared as unknown as ArrayBuffer))).toContain("SharedArrayBuffer")
+    const impostor = Object.setPrototypeOf({ buffer: new ArrayBuffer(8), length: 8 }, Uint8Array.prototype)
+    expect(validate.bufferProblem(impostor)).toContain("Uint8Array")
+  })
 })
 
 describe("openFlagsOf", () => {

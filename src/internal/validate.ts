@@ -199,20 +199,41 @@ const isDetached = (buffer: ArrayBuffer): boolean => {
  */
 export const bufferProblem = (value: Uint8Array): string | undefined => {
   if (!(value instanceof Uint8Array)) return "must be a Uint8Array"
-  const backing: ArrayBufferLike = value.buffer
+  const backing = backingOf(value)
+  if (backing === undefined) return "must be a Uint8Array"
   if (isShared(backing)) return "must not be backed by a SharedArrayBuffer"
   if (isResizable(backing)) return "must not be backed by a resizable ArrayBuffer"
   if (isDetached(backing as ArrayBuffer)) return "its ArrayBuffer is detached (transferred or released)"
   return undefined
 }
 
-/** Whether `backing` is a SharedArrayBuffer (refused by `bufferProblem`). @internal */
-export const isShared = (backing: ArrayBufferLike): boolean =>
-  typeof SharedArrayBuffer !== "undefined" && backing instanceof SharedArrayBuffer
+// The built-in accessors, not the properties: a subclass or an own property could answer for
+// `buffer` or `resizable` with something other than the memory the kernel would get.
+const viewBuffer = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), "buffer")!.get!
+const plainByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength")!.get!
+const plainResizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "resizable")?.get
 
-/** Whether `backing` is a resizable ArrayBuffer (refused by `bufferProblem`). @internal */
-export const isResizable = (backing: ArrayBufferLike): boolean =>
-  (backing as { readonly resizable?: unknown }).resizable === true
+/** The memory behind `view`, read through the built-in accessor (undefined if `view` is no typed array). @internal */
+export const backingOf = (view: Uint8Array): ArrayBufferLike | undefined => {
+  try {
+    return viewBuffer.call(view) as ArrayBufferLike
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether `backing` is a SharedArrayBuffer (refused by `bufferProblem`): the plain accessor refuses those. @internal */
+export const isShared = (backing: ArrayBufferLike): boolean => {
+  try {
+    plainByteLength.call(backing)
+    return false
+  } catch {
+    return true
+  }
+}
+
+/** Whether `backing`, a plain ArrayBuffer, is resizable (refused by `bufferProblem`). @internal */
+export const isResizable = (backing: ArrayBufferLike): boolean => plainResizable?.call(backing) === true
 
 /**
  * Permission bits: an integer in 0..0o7777.

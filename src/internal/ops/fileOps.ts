@@ -8,7 +8,7 @@ import { Effect } from "effect"
 import { type UringError, WriteZero } from "../../errors/UringError.js"
 import { type FileLike, type Position, RegisteredFile } from "../../services/Handles.js"
 import type { NativeRing } from "../native.js"
-import { bytesOf, checkBuffer, contextOf, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
+import { bytesOf, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
 
 /** Whole writes report their count as an int32; larger ones go in pieces of this size. */
 const WHOLE_CHUNK = 1 << 30
@@ -21,7 +21,7 @@ export const makeFileOps = (runner: Runner) => {
     run(operation, file, (native, id) => {
       const fd = fdOf(operation, file)
       const at = offsetOf(operation, offset)
-      checkBuffer(operation, data, "data")
+      lendBuffer(operation, data, "data")
       return native.write(id, fd, file instanceof RegisteredFile, data, at, all)
     }, data, bytesOf(data))
 

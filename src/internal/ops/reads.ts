@@ -10,7 +10,7 @@ import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/Ur
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import { BatchPool } from "../BatchPool.js"
 import * as validate from "../validate.js"
-import { bytesOf, checkBuffer, contextOf, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
+import { bytesOf, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
 /**
  * Reads up to this size try the page cache on the calling thread first (`RingClient.readCached`);
@@ -48,7 +48,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
     run(operation, file, (native, id) => {
       const fd = fdOf(operation, file)
       const at = offsetOf(operation, offset)
-      checkBuffer(operation, buffer)
+      lendBuffer(operation, buffer)
       return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
     }, buffer, bytesOf(buffer))
 
@@ -139,6 +139,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         if (given.length < total) {
           throw new Refused(new InvalidArgument({ operation, argument: "buffer", reason: `holds ${given.length} bytes, the ranges need ${total}` }))
         }
+        keepInPlace(given)
       } else if (total > MAX_BATCH_BYTES) {
         throw new Refused(
           new InvalidArgument({ operation, argument: "ranges", reason: `need ${total} bytes together, more than the largest Uint8Array (${MAX_BATCH_BYTES})` })

@@ -6,6 +6,7 @@
  * @internal
  */
 import { Cause, Effect, Either } from "effect"
+import { markAsUntransferable } from "node:worker_threads"
 import { fromErrno, InvalidArgument, RingClosed, TooManyOpenFiles, type UringError } from "../../errors/UringError.js"
 import { AtFlags } from "../../services/Flags.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
@@ -73,6 +74,23 @@ export const bytesOf = (value: unknown): number => value instanceof Uint8Array ?
 export const checkBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
   const problem = validate.bufferProblem(value)
   if (problem !== undefined) throw new Refused(new InvalidArgument({ operation, argument, reason: problem }))
+}
+
+/**
+ * `checkBuffer` for memory the kernel may still use after the submit returns. Holding the view
+ * keeps its ArrayBuffer alive, not the memory: a transfer (`postMessage`, `structuredClone`)
+ * hands that to a new owner, which may free it under the op. An untransferable ArrayBuffer is
+ * copied by a transfer instead (Node 20; newer Node throws), so the kernel's memory stays put.
+ */
+export const lendBuffer = (operation: string, value: Uint8Array, argument = "buffer"): void => {
+  checkBuffer(operation, value, argument)
+  keepInPlace(value)
+}
+
+/** The marking of `lendBuffer`, for a buffer `checkBuffer` has passed. */
+export const keepInPlace = (value: Uint8Array): void => {
+  // Defined: checkBuffer found a Uint8Array.
+  markAsUntransferable(validate.backingOf(value)!)
 }
 
 /**

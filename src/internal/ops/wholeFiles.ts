@@ -11,7 +11,7 @@ import { type FileLike, OwnedFd } from "../../services/Handles.js"
 import type { Metadata } from "../../services/Metadata.js"
 import { BufferPool } from "../BufferPool.js"
 import * as validate from "../validate.js"
-import { check, checkBuffer, POOL_KEEP, type Runner } from "./runner.js"
+import { check, lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
 import { openArguments } from "./handles.js"
 
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
@@ -150,7 +150,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
     const opened: OpenOptions = { ...options, flag: options.flag ?? "w" }
     if (data instanceof Uint8Array && data.byteLength > WHOLE_FILE_MAX) return writeInPieces(path, data, opened)
     return run("writeFile", path, (native, id) => {
-      checkBuffer("writeFile", data, "data")
+      lendBuffer("writeFile", data, "data")
       const open = openArguments("writeFile", path, opened)
       return native.writeFile(id, AtFlags.AT_FDCWD, open.path, open.flags, open.mode, data)
     }, data).pipe(Effect.flatMap((written) =>

@@ -23,8 +23,10 @@ import { toInfo } from "./info.js"
  *
  * @internal
  */
-export const isSharedOrResizable = (bytes: Uint8Array): boolean =>
-  validate.isShared(bytes.buffer) || validate.isResizable(bytes.buffer)
+export const isSharedOrResizable = (bytes: Uint8Array): boolean => {
+  const backing = validate.backingOf(bytes)
+  return backing !== undefined && (validate.isShared(backing) || validate.isResizable(backing))
+}
 
 /** Data to write as memory the ring takes: `bytes` itself, or a copy (see `isSharedOrResizable`). @internal */
 export const ringData = (bytes: Uint8Array): Uint8Array => isSharedOrResizable(bytes) ? new Uint8Array(bytes) : bytes
