@@ -73,6 +73,13 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// The keys of the occupied slots whose value passes `keep`.
+    pub(crate) fn keys_where<'a>(&'a self, keep: impl Fn(&T) -> bool + 'a) -> impl Iterator<Item = OpKey> + 'a {
+        self.slots.iter().enumerate().filter_map(move |(index, slot)| {
+            slot.value.as_ref().filter(|value| keep(value)).map(|_| (u64::from(slot.generation) << 32) | index as u64)
+        })
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -104,6 +111,17 @@ mod tests {
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.get_mut(b).copied(), Some("b"));
         assert_eq!(slab.len(), 1);
+    }
+
+    #[test]
+    fn keys_where_names_the_current_occupants_that_pass() {
+        let mut slab = Slab::new();
+        let keys: Vec<OpKey> = (0..6).map(|n| slab.insert(n)).collect();
+        slab.remove(keys[2]);
+        let reused = slab.insert(8);
+        let even: Vec<OpKey> = slab.keys_where(|n| n % 2 == 0).collect();
+        assert_eq!(even, vec![keys[0], reused, keys[4]]);
+        assert!(even.iter().all(|&key| slab.get(key).is_some_and(|n| n % 2 == 0)));
     }
 
     #[test]

@@ -40,8 +40,8 @@ pub(crate) struct State {
     pub files: FileTable,
     /// No new work; everything in flight is being cancelled.
     pub closing: bool,
-    /// The submission thread has sent the cancel-everything entry.
-    pub cancel_all_sent: bool,
+    /// Closing has queued a cancel for every op in the kernel.
+    pub close_cancels_queued: bool,
     /// Both threads must exit.
     pub stop: bool,
     /// The completion thread waits on `Shared::reap_work` (nothing in the kernel).
@@ -63,7 +63,7 @@ impl State {
             in_kernel: 0,
             files,
             closing: false,
-            cancel_all_sent: false,
+            close_cancels_queued: false,
             stop: false,
             reaper_parked: false,
             to_close: Vec::new(),

@@ -9,7 +9,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types, Submitter};
+use io_uring::{opcode, squeue, Submitter};
 
 use crate::reap::{discard, reap_all, unlock_and_close, CANCEL_TAG, WAKE_TAG};
 use crate::ring::{Completion, Shared};
@@ -35,14 +35,14 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
     // SAFETY: the state lock is held (`st`), as for every submission queue view, so this is the
     // only one, whichever thread fills (the submission thread, or a caller submitting inline).
     let mut sq = unsafe { shared.ring.submission_shared() };
-    if st.closing && !st.cancel_all_sent && !sq.is_full() && st.in_kernel < shared.cq_entries {
-        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any().all()).build().user_data(CANCEL_TAG);
-        // SAFETY: the entry carries no pointers.
-        if unsafe { sq.push(&cancel_all) }.is_ok() {
-            st.cancel_all_sent = true;
-            st.in_kernel += 1;
-            st.cancels.clear();
-        }
+    if st.closing && !st.close_cancels_queued {
+        // A cancel per op, not one ANY|ALL entry: over 32k blocked pipe reads the kernel spent
+        // 25 s on that one (partly as task work on the JS thread that submitted them), where
+        // cancels by key, sent as the completion queue has room, take a tenth of a second.
+        let State { slab, cancels, .. } = &mut *st;
+        cancels.clear();
+        cancels.extend(slab.keys_where(|op| op.in_kernel));
+        st.close_cancels_queued = true;
     }
     while !sq.is_full() && st.in_kernel < shared.cq_entries {
         let Some(key) = st.cancels.pop() else { break };
@@ -139,7 +139,7 @@ fn has_work(shared: &Shared, st: &State) -> bool {
     let front_ready = st.queue.front().is_some_and(|&key| {
         st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
     });
-    (st.closing && !st.cancel_all_sent)
+    (st.closing && !st.close_cancels_queued)
         || !st.to_close.is_empty()
         || !st.cancels.is_empty()
         || st.abandoned_queued > 0
@@ -311,7 +311,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
     for _ in 0..INLINE_ROUNDS {
         let mut st = shared.lock();
         if st.closing || !st.to_close.is_empty() {
-            // Shutdown's cancel-everything and drain belong to the threads, and so do closes,
+            // Shutdown's cancels and drain belong to the threads, and so do closes,
             // which may block.
             return true;
         }

@@ -140,6 +140,23 @@ fn close_with_thousands_in_flight_cancels_waits_and_joins() {
 }
 
 #[test]
+fn close_with_the_kernel_full_of_blocked_reads_is_clean() {
+    let _serial = serial();
+    // More blocked reads than the kernel budget (about the completion queue's size) holds: one
+    // cancel-everything entry took the kernel 25 s over 32k of them, past the shutdown timeout.
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let count = ring.ring.cq_entries() as usize + 5000;
+    let users: Vec<u64> = (0..count).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ring.ring.close(), "every op completed within the shutdown timeout");
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+}
+
+#[test]
 fn dropping_the_ring_shuts_down_the_same_way() {
     let _serial = serial();
     let threads_before = thread_count();
