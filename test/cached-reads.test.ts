@@ -142,6 +142,28 @@ describe("cached reads", () => {
       expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024] })
     }))
 
+  it.scoped("fadvise dontNeed over more than 4 GiB drops every page of the range", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const page = 4096
+      const { path } = cachedFile(dir, "long-advice", 16 * page)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      Fs.fdatasyncSync(file.fd)
+      // io_uring's entry holds 32 bits of length: 2^32 + 2 pages sent whole would advise on 2
+      // pages. A page is cached when the calling thread's read gets it (else EAGAIN).
+      const cached = (at: number) => client.native.readCached(file.fd, new Uint8Array(page), at) === page
+      let dropped = false
+      // DONTNEED skips pages something holds for a moment (a busy machine): try again.
+      for (let attempt = 0; attempt < 50 && !dropped; attempt++) {
+        Fs.readSync(file.fd, new Uint8Array(16 * page), 0, 16 * page, 0)
+        expect(cached(12 * page)).toBe(true)
+        yield* uring.fadvise(file, 0, 2 ** 32 + 2 * page, "dontNeed")
+        dropped = !cached(12 * page) && !cached(15 * page)
+      }
+      expect(dropped).toBe(true)
+    }))
+
   it.scoped("property: whatever part of a file the page cache holds, reads return the file's bytes", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir()

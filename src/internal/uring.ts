@@ -7,7 +7,7 @@
 import { Effect, type Scope } from "effect"
 import { codeOf } from "../errors/errno.js"
 import { InvalidConfig, RingUnavailable, type UringError } from "../errors/UringError.js"
-import { type Advice, AtFlags, type OpenOptions } from "../services/Flags.js"
+import { AtFlags, type OpenOptions } from "../services/Flags.js"
 import type { DirLike, FileLike, OwnedFd, Position } from "../services/Handles.js"
 import type { RenameOptions } from "../services/Uring.js"
 import type { UringConfig } from "../services/UringConfig.js"
@@ -67,7 +67,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
   const runner = makeRunner(client, config)
   const { ringId, traced } = runner
   const { readInto, readFresh, readBatch } = makeReads(runner, config.cachedReads)
-  const { write, writeAll, fileOp, rangeOp } = makeFileOps(runner)
+  const { write, writeAll, fileOp, rangeOp, fadvise } = makeFileOps(runner)
   const { fstat, statAt, stat } = makeStats(runner)
   const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
@@ -108,13 +108,7 @@ export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tr
           offset,
           length
         )),
-    fadvise: traced("fadvise", (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
-      rangeOp("fadvise", (native, id, fd, fixed, at, len) =>
-        native.fadvise(id, fd, fixed, at, len, check(validate.advice("fadvise", advice))))(
-          file,
-          offset,
-          length
-        )),
+    fadvise: traced("fadvise", fadvise),
     ftruncate: traced("ftruncate", (file: FileLike, length: Position) =>
       fileOp("ftruncate", (native, id, fd, fixed) =>
         native.ftruncate(id, fd, fixed, offsetOf("ftruncate", length, "length")))(file)),

@@ -284,6 +284,9 @@ impl Op {
                 check_offset(*offset)?;
                 if *len < 0 {
                     Err(format!("fadvise length {len} is negative"))
+                } else if *len > i64::from(u32::MAX) {
+                    // The entry's length field holds 32 bits: more would be cut, silently.
+                    Err(format!("fadvise length {len} is more than an io_uring entry holds ({})", u32::MAX))
                 } else {
                     Ok(())
                 }

@@ -238,6 +238,8 @@ fn arguments_the_kernel_must_not_see_are_refused() {
     assert!(invalid(Op::read(Target::Fd(0), Memory::zeroed(1), u64::MAX - 4)), "offset beyond 2^63");
     assert!(invalid(Op::Ftruncate { target: Target::Fd(0), len: 1 << 63 }));
     assert!(invalid(Op::Fadvise { target: Target::Fd(0), offset: 0, len: -1, advice: 0 }));
+    // The entry holds 32 bits of length: 2^32 + 8192 would advise on 8192 bytes.
+    assert!(invalid(Op::Fadvise { target: Target::Fd(0), offset: 0, len: (1 << 32) + 8192, advice: 0 }));
     assert!(invalid(Op::read(Target::Fd(-3), Memory::zeroed(1), 0)), "negative fd");
     assert!(invalid(Op::UnlinkAt { dirfd: -5, path: c"x".into(), flags: 0 }), "negative dirfd");
     assert!(invalid(Op::register_file(-1)));

@@ -1,15 +1,22 @@
 /**
  * Ops on an open file besides reads: `write` and `writeAll`, and the builders of the ops that
- * take only the file (fsync, fdatasync, ftruncate) or a byte range of it (fallocate, fadvise).
+ * take only the file (fsync, fdatasync, ftruncate) or a byte range of it (fallocate), and
+ * `fadvise`, whose long ranges take more than one op.
  *
  * @internal
  */
 import { Effect } from "effect"
 import { type UringError, WriteZero } from "../../errors/UringError.js"
+import type { Advice } from "../../services/Flags.js"
 import { type FileLike, type Position, RegisteredFile } from "../../services/Handles.js"
 import type { NativeRing } from "../native.js"
-import { bytesOf, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
+import * as validate from "../validate.js"
+import { bytesOf, check, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
 
+/** io_uring's fadvise entry holds a 32-bit length. */
+const FADVISE_MAX = 2 ** 32 - 1
+/** The smallest page size Linux has. */
+const PAGE = 4096
 /** Whole writes report their count as an int32; larger ones go in pieces of this size. */
 const WHOLE_CHUNK = 1 << 30
 
@@ -52,7 +59,7 @@ export const makeFileOps = (runner: Runner) => {
       Effect.asVoid
     )
 
-  /** An op on a byte range of a file (fallocate, fadvise): offset and length validated alike. */
+  /** An op on a byte range of a file (fallocate): offset and length validated alike. */
   const rangeOp = (
     operation: string,
     submit: (native: NativeRing, id: number, fd: number, fixed: boolean, offset: number, length: number) => number
@@ -68,5 +75,23 @@ export const makeFileOps = (runner: Runner) => {
         offsetOf(operation, length, "length")
       ))(file)
 
-  return { write, writeAll, fileOp, rangeOp }
+  /**
+   * `fadvise` on ranges longer than io_uring's entry holds (32 bits) as pieces that meet at page
+   * boundaries, so advice that applies to whole pages only (dontNeed) covers the range alike.
+   */
+  const fadvise = (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
+    Effect.suspend(() => {
+      const start = offsetOf("fadvise", offset)
+      const total = offsetOf("fadvise", length, "length")
+      const kernelAdvice = check(validate.advice("fadvise", advice))
+      const piece = (at: number, left: number): Effect.Effect<void, UringError> => {
+        // A length of 0 (to the end of the file) fits in one piece.
+        const end = left <= FADVISE_MAX ? at + left : Math.floor((at + FADVISE_MAX) / PAGE) * PAGE
+        const advise = fileOp("fadvise", (native, id, fd, fixed) => native.fadvise(id, fd, fixed, at, end - at, kernelAdvice))(file)
+        return left <= FADVISE_MAX ? advise : Effect.zipRight(advise, piece(end, left - (end - at)))
+      }
+      return piece(start, total)
+    }).pipe(refusedAsFailure)
+
+  return { write, writeAll, fileOp, rangeOp, fadvise }
 }
