@@ -408,7 +408,8 @@ impl Ring {
                 return clean;
             }
         };
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        // A timeout too long for an Instant (Duration::MAX) waits without a deadline.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let mut st = self.shared.lock();
         st.closing = true;
         self.shared.work.notify_all();

@@ -157,6 +157,19 @@ fn close_with_the_kernel_full_of_blocked_reads_is_clean() {
 }
 
 #[test]
+fn a_shutdown_timeout_beyond_any_instant_means_no_deadline() {
+    let _serial = serial();
+    let threads_before = thread_count();
+    let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::MAX, ..RingConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
+    let user = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0;
+    assert!(ring.ring.close(), "closed clean, without overflowing the deadline");
+    assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    assert_eq!(thread_count(), threads_before, "both threads joined");
+}
+
+#[test]
 fn dropping_the_ring_shuts_down_the_same_way() {
     let _serial = serial();
     let threads_before = thread_count();
