@@ -8,12 +8,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import * as Fs from "node:fs"
-import * as V8 from "node:v8"
-import * as Vm from "node:vm"
 import { MessageChannel } from "node:worker_threads"
 import { Uring } from "../../src/index.js"
 import { openFifo, pattern, tempDir } from "../helpers/fixtures.js"
-import { realSleep } from "./helpers.js"
+import { fullGc, realSleep } from "./helpers.js"
 
 const SIZE = 64 * 1024
 /** Linux's default pipe capacity: a write of more waits for a reader. */
@@ -36,14 +34,11 @@ const transferAway = (buffer: Uint8Array, how: "structuredClone" | "postMessage"
   }
 }
 
-V8.setFlagsFromString("--expose-gc")
-const gc = Vm.runInNewContext("gc") as () => void
-
 /** Collections, and allocations that would reuse memory a transfer's new owner freed. */
 const churn = Effect.gen(function*() {
   const decoys: Array<Uint8Array> = []
   for (let i = 0; i < 5; i++) {
-    gc()
+    fullGc()
     for (let j = 0; j < 16; j++) decoys.push(new Uint8Array(SIZE).fill(0x11))
     yield* realSleep(5)
   }

@@ -6,6 +6,7 @@
 //! becomes a JS exception instead of unwinding into Node.
 
 mod args;
+mod cleanup;
 mod delivery;
 mod hot;
 mod native_ring;

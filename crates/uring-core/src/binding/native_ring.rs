@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::{sys, CleanupEnvHook};
+use napi::sys;
 use napi_derive::napi;
 
 use super::args::engine_error;
+use super::cleanup::CleanupHook;
 use super::delivery::{JsSink, Tsfn};
 use crate::{Ring, RingConfig};
 
@@ -61,7 +62,7 @@ impl Host {
     /// released: it holds the JS callback, which holds the client's table of the buffers those
     /// ops were lent, so the garbage collector cannot free memory the kernel may still write.
     /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
-    fn shutdown(&self, wait: bool) -> bool {
+    pub(crate) fn shutdown(&self, wait: bool) -> bool {
         let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
         if wait {
             // The env is going away and Node frees the function after this hook: a completion
@@ -78,7 +79,7 @@ impl Host {
 #[napi]
 pub struct NativeRing {
     host: Arc<Host>,
-    cleanup: Option<CleanupEnvHook<Arc<Host>>>,
+    cleanup: Option<CleanupHook>,
     ring_id: u32,
 }
 
@@ -128,9 +129,8 @@ impl NativeRing {
         // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
         // however long it takes, before the env's heap, which holds the buffers, goes away.
         // Registered after the threadsafe function, so it runs before Node's own cleanup of it.
-        let cleanup = env.add_env_cleanup_hook(Arc::clone(&host), |host| {
-            host.shutdown(true);
-        })?;
+        // SAFETY: the env of this very call.
+        let cleanup = unsafe { CleanupHook::add(env.raw(), Arc::clone(&host)) }?;
         // SAFETY: the env and the object under construction of this very call.
         unsafe { super::hot::define(env.raw(), this.object.raw(), Arc::clone(&host)) }?;
         Ok(NativeRing { host, cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
@@ -186,7 +186,8 @@ impl NativeRing {
         // in the kernel before the heap holding their buffers goes.
         if clean {
             if let Some(hook) = self.cleanup.take() {
-                env.remove_env_cleanup_hook(hook)?;
+                // SAFETY: the env the hook was added to, on its JS thread (this call), alive.
+                unsafe { hook.remove(env.raw()) }?;
             }
         }
         Ok(clean)
