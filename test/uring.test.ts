@@ -304,6 +304,13 @@ layer(Uring.layer())("Uring", (it) => {
         const dirMeta = yield* uring.stat(dir)
         expect(dirMeta.type).toBe("Directory")
         expect(dirMeta.isDirectory).toBe(true)
+        const itself = yield* uring.statAt(dirFd, "", AtFlags.AT_EMPTY_PATH)
+        expect([itself.type, itself.ino]).toEqual(["Directory", dirMeta.ino])
+        checkAgainst(yield* uring.statAt(file, "", AtFlags.AT_EMPTY_PATH), expected)
+        const noFlag = yield* Effect.flip(uring.statAt(dirFd, ""))
+        expect([noFlag._tag, noFlag._tag === "InvalidArgument" && noFlag.argument]).toEqual(["InvalidArgument", "path"])
+        const badFlags = yield* Effect.flip(uring.statAt(dirFd, "m", 1.5))
+        expect([badFlags._tag, badFlags._tag === "InvalidArgument" && badFlags.argument]).toEqual(["InvalidArgument", "flags"])
       }))
 
     it.scoped("access: files, directories and FIFOs exist without being opened; failures are typed; no fd is left", () =>

@@ -12,8 +12,8 @@ import type { RenameOptions } from "./Uring.js"
 
 /**
  * Path operations confined to one directory. Every path is relative to the root and is resolved
- * by the kernel with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: `..` above the root, an
- * absolute path, or a symbolic link that leads outside fails with `Escape` — checked by the
+ * by the kernel with `openat2(RESOLVE_BENEATH)`, which also refuses magic links (`/proc/self/fd/N`):
+ * `..` above the root, an absolute path, or a symbolic link that leads outside fails with `Escape` — checked by the
  * kernel during resolution, not by string tests, so a directory swapped for a symlink mid-way
  * cannot redirect an operation.
  *

@@ -76,6 +76,7 @@ export interface UringShape {
    * with `mode`, default `0o666`, and truncated), write it all and close run as one op inside the
    * engine. A write the kernel stops short fails with `WriteZero`; an error from close is the
    * write's, since the data may not have reached the file. Data over 2 GiB is written in pieces.
+   * A failure (`NoSpace`, ...) may come after part of the data reached the file, as with Node's.
    */
   readonly writeFile: (path: string, data: Uint8Array, options?: OpenOptions) => Effect.Effect<void, UringError>
   /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
@@ -84,7 +85,12 @@ export interface UringShape {
   readonly readExact: (file: FileLike, offset: Position, length: Position) => Effect.Effect<Uint8Array, UringError>
   /** One write at `offset`; succeeds with the number of bytes written (possibly short). */
   readonly write: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<number, UringError>
-  /** Writes all of `data` at `offset`, looping on short writes; `WriteZero` if the kernel writes nothing. */
+  /**
+   * Writes all of `data` at `offset`, looping on short writes; `WriteZero` if the kernel writes
+   * nothing. A kernel error (`NoSpace`, ...) fails it as it comes, possibly after some of the
+   * data was written: the error does not say how much, so a caller that must know writes with
+   * `write` and counts.
+   */
   readonly writeAll: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly fsync: (file: FileLike) => Effect.Effect<void, UringError>
   readonly fdatasync: (file: FileLike) => Effect.Effect<void, UringError>
@@ -129,7 +135,10 @@ export interface UringShape {
   readonly access: (path: string) => Effect.Effect<void, UringError>
   /** Statx of a path; `followSymlinks: false` describes a link itself. */
   readonly stat: (path: string, options?: { readonly followSymlinks?: boolean }) => Effect.Effect<Metadata, UringError>
-  /** Statx relative to `dir` with `AtFlags` (`AT_SYMLINK_NOFOLLOW`, `AT_EMPTY_PATH`, ...). */
+  /**
+   * Statx relative to `dir` with `AtFlags` (`AT_SYMLINK_NOFOLLOW`, ...); with `AT_EMPTY_PATH`, an
+   * empty `path` describes `dir` itself.
+   */
   readonly statAt: (dir: DirLike, path: string, flags?: number) => Effect.Effect<Metadata, UringError>
   /** Closes now and reports close errors; the handle's scope then does nothing. */
   readonly close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>

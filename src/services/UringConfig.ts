@@ -28,7 +28,10 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
   ),
   /** IORING_SETUP_COOP_TASKRUN: fewer interrupts; the submission thread then ticks while ops are in flight. */
   coopTaskrun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  /** IORING_SETUP_IOPOLL: busy-poll completions; only for O_DIRECT files on polling-capable devices. */
+  /**
+   * IORING_SETUP_IOPOLL: busy-poll completions; only for O_DIRECT files on polling-capable devices.
+   * Such a ring cannot open, close or stat (the kernel refuses them with `InvalidInput`).
+   */
   iopoll: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** IORING_SETUP_SQPOLL with this idle time in milliseconds: a kernel thread polls the submission queue. */
   sqpollIdleMs: Schema.optional(

@@ -322,6 +322,12 @@ describe("arguments refused before anything reaches the kernel", () => {
       for (const mode of [-1, 1.5, 2 ** 32, "1"]) {
         cases.push({ name: `fallocate mode ${String(mode)}`, effect: uring.fallocate(file, 0, 1, mode as any) })
       }
+      for (const [label, ranges] of [["null", null], ["a range object", { offset: 0, length: 1 }], ["[null]", [null]], ["[1]", [1]]] as const) {
+        cases.push({ name: `readBatch ranges ${label}`, effect: uring.readBatch(file, ranges as any) })
+      }
+      for (const flags of [-1, 1.5, 2 ** 31, "0"]) {
+        cases.push({ name: `statAt flags ${String(flags)}`, effect: uring.statAt(file, "x", flags as any) })
+      }
       report(yield* runCases(client, "InvalidArgument", cases))
     })))
 

@@ -119,6 +119,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
   ): Effect.Effect<Array<Uint8Array>, UringError> =>
     Effect.suspend(() => {
       const operation = "readBatch"
+      if (!Array.isArray(ranges)) throw refuseRange("must be an array of { offset, length }", ranges)
       const count = ranges.length
       if (count === 0) return Effect.succeed([])
       const memory = batches.take(count)
@@ -127,6 +128,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       let total = 0
       for (let i = 0; i < count; i++) {
         const range = ranges[i]!
+        if (typeof range !== "object" || range === null) throw refuseRange(`range ${i} must be an object with offset and length`, range)
         packed[2 * i] = offsetOf(operation, range.offset)
         const length = lengthOf(operation, range.length)
         packed[2 * i + 1] = length
@@ -183,3 +185,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
 
   return { readInto, readFresh, readBatch }
 }
+
+/** A `readBatch` argument that is not the shape its type says. */
+const refuseRange = (reason: string, got: unknown) =>
+  new Refused(new InvalidArgument({ operation: "readBatch", argument: "ranges", reason: `${reason} (got ${String(got)})` }))

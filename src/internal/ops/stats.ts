@@ -49,8 +49,12 @@ export const makeStats = (runner: Runner) => {
     })
 
   const statAt = (dir: DirLike, path: string, flags = 0): Effect.Effect<Metadata, UringError> =>
-    statInto("statAt", path, (native, id, out) =>
-      native.statx(id, rawFd("statAt", dir, "dir"), check(validate.path("statAt", path)), flags, STATX_ALL_MASK, out))
+    statInto("statAt", path, (native, id, out) => {
+      const at = check(validate.fd("statAt", flags, "flags"))
+      // AT_EMPTY_PATH with an empty path describes `dir` itself.
+      const name = path === "" && (at & AtFlags.AT_EMPTY_PATH) !== 0 ? path : check(validate.path("statAt", path))
+      return native.statx(id, rawFd("statAt", dir, "dir"), name, at, STATX_ALL_MASK, out)
+    })
 
   const stat = (path: string, options?: { readonly followSymlinks?: boolean }): Effect.Effect<Metadata, UringError> =>
     statInto("stat", path, (native, id, out) =>
