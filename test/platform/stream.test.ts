@@ -8,7 +8,7 @@ import { Chunk, Effect, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Uring, type UringShape, UringFileSystem } from "../../src/index.js"
-import { pattern, tempDir } from "../helpers/fixtures.js"
+import { fdCount, pattern, tempDir } from "../helpers/fixtures.js"
 import { makeWithClient } from "../reliability/helpers.js"
 
 /** Wraps a ring so its reads are counted: the most in flight at once, and how many. */
@@ -82,10 +82,10 @@ describe("UringFileSystem.stream", () => {
       // Through the ring's threads only, so the reads ahead are still in flight when the stream ends.
       const { client, uring } = yield* makeWithClient({ inlineSubmit: false, cachedReads: false })
       const fs = yield* UringFileSystem.fromUring(uring)
-      const before = Fs.readdirSync("/proc/self/fd").length
+      const before = fdCount()
       const first = yield* fs.stream(path, { chunkSize: 4096 }).pipe(Stream.take(3), Stream.runCollect)
       expect(Chunk.size(first)).toBe(3)
-      expect(Fs.readdirSync("/proc/self/fd").length).toBe(before)
+      expect(fdCount()).toBe(before)
       expect([client.pending, client.native.inFlight]).toEqual([0, 0])
     }))
 })

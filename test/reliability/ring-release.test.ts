@@ -6,29 +6,18 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
-import { tempDir } from "../helpers/fixtures.js"
+import { ringFdCount, tempDir } from "../helpers/fixtures.js"
 import { fullGc, waitUntil } from "./helpers.js"
 
 const RINGS = 40
-
-/** The io_uring instances this process holds an fd of. */
-const ringFds = (): number =>
-  Fs.readdirSync("/proc/self/fd").filter((fd) => {
-    try {
-      return Fs.readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[io_uring]"
-    } catch {
-      return false
-    }
-  }).length
 
 describe("closed rings", () => {
   it.scoped(`${RINGS} layers built, used and closed leave no io_uring fd behind`, () =>
     Effect.gen(function*() {
       const dir = yield* tempDir()
-      const before = ringFds()
+      const before = ringFdCount()
       for (let i = 0; i < RINGS; i++) {
         const path = Path.join(dir, `f${i}`)
         yield* Effect.scoped(Effect.gen(function*() {
@@ -41,8 +30,8 @@ describe("closed rings", () => {
       }
       const released = yield* waitUntil(() => {
         fullGc()
-        return ringFds() === before
+        return ringFdCount() === before
       }, 20_000, 20)
-      expect({ released, left: ringFds() - before }).toEqual({ released: true, left: 0 })
+      expect({ released, left: ringFdCount() - before }).toEqual({ released: true, left: 0 })
     }))
 })
