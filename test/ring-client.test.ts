@@ -103,6 +103,12 @@ describe("RingClient over the binding", () => {
       expect(() => client.submit((n, id) => n.statx(id, CWD, "/", 0, 0, new Uint8Array(16)), () => {})).toThrow(/statx output/)
       expect(() => client.submit((n, id) => n.read(id, 5, true, new Uint8Array(1), 0, false), () => {})).toThrow(/not registered/)
       expect(() => client.submit((n, id) => (n.read as Function)(id, fd, false, "not bytes", 0, false), () => {})).toThrow(/Uint8Array/)
+      // N-API's own int32 conversion would make 2^32 + fd the fd itself, and NaN fd 0.
+      for (const bad of [2 ** 32 + fd, Number.NaN, Infinity, 1.5, "3"]) {
+        expect(() => client.submit((n, id) => n.read(id, bad as number, false, new Uint8Array(1), 0, false), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+        expect(() => client.submit((n, id) => n.openat(id, CWD, "/", bad as number, 0), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
+      }
+      expect(() => client.submit((n, id) => n.mkdirat(id, CWD, "/tmp/never", 2 ** 32 + 0o700), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
       const group = (ranges: Array<number>, results: number) => () =>
         client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(10), Float64Array.from(ranges), new Int32Array(results)), () => {})
       expect(group([0, 8, 0, 8], 2)).toThrow(/longer than the buffer/)

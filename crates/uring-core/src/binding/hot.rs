@@ -21,7 +21,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{panic_to_error, FromNapiValue, JsError};
 use napi::{sys, Result};
 
-use super::args::{descriptor, engine_error, invalid, op_id, position, target};
+use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
 use super::views::{Bytes, F64s, I32s, Path};
 use crate::{read_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
@@ -359,7 +359,7 @@ macro_rules! hot_functions {
                 let body = |hot: &Hot, _argv: &[sys::napi_value; count!($($arg)*)]| {
                     let mut _next = 0;
                     $(
-                        let $arg = arg!(env, _argv, _next, $ty);
+                        let $arg = Into::into(arg!(env, _argv, _next, $ty));
                         _next += 1;
                     )*
                     hot.$method($(second!($env, env),)? $($arg),*)
@@ -375,29 +375,29 @@ macro_rules! hot_functions {
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 hot_functions! {
-    c"read" => read(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
-    c"readCached" => read_cached(fd: i32, buf: Bytes, offset: f64);
-    c"readMany" => read_many(id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s);
-    c"write" => write(id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool);
-    c"fsync" => fsync(id: i32, fd: i32, fixed: bool, datasync: bool);
-    c"fallocate" => fallocate(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, mode: i32);
-    c"fadvise" => fadvise(id: i32, fd: i32, fixed: bool, offset: f64, length: f64, advice: i32);
-    c"ftruncate" => ftruncate(id: i32, fd: i32, fixed: bool, length: f64);
-    c"fstat" => fstat(id: i32, fd: i32, fixed: bool, mask: u32, out: Bytes);
-    c"statx" => statx(id: i32, dirfd: i32, path: Path, flags: i32, mask: u32, out: Bytes);
-    c"openat" => openat(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32);
-    c"openat2" => openat2(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, resolve: u32);
-    c"readFile" => read_file(id: i32, dirfd: i32, path: Path, buf: Bytes);
-    c"writeFile" => write_file(id: i32, dirfd: i32, path: Path, flags: i32, mode: u32, buf: Bytes);
-    c"access" => access(id: i32, dirfd: i32, path: Path);
-    c"close" => close(id: i32, fd: i32);
-    c"renameat" => renameat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: u32);
-    c"unlinkat" => unlinkat(id: i32, dirfd: i32, path: Path, flags: i32);
-    c"mkdirat" => mkdirat(id: i32, dirfd: i32, path: Path, mode: u32);
-    c"symlinkat" => symlinkat(id: i32, target: Path, new_dirfd: i32, link_path: Path);
-    c"linkat" => linkat(id: i32, old_dirfd: i32, old_path: Path, new_dirfd: i32, new_path: Path, flags: i32);
-    c"registerFile" => register_file(id: i32, fd: i32);
-    c"unregisterFile" => unregister_file(id: i32, slot: u32);
+    c"read" => read(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
+    c"readCached" => read_cached(fd: Int32, buf: Bytes, offset: f64);
+    c"readMany" => read_many(id: Int32, fd: Int32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s);
+    c"write" => write(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, all: bool);
+    c"fsync" => fsync(id: Int32, fd: Int32, fixed: bool, datasync: bool);
+    c"fallocate" => fallocate(id: Int32, fd: Int32, fixed: bool, offset: f64, length: f64, mode: Int32);
+    c"fadvise" => fadvise(id: Int32, fd: Int32, fixed: bool, offset: f64, length: f64, advice: Int32);
+    c"ftruncate" => ftruncate(id: Int32, fd: Int32, fixed: bool, length: f64);
+    c"fstat" => fstat(id: Int32, fd: Int32, fixed: bool, mask: Uint32, out: Bytes);
+    c"statx" => statx(id: Int32, dirfd: Int32, path: Path, flags: Int32, mask: Uint32, out: Bytes);
+    c"openat" => openat(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32);
+    c"openat2" => openat2(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, resolve: Uint32);
+    c"readFile" => read_file(id: Int32, dirfd: Int32, path: Path, buf: Bytes);
+    c"writeFile" => write_file(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, buf: Bytes);
+    c"access" => access(id: Int32, dirfd: Int32, path: Path);
+    c"close" => close(id: Int32, fd: Int32);
+    c"renameat" => renameat(id: Int32, old_dirfd: Int32, old_path: Path, new_dirfd: Int32, new_path: Path, flags: Uint32);
+    c"unlinkat" => unlinkat(id: Int32, dirfd: Int32, path: Path, flags: Int32);
+    c"mkdirat" => mkdirat(id: Int32, dirfd: Int32, path: Path, mode: Uint32);
+    c"symlinkat" => symlinkat(id: Int32, target: Path, new_dirfd: Int32, link_path: Path);
+    c"linkat" => linkat(id: Int32, old_dirfd: Int32, old_path: Path, new_dirfd: Int32, new_path: Path, flags: Int32);
+    c"registerFile" => register_file(id: Int32, fd: Int32);
+    c"unregisterFile" => unregister_file(id: Int32, slot: Uint32);
     c"flush" => flush(out: I32s);
     c"cancel" => cancel(token: f64);
     c"ref" => refer(@env);
