@@ -677,8 +677,9 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
     it.scoped("an empty or over-long path fails as the kernel fails it: NotFound, ENAMETOOLONG", () =>
       Effect.gen(function*() {
         const long = "/tmp/" + "a".repeat(4200)
-        const { outcome } = yield* same((fs) =>
+        const { outcome } = yield* same((fs, dir) =>
           Effect.gen(function*() {
+            Fs.writeFileSync(`${dir}/x`, "x")
             return {
               stat: yield* Effect.either(fs.stat("")),
               exists: yield* Effect.either(fs.exists("")),
@@ -687,7 +688,16 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
               remove: yield* Effect.either(fs.remove("")),
               removeForced: yield* Effect.either(fs.remove("", { force: true })),
               statLong: yield* Effect.either(fs.stat(long)),
-              readFileLong: yield* Effect.either(fs.readFileString(long))
+              readFileLong: yield* Effect.either(fs.readFileString(long)),
+              // Members with two paths: either one empty or over-long.
+              renameFromEmpty: yield* Effect.either(fs.rename("", `${dir}/x`)),
+              renameToEmpty: yield* Effect.either(fs.rename(`${dir}/x`, "")),
+              renameToLong: yield* Effect.either(fs.rename(`${dir}/x`, long)),
+              linkFromEmpty: yield* Effect.either(fs.link("", `${dir}/x`)),
+              linkToLong: yield* Effect.either(fs.link(`${dir}/x`, long)),
+              symlinkToEmpty: yield* Effect.either(fs.symlink("", `${dir}/l`)),
+              symlinkAtEmpty: yield* Effect.either(fs.symlink(`${dir}/x`, "")),
+              symlinkAtLong: yield* Effect.either(fs.symlink(`${dir}/x`, long))
             }
           })
         )

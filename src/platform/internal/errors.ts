@@ -91,14 +91,31 @@ export const syscallOf = (operation: string, code: string): string => {
  *
  * @internal
  */
-export const toPlatformError = (method: string, pathOrDescriptor: string | number) =>
-(error: UringError): PlatformError.PlatformError => withoutStack(() => convert(method, pathOrDescriptor, error))
+export const toPlatformError = (
+  method: string,
+  pathOrDescriptor: string | number,
+  paths?: { readonly [argument: string]: string }
+) =>
+(error: UringError): PlatformError.PlatformError => withoutStack(() => convert(method, pathOrDescriptor, error, paths))
 
-const convert = (method: string, pathOrDescriptor: string | number, error: UringError): PlatformError.PlatformError => {
+/**
+ * `paths` names the path arguments of a member with more than one (`rename`'s `from` and `to`);
+ * otherwise the refused argument `path` is `pathOrDescriptor`.
+ */
+const convert = (
+  method: string,
+  pathOrDescriptor: string | number,
+  error: UringError,
+  paths?: { readonly [argument: string]: string }
+): PlatformError.PlatformError => {
   switch (error._tag) {
     case "InvalidArgument": {
       // The service refuses these paths before the kernel sees them; Node reports the kernel's error.
-      const path = error.argument === "path" && typeof pathOrDescriptor === "string" ? pathOrDescriptor : undefined
+      const path = paths !== undefined
+        ? paths[error.argument]
+        : error.argument === "path" && typeof pathOrDescriptor === "string"
+        ? pathOrDescriptor
+        : undefined
       const errno = path === undefined ? undefined : pathLengthErrno(path)
       if (errno !== undefined) return convert(method, pathOrDescriptor, fromErrno(errno, { operation: error.operation, path }))
       return new PlatformError.BadArgument({

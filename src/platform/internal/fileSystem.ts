@@ -103,13 +103,13 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   // == rename / link / symlink
 
   const rename = (oldPath: string, newPath: string) =>
-    uring.rename(oldPath, newPath).pipe(Effect.mapError(toPlatformError("rename", oldPath)))
+    uring.rename(oldPath, newPath).pipe(Effect.mapError(toPlatformError("rename", oldPath, { from: oldPath, to: newPath })))
 
   const link = (existingPath: string, newPath: string) =>
-    uring.link(existingPath, newPath).pipe(Effect.mapError(toPlatformError("link", existingPath)))
+    uring.link(existingPath, newPath).pipe(Effect.mapError(toPlatformError("link", existingPath, { from: existingPath, to: newPath })))
 
   const symlink = (target: string, path: string) =>
-    uring.symlink(target, path).pipe(Effect.mapError(toPlatformError("symlink", target)))
+    uring.symlink(target, path).pipe(Effect.mapError(toPlatformError("symlink", target, { target, path })))
 
   // == makeDirectory
 
