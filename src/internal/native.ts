@@ -5,8 +5,7 @@
  * only queue, and `flush` hands them to the engine. The op's completion arrives as an `[opId, result]`
  * pair, either written into `flush`'s `out` array (completed inline) or later through the `onComplete`
  * callback given to the constructor, in an `Int32Array` of `[opId, result, opId, result, ...]` pairs. A result >= 0 is the syscall's return value
- * (bytes moved, a new fd, a registered-file slot index, 0); a result < 0 is `-errno`, or one of the
- * engine's own codes below. Memory handed to a submit method (buffers, the statx output) is used in
+ * (bytes moved, a new fd, a registered-file slot index, 0); a result < 0 is `-errno`. Memory handed to a submit method (buffers, the statx output) is used in
  * place: the caller must keep it referenced until that op's completion arrives.
  *
  * Everything but the getters and `shutdown` is each ring's own function (raw N-API, bound to the ring
@@ -37,7 +36,7 @@ export interface NativeRingOptions {
 export interface NativeRing {
   /** Size of the submission queue the kernel granted (after clamping). */
   readonly entries: number
-  /** Capacity of the completion queue: the most ops the engine keeps in the kernel at once. */
+  /** Capacity of the completion queue; the engine keeps slightly fewer ops than this in the kernel. */
   readonly cqEntries: number
   /** Slots in the sparse registered-file table. */
   readonly registeredCapacity: number

@@ -48,7 +48,7 @@ export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingU
           ? Effect.void
           : Effect.logWarning(
             `io_uring ring ${client.native.ringId} closed with operations still in the kernel after ` +
-              `${config.shutdownTimeoutMs} ms (of ${pending} pending at shutdown): they complete when the kernel is done with them, and the ring's memory stays allocated until the process exits`
+              `${config.shutdownTimeoutMs} ms (of ${pending} pending at shutdown): they complete when the kernel is done with them, and the ring's memory stays allocated until the process (or the worker that owns the ring) exits`
           )
       })
   )

@@ -10,8 +10,9 @@ import { InvalidArgument } from "../errors/UringError.js"
 import { type Advice, Advice as AdviceValues, adviceValue, isOpenFlag, type OpenFlag } from "../services/Flags.js"
 
 /**
- * The kernel's per-operation transfer limit (MAX_RW_COUNT): 2 GiB minus 4 KiB. Larger reads and writes are truncated
- * silently by the kernel, so they are refused instead.
+ * The kernel's per-operation transfer limit (MAX_RW_COUNT): 2 GiB minus 4 KiB. Reads of a given length (`read`,
+ * `readExact`, `readBatch` ranges) above it are refused; a larger `write` or `readInto` buffer moves at most this much
+ * per op and reports a short count.
  *
  * @since 0.1.0
  * @category constants

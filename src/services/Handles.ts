@@ -1,7 +1,8 @@
 /**
  * Scoped handles: an fd the ring opened (`OwnedFd`) and a slot of the ring's registered-file
- * table (`RegisteredFile`). Both remember which ring made them, so a handle of another ring or
- * one already released is refused with a typed error before anything is submitted.
+ * table (`RegisteredFile`). A `RegisteredFile` of another ring or one already released, and a
+ * closed `OwnedFd`, are refused with a typed error before anything is submitted; an open `OwnedFd`
+ * works with any ring of the process.
  *
  * @since 0.1.0
  */
@@ -43,7 +44,8 @@ export class OwnedFd {
 }
 
 /**
- * A file registered with one ring (`IORING_REGISTER_FILES`): ring operations on it skip the
+ * A file in a slot of one ring's sparse registered-file table (filled by an
+ * `IORING_OP_FILES_UPDATE` entry): ring operations on it skip the
  * kernel's fd lookup. The slot is released, and later reused, when its scope ends.
  *
  * @since 0.1.0
