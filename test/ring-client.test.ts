@@ -114,6 +114,15 @@ describe("RingClient over the binding", () => {
       expect(group([0, 8, 0, 8], 2)).toThrow(/longer than the buffer/)
       expect(group([0], 1)).toThrow(/an offset and a length per range/)
       expect(group([0, 8], 2)).toThrow(/a result slot per range/)
+      // The engine writes result slots and readFile's kept fd itself: memory that could shrink or
+      // be shared under it is refused (the kernel would only fault with EFAULT).
+      const Resizable = ArrayBuffer as unknown as new(n: number, o: { maxByteLength: number }) => ArrayBuffer
+      for (const backing of [new Resizable(64, { maxByteLength: 128 }), new SharedArrayBuffer(64) as unknown as ArrayBuffer]) {
+        expect(() => client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(8), Float64Array.of(0, 8), new Int32Array(backing, 0, 1)), () => {}))
+          .toThrow(/ERR_URING_INVALID_ARGUMENT.*engine writes/)
+        expect(() => client.submit((n, id) => n.readFile(id, CWD, "/proc/self/exe", new Uint8Array(backing)), () => {}))
+          .toThrow(/ERR_URING_INVALID_ARGUMENT.*engine writes/)
+      }
       expect(client.pending).toBe(0)
     })
     expect(() => client.submit((n, id) => n.close(id, 100), () => {})).toThrow(/ERR_URING_CLOSED/)

@@ -23,7 +23,7 @@ use napi::{sys, Result};
 
 use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
-use super::views::{Bytes, F64s, I32s, Path};
+use super::views::{Bytes, Fixed, F64s, I32s, Path};
 use crate::{read_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
@@ -377,7 +377,7 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 hot_functions! {
     c"read" => read(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
     c"readCached" => read_cached(fd: Int32, buf: Bytes, offset: f64);
-    c"readMany" => read_many(id: Int32, fd: Int32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s);
+    c"readMany" => read_many(id: Int32, fd: Int32, fixed: bool, buf: Bytes, ranges: F64s, results: Fixed<I32s>);
     c"write" => write(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, all: bool);
     c"fsync" => fsync(id: Int32, fd: Int32, fixed: bool, datasync: bool);
     c"fallocate" => fallocate(id: Int32, fd: Int32, fixed: bool, offset: f64, length: f64, mode: Int32);
@@ -387,7 +387,7 @@ hot_functions! {
     c"statx" => statx(id: Int32, dirfd: Int32, path: Path, flags: Int32, mask: Uint32, out: Bytes);
     c"openat" => openat(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32);
     c"openat2" => openat2(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, resolve: Uint32);
-    c"readFile" => read_file(id: Int32, dirfd: Int32, path: Path, buf: Bytes);
+    c"readFile" => read_file(id: Int32, dirfd: Int32, path: Path, buf: Fixed<Bytes>);
     c"writeFile" => write_file(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, buf: Bytes);
     c"access" => access(id: Int32, dirfd: Int32, path: Path);
     c"close" => close(id: Int32, fd: Int32);

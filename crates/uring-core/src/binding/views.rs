@@ -89,6 +89,54 @@ macro_rules! writable {
     };
 }
 
+/// A typed array the engine itself writes into (a group's result slots, the fd a whole-file read
+/// leaves open), not only the kernel. The kernel meets memory a resize took away with EFAULT; the
+/// engine's own write would fault the process, so the backing must be a plain ArrayBuffer that
+/// cannot shrink. (Its JS client passes only arrays it made itself.)
+pub struct Fixed<T>(T);
+
+impl<T: FromNapiValue> FromNapiValue for Fixed<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        // SAFETY: called by napi with the live env and value of this call.
+        let inner = unsafe { T::from_napi_value(env, value) }?;
+        // SAFETY: as above; `T` parsed it as a typed array.
+        unsafe { fixed_backing(env, value) }?;
+        Ok(Fixed(inner))
+    }
+}
+
+/// Refuses a typed array over a SharedArrayBuffer or a resizable ArrayBuffer.
+///
+/// # Safety
+/// `env` and `value` must be a live env and a typed array of the current call.
+unsafe fn fixed_backing(env: sys::napi_env, value: sys::napi_value) -> Result<()> {
+    let refused = |why: &str| super::args::invalid(format!("memory the engine writes must not be backed by {why}"));
+    let (mut kind, mut len, mut data, mut buffer, mut offset) = (0, 0, std::ptr::null_mut(), std::ptr::null_mut(), 0);
+    let mut plain = false;
+    let mut resizable = std::ptr::null_mut();
+    let mut is_resizable = false;
+    // SAFETY (whole block): per this function's contract; each call reports failure as a status.
+    unsafe {
+        if sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) != sys::Status::napi_ok
+            || sys::napi_is_arraybuffer(env, buffer, &mut plain) != sys::Status::napi_ok
+        {
+            return Err(super::args::invalid("expected a typed array"));
+        }
+        if !plain {
+            return Err(refused("a SharedArrayBuffer"));
+        }
+        if sys::napi_get_named_property(env, buffer, c"resizable".as_ptr(), &mut resizable) != sys::Status::napi_ok {
+            return Err(super::args::invalid("could not read the array's backing"));
+        }
+        // Not a boolean (no resizable buffers in this V8): a fixed-length buffer.
+        let _ = sys::napi_get_value_bool(env, resizable, &mut is_resizable);
+    }
+    if is_resizable {
+        return Err(refused("a resizable ArrayBuffer"));
+    }
+    Ok(())
+}
+
 view!(Bytes, u8, sys::TypedarrayType::uint8_array, "Uint8Array");
 view!(I32s, i32, sys::TypedarrayType::int32_array, "Int32Array");
 view!(F64s, f64, sys::TypedarrayType::float64_array, "Float64Array");
@@ -106,6 +154,18 @@ impl I32s {
     pub unsafe fn lend(self) -> Results {
         // SAFETY: per this function's contract.
         unsafe { Results::borrowed(self.ptr, self.len) }
+    }
+}
+
+impl From<Fixed<I32s>> for I32s {
+    fn from(value: Fixed<I32s>) -> I32s {
+        value.0
+    }
+}
+
+impl From<Fixed<Bytes>> for Bytes {
+    fn from(value: Fixed<Bytes>) -> Bytes {
+        value.0
     }
 }
 
