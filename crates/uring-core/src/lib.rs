@@ -37,6 +37,6 @@ pub use config::RingConfig;
 pub use error::EngineError;
 pub use group::{GroupKey, Results};
 pub use memory::Memory;
-pub use op::{Op, Target, WholeFilePhase, FD_BYTES, MAX_RW_COUNT};
+pub use op::{Op, Target, WholeFilePhase, FD_BYTES, LARGE_READ, MAX_RW_COUNT};
 pub use ring::{probe, Completion, CompletionSink, Ring};
 pub use slab::OpKey;

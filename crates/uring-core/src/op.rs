@@ -98,6 +98,8 @@ pub(crate) enum Next {
 }
 
 const EMPTY_PATH: &std::ffi::CStr = c"";
+/// Reads from this size on may go to a kernel worker when several are submitted together.
+pub const LARGE_READ: usize = 256 * 1024;
 
 /// The bytes of a kept fd (`read_file_keeping`).
 pub const FD_BYTES: usize = std::mem::size_of::<i32>();
@@ -111,6 +113,12 @@ impl Op {
             Op::WholeFile { buf, phase: WholeFilePhase::Transfer { done, .. }, .. } => buf.len().saturating_sub(*done),
             _ => 0,
         }
+    }
+
+    /// A read large enough that a kernel worker copying it beside the submitting thread pays for
+    /// the hand-off.
+    pub(crate) fn large_read(&self) -> bool {
+        matches!(self, Op::Read { .. }) && self.bytes_to_copy() >= LARGE_READ
     }
 
     /// Whether the kernel always hands this op to one of its workers (it forces these async), so

@@ -70,7 +70,13 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
         st.queue = queue;
         st.abandoned_queued = 0;
     }
+    // Inline, every other large read that another follows goes to a kernel worker (IOSQE_ASYNC),
+    // ahead of the next, which this thread copies meanwhile: one submit copied them all in turn,
+    // since the kernel copies an inline read under the ring's submit lock.
+    let mut last_to_worker = false;
     while let Some(&key) = st.queue.front() {
+        let next_large = inline.is_some()
+            && st.queue.get(1).is_some_and(|&next| st.slab.get(next).is_some_and(|op| op.op.large_read()));
         let State { slab, files, closing, in_kernel, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else {
             st.queue.pop_front();
@@ -86,14 +92,23 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
         if sq.is_full() || *in_kernel >= shared.op_budget {
             break;
         }
+        let mut to_worker = false;
         if let Some(budget) = inline.as_deref_mut() {
-            let bytes = op.op.bytes_to_copy();
+            if op.op.large_read() {
+                to_worker = next_large && !last_to_worker;
+                last_to_worker = to_worker;
+            }
+            // A worker copies it: not this thread's time.
+            let bytes = if to_worker { 0 } else { op.op.bytes_to_copy() };
             if bytes > *budget || (op.op.runs_on_worker() && *in_kernel > 0) {
                 return true;
             }
             *budget -= bytes;
         }
-        let entry: squeue::Entry = op.op.entry(files).user_data(key);
+        let mut entry: squeue::Entry = op.op.entry(files).user_data(key);
+        if to_worker {
+            entry = entry.flags(squeue::Flags::ASYNC);
+        }
         // SAFETY: every pointer in the entry points into heap memory owned by the op's slot,
         // which stays in the slab (unmoved, unfreed) until this key's completion is reaped.
         if unsafe { sq.push(&entry) }.is_err() {

@@ -226,3 +226,42 @@ fn worker_ops_are_left_to_the_submission_thread_while_the_kernel_has_others() {
     fifo.write_all(b"ok").unwrap();
     assert_eq!(ring.wait(waiting).result, 2);
 }
+
+#[test]
+fn large_reads_submitted_together_split_between_a_kernel_worker_and_this_thread() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large");
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let _ = std::fs::read(&path);
+    let ring = TestRing::deferred(inline());
+    let chunk = 1usize << 20;
+    let users: Vec<u64> = (0..4)
+        .map(|i| ring.submit(Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(chunk), (i * chunk) as u64)).0)
+        .collect();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    for (i, &user) in users.iter().enumerate() {
+        let done = match out.iter().position(|c| c.user == user) {
+            Some(at) => out.swap_remove(at),
+            None => ring.wait(user),
+        };
+        assert_eq!(done.result, chunk as i32);
+        assert!(done.output.unwrap() == data[i * chunk..(i + 1) * chunk], "read {i} has its own bytes");
+    }
+
+    // Two large reads of a pipe, the first sent to a worker: the worker arms the pipe's poll as
+    // this thread's submit does for the second, so neither holds a thread while it waits.
+    let (fifo, mut writer) = blocking_fifo(dir.path(), "fifo");
+    let reads: Vec<u64> = (0..2).map(|_| ring.submit(Op::read(Target::Fd(fifo), Memory::zeroed(chunk), 0)).0).collect();
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    assert!(out.is_empty(), "nothing to read yet");
+    writer.write_all(&[7u8; 100]).unwrap();
+    // One of them takes the 100 bytes; the close cancels the other, on its worker or its poll.
+    let first = ring.wait_for(reads[0], Duration::from_millis(500)).or_else(|| ring.wait_for(reads[1], Duration::from_millis(500)));
+    assert_eq!(first.map(|c| c.result), Some(100));
+    assert!(ring.ring.close(), "the read left waiting is cancelled");
+}

@@ -17,6 +17,12 @@ import { bytesOf, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, off
  * larger copies are left to the ring, whose submission thread may do them on another core.
  */
 const CACHED_READ_MAX = 64 * 1024
+/**
+ * Reads from this size on (the engine's `LARGE_READ`) wait for the turn's flush while another is
+ * in flight, instead of being flushed alone: submitted together, every other one goes to a kernel
+ * worker and the copies share both cores. A lone one is still flushed at once.
+ */
+const LARGE_READ = 256 * 1024
 /** The smallest page size Linux has: the page cache holds whole pages, at multiples of it. */
 const PAGE = 4096
 /** The most `readBatch` allocates for its ranges: the largest Uint8Array there is. */
@@ -44,13 +50,25 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
     return views
   }
 
-  const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) =>
-    run(operation, file, (native, id) => {
-      const fd = fdOf(operation, file)
-      const at = offsetOf(operation, offset)
-      lendBuffer(operation, buffer)
-      return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
-    }, buffer, bytesOf(buffer))
+  /** Large reads submitted and not yet completed. */
+  let largeInFlight = 0
+
+  const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) => {
+    const bytes = bytesOf(buffer)
+    const read = (now: number | undefined) =>
+      run(operation, file, (native, id) => {
+        const fd = fdOf(operation, file)
+        const at = offsetOf(operation, offset)
+        lendBuffer(operation, buffer)
+        return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
+      }, buffer, now)
+    if (bytes < LARGE_READ) return read(bytes)
+    return Effect.suspend(() => {
+      const now = largeInFlight > 0 ? undefined : bytes
+      largeInFlight++
+      return Effect.ensuring(read(now), Effect.sync(() => largeInFlight--))
+    })
+  }
 
   /**
    * The raw fd a read of `file` may try the page cache with on this thread, or -1: only an open
