@@ -10,6 +10,18 @@ fn small_ring(entries: u32) -> TestRing {
     TestRing::with(RingConfig { entries, ..RingConfig::default() })
 }
 
+/// `count` 8-byte reads of `fifo`, which block until it is written; their users, in order.
+fn blocked_reads(ring: &TestRing, fifo: i32, count: usize) -> Vec<u64> {
+    (0..count).map(|_| ring.submit(Op::read(Target::Fd(fifo), Memory::zeroed(8), 0)).0).collect()
+}
+
+/// Waits for each of `users` and checks it completed as cancelled.
+fn all_cancelled(ring: &TestRing, users: Vec<u64>) {
+    for user in users {
+        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    }
+}
+
 #[test]
 fn more_ops_than_the_completion_queue_holds_all_complete() {
     let _serial = serial();
@@ -126,14 +138,12 @@ fn close_with_thousands_in_flight_cancels_waits_and_joins() {
     assert_eq!(threads_settle_at(threads_before + 2), threads_before + 2);
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
-    let users: Vec<u64> = (0..3000).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    let users = blocked_reads(&ring, fd, 3000);
     std::thread::sleep(Duration::from_millis(50));
     let started = Instant::now();
     assert!(ring.ring.close(), "every op completed");
     assert!(started.elapsed() < Duration::from_secs(5), "closed in {:?}", started.elapsed());
-    for user in users {
-        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
-    }
+    all_cancelled(&ring, users);
     assert_eq!(thread_count(), threads_before, "no thread survives a closed ring");
     assert_eq!(ring.ring.submit(1, Op::Close { fd: 1000 }), Err(EngineError::Closed));
     assert!(ring.ring.close(), "close is idempotent");
@@ -148,12 +158,10 @@ fn close_with_the_kernel_full_of_blocked_reads_is_clean() {
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
     let count = ring.ring.cq_entries() as usize + 5000;
-    let users: Vec<u64> = (0..count).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    let users = blocked_reads(&ring, fd, count);
     std::thread::sleep(Duration::from_millis(200));
     assert!(ring.ring.close(), "every op completed within the shutdown timeout");
-    for user in users {
-        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
-    }
+    all_cancelled(&ring, users);
 }
 
 #[test]
@@ -163,9 +171,9 @@ fn a_shutdown_timeout_beyond_any_instant_means_no_deadline() {
     let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::MAX, ..RingConfig::default() });
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
-    let user = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0;
+    let users = blocked_reads(&ring, fd, 1);
     assert!(ring.ring.close(), "closed clean, without overflowing the deadline");
-    assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    all_cancelled(&ring, users);
     assert_eq!(thread_count(), threads_before, "both threads joined");
 }
 
@@ -176,7 +184,7 @@ fn dropping_the_ring_shuts_down_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = TestRing::new();
-    let users: Vec<u64> = (0..500).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    let users = blocked_reads(&ring, fd, 500);
     let TestRing { ring: engine, collector, .. } = ring;
     drop(engine);
     assert_eq!(thread_count(), threads_before, "no thread survives a dropped ring");
@@ -192,11 +200,9 @@ fn queued_ops_complete_as_cancelled_at_close() {
     let ring = small_ring(4);
     let dir = tempfile::tempdir().unwrap();
     let (fd, _fifo) = blocking_fifo(dir.path(), "fifo");
-    let users: Vec<u64> = (0..100).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8), 0)).0).collect();
+    let users = blocked_reads(&ring, fd, 100);
     assert!(ring.ring.close());
-    for user in users {
-        assert_eq!(ring.wait(user).result, -libc::ECANCELED);
-    }
+    all_cancelled(&ring, users);
 }
 
 #[test]
