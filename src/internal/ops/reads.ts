@@ -53,20 +53,29 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
   /** Large reads submitted and not yet completed. */
   let largeInFlight = 0
 
+  /** One ring read, flushed at once with `now` (its bytes), else at the turn's flush. */
+  const submitRead = (
+    file: FileLike,
+    offset: Position,
+    buffer: Uint8Array,
+    exact: boolean,
+    operation: string,
+    now: number | undefined
+  ) =>
+    run(operation, file, (native, id) => {
+      const fd = fdOf(operation, file)
+      const at = offsetOf(operation, offset)
+      lendBuffer(operation, buffer)
+      return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
+    }, buffer, now)
+
   const readRing = (file: FileLike, offset: Position, buffer: Uint8Array, exact: boolean, operation: string) => {
     const bytes = bytesOf(buffer)
-    const read = (now: number | undefined) =>
-      run(operation, file, (native, id) => {
-        const fd = fdOf(operation, file)
-        const at = offsetOf(operation, offset)
-        lendBuffer(operation, buffer)
-        return native.read(id, fd, file instanceof RegisteredFile, buffer, at, exact)
-      }, buffer, now)
-    if (bytes < LARGE_READ) return read(bytes)
+    if (bytes < LARGE_READ) return submitRead(file, offset, buffer, exact, operation, bytes)
     return Effect.suspend(() => {
       const now = largeInFlight > 0 ? undefined : bytes
       largeInFlight++
-      return Effect.ensuring(read(now), Effect.sync(() => largeInFlight--))
+      return Effect.ensuring(submitRead(file, offset, buffer, exact, operation, now), Effect.sync(() => largeInFlight--))
     })
   }
 
