@@ -129,10 +129,11 @@ describe("cached reads", () => {
       Fs.fdatasyncSync(file.fd)
       // No readahead: reading block 0 caches just that block.
       yield* uring.fadvise(file, 0, 0, "random")
-      // DONTNEED skips pages something else holds for a moment (a busy machine); then the whole
-      // range is still cached and read here: try again.
+      // DONTNEED skips pages something else holds for a moment (a busy machine); then more than
+      // block 0 is still cached and read here: try again.
       const seen = watch(client)
-      for (let attempt = 0; attempt < 50 && seen.ring === 0; attempt++) {
+      const onlyFirstCached = () => seen.ring === 1 && seen.ringBytes[0] === 60 * 1024
+      for (let attempt = 0; attempt < 50 && !onlyFirstCached(); attempt++) {
         yield* uring.fadvise(file, 0, 0, "dontNeed")
         Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, 0)
         Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
