@@ -394,6 +394,13 @@ describe("RingClient over the binding", () => {
     expect(load().probe()).toBe(0)
   })
 
+  it("refuses a call without `new`, which would give the global object the ring's functions", () => {
+    const { NativeRing } = load()
+    const call = NativeRing as unknown as (options: NativeRingOptions, onComplete: () => void) => unknown
+    expect(() => call({ entries: 8 }, () => {})).toThrow(/must be called with `new`/)
+    expect(Object.hasOwn(globalThis, "openat")).toBe(false)
+  })
+
   it("the per-op functions are each ring's own: bound to it, not to `this`", async () => {
     const a = new RingClient({ entries: 8 })
     const b = new RingClient({ entries: 8 })

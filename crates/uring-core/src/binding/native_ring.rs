@@ -103,6 +103,21 @@ fn config(options: &RingOptions) -> RingConfig {
     }
 }
 
+/// Whether `value` is the env's global object.
+///
+/// # Safety
+/// `env` and `value` must be the live env and a value of the current call.
+unsafe fn is_global(env: sys::napi_env, value: sys::napi_value) -> Result<bool> {
+    let mut global = std::ptr::null_mut();
+    let mut same = false;
+    // SAFETY: live env and value, as the caller guarantees; both out-pointers are valid locals.
+    unsafe {
+        napi::check_status!(sys::napi_get_global(env, &mut global))?;
+        napi::check_status!(sys::napi_strict_equals(env, value, global, &mut same))?;
+    }
+    Ok(same)
+}
+
 /// Whether io_uring can be set up here: 0, or the negative errno of `io_uring_setup`.
 #[napi(catch_unwind)]
 pub fn probe() -> i32 {
@@ -116,6 +131,11 @@ pub fn probe() -> i32 {
 impl NativeRing {
     #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, this: This, options: RingOptions, on_complete: Callback) -> Result<Self> {
+        // Called without `new`, the receiver is the global object, which would get the ring's functions.
+        // SAFETY: the env and receiver of this very call.
+        if unsafe { is_global(env.raw(), this.object.raw()) }? {
+            return Err(napi::Error::new(napi::Status::InvalidArg, "NativeRing must be called with `new`"));
+        }
         // SAFETY: the env and callback of this very call.
         let tsfn = Arc::new(unsafe { Tsfn::new(env.raw(), on_complete.0) }?);
         let ring = match Ring::new(config(&options), JsSink(Arc::clone(&tsfn))) {
