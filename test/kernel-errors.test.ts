@@ -223,7 +223,7 @@ describe("writeFile of data too large for one op", () => {
     Effect.gen(function*() {
       const { client } = yield* makeWithClient({ ringSize: 8 })
       const runner = makeRunner(client, { tracing: false })
-      const { closeFd, releaseFd, withFile } = makeHandles(runner)
+      const { closeFd, releaseFd, withFile } = makeHandles(runner, false)
       const { writeAll } = makeFileOps(runner)
       const { writeInPieces } = makeWholeFiles(runner, {
         closeFd,

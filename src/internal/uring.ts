@@ -63,13 +63,16 @@ const setupError = (error: unknown): RingUnavailable | InvalidConfig => {
 }
 
 /** Builds the service's operations over one client. @internal */
-export const makeOperations = (client: RingClient, config: Pick<UringConfig, "tracing" | "cachedReads">) => {
+export const makeOperations = (
+  client: RingClient,
+  config: Pick<UringConfig, "tracing" | "cachedReads"> & { readonly iopoll?: boolean }
+) => {
   const runner = makeRunner(client, config)
   const { ringId, traced } = runner
   const { readInto, readFresh, readBatch } = makeReads(runner, config.cachedReads)
   const { write, writeAll, fileOp, rangeOp, fadvise } = makeFileOps(runner)
   const { fstat, statAt, stat } = makeStats(runner)
-  const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner)
+  const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner, config.iopoll === true)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
   const readExact = (file: FileLike, offset: number, buffer: Uint8Array) => readInto(file, offset, buffer, true, "readFile")
   const { readFile, writeFile } = makeWholeFiles(runner, { closeFd, fstat, readExact, releaseFd, withFile, writeAll })

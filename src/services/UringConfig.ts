@@ -30,7 +30,8 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
   coopTaskrun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /**
    * IORING_SETUP_IOPOLL: busy-poll completions; only for O_DIRECT files on polling-capable devices.
-   * Such a ring cannot open, close or stat (the kernel refuses them with `InvalidInput`).
+   * Such a ring cannot open or stat (the kernel refuses them with `InvalidInput`); its `close` runs
+   * close(2) on libuv's pool, as the kernel refuses IORING_OP_CLOSE there too.
    */
   iopoll: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** IORING_SETUP_SQPOLL with this idle time in milliseconds: a kernel thread polls the submission queue. */

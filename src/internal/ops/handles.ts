@@ -6,11 +6,14 @@
  */
 import { Effect, type Scope } from "effect"
 import * as Fs from "node:fs"
-import type { UringError } from "../../errors/UringError.js"
+import { fromErrno, type UringError } from "../../errors/UringError.js"
 import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
 import * as validate from "../validate.js"
-import { type Acquiring, check, type Runner } from "./runner.js"
+import { type Acquiring, check, contextOf, refusedAsFailure, type Runner } from "./runner.js"
+
+/** For a Node error without an errno (none is expected from close(2)). */
+const EIO = 5
 
 /** The caller's interruptibility, as `Effect.uninterruptibleMask` gives it. */
 type Restore = Acquiring["restore"]
@@ -23,7 +26,7 @@ export const openArguments = (operation: string, path: string, options: OpenOpti
 }
 
 /** @internal */
-export const makeHandles = (runner: Runner) => {
+export const makeHandles = (runner: Runner, iopoll: boolean) => {
   const { ringId, fdOf, rawFd, run, runAcquiring } = runner
 
   const owned = (fd: number, path: string, flags: number): OwnedFd => {
@@ -52,14 +55,35 @@ export const makeHandles = (runner: Runner) => {
     run("access", path, (native, id) => native.access(id, AtFlags.AT_FDCWD, check(validate.path("access", path))), undefined, 0)
       .pipe(Effect.asVoid)
 
-  const closeFd = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
+  const closeRaw = (fd: OwnedFd | number) => fd instanceof OwnedFd ? fdOf("close", fd) : check(validate.fd("close", fd))
+
+  const closeOnRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
     run("close", fd, (native, id) => {
-      const raw = fd instanceof OwnedFd ? fdOf("close", fd) : check(validate.fd("close", fd))
-      const token = native.close(id, raw)
+      const token = native.close(id, closeRaw(fd))
       // Marked only once submitted: a refused close leaves the handle usable.
       if (fd instanceof OwnedFd) fd.closed = true
       return token
     }, undefined, 0).pipe(Effect.asVoid)
+
+  /**
+   * An IOPOLL ring's kernel refuses IORING_OP_CLOSE, which would leave every fd it is asked to
+   * close (a scope's too) open: those go to close(2) on libuv's pool.
+   */
+  const closeOffRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
+    refusedAsFailure(Effect.suspend(() => {
+      const raw = closeRaw(fd)
+      if (fd instanceof OwnedFd) fd.closed = true
+      return Effect.async<void, UringError>((resume) =>
+        Fs.close(raw, (error) =>
+          resume(
+            error === null
+              ? Effect.void
+              : Effect.fail(fromErrno(error.errno ?? EIO, contextOf("close", fd)))
+          ))
+      )
+    }))
+
+  const closeFd = iopoll ? closeOffRing : closeOnRing
 
   /**
    * The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did.
