@@ -112,8 +112,12 @@ describe("cached reads", () => {
       expect(yield* readsAt(registered)).toBe("here")
       // Once its OwnedFd is closed the number may name another file; the slot still holds the first.
       yield* uring.close(owned)
-      const reused = Fs.openSync(b.path, "r")
-      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.closeSync(reused)))
+      // The lowest free number, once any lower one freed meanwhile (a closed ring's) is taken.
+      const opened: Array<number> = []
+      yield* Effect.addFinalizer(() => Effect.sync(() => opened.forEach((fd) => Fs.closeSync(fd))))
+      do opened.push(Fs.openSync(b.path, "r"))
+      while (opened.length < 64 && opened.at(-1)! < owned.fd)
+      const reused = opened.at(-1)!
       expect(reused).toBe(owned.fd)
       expect(yield* readsAt(registered)).toBe("ring")
       const closed = yield* Effect.flip(uring.readInto(owned, 0, new Uint8Array(4096)))
