@@ -212,6 +212,10 @@ const codeVersion = (): string => {
 
 const main = async () => {
   const started = Date.now()
+  // The build is checked against the sources here, once: the workers started later (memory) load
+  // the same dist/ and must not fail on a source file edited during the run.
+  await import("./lib.js")
+  process.env.BENCH_DIST_CHECKED = "1"
   const code = codeVersion()
   const loadStart = Os.loadavg()[0]!.toFixed(2)
   log(`${quick ? "quick" : "full"} run, ${model} model: ${trials} trials of ${durationMs} ms per time-bounded workload; data in ${dataDir}`)
