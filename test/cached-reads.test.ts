@@ -11,7 +11,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { RingClient } from "../src/internal/RingClient.js"
 import { type FileLike, make } from "../src/index.js"
-import { pattern, tempDir } from "./helpers/fixtures.js"
+import { fdCount, pattern, tempDir } from "./helpers/fixtures.js"
 import { makeWithClient } from "./reliability/helpers.js"
 
 /**
@@ -33,6 +33,26 @@ const watch = (client: RingClient) => {
     seen.ring++
     seen.ringBytes.push(args[3])
     return submitNow.apply(client, args)
+  }
+  return seen
+}
+
+/**
+ * Counts the whole files `client` read on the calling thread, those it left an fd open for, and
+ * the errors it gave there.
+ */
+const watchFiles = (client: RingClient) => {
+  const seen = { here: 0, kept: 0, failed: 0 }
+  const { readFileCached } = client
+  client.readFileCached = (dirfd, path, buffer) => {
+    const read = readFileCached.call(client, dirfd, path, buffer)
+    // EAGAIN: the ring does it all.
+    if (read !== undefined && read < 0 && read !== -11) seen.failed++
+    if (read !== undefined && read >= 0) {
+      seen.here++
+      if (Buffer.from(buffer.buffer, buffer.byteOffset + buffer.length - 4, 4).readInt32LE() >= 0) seen.kept++
+    }
+    return read
   }
   return seen
 }
@@ -267,5 +287,66 @@ describe("cached reads", () => {
       yield* Scope.close(ringScope, Exit.void)
       const error = yield* Effect.flip(uring.readInto(file, 0, new Uint8Array(16)))
       expect(error._tag).toBe("RingClosed")
+    }))
+  it.scoped("readFile: a cached file is read here with no op; one cached in part is finished by the ring, a name never looked up looked up there", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const { client, uring } = yield* makeWithClient()
+      const before = fdCount()
+      const small = cachedFile(dir, "small", 5000)
+      const seen = watch(client)
+      const files = watchFiles(client)
+      expect(Buffer.compare(yield* uring.readFile(small.path), small.data)).toBe(0)
+      expect({ files, ring: seen.ring }).toEqual({ files: { here: 1, kept: 0, failed: 0 }, ring: 0 })
+
+      // Cached up to block 2 of 16: those here, the fd kept, the rest through the ring.
+      const { data, path } = cachedFile(dir, "partly", 16 * 4096)
+      const file = yield* uring.open(path)
+      Fs.fdatasyncSync(file.fd)
+      yield* uring.fadvise(file, 0, 0, "random")
+      // DONTNEED skips pages something else holds for a moment (a busy machine): try again.
+      let attempt = 0
+      do {
+        yield* uring.fadvise(file, 0, 0, "dontNeed")
+        Fs.readSync(file.fd, new Uint8Array(2 * 4096), 0, 2 * 4096, 0)
+        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+        Object.assign(files, { here: 0, kept: 0, failed: 0 })
+        expect(Buffer.compare(yield* uring.readFile(path), data)).toBe(0)
+      } while (++attempt < 50 && seen.ring === 0)
+      expect(files).toEqual({ here: 1, kept: 1, failed: 0 })
+      expect(seen.ring).toBeGreaterThan(0)
+
+      yield* uring.close(file)
+
+      // A name never looked up is not in the dentry cache: the ring's op looks it up (and finds it
+      // missing). Once looked up, the cached answer is given here.
+      const missing = Path.join(dir, "missing")
+      Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+      Object.assign(files, { here: 0, kept: 0, failed: 0 })
+      expect((yield* Effect.flip(uring.readFile(missing)))._tag).toBe("NotFound")
+      expect({ files, ring: seen.ring }).toEqual({ files: { here: 0, kept: 0, failed: 0 }, ring: 1 })
+      expect((yield* Effect.flip(uring.readFile(missing)))._tag).toBe("NotFound")
+      expect({ files, ring: seen.ring }).toEqual({ files: { here: 0, kept: 0, failed: 1 }, ring: 1 })
+      expect(fdCount()).toBe(before)
+    }))
+
+  it.scoped("readFile: a fiber that only ever reads cached files still lets the event loop turn", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir()
+      const small = cachedFile(dir, "small", 4096)
+      const { client, uring } = yield* makeWithClient()
+      const files = watchFiles(client)
+      let fired = false
+      setTimeout(() => fired = true, 20)
+      let reads = 0
+      let wrong = 0
+      while (!fired && reads < 1_000_000) {
+        reads++
+        if (Buffer.compare(yield* uring.readFile(small.path), small.data) !== 0) wrong++
+      }
+      expect(fired).toBe(true)
+      expect(reads).toBeLessThan(200_000)
+      expect(files.here).toBeGreaterThan(0)
+      expect(wrong).toBe(0)
     }))
 })

@@ -679,96 +679,102 @@ describe("Uring.readFile", () => {
     expect(nextCapacity(100, WHOLE_FILE_MAX)).toBeUndefined()
   })
 
-  it.scoped("reads small, empty, large and missing files (one op each up to 16 KiB), closing every fd", () =>
-    Effect.gen(function*() {
-      const uring = yield* make({ ringSize: 64 })
-      const dir = yield* tempDir()
-      const small = pattern(4096, 3)
-      const large = pattern(200_000, 5)
-      Fs.writeFileSync(Path.join(dir, "small"), small)
-      Fs.writeFileSync(Path.join(dir, "large"), large)
-      Fs.writeFileSync(Path.join(dir, "empty"), "")
-      const before = fdCount()
-      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "small")), small)).toBe(0)
-      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large")), large)).toBe(0)
-      expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large"), { sizeHint: 10 }), large)).toBe(0)
-      expect((yield* uring.readFile(Path.join(dir, "empty"))).length).toBe(0)
-      expect((yield* Effect.flip(uring.readFile(Path.join(dir, "missing"))))._tag).toBe("NotFound")
-      expect((yield* Effect.flip(uring.readFile(dir)))._tag).toBe("IsADirectory")
-      expect((yield* Effect.flip(uring.readFile(Path.join(dir, "small"), { sizeHint: -1 })))._tag).toBe("InvalidArgument")
-      expect(fdCount()).toBe(before)
-      const many = yield* Effect.forEach(Array.from({ length: 500 }), () => uring.readFile(Path.join(dir, "small")), {
-        concurrency: 64
-      })
-      expect(many.every((bytes) => Buffer.compare(bytes, small) === 0)).toBe(true)
-      expect(fdCount()).toBe(before)
-    }))
+  // Cached files are read on the calling thread (`readFileCached`), others through the ring's
+  // whole-file op: both paths, each test.
+  for (const cachedReads of [true, false]) {
+    describe(cachedReads ? "cached files read here first" : "every file through the ring", () => {
+      it.scoped("reads small, empty, large and missing files (one op each up to 16 KiB), closing every fd", () =>
+        Effect.gen(function*() {
+          const uring = yield* make({ ringSize: 64, cachedReads })
+          const dir = yield* tempDir()
+          const small = pattern(4096, 3)
+          const large = pattern(200_000, 5)
+          Fs.writeFileSync(Path.join(dir, "small"), small)
+          Fs.writeFileSync(Path.join(dir, "large"), large)
+          Fs.writeFileSync(Path.join(dir, "empty"), "")
+          const before = fdCount()
+          expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "small")), small)).toBe(0)
+          expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large")), large)).toBe(0)
+          expect(Buffer.compare(yield* uring.readFile(Path.join(dir, "large"), { sizeHint: 10 }), large)).toBe(0)
+          expect((yield* uring.readFile(Path.join(dir, "empty"))).length).toBe(0)
+          expect((yield* Effect.flip(uring.readFile(Path.join(dir, "missing"))))._tag).toBe("NotFound")
+          expect((yield* Effect.flip(uring.readFile(dir)))._tag).toBe("IsADirectory")
+          expect((yield* Effect.flip(uring.readFile(Path.join(dir, "small"), { sizeHint: -1 })))._tag).toBe("InvalidArgument")
+          expect(fdCount()).toBe(before)
+          const many = yield* Effect.forEach(Array.from({ length: 500 }), () => uring.readFile(Path.join(dir, "small")), {
+            concurrency: 64
+          })
+          expect(many.every((bytes) => Buffer.compare(bytes, small) === 0)).toBe(true)
+          expect(fdCount()).toBe(before)
+        }))
 
-  it.scoped("a FIFO larger than the first read is read whole: its bytes can be read only once", () =>
-    Effect.gen(function*() {
-      const uring = yield* make({ ringSize: 64 })
-      const dir = yield* tempDir()
-      const fifo = Path.join(dir, "fifo")
-      mkfifo(fifo)
-      const data = pattern(200_000, 9)
-      const before = fdCount()
-      // Its open waits for the reader's; the data is more than the pipe holds.
-      const writing = Fs.promises.writeFile(fifo, data)
-      const read = yield* uring.readFile(fifo)
-      yield* Effect.promise(() => writing)
-      expect(read.length).toBe(data.length)
-      expect(Buffer.compare(read, data)).toBe(0)
-      expect(fdCount()).toBe(before)
-    }))
+      it.scoped("a FIFO larger than the first read is read whole: its bytes can be read only once", () =>
+        Effect.gen(function*() {
+          const uring = yield* make({ ringSize: 64, cachedReads })
+          const dir = yield* tempDir()
+          const fifo = Path.join(dir, "fifo")
+          mkfifo(fifo)
+          const data = pattern(200_000, 9)
+          const before = fdCount()
+          // Its open waits for the reader's; the data is more than the pipe holds.
+          const writing = Fs.promises.writeFile(fifo, data)
+          const read = yield* uring.readFile(fifo)
+          yield* Effect.promise(() => writing)
+          expect(read.length).toBe(data.length)
+          expect(Buffer.compare(read, data)).toBe(0)
+          expect(fdCount()).toBe(before)
+        }))
 
-  it.scoped("a reader interrupted after its first read filled closes the fd the engine left it", () =>
-    Effect.gen(function*() {
-      const uring = yield* make({ ringSize: 64 })
-      const dir = yield* tempDir()
-      // A writer that never leaves: the rest of the read waits for bytes that never come.
-      const writer = yield* openFifo(dir)
-      Fs.writeSync(writer, pattern(20_000, 4))
-      const before = fdCount()
-      const reader = yield* Effect.fork(uring.readFile(Path.join(dir, "fifo")))
-      yield* waitUntil(() => fdCount() === before + 1, 5000)
-      yield* realSleep(50)
-      expect(fdCount()).toBe(before + 1)
-      const exit = yield* Fiber.interrupt(reader)
-      expect(Exit.isInterrupted(exit)).toBe(true)
-      expect(fdCount()).toBe(before)
-      // The read had taken all 20,000 bytes: the first 16 KiB, then the rest from the fd kept.
-      const drained = Fs.openSync(Path.join(dir, "fifo"), Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
-      try {
-        expect(() => Fs.readSync(drained, new Uint8Array(1))).toThrow(/EAGAIN/)
-      } finally {
-        Fs.closeSync(drained)
-      }
-    }))
+      it.scoped("a reader interrupted after its first read filled closes the fd the engine left it", () =>
+        Effect.gen(function*() {
+          const uring = yield* make({ ringSize: 64, cachedReads })
+          const dir = yield* tempDir()
+          // A writer that never leaves: the rest of the read waits for bytes that never come.
+          const writer = yield* openFifo(dir)
+          Fs.writeSync(writer, pattern(20_000, 4))
+          const before = fdCount()
+          const reader = yield* Effect.fork(uring.readFile(Path.join(dir, "fifo")))
+          yield* waitUntil(() => fdCount() === before + 1, 5000)
+          yield* realSleep(50)
+          expect(fdCount()).toBe(before + 1)
+          const exit = yield* Fiber.interrupt(reader)
+          expect(Exit.isInterrupted(exit)).toBe(true)
+          expect(fdCount()).toBe(before)
+          // The read had taken all 20,000 bytes: the first 16 KiB, then the rest from the fd kept.
+          const drained = Fs.openSync(Path.join(dir, "fifo"), Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+          try {
+            expect(() => Fs.readSync(drained, new Uint8Array(1))).toThrow(/EAGAIN/)
+          } finally {
+            Fs.closeSync(drained)
+          }
+        }))
 
-  it.scoped("reused read buffers never mix files, whether reads complete, fail or are interrupted", () =>
-    Effect.gen(function*() {
-      const uring = yield* make({ ringSize: 64 })
-      const dir = yield* tempDir()
-      const before = fdCount()
-      // Sizes around the first read's 16 KiB buffer: shorter files, exactly full ones, longer ones.
-      const sizes = [0, 1, 100, 4096, 8192, 8193, 16383, 16384, 16385, 40_000]
-      const files = Array.from({ length: 120 }, (_, i) => {
-        const path = Path.join(dir, `f${i}`)
-        const bytes = pattern(sizes[i % sizes.length]!, i + 1)
-        Fs.writeFileSync(path, bytes)
-        return { path, bytes }
-      })
-      for (let round = 0; round < 3; round++) {
-        // Interrupted reads leave their buffers with the kernel until their completions arrive.
-        const interrupted = yield* Effect.forEach(files.slice(0, 40), (f) => Effect.fork(uring.readFile(f.path)))
-        yield* Effect.forEach(interrupted, Fiber.interrupt, { discard: true })
-        yield* Effect.flip(uring.readFile(Path.join(dir, "missing")))
-        const read = yield* Effect.forEach(files, (f) => uring.readFile(f.path), { concurrency: 32 })
-        read.forEach((bytes, i) => expect(Buffer.compare(bytes, files[i]!.bytes)).toBe(0))
-      }
-      // Files past the first read keep their fd for the rest: interrupted or not, it is closed.
-      expect(fdCount()).toBe(before)
-    }))
+      it.scoped("reused read buffers never mix files, whether reads complete, fail or are interrupted", () =>
+        Effect.gen(function*() {
+          const uring = yield* make({ ringSize: 64, cachedReads })
+          const dir = yield* tempDir()
+          const before = fdCount()
+          // Sizes around the first read's 16 KiB buffer: shorter files, exactly full ones, longer ones.
+          const sizes = [0, 1, 100, 4096, 8192, 8193, 16383, 16384, 16385, 40_000]
+          const files = Array.from({ length: 120 }, (_, i) => {
+            const path = Path.join(dir, `f${i}`)
+            const bytes = pattern(sizes[i % sizes.length]!, i + 1)
+            Fs.writeFileSync(path, bytes)
+            return { path, bytes }
+          })
+          for (let round = 0; round < 3; round++) {
+            // Interrupted reads leave their buffers with the kernel until their completions arrive.
+            const interrupted = yield* Effect.forEach(files.slice(0, 40), (f) => Effect.fork(uring.readFile(f.path)))
+            yield* Effect.forEach(interrupted, Fiber.interrupt, { discard: true })
+            yield* Effect.flip(uring.readFile(Path.join(dir, "missing")))
+            const read = yield* Effect.forEach(files, (f) => uring.readFile(f.path), { concurrency: 32 })
+            read.forEach((bytes, i) => expect(Buffer.compare(bytes, files[i]!.bytes)).toBe(0))
+          }
+          // Files past the first read keep their fd for the rest: interrupted or not, it is closed.
+          expect(fdCount()).toBe(before)
+        }))
+    })
+  }
 })
 
 describe("Uring.writeFile", () => {

@@ -121,12 +121,29 @@ export class RingClient {
    * spent, so a loop of cached reads still lets the event loop turn.
    */
   readCached(fd: number, buffer: Uint8Array, offset: number): number | undefined {
-    if (this.cachedLeft === 0 || buffer.length > this.nowBytesLeft) return undefined
+    return this.takeCached(buffer.length) ? this.native.readCached(fd, buffer, offset) : undefined
+  }
+
+  /**
+   * `NativeRing.readFileCached` within the same per-turn budget as `readCached` (`undefined` once
+   * it is spent): a whole file read here, or `-EAGAIN` when the ring must read it.
+   */
+  readFileCached(dirfd: number, path: string, buffer: Uint8Array): number | undefined {
+    if (!this.takeCached(buffer.length)) return undefined
+    const read = this.native.readFileCached(dirfd, path, buffer)
+    // Charged what it copied, not the buffer's room: most files fill a fraction of it.
+    this.nowBytesLeft += buffer.length - Math.max(read, 0)
+    return read
+  }
+
+  /** Takes one call of the turn's budget of reads on this thread, if `bytes` fit in what is left. */
+  private takeCached(bytes: number): boolean {
+    if (this.cachedLeft === 0 || bytes > this.nowBytesLeft) return false
     // The turn's flush renews the budget: make sure one comes, though no op may be pending.
     this.scheduleTurn()
     this.cachedLeft--
-    this.nowBytesLeft -= buffer.length
-    return this.native.readCached(fd, buffer, offset)
+    this.nowBytesLeft -= bytes
+    return true
   }
 
   /** Takes one call of the turn's on-the-spot budget, if `bytes` fit in what is left. */

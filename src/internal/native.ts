@@ -61,6 +61,14 @@ export interface NativeRing {
    */
   readCached(fd: number, buf: Uint8Array, offset: number): number
   /**
+   * A whole file opened and read on this thread as far as the dentry and page caches hold it, into
+   * all of `buf` but its last 4 bytes; those get the fd left open (little-endian int32), or -1
+   * when the count read is the whole file, closed. Left open: a file larger than the buffer, one
+   * cached in part, one that is not a regular file; the caller reads on and closes it. The count,
+   * or `-errno`: `-EAGAIN` when the lookup would wait (nothing was opened).
+   */
+  readFileCached(dirfd: number, path: string, buf: Uint8Array): number
+  /**
    * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
    * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]`, and
    * `id` completes once, after the last range, with the range count. `buf` and `results` are the

@@ -75,7 +75,11 @@ export const makeOperations = (
   const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner, config.iopoll === true)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
   const readExact = (file: FileLike, offset: number, buffer: Uint8Array) => readInto(file, offset, buffer, true, "readFile")
-  const { readFile, writeFile } = makeWholeFiles(runner, { closeFd, fstat, readExact, releaseFd, withFile, writeAll })
+  const { readFile, writeFile } = makeWholeFiles(
+    runner,
+    { closeFd, fstat, readExact, releaseFd, withFile, writeAll },
+    config.cachedReads
+  )
 
   const openDir = (root: string): Effect.Effect<ConfinedDir, UringError, Scope.Scope> =>
     confinedDir({

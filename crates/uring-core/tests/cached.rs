@@ -1,11 +1,15 @@
 //! `read_cached`: a read on the caller's thread of what the page cache holds, which never waits
-//! for a device.
+//! for a device; `read_file_cached`: a whole file opened and read the same way, as far as the
+//! dentry and page caches hold it.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use uring_core::read_cached;
+mod common;
+
+use common::{cstr, fd_count, serial};
+use uring_core::{read_cached, read_file_cached};
 
 /// A synced file of `blocks` 4 KiB blocks, block `i` filled with the byte `i` (mod 256).
 fn blocks_file(dir: &tempfile::TempDir, blocks: usize) -> std::fs::File {
@@ -25,6 +29,7 @@ fn advise(file: &std::fs::File, advice: i32) {
 
 #[test]
 fn cached_data_is_copied_and_end_of_file_is_zero() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 4);
     let mut whole = vec![0u8; 4 * 4096];
@@ -41,6 +46,7 @@ fn cached_data_is_copied_and_end_of_file_is_zero() {
 
 #[test]
 fn a_range_not_in_the_page_cache_is_eagain_and_a_partly_cached_one_is_short() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = blocks_file(&dir, 2048);
     let mut buf = vec![0u8; 512 * 4096];
@@ -68,6 +74,7 @@ fn a_range_not_in_the_page_cache_is_eagain_and_a_partly_cached_one_is_short() {
 
 #[test]
 fn pipes_directories_and_bad_fds_are_refused_with_their_errno() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
@@ -82,4 +89,118 @@ fn pipes_directories_and_bad_fds_are_refused_with_their_errno() {
         libc::close(fds[0]);
         libc::close(fds[1]);
     }
+}
+
+/// What `read_file_cached` left in its fd slot.
+fn kept_fd(kept: &[u8; 4]) -> i32 {
+    i32::from_le_bytes(*kept)
+}
+
+fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL on a descriptor this test holds.
+    unsafe { libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK != 0 }
+}
+
+fn close_fd(fd: i32) {
+    // SAFETY: closes a descriptor read_file_cached handed to this test.
+    assert_eq!(unsafe { libc::close(fd) }, 0);
+}
+
+#[test]
+fn a_cached_file_is_read_whole_and_closed_or_its_fd_kept_for_the_rest() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::write(&small, [7u8; 5000]).unwrap();
+    std::fs::write(dir.path().join("empty"), []).unwrap();
+    let large = blocks_file(&dir, 8);
+    let mut whole = vec![0u8; 8 * 4096];
+    large.read_exact_at(&mut whole, 0).unwrap();
+    std::fs::read(&small).unwrap();
+    let fds = fd_count();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut kept = [0u8; 4];
+
+    assert_eq!(read_file_cached(libc::AT_FDCWD, &cstr(&small), &mut buf, &mut kept), 5000);
+    assert!(buf[..5000].iter().all(|&b| b == 7));
+    assert_eq!(kept_fd(&kept), -1, "the whole file: closed");
+    assert_eq!(read_file_cached(libc::AT_FDCWD, &cstr(&dir.path().join("empty")), &mut buf, &mut kept), 0);
+    assert_eq!(kept_fd(&kept), -1);
+    assert_eq!(fd_count(), fds);
+
+    // Larger than the buffer: it is filled, and the fd stays open to read on from.
+    let n = read_file_cached(libc::AT_FDCWD, &cstr(&dir.path().join("blocks")), &mut buf, &mut kept);
+    assert_eq!(n as usize, buf.len());
+    assert_eq!(buf[..], whole[..buf.len()]);
+    let fd = kept_fd(&kept);
+    assert!(fd >= 0 && !nonblocking(fd), "kept open, blocking again: {fd}");
+    let mut rest = vec![0u8; whole.len() - buf.len()];
+    // SAFETY: reads into `rest` from the descriptor kept for this test.
+    let got = unsafe { libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), buf.len() as i64) };
+    assert_eq!(got as usize, rest.len());
+    assert_eq!(rest[..], whole[buf.len()..]);
+    close_fd(fd);
+    assert_eq!(fd_count(), fds);
+}
+
+#[test]
+fn a_file_not_cached_is_left_to_the_ring_and_a_cached_missing_name_is_enoent() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 64);
+    let path = cstr(&dir.path().join("blocks"));
+    let fds = fd_count();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut kept = [0u8; 4];
+    // DONTNEED skips pages something else holds for a moment (a busy machine): try again.
+    let mut n = 0;
+    for _ in 0..100 {
+        advise(&file, libc::POSIX_FADV_DONTNEED);
+        n = read_file_cached(libc::AT_FDCWD, &path, &mut buf, &mut kept);
+        if n == -libc::EAGAIN {
+            break;
+        }
+        if n >= 0 && kept_fd(&kept) >= 0 {
+            close_fd(kept_fd(&kept));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(n, -libc::EAGAIN, "the first page not cached: the ring reads it");
+    assert_eq!(fd_count(), fds, "nothing left open");
+
+    // A name never looked up has no dentry to say it is missing: the ring's lookup will. Once
+    // looked up, the cached negative dentry answers here.
+    let missing = cstr(&dir.path().join("missing"));
+    assert!(std::fs::metadata(dir.path().join("missing")).is_err());
+    assert_eq!(read_file_cached(libc::AT_FDCWD, &missing, &mut buf, &mut kept), -libc::ENOENT);
+    assert_eq!(fd_count(), fds);
+}
+
+#[test]
+fn a_fifo_or_a_directory_is_opened_without_waiting_and_kept_unread() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = cstr(&dir.path().join("fifo"));
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut kept = [0xffu8; 4];
+    // No writer: an open for reading would wait for one; this one does not, and reads nothing.
+    assert_eq!(read_file_cached(libc::AT_FDCWD, &fifo, &mut buf, &mut kept), 0);
+    let fd = kept_fd(&kept);
+    assert!(fd >= 0 && !nonblocking(fd), "kept open, blocking again: {fd}");
+    // A writer now finds the reader, and its bytes wait for it in the pipe.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(dir.path().join("fifo")).unwrap();
+    writer.write_all(b"through the pipe").unwrap();
+    drop(writer);
+    let mut got = [0u8; 32];
+    // SAFETY: reads into `got` from the descriptor kept for this test.
+    let n = unsafe { libc::read(fd, got.as_mut_ptr().cast(), got.len()) };
+    assert_eq!(&got[..n as usize], b"through the pipe");
+    close_fd(fd);
+
+    assert_eq!(read_file_cached(libc::AT_FDCWD, &cstr(dir.path()), &mut buf, &mut kept), 0);
+    let fd = kept_fd(&kept);
+    assert!(fd >= 0, "a directory is kept for the caller's read to fail as the ring's would");
+    close_fd(fd);
 }

@@ -14,6 +14,8 @@ import * as validate from "../validate.js"
 import { check, lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
 import { openArguments } from "./handles.js"
 
+const EAGAIN = 11
+
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
 /**
@@ -59,8 +61,8 @@ export const makeWholeFiles = (runner: Runner, uses: {
   ) => Effect.Effect<A, E | UringError, R>
   readonly writeAll: (file: FileLike, offset: number, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly closeFd: (file: OwnedFd) => Effect.Effect<void, UringError>
-}) => {
-  const { run, ringId } = runner
+}, cachedReads = false) => {
+  const { client, failure, run, ringId, thrown } = runner
   const { closeFd, fstat, readExact, releaseFd, withFile, writeAll } = uses
 
   /**
@@ -86,19 +88,42 @@ export const makeWholeFiles = (runner: Runner, uses: {
     new InvalidArgument({ operation: "readFile", argument: "path", reason: `${path} is larger than ${WHOLE_FILE_MAX} bytes, the most readFile returns` })
 
   /**
-   * Not flushed at once (`run`'s `now`): its three stages then cost a syscall each per file,
-   * where the turn's flush batches them across every caller (measured slower at 64 in flight).
-   * An fd the engine left open is owned from the op's completion on: closed if the caller was
-   * interrupted meanwhile, else once the rest is read.
+   * A file the dentry and page caches hold is read on this thread first
+   * (`RingClient.readFileCached`), with no op and no fiber suspension; what they do not hold (or
+   * the turn's budget spent) goes to the ring. There it is not flushed at once (`run`'s `now`):
+   * its three stages would then cost a syscall each per file, where the turn's flush batches them
+   * across every caller (measured slower at 64 in flight). An fd either way leaves open is owned
+   * from then on: closed if the caller was interrupted meanwhile, else once the rest is read.
    */
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.uninterruptibleMask((restore) => {
       const pooled = capacity === READ_FILE_FIRST
       const buffer = pooled ? firstReads.take() : new Uint8Array(capacity + KEPT_FD)
+      const keptFd = () => new DataView(buffer.buffer, buffer.byteOffset + capacity, KEPT_FD).getInt32(0, true)
+      // The ring's op leaves the file open only when the read filled the buffer.
       const kept = (read: number): OwnedFd | undefined =>
-        read === capacity
-          ? new OwnedFd(new DataView(buffer.buffer, buffer.byteOffset + capacity, KEPT_FD).getInt32(0, true), path, ringId)
-          : undefined
+        read === capacity ? new OwnedFd(keptFd(), path, ringId) : undefined
+      const finish = (read: number, file: OwnedFd | undefined) => {
+        // Only the file's bytes: copied out of a pooled or mostly empty buffer, else a view.
+        const data = pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
+        // The kernel is done with the buffer here (a failed or interrupted op just drops it).
+        if (pooled) firstReads.give(buffer)
+        if (file === undefined) return Effect.succeed(data)
+        return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
+      }
+      if (cachedReads) {
+        let read: number | undefined
+        try {
+          read = client.readFileCached(AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer)
+        } catch (error) {
+          return Effect.fail(thrown(error, "readFile", path))
+        }
+        if (read !== undefined && read !== -EAGAIN) {
+          if (read < 0) return Effect.fail(failure(read, "readFile", path))
+          const fd = keptFd()
+          return finish(read, fd < 0 ? undefined : new OwnedFd(fd, path, ringId))
+        }
+      }
       const release = (read: number) => {
         const file = kept(read)
         return file === undefined ? Effect.void : releaseFd(file)
@@ -107,17 +132,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
         native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer, undefined, {
         restore,
         release
-      }).pipe(
-        Effect.flatMap((read) => {
-          const file = kept(read)
-          // Only the file's bytes: copied out of a pooled or mostly empty buffer, else a view.
-          const data = pooled || read <= capacity >> 1 ? buffer.slice(0, read) : buffer.subarray(0, read)
-          // The kernel is done with the buffer here (a failed or interrupted op just drops it).
-          if (pooled) firstReads.give(buffer)
-          if (file === undefined) return Effect.succeed(data)
-          return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
-        })
-      )
+      }).pipe(Effect.flatMap((read) => finish(read, kept(read))))
     })
 
   /**

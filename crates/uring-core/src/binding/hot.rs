@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
 use super::views::{Bytes, Fixed, F64s, I32s, Path};
-use crate::{read_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
+use crate::{read_cached, read_file_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
 /// group's and is still an exact JS number.
@@ -73,6 +73,22 @@ impl Hot {
         let fd = descriptor(fd)?;
         let offset = position("offset", offset)?;
         Ok(f64::from(read_cached(fd, buf.as_mut_slice(), offset)))
+    }
+
+    /// A whole file opened and read on this thread as far as the caches hold it
+    /// (`read_file_cached`), into all of `buf` but its last 4 bytes, where the fd it leaves open
+    /// goes (-1 if none): no op, no id, done when this returns; the count or `-errno`, `-EAGAIN`
+    /// when the ring must do it all. Refused like a submit once the ring is closed.
+    fn read_file_cached(&self, dirfd: i32, path: Path, mut buf: Bytes) -> Result<f64> {
+        if self.host.ring.is_closed() {
+            return Err(engine_error(EngineError::Closed));
+        }
+        let Some(len) = buf.len().checked_sub(FD_BYTES) else {
+            return Err(invalid("readFileCached needs a buffer of at least 4 bytes, for the fd it may leave open"));
+        };
+        let (data, kept) = buf.as_mut_slice().split_at_mut(len);
+        let kept: &mut [u8; FD_BYTES] = kept.try_into().map_err(|_| invalid("the fd's 4 bytes"))?;
+        Ok(f64::from(read_file_cached(dirfd, &path.0, data, kept)))
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -388,6 +404,7 @@ hot_functions! {
     c"openat" => openat(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32);
     c"openat2" => openat2(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, resolve: Uint32);
     c"readFile" => read_file(id: Int32, dirfd: Int32, path: Path, buf: Fixed<Bytes>);
+    c"readFileCached" => read_file_cached(dirfd: Int32, path: Path, buf: Bytes);
     c"writeFile" => write_file(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, buf: Bytes);
     c"access" => access(id: Int32, dirfd: Int32, path: Path);
     c"close" => close(id: Int32, fd: Int32);
