@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import { CACHED_FILE_COST, CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
@@ -223,6 +223,35 @@ describe("RingClient over the binding", () => {
       expect(await large.result).toBe(Math.min(big.length, whole.length))
       expect(client.pending).toBe(0)
     })
+  })
+
+  it("readFileCached reads whole cached files on this thread, each counted as several cached reads", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-"))
+    const client = new RingClient({ entries: 16 })
+    try {
+      const path = Path.join(dir, "f")
+      const text = "a small cached file"
+      Fs.writeFileSync(path, text)
+      Fs.readFileSync(path)
+      await nextTurn()
+      const buffer = new Uint8Array(4096 + 4)
+      const kept = () => Buffer.from(buffer.buffer, 4096, 4).readInt32LE()
+      const results = Array.from({ length: CACHED_PER_TURN / CACHED_FILE_COST + 2 }, () => {
+        buffer.fill(0)
+        const read = client.readFileCached(AtFlags.AT_FDCWD, path, buffer)
+        return read === undefined ? undefined : { read, kept: kept(), text: Buffer.from(buffer.subarray(0, Math.max(read, 0))).toString() }
+      })
+      const files = CACHED_PER_TURN / CACHED_FILE_COST
+      expect(results.slice(0, files).every((r) => r?.read === text.length && r.kept === -1 && r.text === text)).toBe(true)
+      // Past the budget nothing is opened until the event loop turns; no op went to the ring.
+      expect(results.slice(files)).toEqual([undefined, undefined])
+      expect(client.pending).toBe(0)
+      await nextTurn()
+      expect(client.readFileCached(AtFlags.AT_FDCWD, path, buffer)).toBe(text.length)
+    } finally {
+      client.shutdown()
+      Fs.rmSync(dir, { recursive: true })
+    }
   })
 
   it("readCached reads what the page cache holds on this thread, within the turn's budget", async () => {

@@ -24,6 +24,11 @@ export const NOW_PER_TURN = 64
 export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
+/**
+ * What a `readFileCached` call counts against `CACHED_PER_TURN`: its open, stat, read and close
+ * cost about four cached reads, so a turn of them holds the loop about as long (a few ms).
+ */
+export const CACHED_FILE_COST = 4
 
 /** `errno` of an op that did not run (`cancel` of an op already dispatched reports it). */
 const ECANCELED = 125
@@ -121,7 +126,7 @@ export class RingClient {
    * spent, so a loop of cached reads still lets the event loop turn.
    */
   readCached(fd: number, buffer: Uint8Array, offset: number): number | undefined {
-    return this.takeCached(buffer.length) ? this.native.readCached(fd, buffer, offset) : undefined
+    return this.takeCached(1, buffer.length) ? this.native.readCached(fd, buffer, offset) : undefined
   }
 
   /**
@@ -129,19 +134,19 @@ export class RingClient {
    * it is spent): a whole file read here, or `-EAGAIN` when the ring must read it.
    */
   readFileCached(dirfd: number, path: string, buffer: Uint8Array): number | undefined {
-    if (!this.takeCached(buffer.length)) return undefined
+    if (!this.takeCached(CACHED_FILE_COST, buffer.length)) return undefined
     const read = this.native.readFileCached(dirfd, path, buffer)
     // Charged what it copied, not the buffer's room: most files fill a fraction of it.
     this.nowBytesLeft += buffer.length - Math.max(read, 0)
     return read
   }
 
-  /** Takes one call of the turn's budget of reads on this thread, if `bytes` fit in what is left. */
-  private takeCached(bytes: number): boolean {
-    if (this.cachedLeft === 0 || bytes > this.nowBytesLeft) return false
+  /** Takes `calls` of the turn's budget of reads on this thread, if they and `bytes` fit in what is left. */
+  private takeCached(calls: number, bytes: number): boolean {
+    if (this.cachedLeft < calls || bytes > this.nowBytesLeft) return false
     // The turn's flush renews the budget: make sure one comes, though no op may be pending.
     this.scheduleTurn()
-    this.cachedLeft--
+    this.cachedLeft -= calls
     this.nowBytesLeft -= bytes
     return true
   }
