@@ -112,14 +112,19 @@ export const makeWholeFiles = (runner: Runner, uses: {
         return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
       }
       if (cachedReads) {
+        // Done with the buffer when the call returns: a failure gives it back.
+        const failed = (error: UringError) => {
+          if (pooled) firstReads.give(buffer)
+          return Effect.fail(error)
+        }
         let read: number | undefined
         try {
           read = client.readFileCached(AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer)
         } catch (error) {
-          return Effect.fail(thrown(error, "readFile", path))
+          return failed(thrown(error, "readFile", path))
         }
         if (read !== undefined && read !== -EAGAIN) {
-          if (read < 0) return Effect.fail(failure(read, "readFile", path))
+          if (read < 0) return failed(failure(read, "readFile", path))
           const fd = keptFd()
           return finish(read, fd < 0 ? undefined : new OwnedFd(fd, path, ringId))
         }
