@@ -61,11 +61,11 @@ export interface NativeRing {
    */
   readCached(fd: number, buf: Uint8Array, offset: number): number
   /**
-   * A whole file opened and read on this thread as far as the dentry and page caches hold it, into
-   * all of `buf` but its last 4 bytes; those get the fd left open (little-endian int32), or -1
-   * when the count read is the whole file, closed. Left open: a file larger than the buffer, one
-   * cached in part, one that is not a regular file; the caller reads on and closes it. The count,
-   * or `-errno`: `-EAGAIN` when the lookup would wait (nothing was opened).
+   * A whole file opened and read on this thread as far as the dentry and page caches hold it (a
+   * regular file on ext4, XFS or Btrfs; `read_file_cached`), into all of `buf` but its last 4
+   * bytes; those get the fd left open (little-endian int32), or -1 when the count read is the whole
+   * file, closed. Left open: a file larger than the buffer, or cached in part; the caller reads on
+   * and closes it. The count, or `-errno`: `-EAGAIN` when the ring must do it all (nothing is open).
    */
   readFileCached(dirfd: number, path: string, buf: Uint8Array): number
   /**

@@ -65,11 +65,11 @@ export interface UringShape {
   ) => Effect.Effect<Array<Uint8Array>, UringError>
   /**
    * Reads a whole file: open, read and close run as one op inside the engine, so a small file
-   * costs one crossing. With `cachedReads` (the default), a file whose path the dentry cache and
-   * whose first bytes the page cache hold is opened and read on the calling thread instead, with
-   * no op and no fiber suspension. `sizeHint` sizes the first read (default 16 KiB). A file that
-   * fills it (or, read on the calling thread, was cached only in part, or is no regular file)
-   * stays open, and the rest is read from that fd (sized by its stat, or doubling for pipes and
+   * costs one crossing. With `cachedReads` (the default), a regular file on ext4, XFS or Btrfs
+   * whose path the dentry cache and whose first bytes the page cache hold is opened and read on
+   * the calling thread instead, with no op and no fiber suspension. `sizeHint` sizes the first
+   * read (default 16 KiB). A file that fills it (or, read on the calling thread, was cached only
+   * in part) stays open, and the rest is read from that fd (sized by its stat, or doubling for pipes and
    * devices), so a FIFO's or stdin's bytes are read once, in order. Files over 2 GiB fail with
    * `InvalidArgument`.
    */

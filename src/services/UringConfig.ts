@@ -82,9 +82,9 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * Reads of up to 64 KiB from a file this ring opened (not with `O_DIRECT`) first copy what the
    * page cache holds on the calling thread (`preadv2` with `RWF_NOWAIT`), with no ring round trip
    * and no fiber suspension; what is not cached goes through the ring. So does `readFile`, for a
-   * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`, Linux 5.12) to a file whose
-   * start the page cache holds. At most 4 MiB (and 1024 reads or files) per event-loop turn are
-   * done that way, so the loop keeps turning.
+   * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`, Linux 5.12) to a regular file
+   * on ext4, XFS or Btrfs whose start the page cache holds. At most 4 MiB and 1024 reads (a file
+   * counting as four) per event-loop turn are done that way, so the loop keeps turning.
    */
   cachedReads: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */

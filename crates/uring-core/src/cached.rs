@@ -7,7 +7,7 @@
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::op::{FD_BYTES, MAX_RW_COUNT};
 
@@ -40,88 +40,146 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Set once the kernel refuses `openat2`'s `RESOLVE_CACHED` (before 5.12): no point asking again.
-static NO_CACHED_OPEN: AtomicBool = AtomicBool::new(false);
+/// Whether `openat2` takes `RESOLVE_CACHED` here (Linux 5.12): 0 not asked yet, 1 yes, 2 no.
+static CACHED_OPEN: AtomicU8 = AtomicU8::new(0);
+
+/// Local block file systems: opening a regular file there waits on no network or daemon, closing
+/// it flushes nothing, and `RWF_NOWAIT` reads work (ext2/3/4, XFS, Btrfs).
+const LOCAL_FILE_SYSTEMS: [i64; 3] = [0xEF53, 0x5846_5342, 0x9123_683E];
 
 /// A whole file opened, read and closed on the calling thread as far as the caches hold it, the
-/// way `read_cached` reads a range: the path's lookup from the dentry cache (`RESOLVE_CACHED`) and
-/// the data from the page cache (`RWF_NOWAIT`). Returns `-EAGAIN` when the lookup would wait or
-/// the regular file's first page is not cached (or its file system cannot promise not to wait):
-/// nothing is left open, and the ring should do it all. Any other `-errno` is the open's own
-/// failure (or fstat's or the read's). Otherwise the byte count read into `buf` from offset 0,
-/// with `kept` (4 bytes, little-endian) telling the rest: -1 when that was the whole file, now
-/// closed; else the fd, still open (without `O_NONBLOCK`), for the caller to read on from there and
-/// close: a file larger than `buf`, one cached only in part, or one that is not a regular file
-/// (opened, a FIFO has let its writer in, who must not then lose its reader).
+/// way `read_cached` reads a range. The path resolves from the dentry cache alone
+/// (`RESOLVE_CACHED`) to an `O_PATH` fd, which runs no file system's open: only a regular file on
+/// a local block file system is then opened for reading (through that fd, so it is the same file)
+/// and read with `RWF_NOWAIT`. Returns `-EAGAIN` when any of that does not hold (a lookup that
+/// would wait, a FIFO, a device, a directory, FUSE, NFS, tmpfs, a first page not cached): nothing
+/// is left open, and the ring should do it all. `-ENOENT`, `-ENOTDIR`, `-ELOOP`,
+/// `-ENAMETOOLONG` and `-EACCES` are the lookup's own answer. Otherwise the byte count read into
+/// `buf` from offset 0, with `kept` (4 bytes, little-endian) telling the rest: -1 when that was
+/// the whole file, now closed; else the fd, still open, for the caller to read on from there and
+/// close (a file larger than `buf`, or one cached only in part).
 pub fn read_file_cached(dirfd: RawFd, path: &CStr, buf: &mut [u8], kept: &mut [u8; FD_BYTES]) -> i32 {
-    if NO_CACHED_OPEN.load(Ordering::Relaxed) {
+    if !cached_open_works() {
         return -libc::EAGAIN;
     }
-    let how = OpenHow {
-        // O_NONBLOCK: opening a FIFO must not wait for a writer here.
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_CACHED,
+    let located = match open_path(dirfd, path) {
+        Ok(fd) => fd,
+        Err(errno @ (libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EACCES)) => return -errno,
+        // Anything else the ring's own open reports.
+        Err(_) => return -libc::EAGAIN,
     };
+    let result = read_located(located, buf, kept);
+    // An O_PATH fd's close runs no file system code.
+    close(located);
+    result
+}
+
+/// `openat2(path, O_PATH, RESOLVE_CACHED)`: the fd or the errno.
+fn open_path(dirfd: RawFd, path: &CStr) -> Result<RawFd, i32> {
+    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_CACHED };
     // SAFETY: `path` is NUL-terminated and `how` a struct open_how of the size passed.
     let fd = unsafe { libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how, std::mem::size_of::<OpenHow>()) };
-    if fd < 0 {
-        let errno = last_errno();
-        if matches!(errno, libc::ENOSYS | libc::EINVAL) {
-            // A kernel without openat2 or RESOLVE_CACHED; these fixed flags are otherwise valid.
-            NO_CACHED_OPEN.store(true, Ordering::Relaxed);
-            return -libc::EAGAIN;
+    // An fd is an int.
+    if fd < 0 { Err(last_errno()) } else { Ok(fd as RawFd) }
+}
+
+/// Asked once per process: a kernel before 5.12 (EINVAL), or a sandbox that refuses openat2.
+fn cached_open_works() -> bool {
+    match CACHED_OPEN.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let works = match open_path(libc::AT_FDCWD, c"/") {
+                Ok(fd) => {
+                    close(fd);
+                    true
+                }
+                Err(_) => false,
+            };
+            CACHED_OPEN.store(if works { 1 } else { 2 }, Ordering::Relaxed);
+            works
         }
-        return -errno;
-    }
-    // Fits: an fd is an int.
-    let fd = fd as RawFd;
-    match read_opened(fd, buf) {
-        Err(errno) => {
-            close(fd);
-            -errno
-        }
-        Ok((n, true)) => {
-            close(fd);
-            kept.copy_from_slice(&(-1i32).to_le_bytes());
-            n
-        }
-        Ok((n, false)) => match clear_nonblock(fd) {
-            Ok(()) => {
-                kept.copy_from_slice(&fd.to_le_bytes());
-                n
-            }
-            Err(errno) => {
-                close(fd);
-                -errno
-            }
-        },
     }
 }
 
-/// Reads the start of a file just opened: the count read and whether that was all of it.
-fn read_opened(fd: RawFd, buf: &mut [u8]) -> Result<(i32, bool), i32> {
+/// Reads the file `located` (an O_PATH fd) names, if it is a regular file on a local file system.
+fn read_located(located: RawFd, buf: &mut [u8], kept: &mut [u8; FD_BYTES]) -> i32 {
+    let Some(size) = local_regular_size(located) else {
+        return -libc::EAGAIN;
+    };
+    // O_NONBLOCK: an open that must break another process's lease fails instead of waiting.
+    let Ok(fd) = reopen(located, libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK) else {
+        return -libc::EAGAIN;
+    };
+    let n = read_cached(fd, buf, 0);
+    if n < 0 {
+        // Not cached (or an error the ring reports).
+        close(fd);
+        return -libc::EAGAIN;
+    }
+    // Short of the buffer and of the size fstat gave: the end of the file, not of what is cached.
+    if (n as usize) < buf.len() && i64::from(n) == size {
+        close(fd);
+        kept.copy_from_slice(&(-1i32).to_le_bytes());
+        return n;
+    }
+    if clear_nonblock(fd).is_err() {
+        close(fd);
+        return -libc::EAGAIN;
+    }
+    kept.copy_from_slice(&fd.to_le_bytes());
+    n
+}
+
+/// The size of a regular file on a local block file system; `None` for anything else.
+fn local_regular_size(fd: RawFd) -> Option<i64> {
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `fd` is open (O_PATH allows fstatfs); `fs` has room for a struct statfs.
+    if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } < 0 {
+        return None;
+    }
+    // SAFETY: fstatfs succeeded, so it filled `fs`.
+    let fs_type = unsafe { fs.assume_init() }.f_type;
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets.
+    if !LOCAL_FILE_SYSTEMS.contains(&(fs_type as i64)) {
+        return None;
+    }
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `fd` is open; `stat` has room for a struct stat.
+    // SAFETY: `fd` is open (O_PATH allows fstat); `stat` has room for a struct stat.
     if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } < 0 {
-        return Err(last_errno());
+        return None;
     }
     // SAFETY: fstat succeeded, so it filled `stat`.
     let stat = unsafe { stat.assume_init() };
-    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Ok((0, false));
+    (stat.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(stat.st_size)
+}
+
+/// Opens the file an O_PATH fd names through `/proc/self/fd`, which reaches that very file
+/// whatever its path names by now.
+fn reopen(located: RawFd, flags: i32) -> Result<RawFd, i32> {
+    let mut path = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    // The fd's decimal digits, without allocating (an fd is non-negative).
+    let mut digits = [0u8; 10];
+    let mut first = digits.len();
+    let mut rest = located.unsigned_abs();
+    loop {
+        first -= 1;
+        digits[first] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
-    let n = read_cached(fd, buf, 0);
-    if n == -libc::EOPNOTSUPP {
-        // A file system that cannot promise not to wait: the ring reads it all.
-        return Err(libc::EAGAIN);
-    }
-    if n < 0 {
-        return Err(-n);
-    }
-    // Short of the buffer and of the size fstat gave: the end of the file, not of what is cached.
-    let whole = (n as usize) < buf.len() && i64::from(n) == stat.st_size;
-    Ok((n, whole))
+    let at = prefix.len() + digits.len() - first;
+    path[prefix.len()..at].copy_from_slice(&digits[first..]);
+    let Ok(path) = CStr::from_bytes_with_nul(&path[..=at]) else {
+        return Err(libc::EINVAL);
+    };
+    // SAFETY: a NUL-terminated path; a plain open.
+    let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 { Err(last_errno()) } else { Ok(fd) }
 }
 
 fn clear_nonblock(fd: RawFd) -> Result<(), i32> {

@@ -16,7 +16,8 @@ import { bytesOf, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, off
  * Reads up to this size try the page cache on the calling thread first (`RingClient.readCached`);
  * larger copies are left to the ring, whose submission thread may do them on another core.
  */
-const CACHED_READ_MAX = 64 * 1024
+/** @internal */
+export const CACHED_READ_MAX = 64 * 1024
 /**
  * Reads from this size on (the engine's `LARGE_READ`) wait for the turn's flush while another is
  * in flight, instead of being flushed alone: submitted together, every other one goes to a kernel

@@ -11,6 +11,7 @@ import { type FileLike, OwnedFd } from "../../services/Handles.js"
 import type { Metadata } from "../../services/Metadata.js"
 import { BufferPool } from "../BufferPool.js"
 import * as validate from "../validate.js"
+import { CACHED_READ_MAX } from "./reads.js"
 import { check, lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
 import { openArguments } from "./handles.js"
 
@@ -111,7 +112,8 @@ export const makeWholeFiles = (runner: Runner, uses: {
         if (file === undefined) return Effect.succeed(data)
         return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
       }
-      if (cachedReads) {
+      // Larger first reads (a `sizeHint`) stay on the ring, as larger reads do.
+      if (cachedReads && capacity <= CACHED_READ_MAX) {
         // Done with the buffer when the call returns: a failure gives it back.
         const failed = (error: UringError) => {
           if (pooled) firstReads.give(buffer)
