@@ -6,6 +6,7 @@
 //! this call either finishes before it returns or did nothing the caller must wait for.
 
 use std::ffi::CStr;
+use std::io::Write;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -157,24 +158,14 @@ fn local_regular_size(fd: RawFd) -> Option<i64> {
 /// Opens the file an O_PATH fd names through `/proc/self/fd`, which reaches that very file
 /// whatever its path names by now.
 fn reopen(located: RawFd, flags: i32) -> Result<RawFd, i32> {
+    // Formatted into the stack: no allocation per file.
     let mut path = [0u8; 32];
-    let prefix = b"/proc/self/fd/";
-    path[..prefix.len()].copy_from_slice(prefix);
-    // The fd's decimal digits, without allocating (an fd is non-negative).
-    let mut digits = [0u8; 10];
-    let mut first = digits.len();
-    let mut rest = located.unsigned_abs();
-    loop {
-        first -= 1;
-        digits[first] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+    let mut cursor = std::io::Cursor::new(&mut path[..]);
+    if write!(cursor, "/proc/self/fd/{located}\0").is_err() {
+        return Err(libc::EINVAL);
     }
-    let at = prefix.len() + digits.len() - first;
-    path[prefix.len()..at].copy_from_slice(&digits[first..]);
-    let Ok(path) = CStr::from_bytes_with_nul(&path[..=at]) else {
+    let len = cursor.position() as usize;
+    let Ok(path) = CStr::from_bytes_with_nul(&path[..len]) else {
         return Err(libc::EINVAL);
     };
     // SAFETY: a NUL-terminated path; a plain open.

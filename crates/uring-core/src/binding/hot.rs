@@ -83,11 +83,9 @@ impl Hot {
         if self.host.ring.is_closed() {
             return Err(engine_error(EngineError::Closed));
         }
-        let Some(len) = buf.len().checked_sub(FD_BYTES) else {
+        let Some((data, kept)) = buf.as_mut_slice().split_last_chunk_mut::<FD_BYTES>() else {
             return Err(invalid("readFileCached needs a buffer of at least 4 bytes, for the fd it may leave open"));
         };
-        let (data, kept) = buf.as_mut_slice().split_at_mut(len);
-        let kept: &mut [u8; FD_BYTES] = kept.try_into().map_err(|_| invalid("the fd's 4 bytes"))?;
         Ok(f64::from(read_file_cached(dirfd, &path.0, data, kept)))
     }
 
