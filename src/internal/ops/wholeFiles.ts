@@ -12,7 +12,7 @@ import type { Metadata } from "../../services/Metadata.js"
 import { BufferPool } from "../BufferPool.js"
 import * as validate from "../validate.js"
 import { CACHED_READ_MAX } from "./reads.js"
-import { check, lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
+import { lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
 import { openArguments } from "./handles.js"
 
 const EAGAIN = 11
@@ -98,6 +98,10 @@ export const makeWholeFiles = (runner: Runner, uses: {
    */
   const readWhole = (path: string, capacity: number): Effect.Effect<Uint8Array, UringError> =>
     Effect.uninterruptibleMask((restore) => {
+      // Checked once, for this thread's read and the ring's alike.
+      const valid = validate.path("readFile", path)
+      if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      const name = valid.right
       const pooled = capacity === READ_FILE_FIRST
       const buffer = pooled ? firstReads.take() : new Uint8Array(capacity + KEPT_FD)
       const keptFd = () => new DataView(buffer.buffer, buffer.byteOffset + capacity, KEPT_FD).getInt32(0, true)
@@ -121,7 +125,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
         }
         let read: number | undefined
         try {
-          read = client.readFileCached(AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer)
+          read = client.readFileCached(AtFlags.AT_FDCWD, name, buffer)
         } catch (error) {
           return failed(thrown(error, "readFile", path))
         }
@@ -136,7 +140,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
         return file === undefined ? Effect.void : releaseFd(file)
       }
       return run("readFile", path, (native, id) =>
-        native.readFile(id, AtFlags.AT_FDCWD, check(validate.path("readFile", path)), buffer), buffer, undefined, {
+        native.readFile(id, AtFlags.AT_FDCWD, name, buffer), buffer, undefined, {
         restore,
         release
       }).pipe(Effect.flatMap((read) => finish(read, kept(read))))
