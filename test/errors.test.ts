@@ -7,6 +7,7 @@ import {
   fromErrno,
   InvalidArgument,
   InvalidConfig,
+  NoSpace,
   NotFound,
   RingClosed,
   RingUnavailable,
@@ -159,6 +160,28 @@ describe("fromErrno", () => {
     expect(encoded).toEqual({ _tag: "NotFound", operation: "statx", path: "/a", errno: 2, code: "ENOENT" })
     const decoded = Schema.decodeUnknownSync(codec)(encoded)
     expect(decoded).toBeInstanceOf(NotFound)
+    expect(decoded.message).toBe(error.message)
+  })
+})
+
+describe("kernel errors of writes in steps (written)", () => {
+  it("say how much of the data went before the error, in the field and the message", () => {
+    const error = fromErrno(28, { operation: "writeAll", path: "/mnt/f", fd: 7, written: 65536 })
+    expect(error).toMatchObject({ _tag: "NoSpace", code: "ENOSPC", written: 65536 })
+    expect(error.message).toBe(`writeAll "/mnt/f" failed after writing 65536 bytes: ENOSPC (errno 28): no space left on device`)
+    expect(fromErrno(9, { operation: "writeAll", fd: 7, written: 0 }).message).toBe(
+      "writeAll fd 7 failed after writing 0 bytes: EBADF (errno 9): bad file descriptor"
+    )
+    expect("written" in fromErrno(28, { operation: "write", fd: 7, written: undefined })).toBe(false)
+  })
+
+  it("round-trip through their schema with the count", () => {
+    const error = fromErrno(28, { operation: "writeAll", fd: 7, written: 4096 })
+    const codec = Schema.Union(NoSpace, RingClosed)
+    const encoded = Schema.encodeSync(codec)(error as NoSpace)
+    expect(encoded).toEqual({ _tag: "NoSpace", operation: "writeAll", fd: 7, errno: 28, code: "ENOSPC", written: 4096 })
+    const decoded = Schema.decodeUnknownSync(codec)(encoded)
+    expect(decoded).toMatchObject({ _tag: "NoSpace", written: 4096 })
     expect(decoded.message).toBe(error.message)
   })
 })

@@ -19,7 +19,16 @@ const kernelFields = {
   path: Schema.optional(Schema.String),
   fd: Schema.optional(Schema.Number),
   errno: Schema.Number,
-  code: Schema.String
+  code: Schema.String,
+  /**
+   * Set by ops that write their data in more than one step (`writeAll`, and `writeFile` of data over 2 GiB, whose
+   * errors come from its `writeAll`): how many bytes of the data were written before the kernel failed the step that
+   * reported this error, 0 when it failed the first. Those bytes are in the file from the op's offset on, so the
+   * caller can resume after them or cut them off. Absent from every other op's errors.
+   *
+   * @since 0.1.0
+   */
+  written: Schema.optional(Schema.Number)
 }
 
 interface Where {
@@ -33,8 +42,13 @@ interface Where {
 const where = (w: Where): string =>
   w.path !== undefined ? `${w.operation} ${JSON.stringify(w.path)}` : w.fd !== undefined ? `${w.operation} fd ${w.fd}` : w.operation
 
-const kernelMessage = (e: Where & { readonly errno: number; readonly code: string }): string =>
-  `${where(e)} failed: ${e.code} (errno ${e.errno}): ${describeErrno(e.errno)}`
+// `writeAll "/tmp/x" failed after writing 65536 bytes: ENOSPC ...` when the op says how far it got.
+const kernelMessage = (
+  e: Where & { readonly errno: number; readonly code: string; readonly written?: number | undefined }
+): string => {
+  const after = e.written !== undefined ? ` after writing ${e.written} bytes` : ""
+  return `${where(e)} failed${after}: ${e.code} (errno ${e.errno}): ${describeErrno(e.errno)}`
+}
 
 /**
  * ENOENT: the path (or a directory on the way to it) does not exist.
@@ -440,6 +454,7 @@ type KernelErrorClass = new(props: {
   readonly fd?: number
   readonly errno: number
   readonly code: string
+  readonly written?: number
 }, disableValidation?: boolean) => KernelError
 
 // Indexed by code name rather than number so the mapping reads like the design notes.
@@ -472,6 +487,7 @@ const classByCode: Readonly<Record<string, KernelErrorClass>> = {
 /**
  * The tagged error for an errno. A negative value (as a completion carries it) is taken as its absolute value. It
  * skips schema validation: every field's type is fixed by this signature, and a failed op builds one per error.
+ * `context.written` is for ops that write in steps: see the kernel errors' `written` field.
  *
  * @example
  * ```ts
@@ -480,6 +496,10 @@ const classByCode: Readonly<Record<string, KernelErrorClass>> = {
  * const e = fromErrno(2, { operation: "openAt", path: "/tmp/x" })
  * // e._tag === "NotFound"
  * // e.message === 'openAt "/tmp/x" failed: ENOENT (errno 2): no such file or directory'
+ *
+ * const full = fromErrno(28, { operation: "writeAll", fd: 7, written: 65536 })
+ * // full._tag === "NoSpace"
+ * // full.message === "writeAll fd 7 failed after writing 65536 bytes: ENOSPC (errno 28): no space left on device"
  * ```
  *
  * @since 0.1.0
@@ -487,7 +507,12 @@ const classByCode: Readonly<Record<string, KernelErrorClass>> = {
  */
 export const fromErrno = (
   errno: number,
-  context: { readonly operation: string; readonly path?: string | undefined; readonly fd?: number | undefined }
+  context: {
+    readonly operation: string
+    readonly path?: string | undefined
+    readonly fd?: number | undefined
+    readonly written?: number | undefined
+  }
 ): KernelError => {
   const n = Math.abs(errno)
   const code = codeOf(n)
@@ -498,6 +523,7 @@ export const fromErrno = (
     ...(context.path !== undefined ? { path: context.path } : {}),
     ...(context.fd !== undefined ? { fd: context.fd } : {}),
     errno: n,
-    code
+    code,
+    ...(context.written !== undefined ? { written: context.written } : {})
   }, true)
 }
