@@ -116,17 +116,51 @@ layer(Uring.layer())("kernel errors", (it) => {
       expect(child.stdout.trim()).toBe(`NotFound; limit ${limit}`)
     }))
 
-  it.scoped("NoSpace on a full tmpfs; what was written before stays intact", () =>
+  it.scoped("NoSpace on a tmpfs that fills mid-way: what was written before stays, and the error says how much of the data followed", () =>
     Effect.gen(function*() {
       const uring = yield* Uring
       const mount = yield* tmpfs("64k")
       const path = Path.join(mount, "big")
       const file = yield* uring.open(path, { flag: "w+" })
-      const chunk = new Uint8Array(16 * 1024).fill(0x5a)
-      yield* uring.writeAll(file, 0, chunk)
-      const error = yield* Effect.flip(uring.writeAll(file, chunk.length, new Uint8Array(1 << 20)))
-      expect(error._tag).toBe("NoSpace")
-      expect(Buffer.compare(yield* uring.readExact(file, 0, chunk.length), chunk)).toBe(0)
+      const head = new Uint8Array(16 * 1024).fill(0x5a)
+      yield* uring.writeAll(file, 0, head)
+      // More than the mount holds: the kernel writes what fits (a short write), then refuses the rest.
+      const data = pattern(1 << 20)
+      const error = yield* Effect.flip(uring.writeAll(file, head.length, data))
+      expect(error).toMatchObject({ _tag: "NoSpace", operation: "writeAll", code: "ENOSPC", path })
+      if (error._tag !== "NoSpace") return
+      const onDisk = Fs.readFileSync(path)
+      expect(error.written).toBeGreaterThan(0)
+      expect(error.written).toBe(onDisk.length - head.length)
+      expect(Buffer.compare(yield* uring.readExact(file, 0, head.length), head)).toBe(0)
+      expect(Buffer.compare(onDisk.subarray(head.length), data.subarray(0, error.written))).toBe(0)
+      expect(error.message).toBe(
+        `writeAll ${JSON.stringify(path)} failed after writing ${error.written} bytes: ENOSPC (errno 28): no space left on device`
+      )
+      // Rebuilt with the count, it still carries no JavaScript stack.
+      expect(error.stack).toBe(`NoSpace: ${error.message}`)
+    }))
+
+  it.scoped("writeAll whose first write fails says 0 bytes were written", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const mount = yield* tmpfs("64k")
+      // Fills the mount to its last page.
+      Fs.writeFileSync(Path.join(mount, "filler"), new Uint8Array(64 * 1024))
+      const path = Path.join(mount, "more")
+      const file = yield* uring.open(path, { flag: "w+" })
+      const full = yield* Effect.flip(uring.writeAll(file, 0, pattern(8192)))
+      expect(full).toMatchObject({ _tag: "NoSpace", operation: "writeAll", written: 0 })
+      expect(Fs.statSync(path).size).toBe(0)
+      // Any kernel error of the first write, not only ENOSPC: a file open only for reading.
+      const readOnly = yield* uring.open(Path.join(mount, "filler"), { flag: "r" })
+      const refused = yield* Effect.flip(uring.writeAll(readOnly, 0, pattern(10)))
+      expect(refused).toMatchObject({ _tag: "BadDescriptor", operation: "writeAll", code: "EBADF", written: 0 })
+      expect(refused.message).toContain("failed after writing 0 bytes: EBADF")
+      // Other ops' kernel errors do not carry the field.
+      const plain = yield* Effect.flip(uring.write(file, 0, pattern(10)))
+      expect(plain._tag).toBe("NoSpace")
+      expect("written" in plain).toBe(false)
     }))
 
   it.scoped("writeFile on a full tmpfs: NoSpace from its write step, its fd closed", () =>
@@ -195,6 +229,16 @@ describe("errno mapping of kernel results", () => {
         // prlimit caps the child's fds; the child opens through the ring until the kernel refuses.
         const report = runFixture({ asRoot: true, wrap: ["prlimit", "--nofile=256:256"] }, "/etc/hostname", "exhaust")
         expect(report.outcomes).toEqual({ exhaust: "TooManyOpenFiles:EMFILE" })
+      }))
+
+    it.scoped("EFBIG past RLIMIT_FSIZE: writeAll says it wrote up to the limit", () =>
+      Effect.gen(function*() {
+        // prlimit caps the child's file size; the kernel writes a short piece up to it, then refuses the rest (Node
+        // ignores the SIGXFSZ that comes with it).
+        const path = Path.join(yield* tempDir(), "capped")
+        const report = runFixture({ asRoot: true, wrap: ["prlimit", "--fsize=100000"] }, path, "writeAll")
+        expect(report.outcomes).toEqual({ writeAll: "Unknown:EFBIG after 100000" })
+        expect(Fs.statSync(path).size).toBe(100_000)
       }))
 
     it.scoped("a cancelled op's ECANCELED maps to Canceled", () =>

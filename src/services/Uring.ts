@@ -79,7 +79,8 @@ export interface UringShape {
    * with `mode`, default `0o666`, and truncated), write it all and close run as one op inside the
    * engine. A write the kernel stops short fails with `WriteZero`; an error from close is the
    * write's, since the data may not have reached the file. Data over 2 GiB is written in pieces.
-   * A failure (`NoSpace`, ...) may come after part of the data reached the file, as with Node's.
+   * A failure (`NoSpace`, ...) may come after part of the data reached the file, as with Node's;
+   * the one op does not say how much (data over 2 GiB: its `writeAll`'s errors do, in `written`).
    */
   readonly writeFile: (path: string, data: Uint8Array, options?: OpenOptions) => Effect.Effect<void, UringError>
   /** Reads into `buffer` at `offset`; succeeds with the number of bytes read. */
@@ -91,8 +92,8 @@ export interface UringShape {
   /**
    * Writes all of `data` at `offset`, looping on short writes; `WriteZero` if the kernel writes
    * nothing. A kernel error (`NoSpace`, ...) fails it as it comes, possibly after some of the
-   * data was written: the error does not say how much, so a caller that must know writes with
-   * `write` and counts.
+   * data was written: its `written` says how many bytes of `data` are in the file from `offset`
+   * on (0 when the first write failed), so the caller can resume after them or cut them off.
    */
   readonly writeAll: (file: FileLike, offset: Position, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly fsync: (file: FileLike) => Effect.Effect<void, UringError>

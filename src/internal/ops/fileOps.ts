@@ -6,19 +6,29 @@
  * @internal
  */
 import { Effect } from "effect"
-import { type UringError, WriteZero } from "../../errors/UringError.js"
+import { fromErrno, type UringError, WriteZero } from "../../errors/UringError.js"
 import type { Advice } from "../../services/Flags.js"
 import { type FileLike, type Position, RegisteredFile } from "../../services/Handles.js"
 import type { NativeRing } from "../native.js"
 import * as validate from "../validate.js"
+import { withoutStack } from "../withoutStack.js"
 import { bytesOf, check, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
 
 /** io_uring's fadvise entry holds a 32-bit length. */
 const FADVISE_MAX = 2 ** 32 - 1
 /** The smallest page size Linux has. */
 const PAGE = 4096
-/** Whole writes report their count as an int32; larger ones go in pieces of this size. */
+/** A write reports its count as an int32; `writeAll` writes larger data in pieces of this size. */
 const WHOLE_CHUNK = 1 << 30
+
+/**
+ * A kernel error from one of `writeAll`'s writes, saying how many bytes of its data the writes
+ * before wrote (built only when one fails); any other error as it is.
+ */
+const withWritten = (error: UringError, written: number): UringError =>
+  "errno" in error && error._tag !== "Escape"
+    ? withoutStack(() => fromErrno(error.errno, { operation: error.operation, path: error.path, fd: error.fd, written }))
+    : error
 
 /** @internal */
 export const makeFileOps = (runner: Runner) => {
@@ -32,23 +42,30 @@ export const makeFileOps = (runner: Runner) => {
       return native.write(id, fd, file instanceof RegisteredFile, data, at, all)
     }, data, bytesOf(data))
 
+  /**
+   * Plain writes, looped here on short counts rather than in the engine (its `all` loop): when
+   * the rest of a short write fails, the engine reports the errno alone, and how much of `data`
+   * went before it is what the error must say (`written`). A regular file still takes one op,
+   * since the kernel finishes a short write to one itself: a short count comes back only just
+   * before an error (a full device, RLIMIT_FSIZE). Pipes and sockets take an op per short write.
+   */
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
       // Validated before `data` is sliced: a detached or non-buffer argument is an InvalidArgument.
       checkBuffer("writeAll", data, "data")
       const start = offsetOf("writeAll", offset)
+      // `done`: the bytes of `data` written so far. Empty data is still written once, as write(2) of nothing.
       const step = (done: number): Effect.Effect<void, UringError> => {
-        if (done >= data.length && done > 0) return Effect.void
         const chunk = data.subarray(done, Math.min(data.length, done + WHOLE_CHUNK))
-        return write(file, start + done, chunk, true, "writeAll").pipe(
-          Effect.flatMap((written) =>
-            written < chunk.length
-              ? Effect.fail(new WriteZero({ ...contextOf("writeAll", file), written: done + written, expected: data.length }))
-              : done + chunk.length >= data.length
+        return Effect.matchEffect(write(file, start + done, chunk, false, "writeAll"), {
+          onFailure: (error) => Effect.fail(withWritten(error, done)),
+          onSuccess: (written) =>
+            done + written >= data.length
               ? Effect.void
-              : step(done + chunk.length)
-          )
-        )
+              : written === 0
+              ? Effect.fail(new WriteZero({ ...contextOf("writeAll", file), written: done, expected: data.length }))
+              : step(done + written)
+        })
       }
       return step(0)
     }).pipe(refusedAsFailure)
