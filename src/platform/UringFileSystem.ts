@@ -41,7 +41,10 @@ export interface UringFile extends FileSystem.File {
   ) => Effect.Effect<Option.Option<Uint8Array>, PlatformError.PlatformError>
   /** One write of `buffer` at `offset`; succeeds with the bytes written (possibly fewer). */
   readonly writeAt: (buffer: Uint8Array, offset: FileSystem.SizeInput) => Effect.Effect<FileSystem.Size, PlatformError.PlatformError>
-  /** Writes all of `buffer` at `offset`, failing with reason `WriteZero` if the kernel writes nothing. */
+  /**
+   * Writes all of `buffer` at `offset`, failing with reason `WriteZero` if the kernel writes nothing. A kernel error
+   * says in its description how many bytes of `buffer` were written before it (its cause, in `written`).
+   */
   readonly writeAllAt: (buffer: Uint8Array, offset: FileSystem.SizeInput) => Effect.Effect<void, PlatformError.PlatformError>
   /** fdatasync: the data (and the metadata needed to read it) reaches the device. */
   readonly datasync: Effect.Effect<void, PlatformError.PlatformError>

@@ -123,6 +123,28 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(tree).toEqual({ t: "file 644 C" })
       }))
 
+    it.scoped("a writeAll that fails part-way leaves the cursor after what it wrote, as Node's does", () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            const mount = Path.join(dir, "mnt")
+            Fs.mkdirSync(mount)
+            yield* tmpfs("64k", "", mount)
+            const file = yield* fs.open(Path.join(mount, "f"), { flag: "w+" })
+            // More than the mount holds: the data that fits is written, then ENOSPC.
+            const failed = yield* Effect.either(file.writeAll(new Uint8Array(1 << 20).fill(0x61)))
+            // From the cursor on: the end of the file.
+            const atCursor = yield* file.readAlloc(1)
+            return { failed, atCursor, size: (yield* file.stat).size }
+          })
+        )
+        expect(outcome.ok).toEqual({
+          failed: { _tag: "Left", left: { _tag: "SystemError", reason: "Unknown", module: "FileSystem", method: "writeAll", pathOrDescriptor: "<fd>" } },
+          atCursor: "none",
+          size: "65536n"
+        })
+      }))
+
     it.scoped("writeAll of nothing fails with WriteZero; reading a write-only file fails", () =>
       Effect.gen(function*() {
         const empty = yield* same((fs, dir) =>
@@ -791,6 +813,30 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(error.pathOrDescriptor).toBe("/definitely/not/here")
         expect(error.cause).toMatchObject({ _tag: "NotFound", errno: 2, code: "ENOENT" })
         expect(error.message).toContain("ENOENT")
+      }))
+
+    it.scoped("writeAll and writeAllAt failing part-way say in the description how much they wrote", () =>
+      Effect.gen(function*() {
+        const fs = yield* UringFs
+        const mount = yield* tmpfs("64k")
+        const path = Path.join(mount, "f")
+        const file = yield* fs.open(path, { flag: "w+" })
+        const fields = { _tag: "SystemError", reason: "Unknown", syscall: "write", pathOrDescriptor: file.fd }
+        const description = `ENOSPC: no space left on device, write '${path}', after writing 65536 bytes`
+        expect(yield* Effect.flip(file.writeAll(new Uint8Array(1 << 20)))).toMatchObject({
+          ...fields,
+          method: "writeAll",
+          description,
+          cause: { _tag: "NoSpace", written: 65536 }
+        })
+        if (!UringFileSystem.isUringFile(file)) return expect.unreachable()
+        yield* file.truncate(0)
+        expect(yield* Effect.flip(file.writeAllAt(new Uint8Array(1 << 20), 0))).toMatchObject({
+          ...fields,
+          method: "writeAllAt",
+          description,
+          cause: { _tag: "NoSpace", written: 65536 }
+        })
       }))
 
     it.scoped("a failure converted from a kernel error carries no JavaScript stack, like the ring error it wraps", () =>

@@ -155,13 +155,15 @@ const convert = (
     default: {
       const syscall = syscallOf(error.operation, error.code)
       const where = error.path !== undefined ? ` '${error.path}'` : ""
+      // Node's description, and for a write in steps (`writeAll`) how much of the data went before the error.
+      const after = "written" in error && error.written !== undefined ? `, after writing ${error.written} bytes` : ""
       return new PlatformError.SystemError({
         module: "FileSystem",
         method,
         reason: reasonOf(error.code),
         pathOrDescriptor,
         syscall,
-        description: `${error.code}: ${describeErrno(error.errno)}, ${syscall}${where}`,
+        description: `${error.code}: ${describeErrno(error.errno)}, ${syscall}${where}${after}`,
         cause: error
       }, SKIP_VALIDATION)
     }

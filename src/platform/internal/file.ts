@@ -183,9 +183,13 @@ class UringFileImpl implements UringFile {
       }
       const at = this.append ? 0 : this.position
       return this.uring.writeAll(this.handle, at, ringData(buffer)).pipe(
+        // Past what was written before a failure (`WriteZero`, or a kernel error's `written`), as Node's cursor is after
+        // the writes that succeeded.
         Effect.tapError((error) =>
           Effect.sync(() => {
-            if (error._tag === "WriteZero" && !this.append) this.position = this.position + BigInt(error.written)
+            if ("written" in error && error.written !== undefined && !this.append) {
+              this.position = this.position + BigInt(error.written)
+            }
           })
         ),
         Effect.mapError(this.fail("writeAll")),
