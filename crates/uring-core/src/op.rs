@@ -47,7 +47,9 @@ pub enum Target {
 pub enum Op {
     /// `exact`: resubmit the rest after short reads; stops early only at end of file.
     Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize },
-    /// `all`: resubmit the rest after short writes; stops early only when the kernel writes 0.
+    /// `all`: resubmit the rest after short writes; stops early when the kernel writes 0, or with
+    /// the count written so far when a later step fails (as write(2) does: the error comes again
+    /// on the next write), so the caller knows how much landed.
     Write { target: Target, buf: Memory, offset: u64, all: bool, done: usize },
     Fsync { target: Target, datasync: bool },
     Fallocate { target: Target, offset: u64, len: u64, mode: i32 },
@@ -419,6 +421,8 @@ impl Op {
     pub(crate) fn on_result(&mut self, res: i32) -> Next {
         match self {
             Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
+            // A read's error stands even after progress: a short exact read means end of file.
+            Op::Write { done, .. } if res < 0 && *done > 0 => Next::Complete(*done as i32),
             Op::Write { buf, all, done, .. } => progress(res, buf.len(), *all, done),
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
             Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),

@@ -36,6 +36,39 @@ fn write_then_read_at_offsets() {
     assert_eq!(ring.run(Op::Close { fd }), 0);
 }
 
+/// A whole write that fails after writing part of its data reports that part, as write(2) does,
+/// and the next write reports the error: a caller can say how much landed. A 64 KiB tmpfs takes
+/// a short write and then refuses the rest with `ENOSPC`. Needs root (mount), as CI has.
+#[test]
+fn write_all_reports_what_it_wrote_before_an_error() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let target = cstr(dir.path());
+    // SAFETY: NUL-terminated strings that outlive the call.
+    let mounted = unsafe { libc::mount(c"tmpfs".as_ptr(), target.as_ptr(), c"tmpfs".as_ptr(), 0, c"size=64k".as_ptr().cast()) };
+    assert_eq!(mounted, 0, "mount: {}", std::io::Error::last_os_error());
+    let _unmount = Unmount(target);
+    let fd = open_fd(&ring, &dir.path().join("full"), libc::O_WRONLY | libc::O_CREAT, 0o644);
+    let written = ring.run(Op::write_all(Target::Fd(fd), Memory::from_vec(vec![7u8; 1 << 20]), 0));
+    let size = std::fs::metadata(dir.path().join("full")).unwrap().len();
+    assert!(written > 0 && written < 1 << 20, "wrote {written}");
+    assert_eq!(written as u64, size);
+    let rest = ring.run(Op::write_all(Target::Fd(fd), Memory::from_vec(vec![7u8; 4096]), written as u64));
+    assert_eq!(rest, -libc::ENOSPC);
+    ring.run(Op::Close { fd });
+}
+
+/// Detaches a mount when dropped, also when its test fails.
+struct Unmount(std::ffi::CString);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        // SAFETY: a NUL-terminated path that outlives the call.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
 #[test]
 fn read_exact_and_write_all() {
     let _serial = serial();

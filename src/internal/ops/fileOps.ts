@@ -43,11 +43,10 @@ export const makeFileOps = (runner: Runner) => {
     }, data, bytesOf(data))
 
   /**
-   * Plain writes, looped here on short counts rather than in the engine (its `all` loop): when
-   * the rest of a short write fails, the engine reports the errno alone, and how much of `data`
-   * went before it is what the error must say (`written`). A regular file still takes one op,
-   * since the kernel finishes a short write to one itself: a short count comes back only just
-   * before an error (a full device, RLIMIT_FSIZE). Pipes and sockets take an op per short write.
+   * Whole writes (the engine's `all` loop resubmits the rest of a short one), looped here on what
+   * they leave: the engine ends a whole write that fails after progress with the count written,
+   * as write(2) does, so the next write here meets the error and can say how much of `data` went
+   * before it (`written`). One op per piece when nothing fails.
    */
   const writeAll = (file: FileLike, offset: Position, data: Uint8Array): Effect.Effect<void, UringError> =>
     Effect.suspend(() => {
@@ -57,7 +56,7 @@ export const makeFileOps = (runner: Runner) => {
       // `done`: the bytes of `data` written so far. Empty data is still written once, as write(2) of nothing.
       const step = (done: number): Effect.Effect<void, UringError> => {
         const chunk = data.subarray(done, Math.min(data.length, done + WHOLE_CHUNK))
-        return Effect.matchEffect(write(file, start + done, chunk, false, "writeAll"), {
+        return Effect.matchEffect(write(file, start + done, chunk, true, "writeAll"), {
           onFailure: (error) => Effect.fail(withWritten(error, done)),
           onSuccess: (written) =>
             done + written >= data.length
