@@ -63,11 +63,9 @@ pub fn read_file_cached(dirfd: RawFd, path: &CStr, buf: &mut [u8], kept: &mut [u
     if !cached_open_works() {
         return -libc::EAGAIN;
     }
-    let located = match open_path(dirfd, path) {
+    let located = match open_path(dirfd, path, 0) {
         Ok(fd) => fd,
-        Err(errno @ (libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EACCES)) => return -errno,
-        // Anything else the ring's own open reports.
-        Err(_) => return -libc::EAGAIN,
+        Err(errno) => return lookup_answer(errno),
     };
     let result = read_located(located, buf, kept);
     // An O_PATH fd's close runs no file system code.
@@ -75,9 +73,54 @@ pub fn read_file_cached(dirfd: RawFd, path: &CStr, buf: &mut [u8], kept: &mut [u
     result
 }
 
-/// `openat2(path, O_PATH, RESOLVE_CACHED)`: the fd or the errno.
-fn open_path(dirfd: RawFd, path: &CStr) -> Result<RawFd, i32> {
-    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC) as u64, mode: 0, resolve: libc::RESOLVE_CACHED };
+/// File systems whose attributes a stat reads from memory, with no device, network or daemon to
+/// wait for: the local block ones of `LOCAL_FILE_SYSTEMS`, and tmpfs.
+const IN_MEMORY_ATTRIBUTES: [i64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994];
+
+/// A `statx` of `path` answered on the calling thread from the caches, as `read_file_cached`
+/// opens: the path resolves from the dentry cache alone (`RESOLVE_CACHED`) to an `O_PATH` fd (of
+/// a trailing symlink itself with `AT_SYMLINK_NOFOLLOW`), whose `statx` is taken only on a file
+/// system that keeps attributes in memory (`IN_MEMORY_ATTRIBUTES`). Returns 0 with `out` (a
+/// `struct statx`) filled, the lookup's own answer (`-ENOENT`, `-ENOTDIR`, `-ELOOP`,
+/// `-ENAMETOOLONG`, `-EACCES`), or `-EAGAIN` when the ring should do it: a lookup that would wait,
+/// flags other than `AT_SYMLINK_NOFOLLOW`, an empty path, any other file system (FUSE, NFS,
+/// overlay, ...). `-EINVAL` if `out` cannot hold a `struct statx`.
+pub fn stat_cached(dirfd: RawFd, path: &CStr, flags: i32, mask: u32, out: &mut [u8]) -> i32 {
+    if out.len() < std::mem::size_of::<libc::statx>() {
+        return -libc::EINVAL;
+    }
+    if flags & !libc::AT_SYMLINK_NOFOLLOW != 0 || path.is_empty() || !cached_open_works() {
+        return -libc::EAGAIN;
+    }
+    let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 { libc::O_NOFOLLOW } else { 0 };
+    let located = match open_path(dirfd, path, nofollow) {
+        Ok(fd) => fd,
+        Err(errno) => return lookup_answer(errno),
+    };
+    let result = if file_system_in(located, &IN_MEMORY_ATTRIBUTES) {
+        // SAFETY: `located` is open; an empty NUL-terminated path with AT_EMPTY_PATH names it, and
+        // `out` has room for a struct statx (checked above).
+        let done = unsafe { libc::statx(located, c"".as_ptr(), libc::AT_EMPTY_PATH, mask, out.as_mut_ptr().cast()) };
+        if done < 0 { -libc::EAGAIN } else { 0 }
+    } else {
+        -libc::EAGAIN
+    };
+    close(located);
+    result
+}
+
+/// What a cached lookup's errno means here: the path's own answer, or `-EAGAIN` for anything the
+/// ring's op should meet itself (a lookup that would wait, a refusal of this way of looking).
+fn lookup_answer(errno: i32) -> i32 {
+    match errno {
+        libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG | libc::EACCES => -errno,
+        _ => -libc::EAGAIN,
+    }
+}
+
+/// `openat2(path, O_PATH | flags, RESOLVE_CACHED)`: the fd or the errno.
+fn open_path(dirfd: RawFd, path: &CStr, flags: i32) -> Result<RawFd, i32> {
+    let how = OpenHow { flags: (libc::O_PATH | libc::O_CLOEXEC | flags) as u64, mode: 0, resolve: libc::RESOLVE_CACHED };
     // SAFETY: `path` is NUL-terminated and `how` a struct open_how of the size passed.
     let fd = unsafe { libc::syscall(libc::SYS_openat2, dirfd, path.as_ptr(), &how, std::mem::size_of::<OpenHow>()) };
     // An fd is an int.
@@ -90,7 +133,7 @@ fn cached_open_works() -> bool {
         1 => true,
         2 => false,
         _ => {
-            let works = match open_path(libc::AT_FDCWD, c"/") {
+            let works = match open_path(libc::AT_FDCWD, c"/", 0) {
                 Ok(fd) => {
                     close(fd);
                     true
@@ -132,17 +175,22 @@ fn read_located(located: RawFd, buf: &mut [u8], kept: &mut [u8; FD_BYTES]) -> i3
     n
 }
 
-/// The size of a regular file on a local block file system; `None` for anything else.
-fn local_regular_size(fd: RawFd) -> Option<i64> {
+/// Whether the file `fd` names lives on one of `kinds` (`statfs` magic numbers).
+fn file_system_in(fd: RawFd, kinds: &[i64]) -> bool {
     let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
     // SAFETY: `fd` is open (O_PATH allows fstatfs); `fs` has room for a struct statfs.
     if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } < 0 {
-        return None;
+        return false;
     }
     // SAFETY: fstatfs succeeded, so it filled `fs`.
     let fs_type = unsafe { fs.assume_init() }.f_type;
     #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets.
-    if !LOCAL_FILE_SYSTEMS.contains(&(fs_type as i64)) {
+    kinds.contains(&(fs_type as i64))
+}
+
+/// The size of a regular file on a local block file system; `None` for anything else.
+fn local_regular_size(fd: RawFd) -> Option<i64> {
+    if !file_system_in(fd, &LOCAL_FILE_SYSTEMS) {
         return None;
     }
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();

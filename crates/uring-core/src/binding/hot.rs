@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
 use super::views::{Bytes, Fixed, F64s, I32s, Path};
-use crate::{read_cached, read_file_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
+use crate::{read_cached, read_file_cached, stat_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
 /// group's and is still an exact JS number.
@@ -87,6 +87,16 @@ impl Hot {
             return Err(invalid("readFileCached needs a buffer of at least 4 bytes, for the fd it may leave open"));
         };
         Ok(f64::from(read_file_cached(dirfd, &path.0, data, kept)))
+    }
+
+    /// A `statx` of `path` on this thread from the caches (`stat_cached`) into `out`: no op, no
+    /// id, done when this returns; 0, the lookup's `-errno`, or `-EAGAIN` when the ring must do it.
+    /// Refused like a submit once the ring is closed.
+    fn stat_cached(&self, dirfd: i32, path: Path, flags: i32, mask: u32, mut out: Bytes) -> Result<f64> {
+        if self.host.ring.is_closed() {
+            return Err(engine_error(EngineError::Closed));
+        }
+        Ok(f64::from(stat_cached(dirfd, &path.0, flags, mask, out.as_mut_slice())))
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -399,6 +409,7 @@ hot_functions! {
     c"ftruncate" => ftruncate(id: Int32, fd: Int32, fixed: bool, length: f64);
     c"fstat" => fstat(id: Int32, fd: Int32, fixed: bool, mask: Uint32, out: Bytes);
     c"statx" => statx(id: Int32, dirfd: Int32, path: Path, flags: Int32, mask: Uint32, out: Bytes);
+    c"statCached" => stat_cached(dirfd: Int32, path: Path, flags: Int32, mask: Uint32, out: Bytes);
     c"openat" => openat(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32);
     c"openat2" => openat2(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, resolve: Uint32);
     c"readFile" => read_file(id: Int32, dirfd: Int32, path: Path, buf: Fixed<Bytes>);

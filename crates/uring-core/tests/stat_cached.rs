@@ -1,0 +1,77 @@
+//! `stat_cached`: a statx by path on the caller's thread, answered from the dentry cache on file
+//! systems that keep attributes in memory; everything else is left to the ring.
+
+use std::os::unix::fs::MetadataExt;
+
+mod common;
+
+use common::{cstr, fd_count, serial, statx_fields};
+use uring_core::stat_cached;
+
+const STATX_SIZE: usize = std::mem::size_of::<libc::statx>();
+const MASK: u32 = libc::STATX_BASIC_STATS;
+
+/// `stat_cached` of `path` with `flags`: the result and the statx fields the tests compare.
+fn stat(path: &std::path::Path, flags: i32) -> (i32, (u16, u64, u64, u32)) {
+    let mut out = vec![0u8; STATX_SIZE];
+    let result = stat_cached(libc::AT_FDCWD, &cstr(path), flags, MASK, &mut out);
+    (result, statx_fields(&out))
+}
+
+/// What std's stat says, as the same fields.
+fn expected(meta: &std::fs::Metadata) -> (u16, u64, u64, u32) {
+    (meta.mode() as u16, meta.size(), meta.ino(), meta.nlink() as u32)
+}
+
+#[test]
+fn a_looked_up_path_is_stated_here_as_stat_would() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, vec![7u8; 5000]).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let fifo = dir.path().join("fifo");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cstr(&fifo).as_ptr(), 0o644) }, 0);
+    let before = fd_count();
+    for path in [&file, &link, &fifo, &dir.path().to_path_buf()] {
+        // Looked up once, so the dentry cache holds every step (a new symlink's too).
+        let meta = std::fs::metadata(path).unwrap();
+        assert_eq!(stat(path, 0), (0, expected(&meta)), "{path:?}");
+    }
+    // The link itself, not followed: the FIFO was never opened either, or this would block.
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert_eq!(stat(&link, libc::AT_SYMLINK_NOFOLLOW), (0, expected(&meta)));
+    assert_eq!(fd_count(), before);
+}
+
+#[test]
+fn a_cached_missing_name_is_enoent_and_a_name_never_looked_up_is_the_rings() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    assert_eq!(stat(&missing, 0).0, -libc::EAGAIN);
+    assert!(std::fs::metadata(&missing).is_err());
+    assert_eq!(stat(&missing, 0).0, -libc::ENOENT);
+}
+
+#[test]
+fn other_file_systems_flags_and_an_empty_path_are_left_to_the_ring() {
+    let _serial = serial();
+    let before = fd_count();
+    // procfs computes attributes on demand: not trusted here.
+    let status = std::path::Path::new("/proc/self/status");
+    std::fs::metadata(status).unwrap();
+    assert_eq!(stat(status, 0).0, -libc::EAGAIN);
+    // tmpfs keeps them in memory.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = shm.path().join("file");
+    std::fs::write(&file, b"abc").unwrap();
+    assert_eq!(stat(&file, 0), (0, expected(&std::fs::metadata(&file).unwrap())));
+    assert_eq!(stat(&file, libc::AT_NO_AUTOMOUNT).0, -libc::EAGAIN);
+    assert_eq!(stat(std::path::Path::new(""), 0).0, -libc::EAGAIN);
+    let mut small = vec![0u8; STATX_SIZE - 1];
+    assert_eq!(stat_cached(libc::AT_FDCWD, &cstr(&file), 0, MASK, &mut small), -libc::EINVAL);
+    assert_eq!(fd_count(), before);
+}
