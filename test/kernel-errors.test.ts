@@ -271,7 +271,7 @@ describe("writeFile of data too large for one op", () => {
       const { writeAll } = makeFileOps(runner)
       const { writeInPieces } = makeWholeFiles(runner, {
         closeFd,
-        fstat: makeStats(runner).fstat,
+        fstat: makeStats(runner, false).fstat,
         readExact: () => Effect.die("not read here"),
         releaseFd,
         withFile,

@@ -254,6 +254,52 @@ describe("RingClient over the binding", () => {
     }
   })
 
+  it("statCached shares that budget; work waiting for the next turn runs first there, in order, once the budget is renewed", async () => {
+    const client = new RingClient({ entries: 16 })
+    try {
+      await nextTurn()
+      const out = new Uint8Array(256)
+      const stats = Array.from({ length: CACHED_PER_TURN / CACHED_FILE_COST + 1 }, () =>
+        client.statCached(CWD, "/proc/self/exe", 0, 0xfff, out))
+      // The executable is on ext4, XFS, Btrfs or tmpfs here, or the ring's (-EAGAIN).
+      expect(stats.slice(0, -1).every((r) => r === 0 || r === -11)).toBe(true)
+      expect(stats.at(-1)).toBeUndefined()
+      const order: Array<string> = []
+      const reported: Array<unknown> = []
+      const original = globalThis.queueMicrotask
+      // Keeps the test's own throw from reaching the process; every other microtask runs as it would.
+      globalThis.queueMicrotask = (f) =>
+        original(() => {
+          try {
+            f()
+          } catch (error) {
+            if (!(error instanceof Error && error.message === "a waiting caller's bug")) throw error
+            reported.push(error)
+          }
+        })
+      try {
+        // Renewed budget: an answer (0, or -EAGAIN off the file systems it trusts), not undefined.
+        client.nextTurn(() => order.push(`first ${client.statCached(CWD, "/", 0, 0xfff, out) !== undefined}`))
+        client.nextTurn(() => {
+          throw new Error("a waiting caller's bug")
+        })
+        client.nextTurn(() => client.nextTurn(() => order.push("again")))
+        client.nextTurn(() => order.push("last"))
+        // Queued now and flushed by that turn after the waiting work (its completion may come later).
+        const done = run(client, (n, id) => n.statx(id, CWD, "/", 0, 0xfff, new Uint8Array(256))).then(() => order.push("op"))
+        await done
+        await nextTurn()
+      } finally {
+        globalThis.queueMicrotask = original
+      }
+      expect(reported).toHaveLength(1)
+      expect(order.filter((step) => step !== "op")).toEqual(["first true", "last", "again"])
+      expect(order.indexOf("op")).toBeGreaterThan(1)
+    } finally {
+      client.shutdown()
+    }
+  })
+
   it("readCached reads what the page cache holds on this thread, within the turn's budget", async () => {
     await withExe({ entries: 16 }, async (client, fd) => {
       const whole = Fs.readFileSync("/proc/self/exe")

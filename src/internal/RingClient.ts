@@ -25,8 +25,9 @@ export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
 /**
- * What a `readFileCached` call counts against `CACHED_PER_TURN`: its open, stat, read and close
- * cost about four cached reads, so a turn of them holds the loop about as long (a few ms).
+ * What a `readFileCached` or `statCached` call counts against `CACHED_PER_TURN`: its open, fstatfs,
+ * stat or read, and close cost about four cached reads, so a turn of them holds the loop about as
+ * long (a few ms).
  */
 export const CACHED_FILE_COST = 4
 
@@ -55,6 +56,8 @@ export class RingClient {
   private nowLeft = NOW_PER_TURN
   private nowBytesLeft = NOW_BYTES_PER_TURN
   private cachedLeft = CACHED_PER_TURN
+  /** Work that found the turn's budget spent: the next turn's flush runs it first, in order. */
+  private waiting: Array<() => void> = []
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -139,6 +142,26 @@ export class RingClient {
     // Charged what it copied, not the buffer's room: most files fill a fraction of it.
     this.nowBytesLeft += buffer.length - Math.max(read, 0)
     return read
+  }
+
+  /**
+   * `NativeRing.statCached` within the same per-turn budget as `readCached`, at the cost of a
+   * cached file (`undefined` once it is spent): 0, the lookup's `-errno`, or `-EAGAIN` when the
+   * ring must do it.
+   */
+  statCached(dirfd: number, path: string, flags: number, mask: number, out: Uint8Array): number | undefined {
+    return this.takeCached(CACHED_FILE_COST, 0) ? this.native.statCached(dirfd, path, flags, mask, out) : undefined
+  }
+
+  /**
+   * Runs `work` at the start of the next turn's flush, once the budget is renewed and before any
+   * completion of that turn is dispatched: for work on this thread that found the budget spent,
+   * and whose fallback (the ring) costs far more than waiting a turn. Work waiting from earlier
+   * turns runs first, so a fiber that loops cannot take a new turn's budget ahead of them.
+   */
+  nextTurn(work: () => void): void {
+    this.waiting.push(work)
+    this.scheduleTurn()
   }
 
   /** Takes `calls` of the turn's budget of reads on this thread, if they and `bytes` fit in what is left. */
@@ -266,6 +289,12 @@ export class RingClient {
     this.nowLeft = NOW_PER_TURN
     this.nowBytesLeft = NOW_BYTES_PER_TURN
     this.cachedLeft = CACHED_PER_TURN
+    if (this.waiting.length > 0) {
+      const waiting = this.waiting
+      // Work that finds the budget spent again waits for the turn after, behind what waits now.
+      this.waiting = []
+      for (const work of waiting) this.call(work, 0)
+    }
     if (this.unflushed > 0) this.flushNow()
     const count = this.inlineCount
     if (count === 0) return
@@ -296,7 +325,7 @@ export class RingClient {
   }
 
   /** Runs one op's callback; what it throws is rethrown apart, so one caller's bug cannot strand the rest of a batch. */
-  private call(callback: OnResult, result: number, id: number): void {
+  private call(callback: OnResult, result: number, id?: number): void {
     try {
       callback(result, id)
     } catch (error) {

@@ -69,6 +69,13 @@ export interface NativeRing {
    */
   readFileCached(dirfd: number, path: string, buf: Uint8Array): number
   /**
+   * A `statx` of `path` on this thread from the dentry cache (`stat_cached`): resolved without
+   * waiting, on a file system that keeps attributes in memory (ext4, XFS, Btrfs, tmpfs), into
+   * `out` (a `struct statx`). `flags`: 0 or `AT_SYMLINK_NOFOLLOW`. 0, the lookup's `-errno`
+   * (`-ENOENT`, ...), or `-EAGAIN` when the ring must do it.
+   */
+  statCached(dirfd: number, path: string, flags: number, mask: number, out: Uint8Array): number
+  /**
    * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
    * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]`, and
    * `id` completes once, after the last range, with the range count. `buf` and `results` are the

@@ -251,6 +251,22 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       )
     })
 
+  /**
+   * Waits for the turn in which `attempt` (work on this thread within the turn's budget) gets
+   * budget, and runs what it gives: it is tried at the start of each next turn's flush, before
+   * any fiber runs (`RingClient.nextTurn`), until it does not find the budget spent. For work
+   * whose other way, the ring, costs several times a turn's wait.
+   */
+  const nextTurn = <A>(attempt: () => Effect.Effect<A, UringError> | undefined): Effect.Effect<A, UringError> =>
+    Effect.async<A, UringError>((resume) => {
+      const work = () => {
+        const ready = attempt()
+        if (ready === undefined) client.nextTurn(work)
+        else resume(ready)
+      }
+      client.nextTurn(work)
+    })
+
   /** `run` for an op that creates what its caller acquires (see {@link Acquiring}). */
   const runAcquiring = (operation: string, subject: Subject, body: Submit, acquiring: Acquiring) =>
     run(operation, subject, body, undefined, undefined, acquiring)
@@ -265,5 +281,5 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
   ): (...args: Args) => Effect.Effect<A, E, R> =>
     config.tracing ? (...args) => Effect.withSpan(f(...args), `Uring.${name}`) : f
 
-  return { client, ringId, fdOf, rawFd, thrown, failure, run, runAcquiring, traced }
+  return { client, ringId, fdOf, rawFd, thrown, failure, run, runAcquiring, nextTurn, traced }
 }

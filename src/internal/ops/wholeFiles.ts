@@ -63,7 +63,7 @@ export const makeWholeFiles = (runner: Runner, uses: {
   readonly writeAll: (file: FileLike, offset: number, data: Uint8Array) => Effect.Effect<void, UringError>
   readonly closeFd: (file: OwnedFd) => Effect.Effect<void, UringError>
 }, cachedReads = false) => {
-  const { client, failure, run, ringId, thrown } = runner
+  const { client, failure, run, nextTurn, ringId, thrown } = runner
   const { closeFd, fstat, readExact, releaseFd, withFile, writeAll } = uses
 
   /**
@@ -116,8 +116,19 @@ export const makeWholeFiles = (runner: Runner, uses: {
         if (file === undefined) return Effect.succeed(data)
         return Effect.acquireUseRelease(Effect.succeed(file), (file) => restore(readRest(path, file, data)), releaseFd)
       }
+      const release = (read: number) => {
+        const file = kept(read)
+        return file === undefined ? Effect.void : releaseFd(file)
+      }
+      const ring = () =>
+        run("readFile", path, (native, id) => native.readFile(id, AtFlags.AT_FDCWD, name, buffer), buffer, undefined, {
+          restore,
+          release
+        }).pipe(Effect.flatMap((read) => finish(read, kept(read))))
       // Larger first reads (a `sizeHint`) stay on the ring, as larger reads do.
-      if (cachedReads && capacity <= CACHED_READ_MAX) {
+      if (!cachedReads || capacity > CACHED_READ_MAX) return ring()
+      /** The file read on this thread, or the ring's op if the caches cannot; `undefined` once the turn's budget is spent. */
+      const here = (): Effect.Effect<Uint8Array, UringError> | undefined => {
         // Done with the buffer when the call returns: a failure gives it back.
         const failed = (error: UringError) => {
           if (pooled) firstReads.give(buffer)
@@ -129,21 +140,16 @@ export const makeWholeFiles = (runner: Runner, uses: {
         } catch (error) {
           return failed(thrown(error, "readFile", path))
         }
-        if (read !== undefined && read !== -EAGAIN) {
-          if (read < 0) return failed(failure(read, "readFile", path))
-          const fd = keptFd()
-          return finish(read, fd < 0 ? undefined : new OwnedFd(fd, path, ringId))
-        }
+        if (read === undefined) return undefined
+        if (read === -EAGAIN) return ring()
+        if (read < 0) return failed(failure(read, "readFile", path))
+        const fd = keptFd()
+        return finish(read, fd < 0 ? undefined : new OwnedFd(fd, path, ringId))
       }
-      const release = (read: number) => {
-        const file = kept(read)
-        return file === undefined ? Effect.void : releaseFd(file)
-      }
-      return run("readFile", path, (native, id) =>
-        native.readFile(id, AtFlags.AT_FDCWD, name, buffer), buffer, undefined, {
-        restore,
-        release
-      }).pipe(Effect.flatMap((read) => finish(read, kept(read))))
+      // Past the turn's budget, the file waits for the next turn, where it is read before any fiber
+      // runs (`RingClient.nextTurn`): the ring's open, read and close cost several times that wait.
+      // Uninterruptibly, so an fd that read leaves open always reaches `finish`.
+      return here() ?? nextTurn(here)
     })
 
   /**
