@@ -1,4 +1,5 @@
-//! Reads the page cache can answer at once, done on the calling thread instead of the ring.
+//! Reads, whole files and stats the caches can answer at once, done on the calling thread
+//! instead of the ring.
 //!
 //! `preadv2` with `RWF_NOWAIT` copies what is cached and fails with `EAGAIN` rather than wait
 //! for a device. A read the ring completes inline does the same work, plus an SQE, a CQE and
