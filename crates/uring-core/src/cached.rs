@@ -10,6 +10,7 @@ use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 
 use crate::op::{FD_BYTES, MAX_RW_COUNT};
 
@@ -176,17 +177,70 @@ fn read_located(located: RawFd, buf: &mut [u8], kept: &mut [u8; FD_BYTES]) -> i3
     n
 }
 
-/// Whether the file `fd` names lives on one of `kinds` (`statfs` magic numbers).
+/// Whether the file `fd` (an `O_PATH` fd) names lives on one of `kinds` (superblock magic
+/// numbers, as `statfs` gives them). Asked of its mount, never of its file system: `fstatfs`
+/// would ask a FUSE daemon or an NFS server, and wait for the answer.
 fn file_system_in(fd: RawFd, kinds: &[i64]) -> bool {
-    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `fd` is open (O_PATH allows fstatfs); `fs` has room for a struct statfs.
-    if unsafe { libc::fstatfs(fd, fs.as_mut_ptr()) } < 0 {
-        return false;
+    mount_of(fd).and_then(magic_of_mount).is_some_and(|magic| kinds.contains(&magic))
+}
+
+/// `statmount(2)` (Linux 6.8); the same number on every architecture.
+const SYS_STATMOUNT: libc::c_long = 457;
+/// `name_to_handle_at` reports the mount's unique id, one never reused (Linux 6.12).
+const AT_HANDLE_MNT_ID_UNIQUE: i32 = 0x001;
+/// `statmount`'s request for the superblock's basics, its magic among them.
+const STATMOUNT_SB_BASIC: u64 = 0x1;
+
+/// The unique id of the mount `fd` is on: `name_to_handle_at` with no room for the handle, so no
+/// file system encodes one (`EOVERFLOW`, the mount id filled in all the same).
+fn mount_of(fd: RawFd) -> Option<u64> {
+    // struct file_handle with `handle_bytes` 0: the header only.
+    let mut handle = [0u32; 2];
+    let mut mount = 0u64;
+    let flags = libc::AT_EMPTY_PATH | libc::AT_HANDLE_FID | AT_HANDLE_MNT_ID_UNIQUE;
+    // SAFETY: `handle` is a file_handle header saying it has no room; `mount` takes the 64-bit id
+    // that AT_HANDLE_MNT_ID_UNIQUE asks for; the path is an empty NUL-terminated string.
+    let done = unsafe {
+        libc::syscall(libc::SYS_name_to_handle_at, fd, c"".as_ptr(), handle.as_mut_ptr(), &mut mount, flags)
+    };
+    // An older kernel refuses the flag (EINVAL), and no mount id is 0.
+    (done == 0 || last_errno() == libc::EOVERFLOW).then_some(mount).filter(|&id| id != 0)
+}
+
+/// Superblock magic numbers of the mounts asked about, by unique mount id: a mount keeps its
+/// file system, and its id is never reused. A few, replaced in turn.
+static MOUNTS: Mutex<([(u64, i64); 16], usize)> = Mutex::new(([(0, 0); 16], 0));
+
+/// The kernel's `struct mnt_id_req`, version 0.
+#[repr(C)]
+struct MountIdRequest {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+}
+
+/// The superblock magic of mount `id`, from `MOUNTS` or else `statmount`, which reads the
+/// mount table and the superblock and calls no file system.
+fn magic_of_mount(id: u64) -> Option<i64> {
+    let mut mounts = MOUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&(_, magic)) = mounts.0.iter().find(|(known, _)| *known == id) {
+        return Some(magic);
     }
-    // SAFETY: fstatfs succeeded, so it filled `fs`.
-    let fs_type = unsafe { fs.assume_init() }.f_type;
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets.
-    kinds.contains(&(fs_type as i64))
+    let request = MountIdRequest { size: std::mem::size_of::<MountIdRequest>() as u32, spare: 0, mnt_id: id, param: STATMOUNT_SB_BASIC };
+    // struct statmount: room for its fixed part; the mask at byte 8, sb_magic at byte 24.
+    let mut out = [0u64; 512];
+    // SAFETY: `request` is a mnt_id_req of the size it states; `out` is writable for the size passed.
+    let done = unsafe { libc::syscall(SYS_STATMOUNT, &request, out.as_mut_ptr(), std::mem::size_of_val(&out), 0) };
+    if done != 0 || out[1] & STATMOUNT_SB_BASIC == 0 {
+        return None;
+    }
+    // A 32-bit magic in a u64 field.
+    let magic = out[3] as i64;
+    let next = mounts.1;
+    mounts.0[next] = (id, magic);
+    mounts.1 = (next + 1) % mounts.0.len();
+    Some(magic)
 }
 
 /// The size of a regular file on a local block file system; `None` for anything else.

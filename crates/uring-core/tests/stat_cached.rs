@@ -4,9 +4,10 @@
 use std::os::unix::fs::MetadataExt;
 
 mod common;
+mod fuse;
 
 use common::{cstr, fd_count, serial, statx_fields};
-use uring_core::stat_cached;
+use uring_core::{read_file_cached, stat_cached, FD_BYTES};
 
 const STATX_SIZE: usize = std::mem::size_of::<libc::statx>();
 const MASK: u32 = libc::STATX_BASIC_STATS;
@@ -74,4 +75,29 @@ fn other_file_systems_flags_and_an_empty_path_are_left_to_the_ring() {
     let mut small = vec![0u8; STATX_SIZE - 1];
     assert_eq!(stat_cached(libc::AT_FDCWD, &cstr(&file), 0, MASK, &mut small), -libc::EINVAL);
     assert_eq!(fd_count(), before);
+}
+
+/// Which file system a path is on is asked of its mount, never of the file system: `fstatfs`
+/// waits for a FUSE daemon (or an NFS server), and this one holds statfs requests. The mount's
+/// root resolves from the dentry cache, so only that check stands between it and the daemon.
+/// Needs root (mount), as CI has.
+#[test]
+fn a_fuse_daemon_that_never_answers_statfs_holds_up_neither_stats_nor_whole_file_reads() {
+    let _serial = serial();
+    let mut mount = fuse::Mount::new();
+    let root = cstr(mount.dir());
+    let (done, results) = std::sync::mpsc::channel();
+    let asker = std::thread::spawn(move || {
+        let mut out = vec![0u8; STATX_SIZE];
+        let stat = stat_cached(libc::AT_FDCWD, &root, 0, MASK, &mut out);
+        let mut buf = vec![0u8; 64];
+        let mut kept = [0u8; FD_BYTES];
+        let read = read_file_cached(libc::AT_FDCWD, &root, &mut buf, &mut kept);
+        let _ = done.send((stat, read));
+    });
+    let answered = results.recv_timeout(std::time::Duration::from_secs(5));
+    // Answers the held statfs, if one was sent, so the thread ends either way.
+    mount.release();
+    asker.join().unwrap();
+    assert_eq!(answered, Ok((-libc::EAGAIN, -libc::EAGAIN)));
 }

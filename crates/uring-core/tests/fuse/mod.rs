@@ -1,5 +1,5 @@
 //! A FUSE file system served by a thread of this process, speaking the protocol on /dev/fuse:
-//! one file, `f`, whose reads are answered only when the caller says so. Shared by
+//! one file, `f`, whose reads (and any statfs) are answered only when the caller says so. Shared by
 //! tests/stuck.rs and examples/fuse_hold.rs (the daemon of the TypeScript test of the same case).
 //! Needs root (mount).
 #![allow(dead_code)]
@@ -17,6 +17,7 @@ const FUSE_FORGET: u32 = 2;
 const FUSE_GETATTR: u32 = 3;
 const FUSE_OPEN: u32 = 14;
 const FUSE_READ: u32 = 15;
+const FUSE_STATFS: u32 = 17;
 const FUSE_RELEASE: u32 = 18;
 const FUSE_FLUSH: u32 = 25;
 const FUSE_INIT: u32 = 26;
@@ -54,11 +55,13 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
 }
 
 /// Serves requests until the connection ends. Reads are held (their arrival told on `reads`)
-/// until `release` is dropped; everything else is answered at once meanwhile.
+/// until `release` is dropped, and so are statfs requests (untold, then refused); everything else
+/// is answered at once meanwhile.
 fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
     let mut buf = vec![0u8; 1 << 20 | 4096];
     let mut released = false;
     let mut held: Vec<(u64, u64, u64)> = Vec::new();
+    let mut held_statfs: Vec<u64> = Vec::new();
     let answer = |unique: u64, offset: u64, size: u64| {
         let len = size.min(FILE_SIZE.saturating_sub(offset)) as usize;
         reply(dev, unique, 0, &vec![FILL; len]);
@@ -68,6 +71,9 @@ fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
             released = true;
             for (unique, offset, size) in held.drain(..) {
                 answer(unique, offset, size);
+            }
+            for unique in held_statfs.drain(..) {
+                reply(dev, unique, -libc::ENOSYS, &[]);
             }
         }
         let mut poll = libc::pollfd { fd: dev, events: libc::POLLIN, revents: 0 };
@@ -126,6 +132,7 @@ fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
                     let _ = reads.send(());
                 }
             }
+            FUSE_STATFS if !released => held_statfs.push(unique),
             FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
             FUSE_FORGET | FUSE_BATCH_FORGET | FUSE_INTERRUPT => {} // no answer expected; an interrupt is ignored
             _ => reply(dev, unique, -libc::ENOSYS, &[]),
