@@ -57,7 +57,7 @@ export class RingClient {
   private nowBytesLeft = NOW_BYTES_PER_TURN
   private cachedLeft = CACHED_PER_TURN
   /** Work that found the turn's budget spent: the next turn's flush runs it first, in order. */
-  private waiting: Array<() => void> = []
+  private readonly waiting: Array<() => boolean> = []
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -156,12 +156,32 @@ export class RingClient {
   /**
    * Runs `work` at the start of the next turn's flush, once the budget is renewed and before any
    * completion of that turn is dispatched: for work on this thread that found the budget spent,
-   * and whose fallback (the ring) costs far more than waiting a turn. Work waiting from earlier
-   * turns runs first, so a fiber that loops cannot take a new turn's budget ahead of them.
+   * and whose fallback (the ring) costs far more than waiting a turn. `work` returns false when
+   * it finds the budget spent again: it then stays first in line for the turn after, with all
+   * work behind it, so a fiber that loops cannot take a new turn's budget ahead of what waits,
+   * and a turn tries no more work than its budget lets through.
    */
-  nextTurn(work: () => void): void {
+  nextTurn(work: () => boolean): void {
     this.waiting.push(work)
     this.scheduleTurn()
+  }
+
+  /** Runs waiting work in order until one piece finds the budget spent; what it threw is rethrown apart. */
+  private runWaiting(): void {
+    let done = 0
+    for (; done < this.waiting.length; done++) {
+      let ran = true
+      try {
+        ran = this.waiting[done]!()
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+      if (!ran) break
+    }
+    this.waiting.splice(0, done)
+    if (this.waiting.length > 0) this.scheduleTurn()
   }
 
   /** Takes `calls` of the turn's budget of reads on this thread, if they and `bytes` fit in what is left. */
@@ -289,12 +309,7 @@ export class RingClient {
     this.nowLeft = NOW_PER_TURN
     this.nowBytesLeft = NOW_BYTES_PER_TURN
     this.cachedLeft = CACHED_PER_TURN
-    if (this.waiting.length > 0) {
-      const waiting = this.waiting
-      // Work that finds the budget spent again waits for the turn after, behind what waits now.
-      this.waiting = []
-      for (const work of waiting) this.call(work, 0)
-    }
+    if (this.waiting.length > 0) this.runWaiting()
     if (this.unflushed > 0) this.flushNow()
     const count = this.inlineCount
     if (count === 0) return
@@ -325,7 +340,7 @@ export class RingClient {
   }
 
   /** Runs one op's callback; what it throws is rethrown apart, so one caller's bug cannot strand the rest of a batch. */
-  private call(callback: OnResult, result: number, id?: number): void {
+  private call(callback: OnResult, result: number, id: number): void {
     try {
       callback(result, id)
     } catch (error) {

@@ -70,7 +70,8 @@ pub fn read_file_cached(dirfd: RawFd, path: &CStr, buf: &mut [u8], kept: &mut [u
         Err(errno) => return lookup_answer(errno),
     };
     let result = read_located(located, buf, kept);
-    // An O_PATH fd's close runs no file system code.
+    // An O_PATH fd's close calls no file system's release (only if the file was unlinked or its
+    // mount detached meanwhile may it drop the last reference, a window of microseconds).
     close(located);
     result
 }

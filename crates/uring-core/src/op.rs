@@ -421,7 +421,8 @@ impl Op {
     pub(crate) fn on_result(&mut self, res: i32) -> Next {
         match self {
             Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
-            // A read's error stands even after progress: a short exact read means end of file.
+            // A read's error stands even after progress: a short exact read means end of file. A
+            // write cancelled after progress (its caller interrupted) reports the count too.
             Op::Write { done, .. } if res < 0 && *done > 0 => Next::Complete(*done as i32),
             Op::Write { buf, all, done, .. } => progress(res, buf.len(), *all, done),
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.

@@ -255,16 +255,22 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
    * Waits for the turn in which `attempt` (work on this thread within the turn's budget) gets
    * budget, and runs what it gives: it is tried at the start of each next turn's flush, before
    * any fiber runs (`RingClient.nextTurn`), until it does not find the budget spent. For work
-   * whose other way, the ring, costs several times a turn's wait.
+   * whose other way, the ring, costs several times a turn's wait. Once its fiber is interrupted
+   * it is not tried again.
    */
   const nextTurn = <A>(attempt: () => Effect.Effect<A, UringError> | undefined): Effect.Effect<A, UringError> =>
     Effect.async<A, UringError>((resume) => {
-      const work = () => {
+      let live = true
+      client.nextTurn(() => {
+        if (!live) return true
         const ready = attempt()
-        if (ready === undefined) client.nextTurn(work)
-        else resume(ready)
-      }
-      client.nextTurn(work)
+        if (ready === undefined) return false
+        resume(ready)
+        return true
+      })
+      return Effect.sync(() => {
+        live = false
+      })
     })
 
   /** `run` for an op that creates what its caller acquires (see {@link Acquiring}). */

@@ -58,8 +58,9 @@ export const makeStats = (runner: Runner, cachedStats: boolean) => {
    * Once the turn's budget is spent, the stat waits for the next turn, where it is taken before
    * any fiber runs: the ring's statx, on a kernel worker, costs several times a turn's wait.
    */
-  const statPath = (operation: string, path: string, prepare: () => PathStat): Effect.Effect<Metadata, UringError> =>
-    Effect.suspend(() => {
+  const statPath = (operation: string, path: string, prepare: () => PathStat): Effect.Effect<Metadata, UringError> => {
+    // Checked again when it waited a turn: a directory handle may have been closed meanwhile.
+    const attempt = (): Effect.Effect<Metadata, UringError> | undefined => {
       let asked: PathStat
       try {
         asked = prepare()
@@ -67,10 +68,10 @@ export const makeStats = (runner: Runner, cachedStats: boolean) => {
         return Effect.fail(thrown(error, operation, path))
       }
       const out = statxBuffers.take()
-      if (!cachedStats) return ringPathStat(operation, path, asked, out)
-      const attempt = () => taken(operation, path, asked, out)
-      return attempt() ?? nextTurn(attempt)
-    })
+      return cachedStats ? taken(operation, path, asked, out) : ringPathStat(operation, path, asked, out)
+    }
+    return Effect.suspend(() => attempt() ?? nextTurn(attempt))
+  }
 
   const ringPathStat = (operation: string, path: string, { dirfd, flags, name }: PathStat, out: Uint8Array) =>
     ringStat(operation, path, out, (native, id, out) => native.statx(id, dirfd, name, flags, STATX_ALL_MASK, out))
@@ -92,7 +93,10 @@ export const makeStats = (runner: Runner, cachedStats: boolean) => {
       statxBuffers.give(out)
       return Effect.fail(thrown(error, operation, path))
     }
-    if (result === undefined) return undefined
+    if (result === undefined) {
+      statxBuffers.give(out)
+      return undefined
+    }
     if (result === 0) return Effect.succeed(decoded(out))
     if (result === -EAGAIN) return ringPathStat(operation, path, asked, out)
     statxBuffers.give(out)
