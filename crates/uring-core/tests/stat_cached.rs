@@ -79,25 +79,32 @@ fn other_file_systems_flags_and_an_empty_path_are_left_to_the_ring() {
 
 /// Which file system a path is on is asked of its mount, never of the file system: `fstatfs`
 /// waits for a FUSE daemon (or an NFS server), and this one holds statfs requests. The mount's
-/// root resolves from the dentry cache, so only that check stands between it and the daemon.
+/// root, and its file once looked up, resolve from the dentry cache, so only that check stands
+/// between them and the daemon.
 /// Needs root (mount), as CI has.
 #[test]
 fn a_fuse_daemon_that_never_answers_statfs_holds_up_neither_stats_nor_whole_file_reads() {
     let _serial = serial();
     let mut mount = fuse::Mount::new();
-    let root = cstr(mount.dir());
+    // The file's entry is cached for a minute once looked up (its attributes are not).
+    let file = mount.dir().join("f");
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 4096);
+    let paths = [cstr(mount.dir()), cstr(&file)];
     let (done, results) = std::sync::mpsc::channel();
     let asker = std::thread::spawn(move || {
-        let mut out = vec![0u8; STATX_SIZE];
-        let stat = stat_cached(libc::AT_FDCWD, &root, 0, MASK, &mut out);
-        let mut buf = vec![0u8; 64];
-        let mut kept = [0u8; FD_BYTES];
-        let read = read_file_cached(libc::AT_FDCWD, &root, &mut buf, &mut kept);
-        let _ = done.send((stat, read));
+        for path in &paths {
+            let mut out = vec![0u8; STATX_SIZE];
+            let stat = stat_cached(libc::AT_FDCWD, path, 0, MASK, &mut out);
+            let mut buf = vec![0u8; 64];
+            let mut kept = [0u8; FD_BYTES];
+            let read = read_file_cached(libc::AT_FDCWD, path, &mut buf, &mut kept);
+            let _ = done.send((stat, read));
+        }
     });
-    let answered = results.recv_timeout(std::time::Duration::from_secs(5));
+    let timeout = std::time::Duration::from_secs(5);
+    let answered = [results.recv_timeout(timeout), results.recv_timeout(timeout)];
     // Answers the held statfs, if one was sent, so the thread ends either way.
     mount.release();
     asker.join().unwrap();
-    assert_eq!(answered, Ok((-libc::EAGAIN, -libc::EAGAIN)));
+    assert_eq!(answered, [Ok((-libc::EAGAIN, -libc::EAGAIN)), Ok((-libc::EAGAIN, -libc::EAGAIN))]);
 }
