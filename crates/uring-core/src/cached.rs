@@ -43,7 +43,9 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Whether `openat2` takes `RESOLVE_CACHED` here (Linux 5.12): 0 not asked yet, 1 yes, 2 no.
+/// Whether the calling-thread paths work here: `openat2` takes `RESOLVE_CACHED` (Linux 5.12) and
+/// a file's mount tells its file system (`mount_of`, Linux 6.12; `statmount`, 6.8). 0 not asked
+/// yet, 1 yes, 2 no.
 static CACHED_OPEN: AtomicU8 = AtomicU8::new(0);
 
 /// Local block file systems: opening a regular file there waits on no network or daemon, closing
@@ -78,7 +80,7 @@ pub fn read_file_cached(dirfd: RawFd, path: &CStr, buf: &mut [u8], kept: &mut [u
 
 /// File systems whose attributes a stat reads from memory, with no device, network or daemon to
 /// wait for: the local block ones of `LOCAL_FILE_SYSTEMS`, and tmpfs.
-const IN_MEMORY_ATTRIBUTES: [i64; 4] = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994];
+const IN_MEMORY_ATTRIBUTES: [i64; 4] = [LOCAL_FILE_SYSTEMS[0], LOCAL_FILE_SYSTEMS[1], LOCAL_FILE_SYSTEMS[2], 0x0102_1994];
 
 /// A `statx` of `path` answered on the calling thread from the caches, as `read_file_cached`
 /// opens: the path resolves from the dentry cache alone (`RESOLVE_CACHED`) to an `O_PATH` fd (of
@@ -130,7 +132,9 @@ fn open_path(dirfd: RawFd, path: &CStr, flags: i32) -> Result<RawFd, i32> {
     if fd < 0 { Err(last_errno()) } else { Ok(fd as RawFd) }
 }
 
-/// Asked once per process: a kernel before 5.12 (EINVAL), or a sandbox that refuses openat2.
+/// Asked once per process: a kernel before 5.12 (no `RESOLVE_CACHED`) or before 6.12 (no
+/// unique mount id from `name_to_handle_at`), or a sandbox that refuses either call. Else each
+/// call would pay a lookup and a close to learn the same.
 fn cached_open_works() -> bool {
     match CACHED_OPEN.load(Ordering::Relaxed) {
         1 => true,
@@ -138,8 +142,9 @@ fn cached_open_works() -> bool {
         _ => {
             let works = match open_path(libc::AT_FDCWD, c"/", 0) {
                 Ok(fd) => {
+                    let known = mount_of(fd).and_then(magic_of_mount).is_some();
                     close(fd);
-                    true
+                    known
                 }
                 Err(_) => false,
             };
