@@ -25,9 +25,9 @@ export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
 /**
- * What a `readFileCached` or `statCached` call counts against `CACHED_PER_TURN`: its open, fstatfs,
- * stat or read, and close cost about four cached reads, so a turn of them holds the loop about as
- * long (a few ms).
+ * What a `readFileCached` or `statCached` call counts against `CACHED_PER_TURN`: its lookup, mount
+ * check, stat or read, and close cost about four cached reads, so a turn of them holds the loop
+ * about as long (a few ms).
  */
 export const CACHED_FILE_COST = 4
 
@@ -174,9 +174,7 @@ export class RingClient {
       try {
         ran = this.waiting[done]!()
       } catch (error) {
-        queueMicrotask(() => {
-          throw error
-        })
+        rethrowApart(error)
       }
       if (!ran) break
     }
@@ -344,12 +342,16 @@ export class RingClient {
     try {
       callback(result, id)
     } catch (error) {
-      queueMicrotask(() => {
-        throw error
-      })
+      rethrowApart(error)
     }
   }
 }
+
+/** Rethrows what a caller's code threw where it cannot stop the client's loop: in a microtask of its own. */
+const rethrowApart = (error: unknown): void =>
+  queueMicrotask(() => {
+    throw error
+  })
 
 /** A submitted op: its id in the pending table and its cancel token. @internal */
 export interface Submitted {

@@ -82,9 +82,10 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * Reads of up to 64 KiB from a file this ring opened (not with `O_DIRECT`) first copy what the
    * page cache holds on the calling thread (`preadv2` with `RWF_NOWAIT`), with no ring round trip
    * and no fiber suspension; what is not cached goes through the ring. So does `readFile`, for a
-   * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`, Linux 5.12) to a regular file
-   * on ext4, XFS or Btrfs whose start the page cache holds, and `stat` / `statAt`, for a path the
-   * dentry cache resolves on ext4, XFS, Btrfs or tmpfs (a missing path's `NotFound` included). At
+   * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`) to a regular file on ext4, XFS
+   * or Btrfs whose start the page cache holds, and `stat` / `statAt`, for a path the dentry cache
+   * resolves on ext4, XFS, Btrfs or tmpfs (a missing path's `NotFound` included); those two need
+   * Linux 6.12, which tells a file's file system from its mount without asking it. At
    * most 4 MiB and 1024 reads (a file or a stat counting as four) per event-loop turn are done that
    * way, so the loop keeps turning; a file or stat past that waits for the next turn, where it is
    * done first.

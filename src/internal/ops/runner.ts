@@ -18,6 +18,8 @@ import { withoutStack } from "../withoutStack.js"
 
 const ECANCELED = 125
 const ENFILE = 23
+/** What a calling-thread try (`RingClient.readFileCached`, `statCached`) answers when the ring must do it. */
+export const EAGAIN = 11
 /** Pooled buffers kept for reuse, at most, per pool: one per op of a 64-way loop. */
 export const POOL_KEEP = 64
 

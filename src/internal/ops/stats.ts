@@ -12,9 +12,7 @@ import { fromStatx, type Metadata, STATX_ALL_MASK, StatxBufferSize } from "../..
 import { BufferPool } from "../BufferPool.js"
 import type { NativeRing } from "../native.js"
 import * as validate from "../validate.js"
-import { check, POOL_KEEP, type Runner, type Subject } from "./runner.js"
-
-const EAGAIN = 11
+import { check, EAGAIN, POOL_KEEP, type Runner, type Subject } from "./runner.js"
 
 /** What a stat by path asks the kernel: checked once, for this thread's stat and the ring's alike. */
 interface PathStat {

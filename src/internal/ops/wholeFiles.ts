@@ -12,10 +12,8 @@ import type { Metadata } from "../../services/Metadata.js"
 import { BufferPool } from "../BufferPool.js"
 import * as validate from "../validate.js"
 import { CACHED_READ_MAX } from "./reads.js"
-import { lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
+import { EAGAIN, lendBuffer, POOL_KEEP, type Runner } from "./runner.js"
 import { openArguments } from "./handles.js"
-
-const EAGAIN = 11
 
 /** What `readFile` reads first: most files fit, so open+read+close is one op. */
 const READ_FILE_FIRST = 16 * 1024
