@@ -20,6 +20,30 @@ const run = (client: RingClient, start: (native: NativeRing, id: number) => numb
 const CWD = AtFlags.AT_FDCWD
 
 /**
+ * Runs `body` while errors the client rethrows apart (in a microtask of their own) that `mine`
+ * recognizes are collected instead of reaching the process; every other microtask runs as it would.
+ */
+const collectingRethrown = async (mine: (error: Error) => boolean, body: () => Promise<unknown>): Promise<Array<Error>> => {
+  const reported: Array<Error> = []
+  const original = globalThis.queueMicrotask
+  globalThis.queueMicrotask = (f) =>
+    original(() => {
+      try {
+        f()
+      } catch (error) {
+        if (!(error instanceof Error && mine(error))) throw error
+        reported.push(error)
+      }
+    })
+  try {
+    await body()
+  } finally {
+    globalThis.queueMicrotask = original
+  }
+  return reported
+}
+
+/**
  * Runs `body` on a new client with `/proc/self/exe` open for reading; the ring is shut down and the
  * fd closed however `body` ends. Returns the (shut down) client.
  */
@@ -265,19 +289,7 @@ describe("RingClient over the binding", () => {
       expect(stats.slice(0, -1).every((r) => r === 0 || r === -11)).toBe(true)
       expect(stats.at(-1)).toBeUndefined()
       const order: Array<string> = []
-      const reported: Array<unknown> = []
-      const original = globalThis.queueMicrotask
-      // Keeps the test's own throw from reaching the process; every other microtask runs as it would.
-      globalThis.queueMicrotask = (f) =>
-        original(() => {
-          try {
-            f()
-          } catch (error) {
-            if (!(error instanceof Error && error.message === "a waiting caller's bug")) throw error
-            reported.push(error)
-          }
-        })
-      try {
+      const reported = await collectingRethrown((error) => error.message === "a waiting caller's bug", async () => {
         // Renewed budget: an answer (0, or -EAGAIN off the file systems it trusts), not undefined.
         client.nextTurn(() => order.push(`first ${client.statCached(CWD, "/", 0, 0xfff, out) !== undefined}`) > 0)
         client.nextTurn(() => {
@@ -294,9 +306,7 @@ describe("RingClient over the binding", () => {
         const done = run(client, (n, id) => n.statx(id, CWD, "/", 0, 0xfff, new Uint8Array(256))).then(() => order.push("op"))
         await done
         await nextTurn()
-      } finally {
-        globalThis.queueMicrotask = original
-      }
+      })
       expect(reported).toHaveLength(1)
       expect(order.filter((step) => step !== "op")).toEqual(["first true", "try 1", "try 2", "last"])
       expect(order.indexOf("op")).toBeGreaterThan(1)
@@ -381,20 +391,8 @@ describe("RingClient over the binding", () => {
 
   it("a callback that throws is reported apart and does not strand the rest of its turn", async () => {
     const ranges = Float64Array.of(0, 8, 8, 8, 16, 8, 24, 8)
-    const reported: Array<unknown> = []
-    await withExe({ entries: 64 }, async (client, fd) => {
-      const original = globalThis.queueMicrotask
-      // Keeps the test's own "boom" from reaching the process; every other microtask runs as it would.
-      globalThis.queueMicrotask = (f) =>
-        original(() => {
-          try {
-            f()
-          } catch (error) {
-            if (!(error instanceof Error && error.message.startsWith("boom"))) throw error
-            reported.push(error)
-          }
-        })
-      try {
+    const reported = await collectingRethrown((error) => error.message.startsWith("boom"), () =>
+      withExe({ entries: 64 }, async (client, fd) => {
         // Three groups dispatched by the same turn's flush; the first two callbacks throw.
         const runs = [0, 1, 2].map((k) => {
           const group = readGroup(fd, ranges)
@@ -410,11 +408,8 @@ describe("RingClient over the binding", () => {
         for (const deadline = patience(); client.pending > 0 && Date.now() < deadline;) await nextTurn()
         expect(runs).toEqual([[4, 8, 8, 8, 8], [4, 8, 8, 8, 8], [4, 8, 8, 8, 8]])
         expect(client.pending).toBe(0)
-      } finally {
-        globalThis.queueMicrotask = original
-      }
-    })
-    expect(reported.map((error) => (error as Error).message).sort()).toEqual(["boom 0", "boom 1"])
+      }))
+    expect(reported.map((error) => error.message).sort()).toEqual(["boom 0", "boom 1"])
   })
 
   /** Runs `body` with a fresh ring and a FIFO opened r+ (a read waits for data, never sees EOF). */
