@@ -6,11 +6,12 @@ import { Console, Effect, Fiber } from "effect"
 import * as Fs from "node:fs"
 import { Uring } from "../src/index.js"
 
-/** Open fds, rings left out: a closed ring's fd goes when the garbage collector frees it. */
+/** Open fds, rings and their eventfds left out: a closed ring's fd goes when the garbage collector frees it. */
 const openFds = () =>
   Fs.readdirSync("/proc/self/fd").filter((fd) => {
     try {
-      return Fs.readlinkSync(`/proc/self/fd/${fd}`) !== "anon_inode:[io_uring]"
+      const target = Fs.readlinkSync(`/proc/self/fd/${fd}`)
+      return target !== "anon_inode:[io_uring]" && target !== "anon_inode:[eventfd]"
     } catch {
       return false // the directory's own fd, closed by now
     }

@@ -413,9 +413,12 @@ describe("RingClient over the binding", () => {
   })
 
   /** Runs `body` with a fresh ring and a FIFO opened r+ (a read waits for data, never sees EOF). */
-  const withFifo = async (body: (client: RingClient, fd: number) => Promise<void>) => {
+  const withFifo = async (
+    body: (client: RingClient, fd: number) => Promise<void>,
+    options: NativeRingOptions = {}
+  ) => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "ring-client-fifo-"))
-    const client = new RingClient({ entries: 8 })
+    const client = new RingClient({ entries: 8, ...options })
     const path = Path.join(dir, "fifo")
     mkfifo(path)
     const fd = Fs.openSync(path, "r+")
@@ -439,6 +442,23 @@ describe("RingClient over the binding", () => {
       expect(new TextDecoder().decode(buffer.subarray(0, 4))).toBe("late")
       expect(client.pending).toBe(0)
     }))
+
+  // The event loop reaps what the kernel finishes later (it polls the ring's eventfd), or with
+  // callerReaps off the completion thread does; either way the callback hears of it.
+  for (const callerReaps of [true, false]) {
+    it(`a read the kernel finishes later reaches its callback, callerReaps ${callerReaps}`, () =>
+      withFifo(async (client, fd) => {
+        const buffer = new Uint8Array(16)
+        for (const word of ["one", "three", "seven"]) {
+          const result = run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
+          await new Promise((resolve) => setTimeout(resolve, 5))
+          expect(client.pending).toBe(1)
+          Fs.writeSync(fd, word)
+          expect(await result).toBe(word.length)
+          expect(new TextDecoder().decode(buffer.subarray(0, word.length))).toBe(word)
+        }
+      }, { callerReaps }))
+  }
 
   it("shutdown cancels a pending read, still delivers its completion, and says it closed clean", () =>
     withFifo(async (client, fd) => {

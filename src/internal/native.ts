@@ -30,6 +30,11 @@ export interface NativeRingOptions {
   readonly shutdownTimeoutMs?: number
   /** Let `flush` submit and reap on the JS thread while the submission thread is idle (default true). */
   readonly inlineSubmit?: boolean
+  /**
+   * With `inlineSubmit`: the event loop watches the ring's eventfd and reaps on the JS thread,
+   * where the completion thread otherwise reaps and hands over (default true).
+   */
+  readonly callerReaps?: boolean
 }
 
 /** @internal */

@@ -62,6 +62,7 @@ export const procfs = (at: string): Effect.Effect<string, never, Scope.Scope> =>
   )
 
 const RING_FD = "anon_inode:[io_uring]"
+const EVENT_FD = "anon_inode:[eventfd]"
 
 /** What each open fd of this process names (undefined: closed meanwhile, e.g. the listing's own). */
 const fdTargets = (): Array<string | undefined> =>
@@ -74,13 +75,19 @@ const fdTargets = (): Array<string | undefined> =>
   })
 
 /**
- * Open fds of this process, io_uring instances aside: a closed ring's fd goes when the garbage
- * collector frees the ring, at a moment no test can name (`ringFdCount` counts those).
+ * Open fds of this process, io_uring instances and eventfds aside: a closed ring's fd goes when
+ * the garbage collector frees the ring, at a moment no test can name (`ringFdCount` counts
+ * those), and each open ring holds an eventfd its event loop polls (`eventFdCount`, which also
+ * counts libuv's own).
  */
-export const fdCount = (): number => fdTargets().filter((target) => target !== undefined && target !== RING_FD).length
+export const fdCount = (): number =>
+  fdTargets().filter((target) => target !== undefined && target !== RING_FD && target !== EVENT_FD).length
 
 /** The io_uring instances this process holds an fd of. */
 export const ringFdCount = (): number => fdTargets().filter((target) => target === RING_FD).length
+
+/** The eventfds this process holds: one per open ring, and libuv's. */
+export const eventFdCount = (): number => fdTargets().filter((target) => target === EVENT_FD).length
 
 /** Bytes 0..n-1 of a repeating, position-dependent pattern. */
 export const pattern = (n: number, seed = 7): Uint8Array => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
-import { ringFdCount, tempDir } from "../helpers/fixtures.js"
+import { eventFdCount, ringFdCount, tempDir } from "../helpers/fixtures.js"
 import { fullGc, waitUntil } from "./helpers.js"
 
 const RINGS = 40
@@ -33,5 +33,18 @@ describe("closed rings", () => {
         return ringFdCount() === before
       }, 20_000, 20)
       expect({ released, left: ringFdCount() - before }).toEqual({ released: true, left: 0 })
+    }))
+
+  it.effect("an open ring holds one eventfd for its event loop, and its close closes it at once", () =>
+    Effect.gen(function*() {
+      const before = eventFdCount()
+      const inside = yield* Effect.scoped(Effect.gen(function*() {
+        const uring = yield* Uring
+        // An op the kernel finishes on a worker, so its completion comes through the eventfd.
+        yield* uring.mkdir(Path.join(yield* tempDir(), "d"))
+        return eventFdCount()
+      }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64 })))))
+      // No garbage collection in between: the close itself closed it.
+      expect({ inside: inside - before, after: eventFdCount() - before }).toEqual({ inside: 1, after: 0 })
     }))
 })

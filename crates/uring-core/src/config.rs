@@ -27,6 +27,10 @@ pub struct RingConfig {
     /// `Ring::submit_and_reap` may submit and reap on the caller's thread while the submission
     /// thread is idle. Ignored with SQPOLL, IOPOLL or COOP_TASKRUN.
     pub inline_submit: bool,
+    /// With `inline_submit`: the caller polls `Ring::ready_fd` and reaps with `Ring::reap_ready`,
+    /// and the completion thread reaps only while the ring closes or after
+    /// `Ring::stop_caller_reaping`. Ignored where the kernel cannot register an eventfd.
+    pub caller_reaps: bool,
 }
 
 /// The largest submission queue the kernel accepts (`IORING_MAX_ENTRIES`).
@@ -46,6 +50,7 @@ impl Default for RingConfig {
             shutdown_timeout: Duration::from_secs(5),
             deferred_wakeups: false,
             inline_submit: false,
+            caller_reaps: false,
         }
     }
 }

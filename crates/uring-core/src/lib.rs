@@ -9,6 +9,11 @@
 //! thread's work while that thread is idle and take the completions that are ready at once
 //! (cached reads finish inside the submit call), so a lone operation needs no thread hand-off.
 //!
+//! With `caller_reaps` as well, the completion thread leaves completions to a caller that polls
+//! [`Ring::ready_fd`] and calls [`Ring::reap_ready`] (until it closes or calls
+//! [`Ring::stop_caller_reaping`]), so a caller with an event loop hears of an op one thread
+//! hand-off sooner.
+//!
 //! [`Ring::submit_group`] queues many operations that complete as one: each still runs as an
 //! operation of its own, but its result goes into memory the caller lends, and the caller hears
 //! once, after the last.
@@ -24,6 +29,7 @@ mod group;
 mod memory;
 mod op;
 mod reap;
+mod ready;
 mod ring;
 mod slab;
 mod state;

@@ -1,6 +1,7 @@
 //! The ring handle: setup, submit, cancel and a bounded shutdown.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -13,6 +14,7 @@ use crate::error::EngineError;
 use crate::files::FileTable;
 use crate::group::{GroupKey, Member, Results};
 use crate::op::Op;
+use crate::ready::ReadyFd;
 use crate::slab::OpKey;
 use crate::state::{InFlight, State};
 use crate::threads;
@@ -40,7 +42,8 @@ pub(crate) struct Shared {
     pub work: Condvar,
     /// Wakes `close`: the slab became empty.
     pub drained: Condvar,
-    /// Wakes the completion thread once entries are in the kernel for it to wait on.
+    /// Wakes the completion thread once entries are in the kernel for it to wait on, or when the
+    /// caller stops reaping.
     pub reap_work: Condvar,
     /// Held by whoever reads the completion queue: the completion thread, or a caller reaping
     /// inline (`Ring::submit_and_reap`).
@@ -59,6 +62,12 @@ pub(crate) struct Shared {
     /// The completion thread waits on `reap_work` while nothing is in the kernel (IOPOLL and
     /// inline-submitting rings).
     pub park_reaper: bool,
+    /// The eventfd the kernel signals as it posts completions, while the caller reaps (closed
+    /// when it stops, so a closed ring holds no fd of it).
+    pub ready: Mutex<Option<ReadyFd>>,
+    /// Completions are the caller's to reap (through `ready`) while the ring is open. Cleared
+    /// under the state lock, then `reap_work` is notified.
+    pub caller_reaps: AtomicBool,
 }
 
 impl Shared {
@@ -193,6 +202,7 @@ impl Ring {
             config.inline_submit && config.sqpoll_idle_ms.is_none() && !config.iopoll && !config.coop_taskrun;
         let sq_entries = ring.params().sq_entries();
         let cq_entries = ring.params().cq_entries();
+        let ready = if inline_submit && config.caller_reaps { ReadyFd::register(&ring) } else { None };
         let shared = Arc::new(Shared {
             ring,
             state: Mutex::new(State::new(FileTable::new(registered_files))),
@@ -206,6 +216,8 @@ impl Ring {
             cq_entries: cq_entries as usize,
             coop_taskrun: config.coop_taskrun,
             park_reaper: config.iopoll || inline_submit,
+            caller_reaps: AtomicBool::new(ready.is_some()),
+            ready: Mutex::new(ready),
         });
         let spawn_err = |e: io::Error| EngineError::Unavailable {
             errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
@@ -342,6 +354,46 @@ impl Ring {
         }
     }
 
+    /// The eventfd to poll for completions while the caller reaps (`caller_reaps`); `None` on
+    /// other rings and once the caller has stopped.
+    pub fn ready_fd(&self) -> Option<RawFd> {
+        self.ready().as_ref().map(ReadyFd::raw)
+    }
+
+    /// For a caller that polls `ready_fd`, on its readiness: resets the eventfd, reaps what the
+    /// kernel posted, submits what that reap queued again (the rest of a short read, the next
+    /// stage of a whole-file read) as `submit_and_reap` would, and hands every completion to the
+    /// sink. Does nothing once the caller has stopped or the ring closes (its threads take over).
+    pub fn reap_ready(&self) {
+        match &*self.ready() {
+            Some(ready) => ready.drain(),
+            None => return,
+        }
+        let mut out = Vec::new();
+        if threads::reap_for_caller(&self.shared, &mut out) {
+            self.submit_and_reap(&mut out, usize::MAX);
+        }
+        if !out.is_empty() {
+            self.shared.sink.deliver(out);
+        }
+    }
+
+    /// Hands reaping back to the completion thread for good, and closes the eventfd: for a
+    /// caller that can no longer poll it (its event loop is going away, or the poll failed), and
+    /// done by `close`. Stop polling the fd first.
+    pub fn stop_caller_reaping(&self) {
+        {
+            let _st = self.shared.lock();
+            self.shared.caller_reaps.store(false, Ordering::SeqCst);
+            self.shared.reap_work.notify_all();
+        }
+        drop(self.ready().take());
+    }
+
+    fn ready(&self) -> MutexGuard<'_, Option<ReadyFd>> {
+        self.shared.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn wake_submitter(&self) {
         if self.shared.submitter_idle.load(Ordering::SeqCst) {
             self.shared.work.notify_one();
@@ -410,6 +462,7 @@ impl Ring {
         };
         // A timeout too long for an Instant (Duration::MAX) waits without a deadline.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        self.stop_caller_reaping();
         let mut st = self.shared.lock();
         st.closing = true;
         self.shared.work.notify_all();

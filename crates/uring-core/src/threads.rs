@@ -217,9 +217,30 @@ fn push_wake(_locked: &State, shared: &Shared) -> bool {
 /// Wakes a parked completion thread once entries are in the kernel for it to wait on. A condvar
 /// notify is a futex call even with nobody waiting, so it is made only for a parked thread.
 fn wake_reaper(shared: &Shared, st: &State) {
-    if st.reaper_parked && st.in_kernel > 0 {
+    if st.reaper_parked && st.in_kernel > 0 && !caller_reaps(shared, st) {
         shared.reap_work.notify_one();
     }
+}
+
+/// Whether completions are the caller's to reap (see `Ring::reap_ready`): the completion thread
+/// then parks even with entries in the kernel.
+fn caller_reaps(shared: &Shared, _locked: &State) -> bool {
+    shared.caller_reaps.load(Ordering::SeqCst)
+}
+
+/// Reaps on the caller's thread what the kernel posted (`Ring::reap_ready`), unless the ring is
+/// closing (its threads reap then). Returns whether work is queued that this reap made possible: parts queued again,
+/// room freed in the kernel, or fds for the threads to close.
+pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> bool {
+    let _reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
+    let mut st = shared.lock();
+    if st.closing {
+        return false;
+    }
+    let full = st.in_kernel >= shared.op_budget;
+    // No shutdown NOP here: `close` queues it only after `closing` is set, under this lock.
+    let reaped = reap_all(shared, &mut st, out);
+    (reaped.requeued || (full && st.in_kernel < shared.op_budget) || !st.to_close.is_empty()) && has_work(shared, &st)
 }
 
 pub(crate) fn completion_loop(shared: &Shared) {
@@ -232,7 +253,7 @@ pub(crate) fn completion_loop(shared: &Shared) {
         // those a caller reaps inline. Other rings wait in the kernel: one hand-off less.
         if shared.park_reaper {
             let mut st = shared.lock();
-            while st.in_kernel == 0 && !st.stop {
+            while (st.in_kernel == 0 || caller_reaps(shared, &st)) && !st.stop {
                 st.reaper_parked = true;
                 st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
                 st.reaper_parked = false;

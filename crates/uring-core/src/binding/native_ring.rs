@@ -1,7 +1,7 @@
 //! The `NativeRing` class.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -11,6 +11,7 @@ use napi_derive::napi;
 use super::args::engine_error;
 use super::cleanup::CleanupHook;
 use super::delivery::{JsSink, Tsfn};
+use super::ready_poll::ReadyPoll;
 use crate::{Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
@@ -26,6 +27,7 @@ pub struct RingOptions {
     pub registered_files: Option<u32>,
     pub shutdown_timeout_ms: Option<u32>,
     pub inline_submit: Option<bool>,
+    pub caller_reaps: Option<bool>,
 }
 
 /// The completion callback as a raw value: the threadsafe function takes it directly.
@@ -53,9 +55,21 @@ pub(crate) struct Host {
     pub(crate) ring: Ring,
     pub(crate) tsfn: Arc<Tsfn>,
     pub(crate) released: AtomicBool,
+    /// The event loop's watch on the ring's eventfd while the JS thread reaps.
+    pub(crate) poll: Mutex<Option<ReadyPoll>>,
 }
 
 impl Host {
+    /// The JS thread stops reaping: the completion thread does from now on. On the JS thread.
+    pub(crate) fn stop_reaping(&self) {
+        if let Some(poll) = self.poll.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            // SAFETY: on the JS thread (every caller is: the poll's callback, `shutdown`).
+            unsafe { poll.close() };
+        }
+        // After the poll: this closes the fd it watched.
+        self.ring.stop_caller_reaping();
+    }
+
     /// Closes the ring (cancel, drain, join), then lets the threadsafe function finalize after
     /// delivering the last batches. Returns whether the close was clean. If it was not (ops
     /// still in the kernel past the deadline, or a thread not joined), the function is never
@@ -63,6 +77,7 @@ impl Host {
     /// ops were lent, so the garbage collector cannot free memory the kernel may still write.
     /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
     pub(crate) fn shutdown(&self, wait: bool) -> bool {
+        self.stop_reaping();
         let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
         if wait {
             // The env is going away and Node frees the function after this hook: a completion
@@ -100,6 +115,8 @@ fn config(options: &RingOptions) -> RingConfig {
         deferred_wakeups: true,
         // On unless asked otherwise: JS calls `flush` once per turn, which is where it pays.
         inline_submit: options.inline_submit.unwrap_or(true),
+        // On unless asked otherwise: the event loop reaps, a thread hand-off sooner.
+        caller_reaps: options.caller_reaps.unwrap_or(true),
     }
 }
 
@@ -145,7 +162,7 @@ impl NativeRing {
                 return Err(engine_error(e));
             }
         };
-        let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false) });
+        let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false), poll: Mutex::new(None) });
         // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
         // however long it takes, before the env's heap, which holds the buffers, goes away.
         // Registered after the threadsafe function, so it runs before Node's own cleanup of it.
@@ -153,6 +170,14 @@ impl NativeRing {
         let cleanup = unsafe { CleanupHook::add(env.raw(), Arc::clone(&host)) }?;
         // SAFETY: the env and the object under construction of this very call.
         unsafe { super::hot::define(env.raw(), this.object.raw(), Arc::clone(&host)) }?;
+        // Last: the poll holds the host until it is closed, which a failed construction would not do.
+        if let Some(fd) = host.ring.ready_fd() {
+            // SAFETY: the env of this very call, on its JS thread.
+            match unsafe { ReadyPoll::start(env.raw(), fd, Arc::clone(&host)) } {
+                Some(poll) => *host.poll.lock().unwrap_or_else(|p| p.into_inner()) = Some(poll),
+                None => host.ring.stop_caller_reaping(),
+            }
+        }
         Ok(NativeRing { host, cleanup: Some(cleanup), ring_id: NEXT_RING_ID.fetch_add(1, Ordering::Relaxed) })
     }
 
