@@ -19,6 +19,8 @@ pub(crate) struct Reaped {
     pub woke: bool,
     /// Ops queued again for their next part.
     pub requeued: bool,
+    /// Any completion at all (the kernel signalled the ring's eventfd, if it has one).
+    pub any: bool,
 }
 
 /// Applies every completion in the completion queue to the slab, adding what finished to
@@ -28,6 +30,7 @@ pub(crate) fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completi
     // SAFETY: completion queue views are only created with `reaper` held (the caller's duty);
     // dropping the view publishes the new head.
     for cqe in unsafe { shared.ring.completion_shared() } {
+        found.any = true;
         match cqe.user_data() {
             WAKE_TAG => found.woke = true,
             CANCEL_TAG => st.in_kernel -= 1,

@@ -76,6 +76,16 @@ impl Shared {
         // enough to shut down, which is all anyone does after that.
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
     }
+
+    pub(crate) fn ready(&self) -> MutexGuard<'_, Option<ReadyFd>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resets the eventfd while the caller reaps; returns whether it did. Whoever calls this
+    /// reaps afterwards: a completion whose signal it reset is in the queue by then.
+    pub(crate) fn drain_ready(&self) -> bool {
+        self.ready().as_ref().map(ReadyFd::drain).is_some()
+    }
 }
 
 /// The ring's threads while it runs; once closed, whether that close was clean.
@@ -357,7 +367,7 @@ impl Ring {
     /// The eventfd to poll for completions while the caller reaps (`caller_reaps`); `None` on
     /// other rings and once the caller has stopped.
     pub fn ready_fd(&self) -> Option<RawFd> {
-        self.ready().as_ref().map(ReadyFd::raw)
+        self.shared.ready().as_ref().map(ReadyFd::raw)
     }
 
     /// For a caller that polls `ready_fd`, on its readiness: resets the eventfd, reaps what the
@@ -365,9 +375,8 @@ impl Ring {
     /// stage of a whole-file read) as `submit_and_reap` would, and hands every completion to the
     /// sink. Does nothing once the caller has stopped or the ring closes (its threads take over).
     pub fn reap_ready(&self) {
-        match &*self.ready() {
-            Some(ready) => ready.drain(),
-            None => return,
+        if !self.shared.drain_ready() {
+            return;
         }
         let mut out = Vec::new();
         if threads::reap_for_caller(&self.shared, &mut out) {
@@ -387,11 +396,7 @@ impl Ring {
             self.shared.caller_reaps.store(false, Ordering::SeqCst);
             self.shared.reap_work.notify_all();
         }
-        drop(self.ready().take());
-    }
-
-    fn ready(&self) -> MutexGuard<'_, Option<ReadyFd>> {
-        self.shared.ready.lock().unwrap_or_else(|p| p.into_inner())
+        drop(self.shared.ready().take());
     }
 
     fn wake_submitter(&self) {

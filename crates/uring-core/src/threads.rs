@@ -360,7 +360,14 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
             return true;
         }
         let mut st = shared.lock();
-        let woke = reap_all(shared, &mut st, out).woke;
+        let reaped = reap_all(shared, &mut st, out);
+        let mut woke = reaped.woke;
+        // Completions posted inside this call signalled the eventfd of a ring whose caller reaps:
+        // reset it, so the event loop is not woken for what was taken here, then take what came
+        // meanwhile (its signal may be the one just reset; later ones signal anew).
+        if reaped.any && shared.drain_ready() {
+            woke |= reap_all(shared, &mut st, out).woke;
+        }
         // Entries the kernel finishes later (on its workers, or after I/O): the completion
         // thread's turn.
         wake_reaper(shared, &st);
