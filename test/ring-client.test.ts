@@ -509,7 +509,7 @@ describe("RingClient over the binding", () => {
       const result = run(a, (_, id) => read.call(b.native, id, fd, false, buffer, 0, false), buffer)
       expect([a.pending, b.pending, b.native.inFlight]).toEqual([1, 0, 0])
       expect(await result).toBe(Fs.readFileSync("/etc/hostname").subarray(0, 8).length)
-      expect(flush(new Int32Array(2))).toBe(0)
+      expect(flush(new Int32Array(2), false)).toBe(0)
       expect(() => (write as Function)(2, fd, false, "not bytes", 0, false)).toThrow(/ERR_URING_INVALID_ARGUMENT.*Uint8Array/)
       expect(() => (flush as Function)([0, 0])).toThrow(/ERR_URING_INVALID_ARGUMENT.*Int32Array/)
       expect(() => (read as Function)()).toThrow(/ERR_URING_INVALID_ARGUMENT/)

@@ -290,15 +290,16 @@ export class RingClient {
    * thread, and cached reads come back from this very call, with no thread hand-off: they wait
    * in `inline` for this turn's `flush` to dispatch them, never inside a submit call.
    */
-  private flushNow(): void {
+  private flushNow(settle = false): void {
     this.unflushed = 0
     const room = INLINE_PAIRS - this.inlineCount
     if (room === 0) {
-      this.native.flush(WAKE_ONLY)
+      this.native.flush(WAKE_ONLY, false)
       return
     }
     this.inlineCount += this.native.flush(
-      this.inlineCount === 0 ? this.inline : this.inline.subarray(2 * this.inlineCount)
+      this.inlineCount === 0 ? this.inline : this.inline.subarray(2 * this.inlineCount),
+      settle
     )
   }
 
@@ -308,7 +309,7 @@ export class RingClient {
     this.nowBytesLeft = NOW_BYTES_PER_TURN
     this.cachedLeft = CACHED_PER_TURN
     if (this.waiting.length > 0) this.runWaiting()
-    if (this.unflushed > 0) this.flushNow()
+    if (this.unflushed > 0) this.flushNow(true)
     const count = this.inlineCount
     if (count === 0) return
     // Callbacks may submit and flush again, adding pairs behind these: they wait a turn, so a

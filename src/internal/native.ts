@@ -123,9 +123,11 @@ export interface NativeRing {
    * Submits everything submitted since the last flush (submits only queue). While the submission
    * thread is idle, the JS thread submits and reaps itself: completions already there are written
    * to `out` as `[opId, result]` pairs and their count is returned; the rest arrive through
-   * `onComplete`. An `out` shorter than one pair only wakes the submission thread.
+   * `onComplete`. An `out` shorter than one pair only wakes the submission thread. `settle`:
+   * the turn's last flush before the event loop waits; completions it takes also reset the
+   * ring's eventfd, so the loop is not woken for them (other flushes leave that to one wake-up).
    */
-  flush(out: Int32Array): number
+  flush(out: Int32Array, settle: boolean): number
   /** Ask the kernel to cancel the op behind `token`; harmless if it already completed. */
   cancel(token: number): void
   /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */

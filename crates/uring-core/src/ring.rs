@@ -351,12 +351,23 @@ impl Ring {
     /// call). Saves the two thread hand-offs that dominate a lone op's latency; everything else,
     /// and completions beyond `max`, reach the sink.
     pub fn submit_and_reap(&self, out: &mut Vec<Completion>, max: usize) {
+        self.submit_and_reap_with(out, max, false);
+    }
+
+    /// `submit_and_reap` for a caller's last flush before its event loop waits (`caller_reaps`):
+    /// the completions it takes also reset the eventfd, so the loop does not wake for them. A
+    /// reset is a syscall; a loop that flushes many times a turn resets once, at the end.
+    pub fn submit_and_reap_settled(&self, out: &mut Vec<Completion>, max: usize) {
+        self.submit_and_reap_with(out, max, true);
+    }
+
+    fn submit_and_reap_with(&self, out: &mut Vec<Completion>, max: usize, settle: bool) {
         if !self.inline_submit || !self.shared.submitter_idle.load(Ordering::SeqCst) {
             self.wake_submitter();
             return;
         }
         let start = out.len();
-        if threads::submit_inline(&self.shared, out) {
+        if threads::submit_inline(&self.shared, out, settle) {
             self.wake_submitter();
         }
         if out.len() - start > max {
@@ -380,7 +391,7 @@ impl Ring {
         }
         let mut out = Vec::new();
         if threads::reap_for_caller(&self.shared, &mut out) {
-            self.submit_and_reap(&mut out, usize::MAX);
+            self.submit_and_reap_settled(&mut out, usize::MAX);
         }
         if !out.is_empty() {
             self.shared.sink.deliver(out);

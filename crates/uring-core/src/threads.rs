@@ -339,7 +339,12 @@ const INLINE_BYTES: usize = 4 << 20;
 /// and reaps whatever completed meanwhile into `out` (a cached read is copied inside the submit
 /// call, so its completion is already there). Returns whether work is left for the submission
 /// thread. Ops the kernel finishes later are reaped by the completion thread as usual.
-pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool {
+///
+/// With `settle` (a caller's last flush before its event loop waits), completions taken here
+/// also reset the eventfd of a ring whose caller reaps, so the loop is not woken to find them
+/// gone; other flushes leave that to the loop's one wake-up per turn, which costs less than a
+/// reset per call when a turn flushes many times.
+pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: bool) -> bool {
     // The completion thread holds this only while it walks the completion queue.
     let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let submitter = shared.ring.submitter();
@@ -362,10 +367,9 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>) -> bool 
         let mut st = shared.lock();
         let reaped = reap_all(shared, &mut st, out);
         let mut woke = reaped.woke;
-        // Completions posted inside this call signalled the eventfd of a ring whose caller reaps:
-        // reset it, so the event loop is not woken for what was taken here, then take what came
-        // meanwhile (its signal may be the one just reset; later ones signal anew).
-        if reaped.any && shared.drain_ready() {
+        // Completions posted inside this call signalled the eventfd: reset it, then take what
+        // came meanwhile (its signal may be the one just reset; later ones signal anew).
+        if settle && reaped.any && shared.drain_ready() {
             woke |= reap_all(shared, &mut st, out).woke;
         }
         // Entries the kernel finishes later (on its workers, or after I/O): the completion

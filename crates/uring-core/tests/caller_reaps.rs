@@ -43,19 +43,31 @@ fn a_completion_waits_for_the_caller_that_polls() {
 }
 
 #[test]
-fn completions_taken_inside_the_submit_call_leave_the_eventfd_quiet() {
+fn a_settled_flush_leaves_the_eventfd_quiet_for_what_it_took() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cached");
     std::fs::write(&path, [9u8; 4096]).unwrap();
     let file = std::fs::File::open(&path).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
-    for _ in 0..3 {
-        let (user, _) = ring.submit(Op::read(Target::Fd(std::os::fd::AsRawFd::as_raw_fd(&file)), Memory::zeroed(4096), 0));
+    let mut read_inline = |settle: bool| {
+        let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(4096), 0));
         let mut out = Vec::new();
-        ring.ring.submit_and_reap(&mut out, usize::MAX);
+        if settle {
+            ring.ring.submit_and_reap_settled(&mut out, usize::MAX);
+        } else {
+            ring.ring.submit_and_reap(&mut out, usize::MAX);
+        }
         assert_eq!(out.iter().map(|c| (c.user, c.result)).collect::<Vec<_>>(), vec![(user, 4096)], "read inside the call");
+    };
+    // A flush that is not the turn's last leaves the signal for the loop's one wake-up...
+    read_inline(false);
+    assert!(readable(ready, 0));
+    // ...which the turn's last flush takes back, with its own.
+    for _ in 0..3 {
+        read_inline(true);
         assert!(!readable(ready, 0), "no wake-up for the event loop to find nothing");
     }
 }

@@ -263,14 +263,19 @@ impl Hot {
     /// Submits everything queued; when the submission thread is idle, this thread submits and
     /// reaps itself and writes the completions already there to `out` as `[opId, result]` pairs.
     /// Returns their count. An `out` shorter than one pair only wakes the submission thread.
-    fn flush(&self, mut out: I32s) -> Result<f64> {
+    /// `settle`: the turn's last flush (`Ring::submit_and_reap_settled`).
+    fn flush(&self, mut out: I32s, settle: bool) -> Result<f64> {
         let out = out.as_mut_slice();
         if out.len() < 2 {
             self.host.ring.flush();
             return Ok(0.0);
         }
         let mut done = self.done.borrow_mut();
-        self.host.ring.submit_and_reap(&mut done, out.len() / 2);
+        if settle {
+            self.host.ring.submit_and_reap_settled(&mut done, out.len() / 2);
+        } else {
+            self.host.ring.submit_and_reap(&mut done, out.len() / 2);
+        }
         let count = done.len();
         for (pair, c) in out.chunks_exact_mut(2).zip(done.drain(..)) {
             // Op ids come from JS as positive int32s.
@@ -424,7 +429,7 @@ hot_functions! {
     c"linkat" => linkat(id: Int32, old_dirfd: Int32, old_path: Path, new_dirfd: Int32, new_path: Path, flags: Int32);
     c"registerFile" => register_file(id: Int32, fd: Int32);
     c"unregisterFile" => unregister_file(id: Int32, slot: Uint32);
-    c"flush" => flush(out: I32s);
+    c"flush" => flush(out: I32s, settle: bool);
     c"cancel" => cancel(token: f64);
     c"ref" => refer(@env);
     c"unref" => unref(@env);
