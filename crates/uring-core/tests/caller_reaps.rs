@@ -52,7 +52,7 @@ fn a_settled_flush_leaves_the_eventfd_quiet_for_what_it_took() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
-    let mut read_inline = |settle: bool| {
+    let read_inline = |settle: bool| {
         let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(4096), 0));
         let mut out = Vec::new();
         if settle {
