@@ -3,7 +3,9 @@
 //! Submission queue views exist only while the state lock is held, so entries are pushed by one
 //! thread at a time; any thread may then `submit`, since the kernel consumes the queue under its
 //! own lock. Completion queue views exist only while `Shared::reaper` is held. The completion
-//! thread waits with `enter(0, 1, GETEVENTS)` and never submits. Lock order: `reaper`, then state.
+//! thread waits with `enter(0, 1, GETEVENTS)` and never submits; on rings whose caller reaps
+//! (`caller_reaps`) it parks until the caller stops or the ring closes. Lock order: `reaper`, then
+//! state, then `Shared::ready`.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -229,8 +231,8 @@ fn caller_reaps(shared: &Shared, _locked: &State) -> bool {
 }
 
 /// Reaps on the caller's thread what the kernel posted (`Ring::reap_ready`), unless the ring is
-/// closing (its threads reap then). Returns whether work is queued that this reap made possible: parts queued again,
-/// room freed in the kernel, or fds for the threads to close.
+/// closing (its threads reap then). Returns whether work is queued that this reap made possible:
+/// parts queued again, room freed in the kernel, or fds for the threads to close.
 pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> bool {
     let _reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let mut st = shared.lock();
@@ -338,7 +340,8 @@ const INLINE_BYTES: usize = 4 << 20;
 /// The submission thread's work, done on the caller's thread: pushes what is queued, submits it,
 /// and reaps whatever completed meanwhile into `out` (a cached read is copied inside the submit
 /// call, so its completion is already there). Returns whether work is left for the submission
-/// thread. Ops the kernel finishes later are reaped by the completion thread as usual.
+/// thread. Ops the kernel finishes later are reaped by the caller's event loop
+/// (`Ring::reap_ready`) or, on other rings, by the completion thread.
 ///
 /// With `settle` (a caller's last flush before its event loop waits), completions taken here
 /// also reset the eventfd of a ring whose caller reaps, so the loop is not woken to find them
@@ -373,7 +376,7 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: 
             woke |= reap_all(shared, &mut st, out).woke;
         }
         // Entries the kernel finishes later (on its workers, or after I/O): the completion
-        // thread's turn.
+        // thread's turn, unless the caller's event loop reaps.
         wake_reaper(shared, &st);
         if woke {
             // Only a concurrent `close` queues the NOP: it was meant for the completion thread,
