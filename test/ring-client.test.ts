@@ -448,6 +448,8 @@ describe("RingClient over the binding", () => {
   for (const callerReaps of [true, false]) {
     it(`a read the kernel finishes later reaches its callback, callerReaps ${callerReaps}`, () =>
       withFifo(async (client, fd) => {
+        // Who reaps: the event loop through the eventfd, or the completion thread.
+        expect(client.native.callerReaps).toBe(callerReaps)
         const buffer = new Uint8Array(16)
         for (const word of ["one", "three", "seven"]) {
           const result = run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
@@ -459,6 +461,33 @@ describe("RingClient over the binding", () => {
         }
       }, { callerReaps }))
   }
+
+  // A write to a pipe goes in parts, each submitted once the last one is reaped. With the JS
+  // thread blocked in a synchronous wait (here for a worker that reads the pipe), the event loop
+  // cannot reap: the completion thread does in its place once the JS thread stands still.
+  it("an op in parts goes on while the JS thread is blocked in a synchronous wait", () =>
+    withFifo(async (client, fd) => {
+      const total = 256 * 1024
+      const path = Fs.readlinkSync(`/proc/self/fd/${fd}`)
+      const progress = new Int32Array(new SharedArrayBuffer(4))
+      const worker = new Worker(
+        `const fs = require("node:fs"); const { workerData } = require("node:worker_threads")
+        const progress = new Int32Array(workerData.progress); const fd = fs.openSync(workerData.path, "r")
+        const piece = Buffer.alloc(4096); let got = 0
+        while (got < workerData.total) { got += fs.readSync(fd, piece, 0, piece.length, null); Atomics.store(progress, 0, got) }
+        Atomics.notify(progress, 0); fs.closeSync(fd)`,
+        { eval: true, workerData: { progress: progress.buffer, path, total } }
+      )
+      const data = new Uint8Array(total).fill(7)
+      const op = submitNow(client, (n, id) => n.write(id, fd, false, data, 0, true), data)
+      const deadline = Date.now() + 10_000
+      while (Atomics.load(progress, 0) < total && Date.now() < deadline) {
+        Atomics.wait(progress, 0, Atomics.load(progress, 0), 100)
+      }
+      expect(Atomics.load(progress, 0)).toBe(total)
+      expect(await op.result).toBe(total)
+      await worker.terminate()
+    }))
 
   it("shutdown cancels a pending read, still delivers its completion, and says it closed clean", () =>
     withFifo(async (client, fd) => {

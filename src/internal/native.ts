@@ -48,6 +48,8 @@ export interface NativeRing {
   /** Identity of this ring, unique in the process; used to reject a RegisteredFile of another ring. */
   readonly ringId: number
 
+  /** Whether the event loop reaps this ring's completions (it polls the ring's eventfd). */
+  readonly callerReaps: boolean
   /** Operations submitted and not yet completed. */
   readonly inFlight: number
   /** Registered-file slots in use. */

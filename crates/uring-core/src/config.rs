@@ -31,6 +31,10 @@ pub struct RingConfig {
     /// and the completion thread reaps only while the ring closes or after
     /// `Ring::stop_caller_reaping`. Ignored where the kernel cannot register an eventfd.
     pub caller_reaps: bool,
+    /// With `caller_reaps`: how long the caller may go without reaping or flushing while entries
+    /// are in the kernel before the completion thread reaps in its place (a JS thread blocked in
+    /// a synchronous wait must not stop the ops that need a reap to go on).
+    pub caller_stall: Duration,
 }
 
 /// The largest submission queue the kernel accepts (`IORING_MAX_ENTRIES`).
@@ -51,6 +55,7 @@ impl Default for RingConfig {
             deferred_wakeups: false,
             inline_submit: false,
             caller_reaps: false,
+            caller_stall: Duration::from_millis(10),
         }
     }
 }

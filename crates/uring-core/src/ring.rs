@@ -2,7 +2,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     /// Completions are the caller's to reap (through `ready`) while the ring is open. Cleared
     /// under the state lock, then `reap_work` is notified.
     pub caller_reaps: AtomicBool,
+    /// Counts the caller's reaps and inline flushes: the completion thread takes over while it
+    /// stands still for `caller_stall` (`threads::park`).
+    pub caller_seen: AtomicU64,
+    pub caller_stall: Duration,
 }
 
 impl Shared {
@@ -202,8 +206,9 @@ impl Ring {
         // fd limit shrinks the table instead of making io_uring look unavailable.
         let registered_files = config.registered_files.min(fd_limit());
         if registered_files > 0 {
-            // Before either thread exists: the only register call of the ring's life. Slots change
-            // afterwards through FILES_UPDATE entries, queued like any other op.
+            // Before either thread exists. Slots change afterwards through FILES_UPDATE entries,
+            // queued like any other op; the only other register calls are the eventfd's (below,
+            // and `stop_caller_reaping`).
             ring.submitter().register_files_sparse(registered_files).map_err(register_error)?;
         }
         // SQPOLL submits from a kernel thread, IOPOLL completions must be polled for, and
@@ -227,6 +232,8 @@ impl Ring {
             coop_taskrun: config.coop_taskrun,
             park_reaper: config.iopoll || inline_submit,
             caller_reaps: AtomicBool::new(ready.is_some()),
+            caller_seen: AtomicU64::new(0),
+            caller_stall: config.caller_stall,
             ready: Mutex::new(ready),
         });
         let spawn_err = |e: io::Error| EngineError::Unavailable {
@@ -407,7 +414,10 @@ impl Ring {
             self.shared.caller_reaps.store(false, Ordering::SeqCst);
             self.shared.reap_work.notify_all();
         }
-        drop(self.shared.ready().take());
+        if self.shared.ready().take().is_some() {
+            // Else the kernel would go on signalling an eventfd nobody reads, for the ring's life.
+            let _ = self.shared.ring.submitter().unregister_eventfd();
+        }
     }
 
     fn wake_submitter(&self) {

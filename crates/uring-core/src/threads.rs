@@ -4,11 +4,12 @@
 //! thread at a time; any thread may then `submit`, since the kernel consumes the queue under its
 //! own lock. Completion queue views exist only while `Shared::reaper` is held. The completion
 //! thread waits with `enter(0, 1, GETEVENTS)` and never submits; on rings whose caller reaps
-//! (`caller_reaps`) it parks until the caller stops or the ring closes. Lock order: `reaper`, then
+//! (`caller_reaps`) it parks until the caller stops, stalls or the ring closes. Lock order: `reaper`, then
 //! state, then `Shared::ready`.
 
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use io_uring::{opcode, squeue, Submitter};
@@ -234,6 +235,7 @@ fn caller_reaps(shared: &Shared, _locked: &State) -> bool {
 /// closing (its threads reap then). Returns whether work is queued that this reap made possible:
 /// parts queued again, room freed in the kernel, or fds for the threads to close.
 pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> bool {
+    shared.caller_seen.fetch_add(1, Ordering::SeqCst);
     let _reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let mut st = shared.lock();
     if st.closing {
@@ -245,21 +247,57 @@ pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> boo
     (reaped.requeued || (full && st.in_kernel < shared.op_budget) || !st.to_close.is_empty()) && has_work(shared, &st)
 }
 
+/// How often the completion thread of a ring whose caller reaps looks, while nothing is in the
+/// kernel, whether something went there meanwhile: the caller does not wake it for each op (a
+/// futex call per op), so a caller that submits and then stalls is found within this and
+/// `caller_stall`.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Parks the completion thread while it has nothing to wait for in the kernel: nothing is there,
+/// or the caller reaps (`caller_reaps`). A caller that neither reaps nor flushes for
+/// `caller_stall` while entries are in the kernel may be blocked (a JS thread in a synchronous wait, or a long
+/// turn): the thread then waits in the kernel as on other rings until the caller shows up again,
+/// so ops that need a reap to go on (the rest of a short write to a pipe, the next stage of a
+/// whole-file read, ops queued behind the kernel budget) do not wait for it. `stalled_at` keeps
+/// the caller's count (`Shared::caller_seen`) at which it was found stalled.
+fn park<'a>(shared: &'a Shared, mut st: MutexGuard<'a, State>, stalled_at: &mut Option<u64>) -> MutexGuard<'a, State> {
+    loop {
+        if st.stop || (st.in_kernel > 0 && !caller_reaps(shared, &st)) {
+            return st;
+        }
+        let seen = shared.caller_seen.load(Ordering::SeqCst);
+        st.reaper_parked = true;
+        if st.in_kernel == 0 && !caller_reaps(shared, &st) {
+            st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
+        } else if st.in_kernel == 0 {
+            st = shared.reap_work.wait_timeout(st, IDLE_TICK).unwrap_or_else(|p| p.into_inner()).0;
+        } else if *stalled_at == Some(seen) {
+            st.reaper_parked = false;
+            return st;
+        } else {
+            *stalled_at = None;
+            let (guard, waited) =
+                shared.reap_work.wait_timeout(st, shared.caller_stall).unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            if waited.timed_out() && shared.caller_seen.load(Ordering::SeqCst) == seen {
+                *stalled_at = Some(seen);
+            }
+        }
+        st.reaper_parked = false;
+    }
+}
+
 pub(crate) fn completion_loop(shared: &Shared) {
     let submitter = shared.ring.submitter();
     let mut batch = Vec::new();
     let mut woken = false;
+    let mut stalled_at = None;
     loop {
         // Sleep outside the kernel while nothing is in it, where that matters: an IOPOLL wait
         // busy-polls, and a thread waiting in the kernel is woken by every completion, even
         // those a caller reaps inline. Other rings wait in the kernel: one hand-off less.
         if shared.park_reaper {
-            let mut st = shared.lock();
-            while (st.in_kernel == 0 || caller_reaps(shared, &st)) && !st.stop {
-                st.reaper_parked = true;
-                st = shared.reap_work.wait(st).unwrap_or_else(|p| p.into_inner());
-                st.reaper_parked = false;
-            }
+            drop(park(shared, shared.lock(), &mut stalled_at));
         }
         // SAFETY: no submission (to_submit = 0) and no argument struct.
         let waited = unsafe { submitter.enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None) };
@@ -348,6 +386,7 @@ const INLINE_BYTES: usize = 4 << 20;
 /// gone; other flushes leave that to the loop's one wake-up per turn, which costs less than a
 /// reset per call when a turn flushes many times.
 pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: bool) -> bool {
+    shared.caller_seen.fetch_add(1, Ordering::SeqCst);
     // The completion thread holds this only while it walks the completion queue.
     let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let submitter = shared.ring.submitter();

@@ -8,11 +8,17 @@ use std::io::Write;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use common::{blocking_fifo, cstr, serial, wait_until, TestRing};
+use common::{blocking_fifo, serial, wait_until, TestRing};
 use uring_core::{Memory, Op, RingConfig, Target};
 
+/// A ring whose caller reaps, and may pause for a minute (these tests pause on purpose) before the
+/// completion thread reaps in its place.
 fn caller_reaps() -> TestRing {
-    TestRing::deferred(RingConfig { inline_submit: true, caller_reaps: true, ..RingConfig::default() })
+    caller_reaps_stalling_after(Duration::from_secs(60))
+}
+
+fn caller_reaps_stalling_after(caller_stall: Duration) -> TestRing {
+    TestRing::deferred(RingConfig { inline_submit: true, caller_reaps: true, caller_stall, ..RingConfig::default() })
 }
 
 /// Whether `fd` turns readable within `ms`.
@@ -112,29 +118,103 @@ fn closing_drains_ops_the_caller_never_reaped() {
 }
 
 #[test]
-fn a_whole_file_read_goes_on_from_the_callers_reaps() {
+fn an_exact_read_goes_on_from_the_callers_reaps() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("whole");
-    std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
-    let (user, _) = ring.submit(Op::read_file(libc::AT_FDCWD, cstr(&path), Memory::zeroed(16_384)));
-    let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out, usize::MAX);
-    // Each stage the kernel finishes later signals the eventfd; the caller's reap queues and
-    // submits the next, and a stage finished inside that submit is taken by the same reap.
-    let mut rounds = 0;
+    let (user, _) = ring.submit(Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
+    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    // A short first part: the reap queues the rest and submits it from the caller's thread.
+    fifo.write_all(b"ab").unwrap();
+    assert!(readable(ready, 5_000));
+    ring.ring.reap_ready();
+    assert!(ring.wait_for(user, Duration::ZERO).is_none(), "the rest is in the kernel");
+    fifo.write_all(b"cde").unwrap();
+    assert!(readable(ready, 5_000), "the rest was submitted");
+    ring.ring.reap_ready();
+    let c = ring.wait_for(user, Duration::ZERO).expect("delivered by the caller's reap");
+    assert_eq!((c.result, &c.output.unwrap()[..]), (5, &b"abcde"[..]));
+}
+
+#[test]
+fn ops_go_on_while_the_caller_stalls() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
+    // The caller submits, then never reaps nor flushes again (a JS thread blocked in a
+    // synchronous wait on what this op delivers): the completion thread takes the first part,
+    // and the rest goes on without the caller.
+    let ring = caller_reaps_stalling_after(Duration::from_millis(10));
+    let (user, _) = ring.submit(Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
+    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    fifo.write_all(b"ab").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    fifo.write_all(b"cde").unwrap();
+    let c = ring.wait(user);
+    assert_eq!((c.result, &c.output.unwrap()[..]), (5, &b"abcde"[..]));
+    // The caller is back: completions are its own again.
+    ring.ring.reap_ready();
+    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(1), 0));
+    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    fifo.write_all(b"f").unwrap();
+    // Whoever takes it (the caller's reap, or the thread if this host paused the test past the
+    // stall time), it arrives.
+    let ready = ring.ring.ready_fd().expect("the caller still reaps");
     let result = loop {
-        if let Some(c) = out.pop().or_else(|| ring.wait_for(user, Duration::ZERO)) {
+        if let Some(c) = ring.wait_for(user, Duration::ZERO) {
             break c.result;
         }
-        rounds += 1;
-        assert!(rounds < 100, "the read never finished");
-        if readable(ready, 100) {
+        if readable(ready, 10) {
             ring.ring.reap_ready();
         }
     };
-    assert_eq!(result, 10_000);
-    assert_eq!(ring.ring.in_flight(), 0);
+    assert_eq!(result, 1);
+}
+
+#[test]
+fn no_wake_up_is_lost_between_resets_and_reaps() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, fifo) = blocking_fifo(dir.path(), "fifo");
+    let cached = dir.path().join("cached");
+    std::fs::write(&cached, [1u8; 4096]).unwrap();
+    let cached = std::fs::File::open(&cached).unwrap();
+    let ring = caller_reaps();
+    let ready = ring.ring.ready_fd().unwrap();
+    // Another thread completes each pipe read at a moment of its own, while this one resets and
+    // reaps: through `reap_ready`, and through settled flushes of reads that complete inline. A
+    // completion posted between a reset and a reap whose signal were lost would leave the poll
+    // below waiting with the read still pending.
+    let writer = std::thread::spawn(move || {
+        let mut fifo = fifo;
+        let mut seed = 0x2545_f491u32;
+        for _ in 0..2_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let spin = std::time::Instant::now();
+            while spin.elapsed() < Duration::from_micros(u64::from(seed % 60)) {}
+            fifo.write_all(b"x").unwrap();
+        }
+    });
+    for i in 0..2_000 {
+        let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(1), 0));
+        // Data the writer sent ahead completes the read inside this very call.
+        let mut out = Vec::new();
+        ring.ring.submit_and_reap(&mut out, usize::MAX);
+        loop {
+            if i % 2 == 0 {
+                ring.submit(Op::read(Target::Fd(std::os::fd::AsRawFd::as_raw_fd(&cached)), Memory::zeroed(4096), 0));
+                ring.ring.submit_and_reap_settled(&mut out, usize::MAX);
+            }
+            if out.iter().any(|c| c.user == user && c.result == 1) || ring.wait_for(user, Duration::ZERO).is_some() {
+                break;
+            }
+            assert!(readable(ready, 5_000), "read {i}: its completion never signalled the eventfd");
+            ring.ring.reap_ready();
+        }
+    }
+    writer.join().unwrap();
 }

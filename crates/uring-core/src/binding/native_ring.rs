@@ -117,6 +117,7 @@ fn config(options: &RingOptions) -> RingConfig {
         inline_submit: options.inline_submit.unwrap_or(true),
         // On unless asked otherwise: the event loop reaps, a thread hand-off sooner.
         caller_reaps: options.caller_reaps.unwrap_or(true),
+        caller_stall: defaults.caller_stall,
     }
 }
 
@@ -199,6 +200,12 @@ impl NativeRing {
     #[napi(getter, catch_unwind)]
     pub fn ring_id(&self) -> u32 {
         self.ring_id
+    }
+
+    /// Whether the event loop reaps this ring's completions (its eventfd is polled); tests.
+    #[napi(getter, catch_unwind)]
+    pub fn caller_reaps(&self) -> bool {
+        self.host.ring.ready_fd().is_some()
     }
 
     /// Operations submitted and not yet completed (diagnostics and leak tests).
