@@ -2,25 +2,13 @@
 //! for a device; `read_file_cached`: a whole file opened and read the same way, as far as the
 //! dentry and page caches hold it.
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 mod common;
 
-use common::{cstr, fd_count, serial};
+use common::{blocks_file, cstr, fd_count, serial};
 use uring_core::{read_cached, read_file_cached};
-
-/// A synced file of `blocks` 4 KiB blocks, block `i` filled with the byte `i` (mod 256).
-fn blocks_file(dir: &tempfile::TempDir, blocks: usize) -> std::fs::File {
-    let path = dir.path().join("blocks");
-    let mut file = std::fs::File::create(&path).unwrap();
-    for i in 0..blocks {
-        file.write_all(&[i as u8; 4096]).unwrap();
-    }
-    file.sync_all().unwrap();
-    std::fs::File::open(&path).unwrap()
-}
 
 fn advise(file: &std::fs::File, advice: i32) {
     // SAFETY: a plain syscall on an open descriptor.

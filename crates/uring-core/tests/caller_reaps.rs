@@ -5,10 +5,10 @@
 mod common;
 
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use common::{blocking_fifo, serial, wait_until, TestRing};
+use common::{blocking_fifo, blocks_file, serial, wait_until, TestRing};
 use uring_core::{Memory, Op, RingConfig, Target};
 
 /// A ring whose caller reaps, and may pause for a minute (these tests pause on purpose) before the
@@ -19,6 +19,15 @@ fn caller_reaps() -> TestRing {
 
 fn caller_reaps_stalling_after(caller_stall: Duration) -> TestRing {
     TestRing::deferred(RingConfig { inline_submit: true, caller_reaps: true, caller_stall, ..RingConfig::default() })
+}
+
+/// Submits `op` from this thread; a FIFO with nothing in it leaves it in the kernel.
+fn submit_waiting(ring: &TestRing, op: Op) -> u64 {
+    let (user, _) = ring.submit(op);
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap(&mut out, usize::MAX);
+    assert!(out.is_empty(), "nothing completed inside the call");
+    user
 }
 
 /// Whether `fd` turns readable within `ms`.
@@ -35,8 +44,7 @@ fn a_completion_waits_for_the_caller_that_polls() {
     let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().expect("this kernel registers an eventfd");
-    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
     assert!(!readable(ready, 50), "nothing completed yet");
     fifo.write_all(b"hello").unwrap();
     assert!(readable(ready, 5_000), "the kernel signals the eventfd when the read completes");
@@ -52,10 +60,8 @@ fn a_completion_waits_for_the_caller_that_polls() {
 fn a_settled_flush_leaves_the_eventfd_quiet_for_what_it_took() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cached");
-    std::fs::write(&path, [9u8; 4096]).unwrap();
-    let file = std::fs::File::open(&path).unwrap();
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let file = blocks_file(&dir, 1);
+    let fd = file.as_raw_fd();
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
     let read_inline = |settle: bool| {
@@ -84,16 +90,14 @@ fn the_completion_thread_takes_over_when_the_caller_stops() {
     let dir = tempfile::tempdir().unwrap();
     let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = caller_reaps();
-    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(3), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(3), 0));
     fifo.write_all(b"abc").unwrap();
     assert!(ring.wait_for(user, Duration::from_millis(200)).is_none());
     ring.ring.stop_caller_reaping();
     assert!(ring.ring.ready_fd().is_none(), "nothing to poll any more");
     assert_eq!(ring.wait(user).result, 3, "reaped by the completion thread");
     // Later ops too.
-    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(2), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(2), 0));
     fifo.write_all(b"de").unwrap();
     assert_eq!(ring.wait(user).result, 2);
 }
@@ -124,8 +128,7 @@ fn an_exact_read_goes_on_from_the_callers_reaps() {
     let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
-    let (user, _) = ring.submit(Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
     // A short first part: the reap queues the rest and submits it from the caller's thread.
     fifo.write_all(b"ab").unwrap();
     assert!(readable(ready, 5_000));
@@ -147,8 +150,7 @@ fn ops_go_on_while_the_caller_stalls() {
     // synchronous wait on what this op delivers): the completion thread takes the first part,
     // and the rest goes on without the caller.
     let ring = caller_reaps_stalling_after(Duration::from_millis(10));
-    let (user, _) = ring.submit(Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read_exact(Target::Fd(fd), Memory::zeroed(5), 0));
     fifo.write_all(b"ab").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     fifo.write_all(b"cde").unwrap();
@@ -156,8 +158,7 @@ fn ops_go_on_while_the_caller_stalls() {
     assert_eq!((c.result, &c.output.unwrap()[..]), (5, &b"abcde"[..]));
     // The caller is back: completions are its own again.
     ring.ring.reap_ready();
-    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(1), 0));
-    ring.ring.submit_and_reap(&mut Vec::new(), usize::MAX);
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(1), 0));
     fifo.write_all(b"f").unwrap();
     // Whoever takes it (the caller's reap, or the thread if this host paused the test past the
     // stall time), it arrives.
@@ -178,9 +179,7 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (fd, fifo) = blocking_fifo(dir.path(), "fifo");
-    let cached = dir.path().join("cached");
-    std::fs::write(&cached, [1u8; 4096]).unwrap();
-    let cached = std::fs::File::open(&cached).unwrap();
+    let cached = blocks_file(&dir, 1);
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().unwrap();
     // Another thread completes each pipe read at a moment of its own, while this one resets and
@@ -206,7 +205,7 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
         ring.ring.submit_and_reap(&mut out, usize::MAX);
         loop {
             if i % 2 == 0 {
-                ring.submit(Op::read(Target::Fd(std::os::fd::AsRawFd::as_raw_fd(&cached)), Memory::zeroed(4096), 0));
+                ring.submit(Op::read(Target::Fd(cached.as_raw_fd()), Memory::zeroed(4096), 0));
                 ring.ring.submit_and_reap_settled(&mut out, usize::MAX);
             }
             if out.iter().any(|c| c.user == user && c.result == 1) || ring.wait_for(user, Duration::ZERO).is_some() {

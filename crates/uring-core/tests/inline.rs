@@ -10,21 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{blocking_fifo, cstr, serial, TestRing};
+use common::{blocking_fifo, blocks_file, cstr, serial, TestRing};
 use uring_core::{Completion, Memory, Op, RingConfig, Target};
 
 fn inline() -> RingConfig {
     RingConfig { inline_submit: true, ..RingConfig::default() }
-}
-
-/// A file of `blocks` 4 KiB blocks, block `i` filled with the byte `i`.
-fn blocks_file(dir: &tempfile::TempDir, blocks: u8) -> std::fs::File {
-    let path = dir.path().join("blocks");
-    let mut file = std::fs::File::create(&path).unwrap();
-    for i in 0..blocks {
-        file.write_all(&[i; 4096]).unwrap();
-    }
-    std::fs::File::open(&path).unwrap()
 }
 
 /// Queues a 4 KiB read of each of the first `blocks` blocks of `file`; returns their users in block order.

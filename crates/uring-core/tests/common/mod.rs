@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,6 +158,17 @@ pub fn threads_settle_at(n: usize) -> usize {
         std::thread::sleep(Duration::from_millis(5));
     }
     thread_count()
+}
+
+/// A synced file of `blocks` 4 KiB blocks, block `i` filled with the byte `i` (mod 256).
+pub fn blocks_file(dir: &tempfile::TempDir, blocks: usize) -> std::fs::File {
+    let path = dir.path().join("blocks");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for i in 0..blocks {
+        file.write_all(&[i as u8; 4096]).unwrap();
+    }
+    file.sync_all().unwrap();
+    std::fs::File::open(&path).unwrap()
 }
 
 /// A FIFO with a reader-writer fd held open by nobody else: reads from it block until cancelled.
