@@ -12,7 +12,7 @@ import * as Path from "node:path"
 import type { RingClient } from "../src/internal/RingClient.js"
 import { type FileLike, make } from "../src/index.js"
 import { fdCount, pattern, tempDir } from "./helpers/fixtures.js"
-import { makeWithClient } from "./reliability/helpers.js"
+import { countRingOps, makeWithClient } from "./reliability/helpers.js"
 
 /**
  * Counts what `client` is asked for from now on: reads on the calling thread, and ops for the
@@ -20,20 +20,12 @@ import { makeWithClient } from "./reliability/helpers.js"
  */
 const watch = (client: RingClient) => {
   const seen = { cached: 0, ring: 0, ringBytes: [] as Array<number> }
-  const { readCached, submit, submitNow } = client
+  const { readCached } = client
   client.readCached = (...args) => {
     seen.cached++
     return readCached.apply(client, args)
   }
-  client.submit = (...args) => {
-    seen.ring++
-    return submit.apply(client, args)
-  }
-  client.submitNow = (...args) => {
-    seen.ring++
-    seen.ringBytes.push(args[3])
-    return submitNow.apply(client, args)
-  }
+  countRingOps(client, seen)
   return seen
 }
 

@@ -11,14 +11,14 @@ import * as Path from "node:path"
 import { CACHED_FILE_COST, CACHED_PER_TURN, type RingClient } from "../src/internal/RingClient.js"
 import { AtFlags, type Metadata } from "../src/index.js"
 import { fdCount, mkfifo, pattern, tempDir, tmpfs } from "./helpers/fixtures.js"
-import { makeWithClient } from "./reliability/helpers.js"
+import { countRingOps, makeWithClient } from "./reliability/helpers.js"
 
 const EAGAIN = -11
 
 /** Counts `client`'s stats on the calling thread by outcome, and its ops for the ring. */
 const watch = (client: RingClient) => {
   const seen = { here: 0, missing: 0, toRing: 0, spent: 0, ring: 0 }
-  const { statCached, submit, submitNow } = client
+  const { statCached } = client
   client.statCached = (...args) => {
     const result = statCached.apply(client, args)
     if (result === undefined) seen.spent++
@@ -27,14 +27,7 @@ const watch = (client: RingClient) => {
     else seen.missing++
     return result
   }
-  client.submit = (...args) => {
-    seen.ring++
-    return submit.apply(client, args)
-  }
-  client.submitNow = (...args) => {
-    seen.ring++
-    return submitNow.apply(client, args)
-  }
+  countRingOps(client, seen)
   return seen
 }
 

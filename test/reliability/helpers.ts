@@ -25,6 +25,23 @@ export const makeWithClient = (
   )
 
 /** Wall-clock sleep (`it.effect` / `it.scoped` run on the TestClock, where `Effect.sleep` never wakes). */
+/**
+ * Counts `client`'s ops for the ring from now on in `seen.ring`, and the bytes each `submitNow`
+ * names in `seen.ringBytes` where there is one.
+ */
+export const countRingOps = (client: RingClient, seen: { ring: number; readonly ringBytes?: Array<number> }): void => {
+  const { submit, submitNow } = client
+  client.submit = (...args) => {
+    seen.ring++
+    return submit.apply(client, args)
+  }
+  client.submitNow = (...args) => {
+    seen.ring++
+    seen.ringBytes?.push(args[3])
+    return submitNow.apply(client, args)
+  }
+}
+
 export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
 /** Seeded PRNG (mulberry32): a failing run reproduces with the seed it prints. */
