@@ -186,8 +186,10 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
     // reaps: through `reap_ready`, and through settled flushes of reads that complete inline. A
     // completion posted between a reset and a reap whose signal were lost would leave the poll
     // below waiting with the read still pending.
+    // The writer has a file description of its own: the reads use `fifo`'s fd, which must stay
+    // open after the writer is done.
+    let mut to_fifo = fifo.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
-        let mut fifo = fifo;
         let mut seed = 0x2545_f491u32;
         for _ in 0..2_000 {
             seed ^= seed << 13;
@@ -195,7 +197,7 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
             seed ^= seed << 5;
             let spin = std::time::Instant::now();
             while spin.elapsed() < Duration::from_micros(u64::from(seed % 60)) {}
-            fifo.write_all(b"x").unwrap();
+            to_fifo.write_all(b"x").unwrap();
         }
     });
     for i in 0..2_000 {
@@ -208,7 +210,9 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
                 ring.submit(Op::read(Target::Fd(cached.as_raw_fd()), Memory::zeroed(4096), 0));
                 ring.ring.submit_and_reap_settled(&mut out, usize::MAX);
             }
-            if out.iter().any(|c| c.user == user && c.result == 1) || ring.wait_for(user, Duration::ZERO).is_some() {
+            let taken = out.iter().find(|c| c.user == user).map(|c| c.result);
+            if let Some(result) = taken.or_else(|| ring.wait_for(user, Duration::ZERO).map(|c| c.result)) {
+                assert_eq!(result, 1, "read {i}");
                 break;
             }
             assert!(readable(ready, 5_000), "read {i}: its completion never signalled the eventfd");
