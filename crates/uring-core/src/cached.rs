@@ -35,6 +35,23 @@ pub fn read_cached(fd: i32, buf: &mut [u8], offset: u64) -> i32 {
     }
 }
 
+/// The page cache holds whole pages, and no page is smaller than this: a cached part of a range
+/// ends at a multiple of it.
+const PAGE: u64 = 4096;
+
+/// One range of a batch read on the calling thread (`read_cached`): `Some(result)` when that is
+/// the range's whole answer (all of it, or the end of the file: 0, or a short count that ends
+/// inside a page, which a cached part never does), else `None` and the ring must read it (not
+/// cached, cached in part, or an error the ring will meet itself and report).
+pub fn read_range_cached(fd: i32, buf: &mut [u8], offset: u64) -> Option<i32> {
+    let n = read_cached(fd, buf, offset);
+    let Ok(count) = u64::try_from(n) else { return None };
+    let whole = count == buf.len() as u64;
+    // `read_cached` refused offsets past i64::MAX, so this cannot overflow.
+    let at_end = count == 0 || !(offset + count).is_multiple_of(PAGE);
+    (whole || at_end).then_some(n)
+}
+
 /// The kernel's `struct open_how` (libc's is non-exhaustive).
 #[repr(C)]
 struct OpenHow {

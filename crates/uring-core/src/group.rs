@@ -42,6 +42,8 @@ struct Group {
     /// Each member's slab key while it is unfinished, 0 once finished (no key is 0): a finished
     /// member's key is never cancelled, whatever op its slot holds by then.
     keys: Vec<OpKey>,
+    /// The result slot of each member, in order; empty when member `i` writes slot `i`.
+    slots: Vec<u32>,
 }
 
 /// Identifies a group while any of its members is unfinished; cancels it.
@@ -61,16 +63,19 @@ impl Member {
     }
 }
 
-/// Finished groups' key lists kept for reuse, up to this many (one per group in flight at once),
-/// each only if it holds no more than `SPARE_KEYS_MAX` keys: a rare huge group keeps no memory.
+/// Finished groups' lists kept for reuse, up to this many (one per group in flight at once),
+/// each only if it holds no more than `SPARE_KEYS_MAX` entries: a rare huge group keeps no memory.
 const SPARE_KEY_LISTS: usize = 16;
 const SPARE_KEYS_MAX: usize = 1024;
+
+/// A group's member lists, kept together for reuse.
+type Lists = (Vec<OpKey>, Vec<u32>);
 
 /// The groups with members still in flight.
 pub(crate) struct Groups {
     slab: Slab<Group>,
-    /// Emptied key lists of finished groups: a group of the usual size allocates none.
-    spare: Vec<Vec<OpKey>>,
+    /// Emptied lists of finished groups: a group of the usual size allocates none.
+    spare: Vec<Lists>,
 }
 
 impl Groups {
@@ -78,13 +83,15 @@ impl Groups {
         Groups { slab: Slab::new(), spare: Vec::new() }
     }
 
-    /// A group of `results.len()` members (at least one), whose completion goes to `user`.
-    /// Each member then joins it with `join`, in order.
-    pub(crate) fn insert(&mut self, user: u64, results: Results) -> GroupKey {
-        let count = results.len();
-        let mut keys = self.spare.pop().unwrap_or_default();
+    /// A group whose completion goes to `user`: of `results.len()` members (at least one), member
+    /// `i` writing slot `i`, or with `slots`, of one member per slot named there, in order (the
+    /// caller checked each is inside `results`). Each member then joins it with `join`, in order.
+    pub(crate) fn insert(&mut self, user: u64, results: Results, slots: Option<&[u32]>) -> GroupKey {
+        let count = slots.map_or(results.len(), <[u32]>::len);
+        let (mut keys, mut own_slots) = self.spare.pop().unwrap_or_default();
         keys.reserve(count);
-        self.slab.insert(Group { user, results, remaining: count, keys })
+        own_slots.extend_from_slice(slots.unwrap_or_default());
+        self.slab.insert(Group { user, results, remaining: count, keys, slots: own_slots })
     }
 
     /// Records the slab key of `group`'s next member, so that cancelling the group reaches it.
@@ -106,21 +113,24 @@ impl Groups {
         if let Some(key) = group.keys.get_mut(member.index) {
             *key = 0;
         }
-        if member.index < group.results.len {
+        let slot = group.slots.get(member.index).map_or(member.index, |&slot| slot as usize);
+        if slot < group.results.len {
             // SAFETY: in bounds (checked), and the memory is lent until the group's completion,
             // which has not been delivered: this member had not finished, so the group is alive.
-            unsafe { group.results.ptr.add(member.index).write(result) };
+            unsafe { group.results.ptr.add(slot).write(result) };
         }
         group.remaining -= 1;
         if group.remaining > 0 {
             return None;
         }
         let mut group = self.slab.remove(member.group)?;
-        if self.spare.len() < SPARE_KEY_LISTS && group.keys.capacity() <= SPARE_KEYS_MAX {
+        let members = group.keys.len();
+        if self.spare.len() < SPARE_KEY_LISTS && group.keys.capacity().max(group.slots.capacity()) <= SPARE_KEYS_MAX {
             group.keys.clear();
-            self.spare.push(group.keys);
+            group.slots.clear();
+            self.spare.push((group.keys, group.slots));
         }
-        Some(Completion { user: group.user, result: i32::try_from(group.results.len).unwrap_or(i32::MAX), output: None })
+        Some(Completion { user: group.user, result: i32::try_from(members).unwrap_or(i32::MAX), output: None })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -137,7 +147,7 @@ mod tests {
         let mut results = [i32::MIN; 3];
         let mut groups = Groups::new();
         // SAFETY: `results` outlives `groups`, and is read only after the group's completion.
-        let group = groups.insert(9, unsafe { Results::borrowed(results.as_mut_ptr(), 3) });
+        let group = groups.insert(9, unsafe { Results::borrowed(results.as_mut_ptr(), 3) }, None);
         let members: Vec<Member> = [11, 12, 13]
             .iter()
             .enumerate()
@@ -157,9 +167,30 @@ mod tests {
         // The next group takes the finished one's key list instead of allocating one.
         assert_eq!(groups.spare.len(), 1);
         // SAFETY: as above.
-        let next = groups.insert(10, unsafe { Results::borrowed(results.as_mut_ptr(), 3) });
+        let next = groups.insert(10, unsafe { Results::borrowed(results.as_mut_ptr(), 3) }, None);
         assert!(groups.spare.is_empty());
         assert!(groups.slab.get(next).is_some_and(|g| g.keys.is_empty() && g.keys.capacity() >= 3));
+    }
+
+    #[test]
+    fn members_with_slots_write_only_their_slots() {
+        let mut results = [7; 5];
+        let mut groups = Groups::new();
+        // SAFETY: `results` outlives `groups`, and is read only after the group's completion.
+        let group = groups.insert(3, unsafe { Results::borrowed(results.as_mut_ptr(), 5) }, Some(&[1, 4]));
+        groups.join(group, 21);
+        groups.join(group, 22);
+        assert!(groups.record(Member::new(group, 1), -5).is_none());
+        assert_eq!(groups.unfinished(group).collect::<Vec<_>>(), [21]);
+        let done = groups.record(Member::new(group, 0), 4096).expect("two members, both finished");
+        assert_eq!((done.user, done.result), (3, 2), "the completion counts the members, not the slots");
+        assert_eq!(results, [7, 4096, 7, 7, -5], "slots without a member keep what they held");
+        // The spare lists come back empty: the next group without slots writes slot i again.
+        // SAFETY: as above.
+        let next = groups.insert(4, unsafe { Results::borrowed(results.as_mut_ptr(), 1) }, None);
+        groups.join(next, 23);
+        assert!(groups.record(Member::new(next, 0), 1).is_some());
+        assert_eq!(results[0], 1);
     }
 
     #[test]
@@ -167,7 +198,7 @@ mod tests {
         let mut results = vec![0; SPARE_KEYS_MAX + 1];
         let mut groups = Groups::new();
         // SAFETY: `results` outlives `groups`.
-        let group = groups.insert(1, unsafe { Results::borrowed(results.as_mut_ptr(), results.len()) });
+        let group = groups.insert(1, unsafe { Results::borrowed(results.as_mut_ptr(), results.len()) }, None);
         for index in 0..results.len() {
             groups.join(group, index as OpKey + 1);
         }

@@ -38,7 +38,7 @@ mod threads;
 #[cfg(feature = "napi")]
 mod binding;
 
-pub use cached::{read_cached, read_file_cached, stat_cached};
+pub use cached::{read_cached, read_file_cached, read_range_cached, stat_cached};
 pub use config::RingConfig;
 pub use error::EngineError;
 pub use group::{GroupKey, Results};

@@ -298,9 +298,20 @@ impl Ring {
     /// Takes the ops out of `ops`, queued or refused, and leaves its capacity for the caller's
     /// next group: a caller submitting batch after batch allocates nothing per batch.
     pub fn submit_group(&self, user: u64, ops: &mut Vec<Op>, results: Results) -> Result<GroupKey, EngineError> {
-        let admitted = self.admit_group(ops, &results);
+        self.queue_group(user, ops, None, results)
+    }
+
+    /// `submit_group` for ops that fill some of `results`' slots: op `i` writes `slots[i]`. The
+    /// slots must rise strictly and lie inside `results`; the others keep what they hold (results
+    /// the caller found itself, such as ranges of a batch read on its own thread).
+    pub fn submit_group_in_slots(&self, user: u64, ops: &mut Vec<Op>, slots: &[u32], results: Results) -> Result<GroupKey, EngineError> {
+        self.queue_group(user, ops, Some(slots), results)
+    }
+
+    fn queue_group(&self, user: u64, ops: &mut Vec<Op>, slots: Option<&[u32]>, results: Results) -> Result<GroupKey, EngineError> {
+        let admitted = self.admit_group(ops, slots, &results);
         let group = admitted.map(|mut st| {
-            let group = st.groups.insert(user, results);
+            let group = st.groups.insert(user, results, slots);
             for (index, op) in ops.drain(..).enumerate() {
                 let key = self.enqueue(&mut st, user, op, Some(Member::new(group, index)));
                 st.groups.join(group, key);
@@ -312,10 +323,18 @@ impl Ring {
     }
 
     /// Checks every op of a group before any is queued; on success, the lock to queue them under.
-    fn admit_group(&self, ops: &[Op], results: &Results) -> Result<MutexGuard<'_, State>, EngineError> {
-        if ops.is_empty() || ops.len() != results.len() {
+    fn admit_group(&self, ops: &[Op], slots: Option<&[u32]>, results: &Results) -> Result<MutexGuard<'_, State>, EngineError> {
+        let slotted = match slots {
+            None => ops.len() == results.len(),
+            Some(slots) => {
+                slots.len() == ops.len()
+                    && slots.windows(2).all(|pair| pair[0] < pair[1])
+                    && slots.last().is_some_and(|&last| (last as usize) < results.len())
+            }
+        };
+        if ops.is_empty() || !slotted {
             return Err(EngineError::InvalidArgument(format!(
-                "a group needs at least one op and one result slot per op ({} ops, {} slots)",
+                "a group needs at least one op and its own result slot per op, in order ({} ops, {} slots)",
                 ops.len(),
                 results.len()
             )));

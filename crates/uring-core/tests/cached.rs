@@ -1,5 +1,6 @@
 //! `read_cached`: a read on the caller's thread of what the page cache holds, which never waits
-//! for a device; `read_file_cached`: a whole file opened and read the same way, as far as the
+//! for a device; `read_range_cached`, which says whether that was a batch range's whole answer;
+//! `read_file_cached`: a whole file opened and read the same way, as far as the
 //! dentry and page caches hold it.
 
 use std::os::fd::AsRawFd;
@@ -8,7 +9,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 mod common;
 
 use common::{blocks_file, cstr, fd_count, serial};
-use uring_core::{read_cached, read_file_cached};
+use uring_core::{read_cached, read_file_cached, read_range_cached};
 
 fn advise(file: &std::fs::File, advice: i32) {
     // SAFETY: a plain syscall on an open descriptor.
@@ -58,6 +59,48 @@ fn a_range_not_in_the_page_cache_is_eagain_and_a_partly_cached_one_is_short() {
     assert_eq!(first, -libc::EAGAIN, "not cached: no wait for the disk");
     assert!(n >= 4096 && (n as usize) < buf.len() && n % 4096 == 0, "the cached prefix only, got {n}");
     assert!(buf[..n as usize].chunks(4096).enumerate().all(|(i, block)| block.iter().all(|&b| b == i as u8)));
+}
+
+#[test]
+fn a_range_is_answered_here_only_when_all_of_it_or_the_end_of_the_file_was_read() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = blocks_file(&dir, 3);
+    // Ends 100 bytes into its fourth page.
+    let path = dir.path().join("tail");
+    std::fs::write(&path, vec![9u8; 3 * 4096 + 100]).unwrap();
+    let tail = std::fs::File::open(&path).unwrap();
+    let mut whole = vec![0u8; 4 * 4096];
+    blocks.read_exact_at(&mut whole[..3 * 4096], 0).unwrap();
+    tail.read_exact_at(&mut whole[..3 * 4096 + 100], 0).unwrap();
+    let (fd, tail_fd) = (blocks.as_raw_fd(), tail.as_raw_fd());
+
+    let mut buf = vec![0u8; 2 * 4096];
+    assert_eq!(read_range_cached(fd, &mut buf, 4096), Some(8192), "all of it");
+    assert!(buf[..4096].iter().all(|&b| b == 1) && buf[4096..].iter().all(|&b| b == 2));
+    assert_eq!(read_range_cached(tail_fd, &mut buf, 2 * 4096), Some(4196), "short inside a page: the end of the file");
+    assert_eq!(read_range_cached(tail_fd, &mut buf, 4 * 4096), Some(0), "past the end of the file");
+    assert_eq!(read_range_cached(fd, &mut buf[..0], 4096), Some(0), "an empty range");
+    // Short at a page boundary: the file may end there, or only its cached part: the ring reads it.
+    assert_eq!(read_cached(fd, &mut buf, 2 * 4096), 4096);
+    assert_eq!(read_range_cached(fd, &mut buf, 2 * 4096), None);
+    // Errors are the ring's to meet and report.
+    assert_eq!(read_range_cached(-1, &mut buf, 0), None);
+    assert_eq!(read_range_cached(fd, &mut buf, u64::MAX), None);
+
+    // Not cached: EAGAIN, left to the ring. DONTNEED skips pages something holds for a moment.
+    advise(&blocks, libc::POSIX_FADV_RANDOM);
+    let mut dropped = false;
+    for _ in 0..100 {
+        advise(&blocks, libc::POSIX_FADV_DONTNEED);
+        if read_cached(fd, &mut buf[..4096], 0) == -libc::EAGAIN {
+            dropped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(dropped, "page 0 left the page cache");
+    assert_eq!(read_range_cached(fd, &mut buf[..4096], 0), None);
 }
 
 #[test]

@@ -115,6 +115,38 @@ fn a_group_is_refused_whole() {
 }
 
 #[test]
+fn a_group_in_slots_fills_only_its_members_slots() {
+    let _serial = serial();
+    let mut buf = vec![0u8; 4 * 16];
+    let mut results = vec![-7i32; 5];
+    let ring = TestRing::new();
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let fd = Target::Fd(file.as_raw_fd());
+    // Two members, writing slots 1 and 4; slots 0, 2 and 3 hold what the caller found itself.
+    let mut ops = reads(fd, &mut buf[16..48], &[100, 200], 16);
+    ring.ring.submit_group_in_slots(11, &mut ops, &[1, 4], slots(&mut results)).expect("group");
+    assert_eq!(ring.wait(11).result, 2, "the completion counts the members");
+    assert_eq!(results, [-7, 16, -7, -7, 16]);
+    let exe = std::fs::read("/proc/self/exe").unwrap();
+    assert_eq!((&buf[16..32], &buf[32..48]), (&exe[100..116], &exe[200..216]));
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (0, 0));
+
+    // Slots must rise strictly, lie inside the results, and be one per member: else nothing is queued.
+    let mut refused = |slot_list: &[u32], results: Results| {
+        let mut ops = reads(fd, &mut buf, &[0, 0], 16);
+        matches!(ring.ring.submit_group_in_slots(1, &mut ops, slot_list, results), Err(EngineError::InvalidArgument(_))) && ops.is_empty()
+    };
+    let mut spare = vec![-7i32; 5];
+    assert!(refused(&[2, 2], slots(&mut spare)));
+    assert!(refused(&[3, 1], slots(&mut spare)));
+    assert!(refused(&[1, 5], slots(&mut spare)));
+    assert!(refused(&[1], slots(&mut spare)));
+    assert!(refused(&[], slots(&mut spare[..0])));
+    assert_eq!((ring.ring.in_flight(), ring.ring.groups_in_flight()), (0, 0));
+    assert_eq!(spare, [-7; 5], "nothing was written");
+}
+
+#[test]
 fn cancelling_a_group_cancels_its_unfinished_members_only() {
     let _serial = serial();
     let mut buf = [0u8; 3 * 16];
