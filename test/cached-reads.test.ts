@@ -10,7 +10,7 @@ import fc from "fast-check"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type { RingClient } from "../src/internal/RingClient.js"
-import { type FileLike, make } from "../src/index.js"
+import { type FileLike, make, type UringShape } from "../src/index.js"
 import { fdCount, pattern, tempDir } from "./helpers/fixtures.js"
 import { countRingOps, makeWithClient } from "./reliability/helpers.js"
 
@@ -19,15 +19,32 @@ import { countRingOps, makeWithClient } from "./reliability/helpers.js"
  * ring (with the bytes of those that may complete on the spot).
  */
 const watch = (client: RingClient) => {
-  const seen = { cached: 0, ring: 0, ringBytes: [] as Array<number> }
-  const { readCached } = client
+  const seen = { cached: 0, ring: 0, ringBytes: [] as Array<number>, batches: [] as Array<number | undefined> }
+  const { readCached, readManyCached } = client
   client.readCached = (...args) => {
     seen.cached++
     return readCached.apply(client, args)
   }
+  // What each batch left to the ring (`undefined`: the turn's budget was spent, nothing read here).
+  client.readManyCached = (...args) => {
+    const left = readManyCached.apply(client, args)
+    seen.batches.push(left)
+    return left
+  }
   countRingOps(client, seen)
   return seen
 }
+
+/** What a read of `length` bytes at `offset` returns from `data`. */
+const bytesAt = (data: Uint8Array, offset: number, length: number) =>
+  data.subarray(Math.min(offset, data.length), Math.min(offset + length, data.length))
+
+/** Whether each slice a batch returned holds the bytes its range names in `data`. */
+const batchMatches = (
+  data: Uint8Array,
+  ranges: ReadonlyArray<{ readonly offset: number; readonly length: number }>,
+  slices: ReadonlyArray<Uint8Array>
+) => slices.length === ranges.length && ranges.every(({ length, offset }, i) => Buffer.compare(slices[i]!, bytesAt(data, offset, length)) === 0)
 
 /**
  * Counts the whole files `client` read on the calling thread, those it left an fd open for, and
@@ -58,6 +75,24 @@ const cachedFile = (dir: string, name: string, size: number, seed = 3) => {
   return { path, data }
 }
 
+/**
+ * A file of `size` pattern bytes at `path`, opened by `uring` in the current scope, read with no
+ * readahead, and with the page ranges `evicted` (`[first page, count]`) dropped from the page
+ * cache where nothing holds them (`evict` drops them again): a file cached in part.
+ */
+const partlyCached = (uring: UringShape, path: string, size: number, seed: number, evicted: ReadonlyArray<readonly [number, number]>) =>
+  Effect.gen(function*() {
+    const data = pattern(size, seed)
+    Fs.writeFileSync(path, data)
+    const file = yield* uring.open(path)
+    // Only clean pages can be dropped.
+    Fs.fdatasyncSync(file.fd)
+    yield* uring.fadvise(file, 0, 0, "random")
+    const evict = Effect.forEach(evicted, ([first, count]) => uring.fadvise(file, first * 4096, count * 4096, "dontNeed"), { discard: true })
+    yield* evict
+    return { data, file, evict }
+  })
+
 describe("cached reads", () => {
   it.scoped("a cached range is read on the calling thread, with the ring's results; off, the ring reads it", () =>
     Effect.gen(function*() {
@@ -78,7 +113,7 @@ describe("cached reads", () => {
       const eof = Effect.runSyncExit(Effect.flip(uring.readExact(file, 3 * 4096, 200)))
       expect(Exit.map(eof, (error) => error._tag)).toEqual(Exit.succeed("UnexpectedEof"))
       expect(Exit.map(Effect.runSyncExit(uring.read(file, 0, 64)), (bytes) => bytes.length)).toEqual(Exit.succeed(64))
-      expect(seen).toEqual({ cached: 6, ring: 0, ringBytes: [] })
+      expect(seen).toEqual({ cached: 6, ring: 0, ringBytes: [], batches: [] })
 
       const ringOnly = yield* makeWithClient({ cachedReads: false })
       const same = yield* ringOnly.uring.open(path)
@@ -86,7 +121,7 @@ describe("cached reads", () => {
       const viaRing = new Uint8Array(4096)
       expect(yield* ringOnly.uring.readInto(same, 4096, viaRing)).toBe(4096)
       expect(Buffer.compare(viaRing, data.subarray(4096, 8192))).toBe(0)
-      expect(ringSeen).toEqual({ cached: 0, ring: 1, ringBytes: [4096] })
+      expect(ringSeen).toEqual({ cached: 0, ring: 1, ringBytes: [4096], batches: [] })
     }))
 
   it.scoped("only open OwnedFds without O_DIRECT, and slots registered from them, read on the calling thread", () =>
@@ -152,11 +187,11 @@ describe("cached reads", () => {
       for (let attempt = 0; attempt < 50 && !onlyFirstCached(); attempt++) {
         yield* uring.fadvise(file, 0, 0, "dontNeed")
         Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, 0)
-        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
         const bytes = yield* uring.readExact(file, 0, 64 * 1024)
         expect(Buffer.compare(bytes, data.subarray(0, 64 * 1024))).toBe(0)
       }
-      expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024] })
+      expect(seen).toEqual({ cached: 1, ring: 1, ringBytes: [60 * 1024], batches: [] })
     }))
 
   it.scoped("fadvise dontNeed over more than 4 GiB drops every page of the range", () =>
@@ -181,7 +216,7 @@ describe("cached reads", () => {
       expect(dropped).toBe(true)
     }))
 
-  it.scoped("property: whatever part of a file the page cache holds, reads return the file's bytes", () =>
+  it.scoped("property: whatever part of a file the page cache holds, reads and batches return the file's bytes", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir()
       const { client, uring } = yield* makeWithClient()
@@ -200,16 +235,13 @@ describe("cached reads", () => {
       const check = (size: number, evicted: ReadonlyArray<readonly [number, number]>, reads: ReadonlyArray<readonly [number, number, boolean]>) =>
         Effect.scoped(Effect.gen(function*() {
           runs++
-          const path = Path.join(dir, `f${runs}`)
-          const data = pattern(size, runs)
-          Fs.writeFileSync(path, data)
-          const file = yield* uring.open(path)
-          // Clean pages can be dropped: a few page ranges leave the cache (when nothing holds them).
-          Fs.fdatasyncSync(file.fd)
-          yield* uring.fadvise(file, 0, 0, "random")
-          for (const [first, count] of evicted) yield* uring.fadvise(file, first * page, count * page, "dontNeed")
+          const { data, evict, file } = yield* partlyCached(uring, Path.join(dir, `f${runs}`), size, runs, evicted)
+          // The reads as one batch, then one by one: the ring's reads bring pages back into the cache.
+          const batch = reads.map(([offset, length]) => ({ offset, length }))
+          expect(batchMatches(data, batch, yield* uring.readBatch(file, batch))).toBe(true)
+          yield* evict
           for (const [offset, length, exact] of reads) {
-            const expected = data.subarray(Math.min(offset, size), Math.min(offset + length, size))
+            const expected = bytesAt(data, offset, length)
             if (exact) {
               const result = yield* Effect.either(uring.readExact(file, offset, length))
               if (length === 0 || offset + length <= size) {
@@ -237,10 +269,13 @@ describe("cached reads", () => {
       )
       expect(runs).toBeGreaterThanOrEqual(80)
       // Every path was taken: reads from the page cache here, the rest through the ring, and
-      // ranges cached in part, finished by the ring.
+      // ranges cached in part, finished by the ring; batches read whole here, and batches with
+      // ranges left to the ring.
       expect(seen.cached).toBeGreaterThan(0)
       expect(seen.ringBytes.length).toBeGreaterThan(0)
       expect(partial).toBeGreaterThan(0)
+      expect(seen.batches.some((left) => left === 0)).toBe(true)
+      expect(seen.batches.some((left) => left !== undefined && left > 0)).toBe(true)
     }))
 
   it.scoped("a fiber that only ever reads cached data still lets the event loop turn", () =>
@@ -279,6 +314,8 @@ describe("cached reads", () => {
       yield* Scope.close(ringScope, Exit.void)
       const error = yield* Effect.flip(uring.readInto(file, 0, new Uint8Array(16)))
       expect(error._tag).toBe("RingClosed")
+      const batch = yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 16 }]))
+      expect(batch._tag).toBe("RingClosed")
     }))
   it.scoped("readFile: a cached file is read here with no op; one cached in part is finished by the ring, a name never looked up looked up there", () =>
     Effect.gen(function*() {
@@ -301,7 +338,7 @@ describe("cached reads", () => {
       do {
         yield* uring.fadvise(file, 0, 0, "dontNeed")
         Fs.readSync(file.fd, new Uint8Array(2 * 4096), 0, 2 * 4096, 0)
-        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+        Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
         Object.assign(files, { here: 0, kept: 0, failed: 0 })
         expect(Buffer.compare(yield* uring.readFile(path), data)).toBe(0)
       } while (++attempt < 50 && seen.ring === 0)
@@ -313,7 +350,7 @@ describe("cached reads", () => {
       // A name never looked up is not in the dentry cache: the ring's op looks it up (and finds it
       // missing). Once looked up, the cached answer is given here.
       const missing = Path.join(dir, "missing")
-      Object.assign(seen, { cached: 0, ring: 0, ringBytes: [] })
+      Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
       Object.assign(files, { here: 0, kept: 0, failed: 0 })
       expect((yield* Effect.flip(uring.readFile(missing)))._tag).toBe("NotFound")
       expect({ files, ring: seen.ring }).toEqual({ files: { here: 0, kept: 0, failed: 0 }, ring: 1 })
@@ -341,4 +378,96 @@ describe("cached reads", () => {
       expect(files.here).toBeGreaterThan(0)
       expect(wrong).toBe(0)
     }))
+
+  describe("readBatch", () => {
+    it.scoped("cached ranges are read here in the batch's one call, with no ring op; off, the ring reads them all", () =>
+      Effect.gen(function*() {
+        // Ends 100 bytes into its fourth page.
+        const { data, path } = cachedFile(yield* tempDir(), "f", 3 * 4096 + 100)
+        const ranges = [
+          { offset: 4096, length: 4096 },
+          // Short inside a page: the end of the file, answered here.
+          { offset: 3 * 4096 - 50, length: 4096 },
+          { offset: 5 * 4096, length: 10 },
+          { offset: 7, length: 0 },
+          { offset: 0, length: 8192 }
+        ]
+        for (const cachedReads of [true, false]) {
+          const { client, uring } = yield* makeWithClient({ cachedReads })
+          const file = yield* uring.open(path)
+          const seen = watch(client)
+          // Done before the effect returns when read here: runSyncExit would die on a suspension.
+          const slices = cachedReads ? Effect.runSync(uring.readBatch(file, ranges)) : yield* uring.readBatch(file, ranges)
+          expect(slices.map((slice) => slice.length)).toEqual([4096, 150, 0, 0, 8192])
+          expect(batchMatches(data, ranges, slices)).toBe(true)
+          expect({ batches: seen.batches, ring: seen.ring }).toEqual(cachedReads ? { batches: [0], ring: 0 } : { batches: [], ring: 1 })
+        }
+      }))
+
+    it.scoped("ranges not cached, or cached in part, are one op to the ring; the others keep what was read here", () =>
+      Effect.gen(function*() {
+        const dir = yield* tempDir()
+        const { data, path } = cachedFile(dir, "partly", 64 * 4096)
+        const { client, uring } = yield* makeWithClient()
+        const file = yield* uring.open(path)
+        Fs.fdatasyncSync(file.fd)
+        // No readahead: reading a block caches just that block.
+        yield* uring.fadvise(file, 0, 0, "random")
+        const seen = watch(client)
+        // Blocks 0 and 2 cached: block 1 is not, blocks 2-3 only in part, so two ranges are the ring's.
+        const ranges = [
+          { offset: 0, length: 4096 },
+          { offset: 4096, length: 4096 },
+          { offset: 2 * 4096, length: 2 * 4096 },
+          { offset: 2 * 4096 + 10, length: 100 }
+        ]
+        const buffer = new Uint8Array(8192 + 4096 + 4096 + 100)
+        // DONTNEED skips pages something else holds for a moment (a busy machine): try again.
+        for (let attempt = 0; attempt < 50 && !(seen.batches.length === 1 && seen.batches[0] === 2); attempt++) {
+          yield* uring.fadvise(file, 0, 0, "dontNeed")
+          for (const block of [0, 2]) Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, block * 4096)
+          Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
+          buffer.fill(0xee)
+          const slices = yield* uring.readBatch(file, ranges, { buffer })
+          expect(batchMatches(data, ranges, slices)).toBe(true)
+        }
+        expect({ batches: seen.batches, ring: seen.ring }).toEqual({ batches: [2], ring: 1 })
+      }))
+
+    it.scoped("a batch on a file open for writing only gets the ring's answer: BadDescriptor", () =>
+      Effect.gen(function*() {
+        const { path } = cachedFile(yield* tempDir(), "w", 8192)
+        const { client, uring } = yield* makeWithClient()
+        const file = yield* uring.open(path, { flag: "a" })
+        const seen = watch(client)
+        const error = yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 4096 }, { offset: 4096, length: 4096 }]))
+        expect(error._tag).toBe("BadDescriptor")
+        // Tried here (EBADF leaves both to the ring), then read by the ring, which reported it.
+        expect({ batches: seen.batches, ring: seen.ring }).toEqual({ batches: [2], ring: 1 })
+      }))
+
+    it.scoped("a fiber that only ever reads cached batches still lets the event loop turn", () =>
+      Effect.gen(function*() {
+        const { data, path } = cachedFile(yield* tempDir(), "loop", 64 * 4096)
+        const { client, uring } = yield* makeWithClient()
+        const file = yield* uring.open(path)
+        const seen = watch(client)
+        let fired = false
+        setTimeout(() => fired = true, 20)
+        const ranges = Array.from({ length: 16 }, (_, i) => ({ offset: ((i * 7) % 64) * 4096, length: 4096 }))
+        const buffer = new Uint8Array(16 * 4096)
+        let batches = 0
+        let wrong = 0
+        while (!fired && batches < 100_000) {
+          batches++
+          if (!batchMatches(data, ranges, yield* uring.readBatch(file, ranges, { buffer }))) wrong++
+        }
+        expect(fired).toBe(true)
+        expect(batches).toBeLessThan(20_000)
+        expect(seen.batches.filter((left) => left === 0).length).toBeGreaterThan(0)
+        // Past the turn's budget a batch is not tried here.
+        expect(seen.batches).toContain(undefined)
+        expect(wrong).toBe(0)
+      }))
+  })
 })

@@ -134,7 +134,7 @@ describe("RingClient over the binding", () => {
       }
       expect(() => client.submit((n, id) => n.mkdirat(id, CWD, "/tmp/never", 2 ** 32 + 0o700), () => {})).toThrow(/ERR_URING_INVALID_ARGUMENT/)
       const group = (ranges: Array<number>, results: number) => () =>
-        client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(10), Float64Array.from(ranges), new Int32Array(results)), () => {})
+        client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(10), Float64Array.from(ranges), new Int32Array(results), false), () => {})
       expect(group([0, 8, 0, 8], 2)).toThrow(/longer than the buffer/)
       expect(group([0], 1)).toThrow(/an offset and a length per range/)
       expect(group([0, 8], 2)).toThrow(/a result slot per range/)
@@ -142,7 +142,7 @@ describe("RingClient over the binding", () => {
       // be shared under it is refused (the kernel would only fault with EFAULT).
       const Resizable = ArrayBuffer as unknown as new(n: number, o: { maxByteLength: number }) => ArrayBuffer
       for (const backing of [new Resizable(64, { maxByteLength: 128 }), new SharedArrayBuffer(64) as unknown as ArrayBuffer]) {
-        expect(() => client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(8), Float64Array.of(0, 8), new Int32Array(backing, 0, 1)), () => {}))
+        expect(() => client.submit((n, id) => n.readMany(id, fd, false, new Uint8Array(8), Float64Array.of(0, 8), new Int32Array(backing, 0, 1), false), () => {}))
           .toThrow(/ERR_URING_INVALID_ARGUMENT.*engine writes/)
         expect(() => client.submit((n, id) => n.readFile(id, CWD, "/proc/self/exe", new Uint8Array(backing)), () => {}))
           .toThrow(/ERR_URING_INVALID_ARGUMENT.*engine writes/)
@@ -349,7 +349,7 @@ describe("RingClient over the binding", () => {
     const count = ranges.length / 2
     const buffer = new Uint8Array(ranges.reduce((sum, v, i) => i % 2 ? sum + v : sum, 0))
     const results = new Int32Array(count)
-    const start = (n: NativeRing, id: number) => n.readMany(id, fd, false, buffer, ranges, results)
+    const start = (n: NativeRing, id: number) => n.readMany(id, fd, false, buffer, ranges, results, false)
     return { buffer, results, start }
   }
 

@@ -133,6 +133,14 @@ export class RingClient {
   }
 
   /**
+   * `NativeRing.readManyCached` within the same per-turn budget as `readCached`, a call per range
+   * (`undefined`, and nothing read, once it is spent): how many ranges are left to the ring.
+   */
+  readManyCached(fd: number, buffer: Uint8Array, ranges: Float64Array, results: Int32Array, bytes: number): number | undefined {
+    return this.takeCached(results.length, bytes) ? this.native.readManyCached(fd, buffer, ranges, results) : undefined
+  }
+
+  /**
    * `NativeRing.readFileCached` within the same per-turn budget as `readCached` (`undefined` once
    * it is spent): a whole file read here, or `-EAGAIN` when the ring must read it.
    */

@@ -87,9 +87,18 @@ export interface NativeRing {
    * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]`, and
    * `id` completes once, after the last range, with the range count. `buf` and `results` are the
    * kernel's and the engine's until then. All or none. Returns the op's cancel token (`cancel`
-   * then cancels the ranges not finished yet).
+   * then cancels the ranges not finished yet). `unreadOnly`: only the ranges `readManyCached`
+   * left to the ring; the other slots keep their results.
    */
-  readMany(id: number, fd: number, fixed: boolean, buf: Uint8Array, ranges: Float64Array, results: Int32Array): number
+  readMany(id: number, fd: number, fixed: boolean, buf: Uint8Array, ranges: Float64Array, results: Int32Array, unreadOnly: boolean): number
+  /**
+   * Reads on the calling thread what the page cache holds of each range (as `readMany` lays them
+   * out in `buf`; `preadv2` with `RWF_NOWAIT`): range `i`'s count (all of it, or short at the end
+   * of the file) goes to `results[i]`, or a mark where the ring must read it (not cached, cached
+   * in part, any error). Returns how many ranges are left to the ring: `readMany` with
+   * `unreadOnly` reads just those. Not for `O_DIRECT` descriptors.
+   */
+  readManyCached(fd: number, buf: Uint8Array, ranges: Float64Array, results: Int32Array): number
   fsync(id: number, fd: number, fixed: boolean, datasync: boolean): number
   fallocate(id: number, fd: number, fixed: boolean, offset: number, length: number, mode: number): number
   fadvise(id: number, fd: number, fixed: boolean, offset: number, length: number, advice: number): number

@@ -81,14 +81,16 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
   /**
    * Reads of up to 64 KiB from a file this ring opened (not with `O_DIRECT`) first copy what the
    * page cache holds on the calling thread (`preadv2` with `RWF_NOWAIT`), with no ring round trip
-   * and no fiber suspension; what is not cached goes through the ring. So does `readFile`, for a
+   * and no fiber suspension; what is not cached goes through the ring. So do the ranges of a
+   * `readBatch` from such a file (in its one crossing; a range cached only in part is left whole
+   * to the ring), and `readFile`, for a
    * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`) to a regular file on ext4, XFS
    * or Btrfs whose start the page cache holds, and `stat` / `statAt`, for a path the dentry cache
    * resolves on ext4, XFS, Btrfs or tmpfs (a missing path's `NotFound` included); those two need
    * Linux 6.12, which tells a file's file system from its mount without asking it. At
-   * most 4 MiB and 1024 reads (a file or a stat counting as four) per event-loop turn are done that
-   * way, so the loop keeps turning; a file or stat past that waits for the next turn, where it is
-   * done first.
+   * most 4 MiB and 1024 reads (a batch range counting as one, a file or a stat as four) per
+   * event-loop turn are done that way, so the loop keeps turning; a batch past that goes to the
+   * ring, and a file or stat waits for the next turn, where it is done first.
    */
   cachedReads: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */

@@ -136,9 +136,11 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
 
   /**
    * Reads every range in one crossing into native code; slices of one buffer come back in order.
-   * The batch is one op to the ring (a group in the engine), run like any other: flushed at once,
-   * so a batch of cached reads is done when its submit call returns and the fiber does not
-   * suspend; interruption cancels the ranges still pending and waits for them.
+   * Ranges the page cache holds are read on this thread first (with `cachedReads`, within the
+   * turn's budget, as `readInto` reads them), in that one crossing; the rest are one op to the
+   * ring (a group in the engine), run like any other: flushed at once, so a batch the kernel
+   * copies inline is done when its submit call returns and the fiber does not suspend;
+   * interruption cancels the ranges still pending and waits for them.
    */
   const readBatch = (
     file: FileLike,
@@ -203,10 +205,23 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         batches.give(memory)
         return Effect.succeed(slices)
       }
+      // What the page cache holds is read here first, as `readInto` does, within the turn's budget;
+      // the ring reads the rest (`unread`), or all of it when this thread did not try.
+      const fd = cachedReads ? cachedFd(file) : -1
+      let unread: number | undefined
+      if (fd >= 0) {
+        try {
+          unread = client.readManyCached(fd, buffer, packed, results, total)
+        } catch (error) {
+          return Effect.fail(thrown(error, operation, file))
+        }
+        if (unread === 0) return finish()
+      }
+      const tried = unread !== undefined
       // `memory` (the buffer included) stays in the pending table until the batch's completion.
       return Effect.flatMap(
         run(operation, file, (native, id) =>
-          native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results), memory, total),
+          native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results, tried), memory, total),
         finish
       )
     }).pipe(refusedAsFailure)

@@ -24,11 +24,15 @@ use napi::{sys, Result};
 use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
 use super::views::{Bytes, Fixed, F64s, I32s, Path};
-use crate::{read_cached, read_file_cached, stat_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
+use crate::{read_cached, read_file_cached, read_range_cached, stat_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
 /// group's and is still an exact JS number.
 const GROUP_TOKEN: u64 = 1 << 52;
+
+/// What `readManyCached` leaves in the result slot of a range the ring must read: no count or
+/// `-errno` is this.
+const UNREAD: i32 = i32::MIN;
 
 /// What the hot functions of one ring share: the ring, and the buffer `flush` reaps into.
 pub(crate) struct Hot {
@@ -36,8 +40,9 @@ pub(crate) struct Hot {
     /// Completions reaped inline by `flush`; kept to reuse its capacity. Only the JS thread
     /// that owns the ring calls these functions, so a `RefCell` is enough.
     done: RefCell<Vec<Completion>>,
-    /// `readMany`'s ops on their way into a group; kept, like `done`, to reuse its capacity.
-    group: RefCell<Vec<Op>>,
+    /// `readMany`'s ops on their way into a group, and their result slots when not every range
+    /// is read; kept, like `done`, to reuse their capacity.
+    group: RefCell<(Vec<Op>, Vec<u32>)>,
 }
 
 /// The most ops `Hot::group` keeps room for between calls: a rare huge batch keeps no memory.
@@ -99,27 +104,68 @@ impl Hot {
         Ok(f64::from(stat_cached(dirfd, &path.0, flags, mask, out.as_mut_slice())))
     }
 
+    /// Reads on this thread what the page cache holds of each of `ranges` (`[offset, length, ...]`,
+    /// into consecutive slices of `buf`, as `readMany` reads them): range `i`'s answer goes to
+    /// `results[i]`, or `UNREAD` where the ring must read it (`read_range_cached`). Returns how
+    /// many are left to the ring: `readMany` with `unread_only` then reads just those. Refused
+    /// like a submit once the ring is closed, and before any read if a range is.
+    fn read_many_cached(&self, fd: i32, mut buf: Bytes, ranges: F64s, mut results: I32s) -> Result<f64> {
+        if self.host.ring.is_closed() {
+            return Err(engine_error(EngineError::Closed));
+        }
+        let fd = descriptor(fd)?;
+        let ranges = ranges.as_slice();
+        let results = results.as_mut_slice();
+        let slices = slices_of(buf.len(), ranges, results.len())?;
+        let buf = buf.as_mut_slice();
+        let mut unread = 0u32;
+        for ((offset, at, len), slot) in slices.zip(results.iter_mut()) {
+            *slot = read_range_cached(fd, &mut buf[at..at + len], offset).unwrap_or_else(|| {
+                unread += 1;
+                UNREAD
+            });
+        }
+        Ok(f64::from(unread))
+    }
+
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
     /// as one group of ops, queued under one lock: range `i`'s result goes to `results[i]`, and op
-    /// `id` completes once, after the last range. Returns the group's cancel token. All or none:
-    /// a refused range queues nothing.
-    fn read_many(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s) -> Result<f64> {
-        let ranges = ranges.as_slice();
-        let count = ranges.len() / 2;
-        if !ranges.len().is_multiple_of(2) || results.as_slice().len() != count {
-            return Err(invalid("readMany needs an offset and a length per range, and a result slot per range"));
-        }
+    /// `id` completes once, after the last range. With `unread_only`, only the ranges whose slot
+    /// holds `UNREAD` (left by `readManyCached`) are read; the other slots keep their results.
+    /// Returns the group's cancel token. All or none: a refused range queues nothing.
+    #[allow(clippy::too_many_arguments, reason = "the arguments of its JS call, converted")]
+    fn read_many(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, ranges: F64s, results: I32s, unread_only: bool) -> Result<f64> {
         let (id, target) = (op_id(id)?, target(fd, fixed)?);
-        let mut ops = self.group.borrow_mut();
-        let group = reads_into(&mut ops, target, &buf, ranges).and_then(|()| {
+        let mut group = self.group.borrow_mut();
+        let (ops, wanted) = &mut *group;
+        let slots = results.as_slice();
+        let built = slices_of(buf.len(), ranges.as_slice(), slots.len()).map(|slices| {
+            for (index, (offset, at, len)) in slices.enumerate() {
+                if unread_only && slots[index] != UNREAD {
+                    continue;
+                }
+                // SAFETY: `at..at + len` lies inside `buf` (`slices_of`), which the JS client
+                // keeps referenced until the group's completion.
+                ops.push(Op::read(target, unsafe { buf.lend_range(at, len) }, offset));
+                wanted.push(index as u32);
+            }
+        });
+        let queued = built.and_then(|()| {
             // SAFETY: the JS client keeps `results` referenced and unread until the group's completion.
             let results = unsafe { results.lend() };
-            self.host.ring.submit_group(id, &mut ops, results).map_err(engine_error)
+            let queued = if unread_only {
+                self.host.ring.submit_group_in_slots(id, ops, wanted, results)
+            } else {
+                self.host.ring.submit_group(id, ops, results)
+            };
+            queued.map_err(engine_error)
         });
         // A refused batch leaves no pointers into its buffer behind.
         ops.clear();
         ops.shrink_to(GROUP_KEEP);
-        Ok((group? | GROUP_TOKEN) as f64)
+        wanted.clear();
+        wanted.shrink_to(GROUP_KEEP);
+        Ok((queued? | GROUP_TOKEN) as f64)
     }
 
     fn write(&self, id: i32, fd: i32, fixed: bool, buf: Bytes, offset: f64, all: bool) -> Result<f64> {
@@ -239,23 +285,26 @@ impl Hot {
     }
 }
 
-/// `readMany`'s ranges (`[offset, length, ...]`) as reads into consecutive slices of `buf`,
-/// pushed onto `ops` (which `read_many` leaves empty after every call).
-fn reads_into(ops: &mut Vec<Op>, target: Target, buf: &Bytes, ranges: &[f64]) -> Result<()> {
+/// `ranges` (`[offset, length, ...]`) as `(offset, at, len)`: consecutive slices of a buffer of
+/// `buf_len` bytes, one per result slot of `slots` there are. All checked before the first is
+/// yielded, so a refused batch reads and queues nothing.
+fn slices_of(buf_len: usize, ranges: &[f64], slots: usize) -> Result<impl Iterator<Item = (u64, usize, usize)> + '_> {
+    if !ranges.len().is_multiple_of(2) || ranges.len() / 2 != slots {
+        return Err(invalid("readMany needs an offset and a length per range, and a result slot per range"));
+    }
     let mut at = 0usize;
     for range in ranges.chunks_exact(2) {
-        let offset = position("offset", range[0])?;
+        position("offset", range[0])?;
         let len = position("length", range[1])? as usize;
-        let end = at.checked_add(len).filter(|end| *end <= buf.len());
-        let Some(end) = end else {
-            return Err(invalid("readMany ranges are longer than the buffer"));
-        };
-        // SAFETY: `at..end` lies inside `buf`, which the JS client keeps referenced until the
-        // group's completion.
-        ops.push(Op::read(target, unsafe { buf.lend_range(at, len) }, offset));
-        at = end;
+        at = at.checked_add(len).filter(|end| *end <= buf_len).ok_or_else(|| invalid("readMany ranges are longer than the buffer"))?;
     }
-    Ok(())
+    // Checked above: every offset and length converts, and the slices fit the buffer.
+    let mut at = 0usize;
+    Ok(ranges.chunks_exact(2).map(move |range| {
+        let (offset, len) = (range[0] as u64, range[1] as usize);
+        at += len;
+        (offset, at - len, len)
+    }))
 }
 
 /// The calls that are not submits: made per flush, per cancel, per change of the pending count.
@@ -406,7 +455,8 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 hot_functions! {
     c"read" => read(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, exact: bool);
     c"readCached" => read_cached(fd: Int32, buf: Bytes, offset: f64);
-    c"readMany" => read_many(id: Int32, fd: Int32, fixed: bool, buf: Bytes, ranges: F64s, results: Fixed<I32s>);
+    c"readMany" => read_many(id: Int32, fd: Int32, fixed: bool, buf: Bytes, ranges: F64s, results: Fixed<I32s>, unread_only: bool);
+    c"readManyCached" => read_many_cached(fd: Int32, buf: Bytes, ranges: F64s, results: Fixed<I32s>);
     c"write" => write(id: Int32, fd: Int32, fixed: bool, buf: Bytes, offset: f64, all: bool);
     c"fsync" => fsync(id: Int32, fd: Int32, fixed: bool, datasync: bool);
     c"fallocate" => fallocate(id: Int32, fd: Int32, fixed: bool, offset: f64, length: f64, mode: Int32);
@@ -447,7 +497,7 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new(Vec::new()) });
+    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new((Vec::new(), Vec::new())) });
     for &(name, callback) in FUNCTIONS {
         let data = Rc::into_raw(Rc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();
