@@ -171,7 +171,6 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         if (given.length < total) {
           throw new Refused(new InvalidArgument({ operation, argument: "buffer", reason: `holds ${given.length} bytes, the ranges need ${total}` }))
         }
-        keepInPlace(given)
       } else if (total > MAX_BATCH_BYTES) {
         throw new Refused(
           new InvalidArgument({ operation, argument: "ranges", reason: `need ${total} bytes together, more than the largest Uint8Array (${MAX_BATCH_BYTES})` })
@@ -218,6 +217,8 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         if (unread === 0) return finish()
       }
       const tried = unread !== undefined
+      // The kernel may write the buffer after the submit call returns: it must not be transferred.
+      keepInPlace(buffer)
       // `memory` (the buffer included) stays in the pending table until the batch's completion.
       return Effect.flatMap(
         run(operation, file, (native, id) =>
