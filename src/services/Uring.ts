@@ -52,8 +52,8 @@ export interface UringShape {
    * lock): the batch entry point for many small reads. Succeeds with one array per range, in
    * order, each shorter than asked only at end of file; fails with the first range's error.
    * From an `OwnedFd` (or a slot registered from one), the ranges the page cache holds are read
-   * on the calling thread first, in that same crossing (`UringConfig.cachedReads`), and the ring
-   * reads only the rest. A batch done there, or one the kernel finishes inside the submit call,
+   * on the calling thread first, in that same crossing (`UringConfig.cachedReads`; from 8 ranges
+   * on, a helper thread of the ring reads beside it), and the ring reads only the rest. A batch done there, or one the kernel finishes inside the submit call,
    * returns without suspending the fiber. With `buffer`, the ranges are read into consecutive slices of it (reuse one across batches
    * to avoid an allocation per call); otherwise a new one is allocated. Each slice is a plain
    * `Uint8Array` view over that buffer's memory, even when `buffer` is a Node `Buffer`. A slice at

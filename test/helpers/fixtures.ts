@@ -89,6 +89,16 @@ export const ringFdCount = (): number => fdTargets().filter((target) => target =
 /** The eventfds this process holds: one per open ring, and libuv's. */
 export const eventFdCount = (): number => fdTargets().filter((target) => target === EVENT_FD).length
 
+/** This process's threads named `name` (a thread's `comm`). */
+export const threadsNamed = (name: string): number =>
+  Fs.readdirSync("/proc/self/task").filter((task) => {
+    try {
+      return Fs.readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim() === name
+    } catch {
+      return false // the thread ended meanwhile
+    }
+  }).length
+
 /** Bytes 0..n-1 of a repeating, position-dependent pattern. */
 export const pattern = (n: number, seed = 7): Uint8Array => {
   const bytes = new Uint8Array(n)

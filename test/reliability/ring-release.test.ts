@@ -8,7 +8,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
-import { eventFdCount, ringFdCount, tempDir } from "../helpers/fixtures.js"
+import * as Fs from "node:fs"
+import { eventFdCount, ringFdCount, tempDir, threadsNamed } from "../helpers/fixtures.js"
 import { fullGc, waitUntil } from "./helpers.js"
 
 const RINGS = 40
@@ -46,5 +47,24 @@ describe("closed rings", () => {
       }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64 })))))
       // No garbage collection in between: the close itself closed it.
       expect({ inside: inside - before, after: eventFdCount() - before }).toEqual({ inside: 1, after: 0 })
+    }))
+
+  it.scoped("a ring's batch helper thread starts at its first large cached batch, and its close ends it", () =>
+    Effect.gen(function*() {
+      const path = Path.join(yield* tempDir(), "f")
+      Fs.writeFileSync(path, new Uint8Array(16 * 4096).fill(7))
+      const before = threadsNamed("uring-read")
+      const counts = yield* Effect.scoped(Effect.gen(function*() {
+        const uring = yield* Uring
+        const file = yield* uring.open(path)
+        const small = yield* uring.readBatch(file, [{ offset: 0, length: 4096 }])
+        const afterSmall = threadsNamed("uring-read")
+        const ranges = Array.from({ length: 16 }, (_, i) => ({ offset: i * 4096, length: 4096 }))
+        const large = yield* uring.readBatch(file, ranges)
+        expect([...small, ...large].every((slice) => slice.length === 4096 && slice.every((b) => b === 7))).toBe(true)
+        return { afterSmall: afterSmall - before, afterLarge: threadsNamed("uring-read") - before }
+      }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64 })))))
+      // The close joined it: no garbage collection in between.
+      expect({ ...counts, closed: threadsNamed("uring-read") - before }).toEqual({ afterSmall: 0, afterLarge: 1, closed: 0 })
     }))
 })

@@ -22,6 +22,7 @@
 //! and is tested with `cargo test`.
 
 mod cached;
+mod cached_batch;
 mod config;
 mod error;
 mod files;
@@ -39,6 +40,7 @@ mod threads;
 mod binding;
 
 pub use cached::{read_cached, read_file_cached, read_range_cached, stat_cached};
+pub use cached_batch::{CachedBatchReader, SHARED_FROM};
 pub use config::RingConfig;
 pub use error::EngineError;
 pub use group::{GroupKey, Results};

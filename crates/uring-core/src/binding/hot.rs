@@ -24,7 +24,7 @@ use napi::{sys, Result};
 use super::args::{descriptor, engine_error, invalid, op_id, position, target, Int32, Uint32};
 use super::native_ring::Host;
 use super::views::{Bytes, Fixed, F64s, I32s, Path};
-use crate::{read_cached, read_file_cached, read_range_cached, stat_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
+use crate::{read_cached, read_file_cached, stat_cached, Completion, EngineError, Memory, Op, Target, FD_BYTES};
 
 /// Marks a group's cancel token: keys stay below 2^52 (`slab.rs`), so a token with this bit is a
 /// group's and is still an exact JS number.
@@ -43,6 +43,8 @@ pub(crate) struct Hot {
     /// `readMany`'s ops on their way into a group, and their result slots when not every range
     /// is read; kept, like `done`, to reuse their capacity.
     group: RefCell<(Vec<Op>, Vec<u32>)>,
+    /// `readManyCached`'s ranges as `(offset, length)`; kept to reuse its capacity.
+    cached: RefCell<Vec<(u64, usize)>>,
 }
 
 /// The most ops `Hot::group` keeps room for between calls: a rare huge batch keeps no memory.
@@ -104,28 +106,26 @@ impl Hot {
         Ok(f64::from(stat_cached(dirfd, &path.0, flags, mask, out.as_mut_slice())))
     }
 
-    /// Reads on this thread what the page cache holds of each of `ranges` (`[offset, length, ...]`,
-    /// into consecutive slices of `buf`, as `readMany` reads them): range `i`'s answer goes to
-    /// `results[i]`, or `UNREAD` where the ring must read it (`read_range_cached`). Returns how
-    /// many are left to the ring: `readMany` with `unread_only` then reads just those. Refused
-    /// like a submit once the ring is closed, and before any read if a range is.
+    /// Reads on this thread, and beside it the ring's batch helper thread, what the page cache
+    /// holds of each of `ranges` (`[offset, length, ...]`, into consecutive slices of `buf`, as
+    /// `readMany` reads them; `CachedBatchReader`): range `i`'s answer goes to `results[i]`, or
+    /// `UNREAD` where the ring must read it. Returns how many are left to the ring: `readMany`
+    /// with `unread_only` then reads just those. Refused like a submit once the ring is closed,
+    /// and before any read if a range is.
     fn read_many_cached(&self, fd: i32, mut buf: Bytes, ranges: F64s, mut results: I32s) -> Result<f64> {
         if self.host.ring.is_closed() {
             return Err(engine_error(EngineError::Closed));
         }
         let fd = descriptor(fd)?;
-        let ranges = ranges.as_slice();
         let results = results.as_mut_slice();
-        let slices = slices_of(buf.len(), ranges, results.len())?;
-        let buf = buf.as_mut_slice();
-        let mut unread = 0u32;
-        for ((offset, at, len), slot) in slices.zip(results.iter_mut()) {
-            *slot = read_range_cached(fd, &mut buf[at..at + len], offset).unwrap_or_else(|| {
-                unread += 1;
-                UNREAD
-            });
-        }
-        Ok(f64::from(unread))
+        let mut cached = self.cached.borrow_mut();
+        cached.clear();
+        cached.extend(slices_of(buf.len(), ranges.as_slice(), results.len())?.map(|(offset, _, len)| (offset, len)));
+        let mut reader = self.host.batches.lock().unwrap_or_else(|p| p.into_inner());
+        let unread = reader.read(fd, buf.as_mut_slice(), &cached, results, UNREAD).map_err(engine_error);
+        cached.clear();
+        cached.shrink_to(GROUP_KEEP);
+        Ok(f64::from(unread?))
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -497,7 +497,7 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new((Vec::new(), Vec::new())) });
+    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new((Vec::new(), Vec::new())), cached: RefCell::new(Vec::new()) });
     for &(name, callback) in FUNCTIONS {
         let data = Rc::into_raw(Rc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();

@@ -12,7 +12,7 @@ use super::args::engine_error;
 use super::cleanup::CleanupHook;
 use super::delivery::{JsSink, Tsfn};
 use super::ready_poll::ReadyPoll;
-use crate::{Ring, RingConfig};
+use crate::{CachedBatchReader, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -57,6 +57,8 @@ pub(crate) struct Host {
     pub(crate) released: AtomicBool,
     /// The event loop's watch on the ring's eventfd while the JS thread reaps.
     pub(crate) poll: Mutex<Option<ReadyPoll>>,
+    /// `readManyCached`'s reader and its helper thread, stopped when the ring closes.
+    pub(crate) batches: Mutex<CachedBatchReader>,
 }
 
 impl Host {
@@ -78,6 +80,7 @@ impl Host {
     /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
     pub(crate) fn shutdown(&self, wait: bool) -> bool {
         self.stop_reaping();
+        self.batches.lock().unwrap_or_else(|p| p.into_inner()).stop();
         let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
         if wait {
             // The env is going away and Node frees the function after this hook: a completion
@@ -163,7 +166,13 @@ impl NativeRing {
                 return Err(engine_error(e));
             }
         };
-        let host = Arc::new(Host { ring, tsfn, released: AtomicBool::new(false), poll: Mutex::new(None) });
+        let host = Arc::new(Host {
+            ring,
+            tsfn,
+            released: AtomicBool::new(false),
+            poll: Mutex::new(None),
+            batches: Mutex::new(CachedBatchReader::new()),
+        });
         // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
         // however long it takes, before the env's heap, which holds the buffers, goes away.
         // Registered after the threadsafe function, so it runs before Node's own cleanup of it.

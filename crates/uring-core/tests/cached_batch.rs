@@ -1,0 +1,154 @@
+//! `CachedBatchReader`: a batch of cached reads shared by the calling thread and a helper thread.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+mod common;
+
+use common::{blocks_file, serial, thread_count, threads_settle_at};
+use uring_core::{read_range_cached, CachedBatchReader, EngineError, SHARED_FROM};
+
+const BLOCK: usize = 4096;
+const UNREAD: i32 = i32::MIN;
+
+/// A xorshift sequence: the same ranges on every run.
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+}
+
+#[test]
+fn many_batches_read_by_two_threads_give_what_one_thread_reads() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // 64 blocks, block `i` filled with `i`, plus 100 bytes: ranges cross the end of the file too.
+    let file = blocks_file(&dir, 64);
+    let appender = std::fs::OpenOptions::new().append(true).open(dir.path().join("blocks")).unwrap();
+    appender.write_all_at(&[0xee; 100], 64 * BLOCK as u64).unwrap();
+    let size = 64 * BLOCK + 100;
+    let mut whole = vec![0u8; size];
+    file.read_exact_at(&mut whole, 0).unwrap();
+    let fd = file.as_raw_fd();
+    let mut reader = CachedBatchReader::new();
+    let mut rng = Rng(0x2545_f491);
+    let (mut shared, mut alone) = (0, 0);
+    for batch in 0..3000 {
+        let count = 1 + rng.next() as usize % 96;
+        let ranges: Vec<(u64, usize)> = (0..count).map(|_| (u64::from(rng.next() % (size as u32 + 200)), rng.next() as usize % (2 * BLOCK))).collect();
+        let mut buf = vec![0x55u8; ranges.iter().map(|r| r.1).sum()];
+        let mut results = vec![0i32; count];
+        let left = reader.read(fd, &mut buf, &ranges, &mut results, UNREAD).expect("read");
+        if count >= SHARED_FROM { shared += 1 } else { alone += 1 }
+        let mut at = 0;
+        for (i, &(offset, len)) in ranges.iter().enumerate() {
+            // What one thread's read of the same range answers.
+            let mut own = vec![0u8; len];
+            let expected = read_range_cached(fd, &mut own, offset).unwrap_or(UNREAD);
+            assert_eq!(results[i], expected, "batch {batch}, range {i} ({offset}, {len})");
+            if expected >= 0 {
+                let (n, from) = (expected as usize, (offset as usize).min(size));
+                assert_eq!(&buf[at..at + n], &whole[from..from + n], "batch {batch}, range {i}");
+                assert!(buf[at + n..at + len].iter().all(|&b| b == 0x55), "nothing past the count is written");
+            }
+            at += len;
+        }
+        assert_eq!(left as usize, results.iter().filter(|&&r| r == UNREAD).count());
+    }
+    assert!(shared > 1000 && alone > 100);
+    assert!(reader.helping(), "a batch of {SHARED_FROM} ranges or more started the helper");
+    assert!(reader.helped() > 0, "and the helper read some of the ranges");
+}
+
+#[test]
+fn ranges_left_to_the_ring_are_marked_and_counted() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 32);
+    let fd = file.as_raw_fd();
+    // No readahead, then only the even blocks back in the page cache. DONTNEED skips pages
+    // something else holds for a moment: try again until an odd block is out.
+    // SAFETY: plain syscalls on an open descriptor.
+    assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM) }, 0);
+    let ranges: Vec<(u64, usize)> = (0..32).map(|b| (b * BLOCK as u64, BLOCK)).collect();
+    let mut reader = CachedBatchReader::new();
+    let mut results = vec![0i32; 32];
+    let mut buf = vec![0u8; 32 * BLOCK];
+    let mut left = 0;
+    for _ in 0..100 {
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+        for b in (0..32).step_by(2) {
+            file.read_exact_at(&mut buf[..BLOCK], b * BLOCK as u64).unwrap();
+        }
+        left = reader.read(fd, &mut buf, &ranges, &mut results, UNREAD).expect("read");
+        if left == 16 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(left, 16, "{results:?}");
+    for (b, &result) in results.iter().enumerate() {
+        if b % 2 == 0 {
+            assert_eq!(result, BLOCK as i32);
+            assert!(buf[b * BLOCK..(b + 1) * BLOCK].iter().all(|&x| x == b as u8));
+        } else {
+            assert_eq!(result, UNREAD, "block {b} was not cached");
+        }
+    }
+}
+
+#[test]
+fn the_helper_starts_for_a_large_batch_and_stop_joins_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 16);
+    let before = thread_count();
+    let mut reader = CachedBatchReader::new();
+    let mut buf = vec![0u8; 16 * BLOCK];
+    let small: Vec<(u64, usize)> = (0..SHARED_FROM as u64 - 1).map(|b| (b * BLOCK as u64, BLOCK)).collect();
+    let mut results = vec![0i32; small.len()];
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &small, &mut results, UNREAD).unwrap(), 0);
+    assert!(!reader.helping(), "a small batch is read by the calling thread alone");
+    assert_eq!(thread_count(), before);
+    let large: Vec<(u64, usize)> = (0..16).map(|b| (b * BLOCK as u64, BLOCK)).collect();
+    let mut results = vec![0i32; 16];
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert!(reader.helping());
+    assert_eq!(threads_settle_at(before + 1), before + 1, "one helper thread");
+    reader.stop();
+    assert!(!reader.helping());
+    assert_eq!(thread_count(), before, "stop joined it");
+    // Stopped for good: later batches are read on the calling thread alone, and still right.
+    buf.fill(0);
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert!(!reader.helping() && results.iter().all(|&r| r == BLOCK as i32));
+    assert!(buf.chunks(BLOCK).enumerate().all(|(b, block)| block.iter().all(|&x| x == b as u8)));
+    // Dropping a reader joins its helper too.
+    let mut dropped = CachedBatchReader::new();
+    dropped.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap();
+    assert_eq!(threads_settle_at(before + 1), before + 1);
+    drop(dropped);
+    assert_eq!(thread_count(), before);
+}
+
+#[test]
+fn a_batch_that_does_not_fit_is_refused_before_any_read() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 16);
+    let mut reader = CachedBatchReader::new();
+    let ranges: Vec<(u64, usize)> = (0..16).map(|b| (b * BLOCK as u64, BLOCK)).collect();
+    let mut buf = vec![0xaau8; 16 * BLOCK - 1];
+    let mut results = vec![7i32; 16];
+    let refused = |r: Result<u32, EngineError>| matches!(r, Err(EngineError::InvalidArgument(_)));
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &ranges, &mut results, UNREAD)), "one byte short");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &ranges[..2], &mut results, UNREAD)), "a slot per range");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &[(0, usize::MAX), (0, 2)], &mut results[..2], UNREAD)), "lengths that overflow");
+    assert!(buf.iter().all(|&b| b == 0xaa) && results.iter().all(|&r| r == 7), "nothing was read or written");
+}
