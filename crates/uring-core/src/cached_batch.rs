@@ -24,6 +24,8 @@ pub const SHARED_FROM: usize = 8;
 const SPIN: Duration = Duration::from_micros(50);
 /// Spins of the calling thread waiting for the helper's last range before it yields its core.
 const WAIT_SPINS: u32 = 1000;
+/// The most ranges whose layout is kept between batches: a rare huge batch keeps no memory.
+const LAYOUT_KEEP: usize = 1024;
 
 /// One range: its offset in the file, and where and how long it is in the buffer.
 type Slice = (u64, usize, usize);
@@ -107,7 +109,6 @@ impl CachedBatchReader {
         for &(offset, len) in ranges {
             let end = at.checked_add(len).filter(|&end| end <= buf.len());
             let Some(end) = end else {
-                self.layout.clear();
                 return Err(EngineError::InvalidArgument("the batch's ranges are longer than its buffer".into()));
             };
             self.layout.push((offset, at, len));
@@ -123,28 +124,21 @@ impl CachedBatchReader {
             count: ranges.len(),
             unread,
         };
-        let Some(shared) = shared else {
-            let left = Shared::alone();
-            // SAFETY: `buf`, `layout` and `results` are borrowed for this call, and the ranges
-            // laid out above lie inside `buf` without overlapping; only this thread reads them.
-            unsafe { read_claimed(&left, &batch) };
-            return Ok(left.unread.load(Ordering::Relaxed));
-        };
-        let batch = publish(&shared, batch);
-        // SAFETY: as above; the helper reads only ranges it claims in this round, and this call
-        // returns only after every claimed range has completed.
-        unsafe { read_claimed(&shared, &batch) };
-        let mut spins = 0u32;
-        while (shared.completed.load(Ordering::Acquire) as usize) < batch.count {
-            // The helper is in the middle of a range: a copy, or a refusal that does not wait.
-            spins += 1;
-            if spins < WAIT_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        let unread = match shared {
+            // SAFETY: `buf`, `layout` and `results` are borrowed until this returns, and the ranges
+            // laid out above lie inside `buf` without overlapping.
+            Some(shared) => unsafe { read_shared(&shared, batch) },
+            None => {
+                let alone = Shared::alone();
+                // SAFETY: `buf`, `layout` and `results` are borrowed for this call, and the ranges
+                // laid out above lie inside `buf` without overlapping; only this thread reads them.
+                unsafe { read_claimed(&alone, &batch) };
+                alone.unread.load(Ordering::Relaxed)
             }
-        }
-        Ok(shared.unread.load(Ordering::Relaxed))
+        };
+        self.layout.clear();
+        self.layout.shrink_to(LAYOUT_KEEP);
+        Ok(unread)
     }
 
     /// Whether the helper thread is running.
@@ -171,10 +165,14 @@ impl CachedBatchReader {
         }
     }
 
-    /// The helper's shared state, starting it at the first call.
+    /// The helper's shared state, starting it at the first call. Not with one core to run on:
+    /// the helper's look for the next batch would take it from the calling thread.
     fn helper(&mut self) -> Option<Arc<Shared>> {
         if !self.tried && !self.stopped {
             self.tried = true;
+            if !std::thread::available_parallelism().is_ok_and(|cores| cores.get() >= 2) {
+                return None;
+            }
             let shared = Arc::new(Shared::alone());
             let theirs = Arc::clone(&shared);
             let spawned = std::thread::Builder::new().name("uring-read".into()).spawn(move || help(&theirs));
@@ -212,6 +210,29 @@ impl Shared {
             helped: AtomicU64::new(0),
         }
     }
+}
+
+/// Reads `batch` with the helper: publishes it, claims ranges beside the helper, and returns once
+/// every range has its answer, with how many were left to the ring.
+///
+/// # Safety
+/// As for `read_claimed`, until this returns.
+unsafe fn read_shared(shared: &Shared, batch: Batch) -> u32 {
+    let batch = publish(shared, batch);
+    // SAFETY: per this function's contract; the helper reads only ranges it claims in this round,
+    // and this returns only after every claimed range has completed.
+    unsafe { read_claimed(shared, &batch) };
+    let mut spins = 0u32;
+    while (shared.completed.load(Ordering::Acquire) as usize) < batch.count {
+        // The helper is in the middle of a range: a copy, or a refusal that does not wait.
+        spins += 1;
+        if spins < WAIT_SPINS {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    shared.unread.load(Ordering::Relaxed)
 }
 
 /// Makes `batch` the next round for the helper, and wakes it if it sleeps.

@@ -138,6 +138,34 @@ fn the_helper_starts_for_a_large_batch_and_stop_joins_it() {
 }
 
 #[test]
+fn with_one_core_to_run_on_no_helper_starts() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = blocks_file(&dir, 16);
+    // This thread may run on one CPU only; the helper would take it from the thread it helps.
+    // SAFETY: `cpu_set_t` is plain data, and the calls read and set this thread's own mask.
+    let saved = unsafe {
+        let mut saved: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut saved), 0);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        let first = (0..libc::CPU_SETSIZE as usize).find(|&cpu| libc::CPU_ISSET(cpu, &saved)).unwrap();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one), 0);
+        saved
+    };
+    let mut reader = CachedBatchReader::new();
+    let ranges: Vec<(u64, usize)> = (0..16).map(|b| (b * BLOCK as u64, BLOCK)).collect();
+    let mut buf = vec![0u8; 16 * BLOCK];
+    let mut results = vec![0i32; 16];
+    let left = reader.read(file.as_raw_fd(), &mut buf, &ranges, &mut results, UNREAD);
+    // SAFETY: as above; `saved` is the mask this thread had.
+    assert_eq!(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &saved) }, 0);
+    assert_eq!(left.unwrap(), 0);
+    assert!(!reader.helping(), "no helper on one core");
+    assert!(buf.chunks(BLOCK).enumerate().all(|(b, block)| block.iter().all(|&x| x == b as u8)));
+}
+
+#[test]
 fn a_batch_that_does_not_fit_is_refused_before_any_read() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
