@@ -434,6 +434,28 @@ describe("cached reads", () => {
         expect({ batches: seen.batches, ring: seen.ring }).toEqual({ batches: [2], ring: 1 })
       }))
 
+    it.scoped("a cached batch through a released slot, or another ring's, is refused before any read", () =>
+      Effect.gen(function*() {
+        const { path } = cachedFile(yield* tempDir(), "slots", 8192)
+        const { client, uring } = yield* makeWithClient({ registeredFiles: 4 })
+        const other = yield* makeWithClient({ registeredFiles: 4 })
+        const seen = watch(client)
+        const ranges = [{ offset: 0, length: 4096 }, { offset: 4096, length: 4096 }]
+        const foreign = yield* other.uring.register(yield* other.uring.open(path))
+        const slotScope = yield* Scope.make()
+        const released = yield* Scope.extend(uring.register(yield* uring.open(path)), slotScope)
+        expect((yield* uring.readBatch(released, ranges)).map((slice) => slice.length)).toEqual([4096, 4096])
+        yield* Scope.close(slotScope, Exit.void)
+        const ringBefore = seen.ring
+        for (const file of [released, foreign]) {
+          const outcome = yield* Effect.either(uring.readBatch(file, ranges))
+          const reason = Either.isLeft(outcome) && outcome.left._tag === "InvalidArgument" ? outcome.left.reason : "not refused"
+          expect(reason).toMatch(file === foreign ? /another ring/ : /released/)
+        }
+        // Only the first batch was read, here; the refused ones reached neither this thread nor the ring.
+        expect({ batches: seen.batches, ring: seen.ring - ringBefore }).toEqual({ batches: [0], ring: 0 })
+      }))
+
     it.scoped("a batch on a file open for writing only gets the ring's answer: BadDescriptor", () =>
       Effect.gen(function*() {
         const { path } = cachedFile(yield* tempDir(), "w", 8192)

@@ -34,6 +34,16 @@ export const CACHED_FILE_COST = 4
 /** `errno` of an op that did not run (`cancel` of an op already dispatched reports it). */
 const ECANCELED = 125
 
+/** What `NativeRing.readManyCached` leaves in the result slot of a range the ring must read. */
+export const UNREAD = -0x80000000
+
+/** The bytes of the ranges (`[offset, length, ...]`) whose result slot holds `UNREAD`. */
+export const unreadBytes = (ranges: Float64Array, results: Int32Array): number => {
+  let bytes = 0
+  for (let i = 0; i < results.length; i++) if (results[i] === UNREAD) bytes += ranges[2 * i + 1]!
+  return bytes
+}
+
 /** Receives an op's result: bytes, an fd, a slot, 0, or `-errno`. @internal */
 export type OnResult = (result: number, id?: number) => void
 
@@ -135,9 +145,13 @@ export class RingClient {
   /**
    * `NativeRing.readManyCached` within the same per-turn budget as `readCached`, a call per range
    * (`undefined`, and nothing read, once it is spent): how many ranges are left to the ring.
+   * Charged only the bytes of the ranges read here: the ring's submit charges the rest.
    */
   readManyCached(fd: number, buffer: Uint8Array, ranges: Float64Array, results: Int32Array, bytes: number): number | undefined {
-    return this.takeCached(results.length, bytes) ? this.native.readManyCached(fd, buffer, ranges, results) : undefined
+    if (!this.takeCached(results.length, bytes)) return undefined
+    const left = this.native.readManyCached(fd, buffer, ranges, results)
+    if (left > 0) this.nowBytesLeft += unreadBytes(ranges, results)
+    return left
   }
 
   /**

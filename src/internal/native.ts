@@ -85,7 +85,7 @@ export interface NativeRing {
   /**
    * One read per range (`ranges` = `[offset, length, ...]`) into consecutive slices of `buf`, queued
    * in one crossing as one op `id`: range `i`'s result (count or `-errno`) goes to `results[i]`, and
-   * `id` completes once, after the last range, with the range count. `buf` and `results` are the
+   * `id` completes once, after the last range, with the count of ranges it read. `buf` and `results` are the
    * kernel's and the engine's until then. All or none. Returns the op's cancel token (`cancel`
    * then cancels the ranges not finished yet). `unreadOnly`: only the ranges `readManyCached`
    * left to the ring; the other slots keep their results.
@@ -94,8 +94,8 @@ export interface NativeRing {
   /**
    * Reads on the calling thread what the page cache holds of each range (as `readMany` lays them
    * out in `buf`; `preadv2` with `RWF_NOWAIT`): range `i`'s count (all of it, or short at the end
-   * of the file) goes to `results[i]`, or a mark where the ring must read it (not cached, cached
-   * in part, any error). Returns how many ranges are left to the ring: `readMany` with
+   * of the file) goes to `results[i]`, or `UNREAD` (RingClient.ts) where the ring must read it
+   * (not cached, cached in part, any error). Returns how many ranges are left to the ring: `readMany` with
    * `unreadOnly` reads just those. Not for `O_DIRECT` descriptors.
    */
   readManyCached(fd: number, buf: Uint8Array, ranges: Float64Array, results: Int32Array): number

@@ -84,7 +84,7 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * and no fiber suspension; what is not cached goes through the ring. So do the ranges of a
    * `readBatch` from such a file (in its one crossing; a range cached only in part is left whole
    * to the ring; from 8 ranges on, a helper thread of the ring reads beside the calling thread,
-   * and looks for the next batch for 50 µs before it sleeps), and `readFile`, for a
+   * and looks for the next batch for 50 µs before it sleeps; none with one CPU), and `readFile`, for a
    * path the dentry cache resolves (`openat2` with `RESOLVE_CACHED`) to a regular file on ext4, XFS
    * or Btrfs whose start the page cache holds, and `stat` / `statAt`, for a path the dentry cache
    * resolves on ext4, XFS, Btrfs or tmpfs (a missing path's `NotFound` included); those two need

@@ -6,9 +6,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
-import * as Fs from "node:fs"
 import { eventFdCount, ringFdCount, tempDir, threadsNamed } from "../helpers/fixtures.js"
 import { fullGc, waitUntil } from "./helpers.js"
 
@@ -54,6 +55,8 @@ describe("closed rings", () => {
       const path = Path.join(yield* tempDir(), "f")
       Fs.writeFileSync(path, new Uint8Array(16 * 4096).fill(7))
       const before = threadsNamed("uring-read")
+      // With one CPU to run on no helper starts: it would take the core from the thread it helps.
+      const helpers = Os.availableParallelism() >= 2 ? 1 : 0
       const counts = yield* Effect.scoped(Effect.gen(function*() {
         const uring = yield* Uring
         const file = yield* uring.open(path)
@@ -62,9 +65,11 @@ describe("closed rings", () => {
         const ranges = Array.from({ length: 16 }, (_, i) => ({ offset: i * 4096, length: 4096 }))
         const large = yield* uring.readBatch(file, ranges)
         expect([...small, ...large].every((slice) => slice.length === 4096 && slice.every((b) => b === 7))).toBe(true)
+        // A new thread takes its name shortly after it starts.
+        yield* waitUntil(() => threadsNamed("uring-read") === before + helpers, 2_000)
         return { afterSmall: afterSmall - before, afterLarge: threadsNamed("uring-read") - before }
       }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64 })))))
       // The close joined it: no garbage collection in between.
-      expect({ ...counts, closed: threadsNamed("uring-read") - before }).toEqual({ afterSmall: 0, afterLarge: 1, closed: 0 })
+      expect({ ...counts, closed: threadsNamed("uring-read") - before }).toEqual({ afterSmall: 0, afterLarge: helpers, closed: 0 })
     }))
 })

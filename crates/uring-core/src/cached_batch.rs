@@ -26,6 +26,14 @@ const SPIN: Duration = Duration::from_micros(50);
 const WAIT_SPINS: u32 = 1000;
 /// The most ranges whose layout is kept between batches: a rare huge batch keeps no memory.
 const LAYOUT_KEEP: usize = 1024;
+/// The claim counter is `round << INDEX_BITS | next index`: under 2^24 ranges a batch, and 2^40
+/// rounds before a round number comes back (a helper would have to stall between two loads of
+/// the counter for that many batches to mistake an old batch for a new one).
+const INDEX_BITS: u32 = 24;
+/// The most ranges one batch may hold (a claim past the last never carries into the round).
+pub const MAX_RANGES: usize = (1 << INDEX_BITS) - 1;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+const ROUND_MASK: u64 = (1 << (64 - INDEX_BITS)) - 1;
 
 /// One range: its offset in the file, and where and how long it is in the buffer.
 type Slice = (u64, usize, usize);
@@ -34,7 +42,7 @@ type Slice = (u64, usize, usize);
 /// round it counts for, so a helper holding an older batch can claim nothing of a newer one.
 #[derive(Clone, Copy)]
 struct Batch {
-    round: u32,
+    round: u64,
     fd: RawFd,
     buf: *mut u8,
     slices: *const Slice,
@@ -48,7 +56,7 @@ struct Batch {
 unsafe impl Send for Batch {}
 
 struct Shared {
-    /// `round << 32 | next range to claim`.
+    /// `round << INDEX_BITS | next range to claim`.
     claims: AtomicU64,
     /// Ranges of the current round whose answer is written.
     completed: AtomicU32,
@@ -101,8 +109,8 @@ impl CachedBatchReader {
     /// ring must read it. Returns how many were left to the ring. Refused before any read if the
     /// ranges do not fit `buf` or `results` has not one slot per range.
     pub fn read(&mut self, fd: RawFd, buf: &mut [u8], ranges: &[(u64, usize)], results: &mut [i32], unread: i32) -> Result<u32, EngineError> {
-        if results.len() != ranges.len() || u32::try_from(ranges.len()).is_err() {
-            return Err(EngineError::InvalidArgument("a cached batch needs one result slot per range".into()));
+        if results.len() != ranges.len() || ranges.len() > MAX_RANGES {
+            return Err(EngineError::InvalidArgument(format!("a cached batch needs one result slot per range, and at most {MAX_RANGES} ranges")));
         }
         self.layout.clear();
         let mut at = 0usize;
@@ -239,12 +247,12 @@ unsafe fn read_shared(shared: &Shared, batch: Batch) -> u32 {
 fn publish(shared: &Shared, batch: Batch) -> Batch {
     let (batch, asleep) = {
         let mut current = shared.lock();
-        let round = current.round.wrapping_add(1);
+        let round = (current.round + 1) & ROUND_MASK;
         *current = Batch { round, ..batch };
         shared.completed.store(0, Ordering::Relaxed);
         shared.unread.store(0, Ordering::Relaxed);
         // Release: a claim of this round sees the counters reset and the batch above.
-        shared.claims.store(u64::from(round) << 32, Ordering::Release);
+        shared.claims.store(round << INDEX_BITS, Ordering::Release);
         (*current, shared.sleeping.load(Ordering::Relaxed))
     };
     if asleep {
@@ -259,18 +267,19 @@ fn publish(shared: &Shared, batch: Batch) -> Batch {
 /// `batch`'s pointers must be valid for its ranges, which must lie inside its buffer without
 /// overlapping, until every range claimed in its round has completed.
 unsafe fn read_claimed(shared: &Shared, batch: &Batch) -> u64 {
-    let round = u64::from(batch.round);
     let mut claims = shared.claims.load(Ordering::Acquire);
     let mut read = 0;
     loop {
-        let index = (claims & u64::from(u32::MAX)) as usize;
-        if claims >> 32 != round || index >= batch.count {
+        let index = (claims & INDEX_MASK) as usize;
+        if claims >> INDEX_BITS != batch.round || index >= batch.count {
             return read;
         }
         if let Err(now) = shared.claims.compare_exchange_weak(claims, claims + 1, Ordering::AcqRel, Ordering::Acquire) {
             claims = now;
             continue;
         }
+        // Nothing from the claim to `completed` below may panic: the caller waits for every
+        // claimed range, and its buffer must not be written once it has returned.
         // SAFETY: `index` is below the batch's count, claimed once in its round, so its range
         // and result slot are this thread's alone until it marks the range completed.
         let answer = unsafe {
@@ -293,10 +302,10 @@ unsafe fn read_claimed(shared: &Shared, batch: &Batch) -> u64 {
 /// The helper thread: reads ranges of each new round, looks for the next for `SPIN`, then sleeps
 /// until one is published or it is stopped.
 fn help(shared: &Shared) {
-    let mut seen = 0u32;
+    let mut seen = 0u64;
     loop {
         let since = Instant::now();
-        while shared.claims.load(Ordering::Acquire) >> 32 == u64::from(seen) && since.elapsed() < SPIN {
+        while shared.claims.load(Ordering::Acquire) >> INDEX_BITS == seen && since.elapsed() < SPIN {
             if shared.stop.load(Ordering::Relaxed) {
                 return;
             }

@@ -40,7 +40,7 @@ mod threads;
 mod binding;
 
 pub use cached::{read_cached, read_file_cached, read_range_cached, stat_cached};
-pub use cached_batch::{CachedBatchReader, SHARED_FROM};
+pub use cached_batch::{CachedBatchReader, MAX_RANGES, SHARED_FROM};
 pub use config::RingConfig;
 pub use error::EngineError;
 pub use group::{GroupKey, Results};

@@ -9,6 +9,7 @@ import { constants } from "node:buffer"
 import { InvalidArgument, UnexpectedEof, type UringError } from "../../errors/UringError.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import { BatchPool } from "../BatchPool.js"
+import { unreadBytes } from "../RingClient.js"
 import * as validate from "../validate.js"
 import { bytesOf, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
@@ -210,6 +211,8 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       let unread: number | undefined
       if (fd >= 0) {
         try {
+          // The handle's own checks first (a released slot, another ring's), as the ring's path makes them.
+          fdOf(operation, file)
           unread = client.readManyCached(fd, buffer, packed, results, total)
         } catch (error) {
           return Effect.fail(thrown(error, operation, file))
@@ -217,12 +220,13 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         if (unread === 0) return finish()
       }
       const tried = unread !== undefined
-      // The kernel may write the buffer after the submit call returns: it must not be transferred.
-      keepInPlace(buffer)
+      // The kernel may write a caller's buffer after the submit call returns: it must not be
+      // transferred. (One made here reaches the caller only once the batch is done.)
+      if (given !== undefined) keepInPlace(given)
       // `memory` (the buffer included) stays in the pending table until the batch's completion.
       return Effect.flatMap(
         run(operation, file, (native, id) =>
-          native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results, tried), memory, total),
+          native.readMany(id, fdOf(operation, file), file instanceof RegisteredFile, buffer, packed, results, tried), memory, tried ? unreadBytes(packed, results) : total),
         finish
       )
     }).pipe(refusedAsFailure)
