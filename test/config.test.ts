@@ -34,12 +34,13 @@ describe("Uring.layerConfig", () => {
   it.effect("maps each URING_* variable to its setting, leaving unset ones to the defaults", () =>
     Effect.gen(function*() {
       const settings = yield* uringConfigFromEnv.pipe(
-        Effect.withConfigProvider(providerOf({ URING_CACHED_READS: "false", URING_INLINE_SUBMIT: "true" }))
+        Effect.withConfigProvider(providerOf({ URING_CACHED_READS: "false", URING_INLINE_SUBMIT: "true", URING_BATCH_HELPER: "false" }))
       )
-      expect(settings).toEqual({ cachedReads: false, inlineSubmit: true })
+      expect(settings).toEqual({ cachedReads: false, inlineSubmit: true, batchHelper: false })
       const valid = yield* validateUringConfig(settings)
-      expect([valid.cachedReads, valid.inlineSubmit, valid.ringSize]).toEqual([false, true, 16384])
-      expect((yield* validateUringConfig({})).cachedReads).toBe(true)
+      expect([valid.cachedReads, valid.inlineSubmit, valid.batchHelper, valid.ringSize]).toEqual([false, true, false, 16384])
+      const defaults = yield* validateUringConfig({})
+      expect([defaults.cachedReads, defaults.batchHelper]).toEqual([true, true])
     }))
 
   it.effect("maps URING_SQPOLL_IDLE_MS, URING_COOP_TASKRUN, URING_SHUTDOWN_TIMEOUT_MS and URING_TRACING, and the ring built from them works", () =>

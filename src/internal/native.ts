@@ -35,6 +35,8 @@ export interface NativeRingOptions {
    * where the completion thread otherwise reaps and hands over (default true).
    */
   readonly callerReaps?: boolean
+  /** `readManyCached` shares a batch of 8 ranges or more with a helper thread (default true). */
+  readonly batchHelper?: boolean
 }
 
 /** @internal */

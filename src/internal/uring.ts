@@ -37,7 +37,8 @@ export const makeClient = (config: UringConfig): Effect.Effect<RingClient, RingU
           deferTaskrun: config.deferTaskrun,
           registeredFiles: config.registeredFiles,
           shutdownTimeoutMs: config.shutdownTimeoutMs,
-          inlineSubmit: config.inlineSubmit
+          inlineSubmit: config.inlineSubmit,
+          batchHelper: config.batchHelper
         }),
       catch: setupError
     }),

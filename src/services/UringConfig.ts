@@ -94,6 +94,13 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * ring, and a file or stat waits for the next turn, where it is done first.
    */
   cachedReads: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  /**
+   * With `cachedReads`, a `readBatch` of 8 ranges or more shares its cached ranges with a helper
+   * thread of the ring, which copies beside the calling thread on another core and, after a
+   * batch, looks for the next one for 50 µs before it sleeps (none starts on one CPU). Off: the
+   * calling thread reads them alone, with no helper thread and no such spin.
+   */
+  batchHelper: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /** Run every operation in a span named `Uring.<op>`. Off by default: a span per op costs as much as the op. */
   tracing: Schema.optionalWith(Schema.Boolean, { default: () => false })
 }) {}
@@ -131,7 +138,8 @@ const optional = <A>(config: Config.Config<A>) =>
 /**
  * The settings from the environment: `URING_RING_SIZE`, `URING_COOP_TASKRUN`, `URING_IOPOLL`,
  * `URING_SQPOLL_IDLE_MS`, `URING_DEFER_TASKRUN`, `URING_REGISTERED_FILES`,
- * `URING_SHUTDOWN_TIMEOUT_MS`, `URING_INLINE_SUBMIT`, `URING_CACHED_READS`, `URING_TRACING`; unset ones take the defaults.
+ * `URING_SHUTDOWN_TIMEOUT_MS`, `URING_INLINE_SUBMIT`, `URING_CACHED_READS`, `URING_BATCH_HELPER`,
+ * `URING_TRACING`; unset ones take the defaults.
  *
  * @since 0.1.0
  * @category config
@@ -146,6 +154,7 @@ export const fromEnv: Config.Config<UringConfigInput> = Config.all({
   shutdownTimeoutMs: optional(Config.integer("URING_SHUTDOWN_TIMEOUT_MS")),
   inlineSubmit: optional(Config.boolean("URING_INLINE_SUBMIT")),
   cachedReads: optional(Config.boolean("URING_CACHED_READS")),
+  batchHelper: optional(Config.boolean("URING_BATCH_HELPER")),
   tracing: optional(Config.boolean("URING_TRACING"))
 }).pipe(
   // Unset settings are left out, so the Schema's defaults apply.

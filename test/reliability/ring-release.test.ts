@@ -11,7 +11,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
 import { eventFdCount, ringFdCount, tempDir, threadsNamed } from "../helpers/fixtures.js"
-import { fullGc, waitUntil } from "./helpers.js"
+import { fullGc, realSleep, waitUntil } from "./helpers.js"
 
 const RINGS = 40
 
@@ -71,5 +71,16 @@ describe("closed rings", () => {
       }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64 })))))
       // The close joined it: no garbage collection in between.
       expect({ ...counts, closed: threadsNamed("uring-read") - before }).toEqual({ afterSmall: 0, afterLarge: helpers, closed: 0 })
+
+      // `batchHelper: false`: the calling thread reads every batch alone.
+      const alone = yield* Effect.scoped(Effect.gen(function*() {
+        const uring = yield* Uring
+        const file = yield* uring.open(path)
+        const ranges = Array.from({ length: 16 }, (_, i) => ({ offset: i * 4096, length: 4096 }))
+        const slices = yield* uring.readBatch(file, ranges)
+        yield* realSleep(20)
+        return { read: slices.every((slice) => slice.length === 4096 && slice.every((b) => b === 7)), helpers: threadsNamed("uring-read") - before }
+      }).pipe(Effect.provide(Layer.fresh(Uring.layer({ ringSize: 64, batchHelper: false })))))
+      expect(alone).toEqual({ read: true, helpers: 0 })
     }))
 })

@@ -104,6 +104,11 @@ impl CachedBatchReader {
         CachedBatchReader { helper: None, tried: false, stopped: false, layout: Vec::new() }
     }
 
+    /// A reader that never starts a helper: every batch is read by the calling thread alone.
+    pub fn without_helper() -> Self {
+        CachedBatchReader { helper: None, tried: false, stopped: true, layout: Vec::new() }
+    }
+
     /// Reads each of `ranges` (`(offset, length)`, into consecutive slices of `buf` from its
     /// start) as `read_range_cached` does: its answer goes to `results[i]`, or `unread` where the
     /// ring must read it. Returns how many were left to the ring. Refused before any read if the

@@ -145,6 +145,11 @@ fn the_helper_starts_for_a_large_batch_and_stop_joins_it() {
     assert_eq!(threads_settle_at(before + helpers), before + helpers);
     drop(dropped);
     assert_eq!(threads_settle_at(before), before);
+    // A reader made without a helper never starts one.
+    let mut alone = CachedBatchReader::without_helper();
+    assert_eq!(alone.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert!(!alone.helping() && results.iter().all(|&r| r == BLOCK as i32));
+    assert_eq!(threads_settle_at(before), before);
 }
 
 #[test]

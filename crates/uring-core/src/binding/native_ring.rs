@@ -28,6 +28,7 @@ pub struct RingOptions {
     pub shutdown_timeout_ms: Option<u32>,
     pub inline_submit: Option<bool>,
     pub caller_reaps: Option<bool>,
+    pub batch_helper: Option<bool>,
 }
 
 /// The completion callback as a raw value: the threadsafe function takes it directly.
@@ -171,7 +172,8 @@ impl NativeRing {
             tsfn,
             released: AtomicBool::new(false),
             poll: Mutex::new(None),
-            batches: Mutex::new(CachedBatchReader::new()),
+            // On unless asked otherwise: a batch's cached ranges on two cores.
+            batches: Mutex::new(if options.batch_helper.unwrap_or(true) { CachedBatchReader::new() } else { CachedBatchReader::without_helper() }),
         });
         // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
         // however long it takes, before the env's heap, which holds the buffers, goes away.
