@@ -8,13 +8,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 mod common;
 
-use common::{blocks_file, cstr, fd_count, serial};
+use common::{advise, blocks_file, cstr, fd_count, serial};
 use uring_core::{read_cached, read_file_cached, read_range_cached};
-
-fn advise(file: &std::fs::File, advice: i32) {
-    // SAFETY: a plain syscall on an open descriptor.
-    assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, advice) }, 0);
-}
 
 #[test]
 fn cached_data_is_copied_and_end_of_file_is_zero() {

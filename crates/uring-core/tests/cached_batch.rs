@@ -5,7 +5,7 @@ use std::os::unix::fs::FileExt;
 
 mod common;
 
-use common::{blocks_file, serial, thread_count, threads_settle_at};
+use common::{advise, blocks_file, serial, thread_count, threads_settle_at};
 use uring_core::{read_range_cached, CachedBatchReader, EngineError, MAX_RANGES, SHARED_FROM};
 
 const BLOCK: usize = 4096;
@@ -82,16 +82,14 @@ fn ranges_left_to_the_ring_are_marked_and_counted() {
     let fd = file.as_raw_fd();
     // No readahead, then only the even blocks back in the page cache. DONTNEED skips pages
     // something else holds for a moment: try again until an odd block is out.
-    // SAFETY: plain syscalls on an open descriptor.
-    assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM) }, 0);
+    advise(&file, libc::POSIX_FADV_RANDOM);
     let ranges: Vec<(u64, usize)> = (0..32).map(|b| (b * BLOCK as u64, BLOCK)).collect();
     let mut reader = CachedBatchReader::new();
     let mut results = vec![0i32; 32];
     let mut buf = vec![0u8; 32 * BLOCK];
     let mut left = 0;
     for _ in 0..100 {
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+        advise(&file, libc::POSIX_FADV_DONTNEED);
         for b in (0..32).step_by(2) {
             file.read_exact_at(&mut buf[..BLOCK], b * BLOCK as u64).unwrap();
         }

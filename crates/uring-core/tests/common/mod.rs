@@ -171,6 +171,13 @@ pub fn blocks_file(dir: &tempfile::TempDir, blocks: usize) -> std::fs::File {
     std::fs::File::open(&path).unwrap()
 }
 
+/// `posix_fadvise` over the whole of `file`.
+pub fn advise(file: &std::fs::File, advice: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on an open descriptor.
+    assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, advice) }, 0);
+}
+
 /// A FIFO with a reader-writer fd held open by nobody else: reads from it block until cancelled.
 pub fn blocking_fifo(dir: &Path, name: &str) -> (RawFd, std::fs::File) {
     let path = dir.join(name);
