@@ -113,13 +113,22 @@ impl CachedBatchReader {
     /// start) as `read_range_cached` does: its answer goes to `results[i]`, or `unread` where the
     /// ring must read it. Returns how many were left to the ring. Refused before any read if the
     /// ranges do not fit `buf` or `results` has not one slot per range.
-    pub fn read(&mut self, fd: RawFd, buf: &mut [u8], ranges: &[(u64, usize)], results: &mut [i32], unread: i32) -> Result<u32, EngineError> {
-        if results.len() != ranges.len() || ranges.len() > MAX_RANGES {
+    pub fn read(
+        &mut self,
+        fd: RawFd,
+        buf: &mut [u8],
+        ranges: impl IntoIterator<Item = (u64, usize), IntoIter: ExactSizeIterator>,
+        results: &mut [i32],
+        unread: i32,
+    ) -> Result<u32, EngineError> {
+        let ranges = ranges.into_iter();
+        let count = ranges.len();
+        if results.len() != count || count > MAX_RANGES {
             return Err(EngineError::InvalidArgument(format!("a cached batch needs one result slot per range, and at most {MAX_RANGES} ranges")));
         }
         self.layout.clear();
         let mut at = 0usize;
-        for &(offset, len) in ranges {
+        for (offset, len) in ranges {
             let end = at.checked_add(len).filter(|&end| end <= buf.len());
             let Some(end) = end else {
                 return Err(EngineError::InvalidArgument("the batch's ranges are longer than its buffer".into()));
@@ -127,14 +136,14 @@ impl CachedBatchReader {
             self.layout.push((offset, at, len));
             at = end;
         }
-        let shared = if ranges.len() >= SHARED_FROM { self.helper() } else { None };
+        let shared = if count >= SHARED_FROM { self.helper() } else { None };
         let batch = Batch {
             round: 0,
             fd,
             buf: buf.as_mut_ptr(),
             slices: self.layout.as_ptr(),
             results: results.as_mut_ptr(),
-            count: ranges.len(),
+            count,
             unread,
         };
         let unread = match shared {

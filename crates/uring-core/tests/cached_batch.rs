@@ -48,7 +48,7 @@ fn many_batches_read_by_two_threads_give_what_one_thread_reads() {
         let ranges: Vec<(u64, usize)> = (0..count).map(|_| (u64::from(rng.next() % (size as u32 + 200)), rng.next() as usize % (2 * BLOCK))).collect();
         let mut buf = vec![0x55u8; ranges.iter().map(|r| r.1).sum()];
         let mut results = vec![0i32; count];
-        let left = reader.read(fd, &mut buf, &ranges, &mut results, UNREAD).expect("read");
+        let left = reader.read(fd, &mut buf, ranges.iter().copied(), &mut results, UNREAD).expect("read");
         if count >= SHARED_FROM { shared += 1 } else { alone += 1 }
         let mut at = 0;
         for (i, &(offset, len)) in ranges.iter().enumerate() {
@@ -93,7 +93,7 @@ fn ranges_left_to_the_ring_are_marked_and_counted() {
         for b in (0..32).step_by(2) {
             file.read_exact_at(&mut buf[..BLOCK], b * BLOCK as u64).unwrap();
         }
-        left = reader.read(fd, &mut buf, &ranges, &mut results, UNREAD).expect("read");
+        left = reader.read(fd, &mut buf, ranges.iter().copied(), &mut results, UNREAD).expect("read");
         if left == 16 {
             break;
         }
@@ -120,12 +120,12 @@ fn the_helper_starts_for_a_large_batch_and_stop_joins_it() {
     let mut buf = vec![0u8; 16 * BLOCK];
     let small: Vec<(u64, usize)> = (0..SHARED_FROM as u64 - 1).map(|b| (b * BLOCK as u64, BLOCK)).collect();
     let mut results = vec![0i32; small.len()];
-    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &small, &mut results, UNREAD).unwrap(), 0);
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, small.iter().copied(), &mut results, UNREAD).unwrap(), 0);
     assert!(!reader.helping(), "a small batch is read by the calling thread alone");
     assert_eq!(thread_count(), before);
     let large: Vec<(u64, usize)> = (0..16).map(|b| (b * BLOCK as u64, BLOCK)).collect();
     let mut results = vec![0i32; 16];
-    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, large.iter().copied(), &mut results, UNREAD).unwrap(), 0);
     let helpers = usize::from(two_cores());
     assert_eq!(reader.helping(), helpers == 1);
     assert_eq!(threads_settle_at(before + helpers), before + helpers, "one helper thread");
@@ -134,18 +134,18 @@ fn the_helper_starts_for_a_large_batch_and_stop_joins_it() {
     assert_eq!(threads_settle_at(before), before, "stop joined it");
     // Stopped for good: later batches are read on the calling thread alone, and still right.
     buf.fill(0);
-    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert_eq!(reader.read(file.as_raw_fd(), &mut buf, large.iter().copied(), &mut results, UNREAD).unwrap(), 0);
     assert!(!reader.helping() && results.iter().all(|&r| r == BLOCK as i32));
     assert!(buf.chunks(BLOCK).enumerate().all(|(b, block)| block.iter().all(|&x| x == b as u8)));
     // Dropping a reader joins its helper too.
     let mut dropped = CachedBatchReader::new();
-    dropped.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap();
+    dropped.read(file.as_raw_fd(), &mut buf, large.iter().copied(), &mut results, UNREAD).unwrap();
     assert_eq!(threads_settle_at(before + helpers), before + helpers);
     drop(dropped);
     assert_eq!(threads_settle_at(before), before);
     // A reader made without a helper never starts one.
     let mut alone = CachedBatchReader::without_helper();
-    assert_eq!(alone.read(file.as_raw_fd(), &mut buf, &large, &mut results, UNREAD).unwrap(), 0);
+    assert_eq!(alone.read(file.as_raw_fd(), &mut buf, large.iter().copied(), &mut results, UNREAD).unwrap(), 0);
     assert!(!alone.helping() && results.iter().all(|&r| r == BLOCK as i32));
     assert_eq!(threads_settle_at(before), before);
 }
@@ -170,7 +170,7 @@ fn with_one_core_to_run_on_no_helper_starts() {
     let ranges: Vec<(u64, usize)> = (0..16).map(|b| (b * BLOCK as u64, BLOCK)).collect();
     let mut buf = vec![0u8; 16 * BLOCK];
     let mut results = vec![0i32; 16];
-    let left = reader.read(file.as_raw_fd(), &mut buf, &ranges, &mut results, UNREAD);
+    let left = reader.read(file.as_raw_fd(), &mut buf, ranges.iter().copied(), &mut results, UNREAD);
     // SAFETY: as above; `saved` is the mask this thread had.
     assert_eq!(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &saved) }, 0);
     assert_eq!(left.unwrap(), 0);
@@ -188,12 +188,12 @@ fn a_batch_that_does_not_fit_is_refused_before_any_read() {
     let mut buf = vec![0xaau8; 16 * BLOCK - 1];
     let mut results = vec![7i32; 16];
     let refused = |r: Result<u32, EngineError>| matches!(r, Err(EngineError::InvalidArgument(_)));
-    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &ranges, &mut results, UNREAD)), "one byte short");
-    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &ranges[..2], &mut results, UNREAD)), "a slot per range");
-    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &[(0, usize::MAX), (0, 2)], &mut results[..2], UNREAD)), "lengths that overflow");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, ranges.iter().copied(), &mut results, UNREAD)), "one byte short");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, ranges[..2].iter().copied(), &mut results, UNREAD)), "a slot per range");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, [(0, usize::MAX), (0, 2)], &mut results[..2], UNREAD)), "lengths that overflow");
     let too_many = vec![(0u64, 0usize); MAX_RANGES + 1];
     let mut slots = vec![7i32; MAX_RANGES + 1];
-    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, &too_many, &mut slots, UNREAD)), "more ranges than a claim counts");
+    assert!(refused(reader.read(file.as_raw_fd(), &mut buf, too_many.iter().copied(), &mut slots, UNREAD)), "more ranges than a claim counts");
     assert!(slots.iter().all(|&r| r == 7));
     assert!(buf.iter().all(|&b| b == 0xaa) && results.iter().all(|&r| r == 7), "nothing was read or written");
 }

@@ -43,8 +43,6 @@ pub(crate) struct Hot {
     /// `readMany`'s ops on their way into a group, and their result slots when not every range
     /// is read; kept, like `done`, to reuse their capacity.
     group: RefCell<(Vec<Op>, Vec<u32>)>,
-    /// `readManyCached`'s ranges as `(offset, length)`; kept to reuse its capacity.
-    cached: RefCell<Vec<(u64, usize)>>,
 }
 
 /// The most ops `Hot::group` keeps room for between calls: a rare huge batch keeps no memory.
@@ -118,14 +116,10 @@ impl Hot {
         }
         let fd = descriptor(fd)?;
         let results = results.as_mut_slice();
-        let mut cached = self.cached.borrow_mut();
-        cached.clear();
-        cached.extend(slices_of(buf.len(), ranges.as_slice(), results.len())?.map(|(offset, _, len)| (offset, len)));
+        let slices = slices_of(buf.len(), ranges.as_slice(), results.len())?.map(|(offset, _, len)| (offset, len));
         let mut reader = self.host.batches.lock().unwrap_or_else(|p| p.into_inner());
-        let unread = reader.read(fd, buf.as_mut_slice(), &cached, results, UNREAD).map_err(engine_error);
-        cached.clear();
-        cached.shrink_to(GROUP_KEEP);
-        Ok(f64::from(unread?))
+        let unread = reader.read(fd, buf.as_mut_slice(), slices, results, UNREAD).map_err(engine_error)?;
+        Ok(f64::from(unread))
     }
 
     /// Reads `ranges` (`[offset, length, offset, length, ...]`) into consecutive slices of `buf`
@@ -288,7 +282,7 @@ impl Hot {
 /// `ranges` (`[offset, length, ...]`) as `(offset, at, len)`: consecutive slices of a buffer of
 /// `buf_len` bytes, one per result slot of `slots` there are. All checked before the first is
 /// yielded, so a refused batch reads and queues nothing.
-fn slices_of(buf_len: usize, ranges: &[f64], slots: usize) -> Result<impl Iterator<Item = (u64, usize, usize)> + '_> {
+fn slices_of(buf_len: usize, ranges: &[f64], slots: usize) -> Result<impl ExactSizeIterator<Item = (u64, usize, usize)> + '_> {
     if !ranges.len().is_multiple_of(2) || ranges.len() / 2 != slots {
         return Err(invalid("readMany needs an offset and a length per range, and a result slot per range"));
     }
@@ -497,7 +491,7 @@ unsafe extern "C" fn release(_env: sys::napi_env, data: *mut c_void, _hint: *mut
 /// # Safety
 /// `env` and `object` must be the live env and an object of the current call.
 pub(crate) unsafe fn define(env: sys::napi_env, object: sys::napi_value, host: Arc<Host>) -> Result<()> {
-    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new((Vec::new(), Vec::new())), cached: RefCell::new(Vec::new()) });
+    let hot = Rc::new(Hot { host, done: RefCell::new(Vec::new()), group: RefCell::new((Vec::new(), Vec::new())) });
     for &(name, callback) in FUNCTIONS {
         let data = Rc::into_raw(Rc::clone(&hot)).cast_mut().cast::<c_void>();
         let mut function = ptr::null_mut();
