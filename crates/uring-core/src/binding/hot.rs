@@ -135,13 +135,15 @@ impl Hot {
         let slots = results.as_slice();
         let built = slices_of(buf.len(), ranges.as_slice(), slots.len()).map(|slices| {
             for (index, (offset, at, len)) in slices.enumerate() {
-                if unread_only && slots[index] != UNREAD {
-                    continue;
+                if unread_only {
+                    if slots[index] != UNREAD {
+                        continue;
+                    }
+                    wanted.push(index as u32);
                 }
                 // SAFETY: `at..at + len` lies inside `buf` (`slices_of`), which the JS client
                 // keeps referenced until the group's completion.
                 ops.push(Op::read(target, unsafe { buf.lend_range(at, len) }, offset));
-                wanted.push(index as u32);
             }
         });
         let queued = built.and_then(|()| {
