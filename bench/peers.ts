@@ -403,6 +403,33 @@ export const fsSync: Peer = async (ctx) => {
   }
 }
 
+/**
+ * No library at all, for 4 KiB random reads: `fs.readSync` inside `Effect.sync`, in the same
+ * fibers and loop as the `Uring` service. One syscall per read on the JavaScript thread and
+ * nothing else, so it is the most a per-read Effect API can do there: the floor the service's
+ * ratio to fio is measured against (README, "At 64 in flight the JavaScript thread is the limit").
+ */
+export const effectSyncFloor: Peer = async (ctx) => {
+  const w = ctx.workload
+  if (w.kind !== "rand") return undefined
+  const plan = readPlan(ctx)
+  const fd = NFS.openSync(ctx.data.largePath, "r")
+  const bufs = buffers(w.qd, plan.size)
+  const op = (l: number) => {
+    const id = plan.next()
+    const buf = bufs[l]!
+    // Mapped as the service's result is: the floor of the API's shape, not of one hand-fused step.
+    return Effect.map(Effect.sync(() => NFS.readSync(fd, buf, 0, plan.size, plan.offset(id))), (n) => plan.check(buf, n, id))
+  }
+  return {
+    run: async (durationMs) => {
+      const r = await Effect.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op))
+      return { ...r, bytes: r.ops * plan.size }
+    },
+    close: async () => NFS.closeSync(fd)
+  }
+}
+
 const appendBuffer = () => {
   const buf = new Uint8Array(BLOCK)
   buf.fill(0x61)

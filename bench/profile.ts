@@ -3,13 +3,13 @@
  * file, reused buffers via readInto), the same shape as the suite's rand-4k-qd64 workload, for a
  * fixed time and nothing else. Run it under a profiler:
  *
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts [seconds] [qd] [effect|client|batch]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts [seconds] [qd] [effect|client|batch|floor]
  *   perf record -F 999 -g -- node --perf-basic-prof --import tsx bench/profile.ts 10
  *
  * Uses the quick data file (created by `npm run bench -- --quick`) unless BENCH_FILE is set.
  */
 import { BLOCK, MIB, randomBlocks, Samples } from "./common.js"
-import { uringClient, uringEffect, uringEffectBatch } from "./peers.js"
+import { effectSyncFloor, uringClient, uringEffect, uringEffectBatch } from "./peers.js"
 
 const seconds = Number(process.argv[2] ?? 10)
 const qd = Number(process.argv[3] ?? 64)
@@ -29,7 +29,13 @@ const data = {
 }
 const samples = new Samples()
 const blocks = randomBlocks(data.randomSeed, largeSize / BLOCK)
-const peer = which === "client" ? uringClient : which === "batch" ? uringEffectBatch : uringEffect
+const peer = which === "client"
+  ? uringClient
+  : which === "batch"
+  ? uringEffectBatch
+  : which === "floor"
+  ? effectSyncFloor
+  : uringEffect
 const session = (await peer({
   model: (process.env.BENCH_MODEL ?? "lanes") as "lanes" | "batch",
   workload: { id: `rand-4k-qd${qd}`, kind: "rand", title: "", qd, unit: "ops/s", latency: "" },

@@ -204,6 +204,7 @@ const COLORS: Record<string, string> = {
   "fs-callback": "#7570b3",
   "fs-callback-uv-uring": "#e7298a",
   "fs-sync": "#a6761d",
+  "effect-sync-floor": "#b3b3b3",
   "node-fs-effect": "#e6ab02",
   fio: "#666666"
 }

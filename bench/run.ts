@@ -117,6 +117,10 @@ const allPeers: Array<PeerDef> = [
   { id: "fs-callback", label: "Node fs callbacks (fs.read / readFile / stat), default thread pool" },
   { id: "fs-callback-uv-uring", label: "Node fs callbacks with UV_USE_IO_URING=1 (child process)", env: { UV_USE_IO_URING: "1" } },
   { id: "fs-sync", label: "Node fs.*Sync" },
+  {
+    id: "effect-sync-floor",
+    label: "no library: fs.readSync inside Effect.sync, the service's fibers and loop (the per-read floor; random reads)"
+  },
   { id: "node-fs-effect", label: "@effect/platform-node-shared NodeFileSystem (File.read on one handle)" }
 ]
 const peers = allPeers.filter((p) => option("peers") === undefined || p.id === BASELINE || option("peers")!.split(",").includes(p.id))

@@ -9,6 +9,7 @@
 import { Layer } from "effect"
 import { type DataSpec, peakRssKiB, randomBlocks, resetPeakRss, Samples, type TrialResult, type Workload } from "./common.js"
 import {
+  effectSyncFloor,
   fsCallback,
   fsPromises,
   fsSync,
@@ -40,6 +41,8 @@ const loadPeer = async (id: string): Promise<Peer> => {
       return fsCallback
     case "fs-sync":
       return fsSync
+    case "effect-sync-floor":
+      return effectSyncFloor
     case "node-fs-effect": {
       const { layer } = await import("@effect/platform-node-shared/NodeFileSystem")
       return platformFileSystem(layer)
