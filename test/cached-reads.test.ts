@@ -5,11 +5,11 @@
  * not cached goes through the ring, which also finishes a range cached only in part.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Runtime, Scope } from "effect"
+import { Effect, Either, Exit, Fiber, Runtime, Scope } from "effect"
 import fc from "fast-check"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import type { RingClient } from "../src/internal/RingClient.js"
+import { CACHED_PER_TURN, type RingClient, WAITED_PER_TURN } from "../src/internal/RingClient.js"
 import { type FileLike, make, type UringShape } from "../src/index.js"
 import { fdCount, pattern, tempDir } from "./helpers/fixtures.js"
 import { countRingOps, makeWithClient, realSleep } from "./reliability/helpers.js"
@@ -286,7 +286,7 @@ describe("cached reads", () => {
       let fired = false
       setTimeout(() => fired = true, 20)
       // Effect itself would yield to timers only after millions of steps; the per-turn budget
-      // sends a read to the ring (and the fiber to the next turn) every 1024 reads.
+      // sends the fiber to the next turn every 1024 reads.
       const buffer = new Uint8Array(4096)
       let reads = 0
       let wrong = 0
@@ -298,6 +298,71 @@ describe("cached reads", () => {
       expect(fired).toBe(true)
       expect(reads).toBeLessThan(200_000)
       expect(wrong).toBe(0)
+    }))
+
+  it.scoped("reads past the turn's budget wait for the next turn and are read here then, not by the ring", () =>
+    Effect.gen(function*() {
+      const { data, path } = cachedFile(yield* tempDir(), "many", 64 * 4096)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.register(yield* uring.open(path))
+      const seen = watch(client)
+      const perFiber = 40
+      // 64 fibers: 2560 reads, two and a half turns' budget.
+      const wrong = yield* Effect.forEach(Array.from({ length: 64 }, (_, f) => f), (f) =>
+        Effect.gen(function*() {
+          const buffer = new Uint8Array(4096)
+          let bad = 0
+          for (let i = 0; i < perFiber; i++) {
+            const at = ((f + i) % 64) * 4096
+            if ((yield* uring.readInto(file, at, buffer)) !== 4096 || Buffer.compare(buffer, data.subarray(at, at + 4096)) !== 0) bad++
+          }
+          return bad
+        }), { concurrency: "unbounded" })
+      expect(wrong.reduce((a, b) => a + b, 0)).toBe(0)
+      expect(seen.ring).toBe(0)
+      // Each refused read is tried again once, after its turn.
+      expect(seen.cached).toBeGreaterThan(64 * perFiber)
+      expect(seen.cached).toBeLessThan(2 * 64 * perFiber)
+    }))
+
+  it.scoped("a turn reads at most its budget and as many again for reads that waited; the rest go to the ring", () =>
+    Effect.gen(function*() {
+      const { data, path } = cachedFile(yield* tempDir(), "crowd", 4096)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      const seen = watch(client)
+      // One 8-byte read per fiber: the first turn's budget reads the first fibers', the rest wait;
+      // the next turn reads its budget and the allowance for waited reads, and the ring the rest.
+      const fibers = CACHED_PER_TURN + CACHED_PER_TURN + WAITED_PER_TURN + 50
+      const reads = yield* Effect.forEach(Array.from({ length: fibers }, (_, f) => f), (f) =>
+        Effect.suspend(() => {
+          const buffer = new Uint8Array(8)
+          const at = (f % 512) * 8
+          return Effect.map(uring.readInto(file, at, buffer), (n) => n === 8 && Buffer.compare(buffer, data.subarray(at, at + 8)) === 0)
+        }), { concurrency: "unbounded" })
+      expect(reads.every(Boolean)).toBe(true)
+      expect(seen.ring).toBe(50)
+    }))
+
+  it.scoped("a read interrupted while it waits for the next turn is never done", () =>
+    Effect.gen(function*() {
+      const { path } = cachedFile(yield* tempDir(), "late", 4096)
+      const { client, uring } = yield* makeWithClient()
+      const file = yield* uring.open(path)
+      const seen = watch(client)
+      const spare = new Uint8Array(8)
+      // Spend the turn's budget without letting the loop turn.
+      for (let i = 0; i < CACHED_PER_TURN; i++) yield* uring.readInto(file, 0, spare)
+      const target = new Uint8Array(4096).fill(0xee)
+      const before = seen.cached
+      const reader = yield* Effect.fork(uring.readInto(file, 0, target))
+      // Let it run up to its wait (a refused try), still before the turn.
+      while (seen.cached === before) yield* Effect.yieldNow()
+      yield* Fiber.interrupt(reader)
+      yield* realSleep(30)
+      expect(seen.cached).toBe(before + 1)
+      expect(seen.ring).toBe(0)
+      expect(target.every((b) => b === 0xee)).toBe(true)
     }))
 
   it.scoped("a cached read on a ring that has been closed fails with RingClosed", () =>

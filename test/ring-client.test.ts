@@ -11,7 +11,15 @@ import { Worker } from "node:worker_threads"
 import { AtFlags, OpenFlags, RenameFlags } from "../src/index.js"
 import type { NativeRing, NativeRingOptions } from "../src/internal/native.js"
 import { load } from "../src/internal/native.js"
-import { CACHED_FILE_COST, CACHED_PER_TURN, NOW_BYTES_PER_TURN, NOW_PER_TURN, RingClient } from "../src/internal/RingClient.js"
+import {
+  CACHED_FILE_COST,
+  CACHED_PER_TURN,
+  NOW_BYTES_PER_TURN,
+  NOW_PER_TURN,
+  RingClient,
+  WAITED_BYTES_PER_TURN,
+  WAITED_PER_TURN
+} from "../src/internal/RingClient.js"
 import { mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
@@ -341,6 +349,39 @@ describe("RingClient over the binding", () => {
       // Errors come back as -errno: a descriptor that is not open.
       await nextTurn()
       expect(client.readCached(1 << 20, new Uint8Array(8), 0)).toBe(-9)
+    })
+  })
+
+  it("a read that waited a turn takes from the turn's allowance for waited reads, which others cannot spend", async () => {
+    await withExe({ entries: 16 }, async (client, fd) => {
+      const whole = Fs.readFileSync("/proc/self/exe")
+      const readAt = (i: number, waited: boolean) => {
+        const buffer = new Uint8Array(8)
+        const result = client.readCached(fd, buffer, i * 8, waited)
+        return result === undefined || Buffer.compare(buffer, whole.subarray(i * 8, i * 8 + 8)) === 0 ? result : "wrong"
+      }
+      const woken: Array<string> = []
+      client.afterTurn(() => woken.push("first"))
+      for (let i = 0; i < CACHED_PER_TURN; i++) expect(readAt(i, false)).toBe(8)
+      // The budget is spent: a plain read is refused, a waited one is read, up to the allowance.
+      expect(readAt(0, false)).toBeUndefined()
+      for (let i = 0; i < WAITED_PER_TURN; i++) expect(readAt(i, true)).toBe(8)
+      expect(readAt(0, true)).toBeUndefined()
+      expect(readAt(0, false)).toBeUndefined()
+      client.afterTurn(() => woken.push("second"))
+      expect(woken).toEqual([])
+      // The next turn renews both, and wakes the waiting callers in order, once.
+      await nextTurn()
+      expect(woken).toEqual(["first", "second"])
+      expect(readAt(1, true)).toBe(8)
+      // The allowance's bytes are bounded too: a waited read larger than what is left is refused.
+      await nextTurn()
+      const big = new Uint8Array(NOW_BYTES_PER_TURN)
+      expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
+      expect(client.readCached(fd, new Uint8Array(WAITED_BYTES_PER_TURN), 0, true)).toBe(Math.min(WAITED_BYTES_PER_TURN, whole.length))
+      expect(client.readCached(fd, new Uint8Array(1), 0, true)).toBeUndefined()
+      expect(woken).toEqual(["first", "second"])
+      expect(client.pending).toBe(0)
     })
   })
 

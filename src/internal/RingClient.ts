@@ -25,6 +25,14 @@ export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
 /**
+ * Reads a turn takes on this thread past its budget, from callers that waited a turn for it
+ * (`readCached`'s `waited`), and their bytes: at most as many again as the budget, so a turn
+ * holds the event loop at most about twice as long, as the ring's inline copy of refused reads
+ * did before.
+ */
+export const WAITED_PER_TURN = CACHED_PER_TURN
+export const WAITED_BYTES_PER_TURN = NOW_BYTES_PER_TURN
+/**
  * What a `readFileCached` or `statCached` call counts against `CACHED_PER_TURN`: its lookup, mount
  * check, stat or read, and close cost about four cached reads, so a turn of them holds the loop
  * about as long (a few ms).
@@ -66,8 +74,13 @@ export class RingClient {
   private nowLeft = NOW_PER_TURN
   private nowBytesLeft = NOW_BYTES_PER_TURN
   private cachedLeft = CACHED_PER_TURN
+  /** What reads that waited a turn may still take past the budget this turn. */
+  private waitedLeft = WAITED_PER_TURN
+  private waitedBytesLeft = WAITED_BYTES_PER_TURN
   /** Work that found the turn's budget spent: the next turn's flush runs it first, in order. */
   private readonly waiting: Array<() => boolean> = []
+  /** Callers waiting for the next turn (`afterTurn`): its flush wakes them, in order. */
+  private wakes: Array<() => void> = []
 
   constructor(options: NativeRingOptions = {}) {
     this.native = new (load().NativeRing)(options, this.onBatch)
@@ -136,10 +149,25 @@ export class RingClient {
   /**
    * Reads on this thread what the page cache holds of `buffer.length` bytes at `offset` (see
    * `NativeRing.readCached`): the count or `-errno`, or `undefined` once the turn's budget is
-   * spent, so a loop of cached reads still lets the event loop turn.
+   * spent, so a loop of cached reads still lets the event loop turn. A read that `waited` a turn
+   * for this (`afterTurn`) may also take from `WAITED_PER_TURN`, which other reads cannot spend,
+   * so it is not refused again behind fibers that loop.
    */
-  readCached(fd: number, buffer: Uint8Array, offset: number): number | undefined {
-    return this.takeCached(1, buffer.length) ? this.native.readCached(fd, buffer, offset) : undefined
+  readCached(fd: number, buffer: Uint8Array, offset: number, waited = false): number | undefined {
+    return this.takeCached(1, buffer.length) || (waited && this.takeWaited(buffer.length))
+      ? this.native.readCached(fd, buffer, offset)
+      : undefined
+  }
+
+  /**
+   * Calls `wake` at the start of the next turn's flush, once the budget is renewed and before any
+   * completion of that turn is dispatched: for a caller that found the budget spent and retries
+   * itself then (see `readCached`'s `waited`). Unlike `nextTurn`, the work is the caller's, so a
+   * caller that gave up meanwhile (an interrupted fiber) does nothing when woken.
+   */
+  afterTurn(wake: () => void): void {
+    this.wakes.push(wake)
+    this.scheduleTurn()
   }
 
   /**
@@ -188,6 +216,19 @@ export class RingClient {
     this.scheduleTurn()
   }
 
+  /** Wakes every caller waiting for this turn; what a wake threw is rethrown apart. */
+  private runWakes(): void {
+    const wakes = this.wakes
+    this.wakes = []
+    for (const wake of wakes) {
+      try {
+        wake()
+      } catch (error) {
+        rethrowApart(error)
+      }
+    }
+  }
+
   /** Runs waiting work in order until one piece finds the budget spent; what it threw is rethrown apart. */
   private runWaiting(): void {
     let done = 0
@@ -211,6 +252,14 @@ export class RingClient {
     this.scheduleTurn()
     this.cachedLeft -= calls
     this.nowBytesLeft -= bytes
+    return true
+  }
+
+  /** Takes one read of what waited reads may take this turn, if `bytes` fit in what is left. */
+  private takeWaited(bytes: number): boolean {
+    if (this.waitedLeft === 0 || bytes > this.waitedBytesLeft) return false
+    this.waitedLeft--
+    this.waitedBytesLeft -= bytes
     return true
   }
 
@@ -330,7 +379,10 @@ export class RingClient {
     this.nowLeft = NOW_PER_TURN
     this.nowBytesLeft = NOW_BYTES_PER_TURN
     this.cachedLeft = CACHED_PER_TURN
+    this.waitedLeft = WAITED_PER_TURN
+    this.waitedBytesLeft = WAITED_BYTES_PER_TURN
     if (this.waiting.length > 0) this.runWaiting()
+    if (this.wakes.length > 0) this.runWakes()
     if (this.unflushed > 0) this.flushNow(true)
     const count = this.inlineCount
     if (count === 0) return

@@ -24,7 +24,6 @@ export const makeWithClient = (
     )
   )
 
-/** Wall-clock sleep (`it.effect` / `it.scoped` run on the TestClock, where `Effect.sleep` never wakes). */
 /**
  * Counts `client`'s ops for the ring from now on in `seen.ring`, and the bytes each `submitNow`
  * names in `seen.ringBytes` where there is one.
@@ -42,6 +41,7 @@ export const countRingOps = (client: RingClient, seen: { ring: number; readonly 
   }
 }
 
+/** Wall-clock sleep (`it.effect` / `it.scoped` run on the TestClock, where `Effect.sleep` never wakes). */
 export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
 /** Seeded PRNG (mulberry32): a failing run reproduces with the seed it prints. */

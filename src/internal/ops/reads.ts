@@ -90,33 +90,55 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
     return owned instanceof OwnedFd && !owned.closed && !owned.direct ? owned.fd : -1
   }
 
+  /** Resumes at the start of the next turn's flush (`RingClient.afterTurn`). */
+  const waitTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+    // No canceler: an interrupted fiber's resume is ignored, and the read is the fiber's to do.
+    client.afterTurn(() => resume(Effect.void))
+  })
+
   /**
-   * A read tries the page cache on this thread first (`RingClient.readCached`): a cached range is
-   * done without the ring or a fiber suspension, and nothing is left in flight to wait for. Else
-   * (not cached, the turn's budget spent, any error) the ring does the read, or what the cached
-   * part left of it, and reports the authoritative result or error.
+   * One try of `readInto` on this thread: the page cache first (`RingClient.readCached`), where a
+   * cached range is done without the ring or a fiber suspension, and nothing is left in flight to
+   * wait for. Else (not cached, any error) the ring does the read, or what the cached part left of
+   * it, and reports the authoritative result or error. Past the turn's budget the read waits for
+   * the next turn and tries once more, `waited`, before it goes to the ring: a bare suspension
+   * costs less than a read through the ring, and the next turn's allowance for reads that waited
+   * is theirs alone, so they are not refused again behind fibers that loop.
    */
+  const tryCached = (
+    file: FileLike,
+    offset: Position,
+    buffer: Uint8Array,
+    exact: boolean,
+    operation: string,
+    waited: boolean
+  ): Effect.Effect<number, UringError> => {
+    let read: number | undefined
+    let at: number
+    let fd: number
+    try {
+      fdOf(operation, file)
+      at = offsetOf(operation, offset)
+      checkBuffer(operation, buffer)
+      fd = buffer.length <= CACHED_READ_MAX ? cachedFd(file) : -1
+      read = fd < 0 ? undefined : client.readCached(fd, buffer, at, waited)
+    } catch (error) {
+      return Effect.fail(thrown(error, operation, file))
+    }
+    if (read === undefined && fd >= 0 && !waited) {
+      return Effect.flatMap(waitTurn, () => tryCached(file, offset, buffer, exact, operation, true))
+    }
+    if (read === undefined || read < 0) return readRing(file, offset, buffer, exact, operation)
+    // Nothing cached is EAGAIN, so 0 is the end of the file; so is a short count ending inside a
+    // page, since the cached part ends at a page boundary.
+    if (read === buffer.length || read === 0 || (at + read) % PAGE !== 0) return Effect.succeed(read)
+    const done = read
+    return Effect.map(readRing(file, at + done, buffer.subarray(done), exact, operation), (more) => done + more)
+  }
+
   const readInto = cachedReads
     ? (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
-      Effect.suspend(() => {
-        let read: number | undefined
-        let at: number
-        try {
-          fdOf(operation, file)
-          at = offsetOf(operation, offset)
-          checkBuffer(operation, buffer)
-          const fd = buffer.length <= CACHED_READ_MAX ? cachedFd(file) : -1
-          read = fd < 0 ? undefined : client.readCached(fd, buffer, at)
-        } catch (error) {
-          return Effect.fail(thrown(error, operation, file))
-        }
-        if (read === undefined || read < 0) return readRing(file, offset, buffer, exact, operation)
-        // Nothing cached is EAGAIN, so 0 is the end of the file; so is a short count ending inside
-        // a page, since the cached part ends at a page boundary.
-        if (read === buffer.length || read === 0 || (at + read) % PAGE !== 0) return Effect.succeed(read)
-        const done = read
-        return Effect.map(readRing(file, at + done, buffer.subarray(done), exact, operation), (more) => done + more)
-      })
+      Effect.suspend(() => tryCached(file, offset, buffer, exact, operation, false))
     : (file: FileLike, offset: Position, buffer: Uint8Array, exact = false, operation = "readInto") =>
       readRing(file, offset, buffer, exact, operation)
 
