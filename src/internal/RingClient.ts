@@ -27,8 +27,7 @@ export const CACHED_PER_TURN = 1024
 /**
  * Reads a turn takes on this thread past its budget, from callers that waited a turn for it
  * (`readCached`'s `waited`), and their bytes: at most as many again as the budget, so a turn
- * holds the event loop at most about twice as long, as the ring's inline copy of refused reads
- * did before.
+ * holds the event loop for at most about twice as long as its budget alone would.
  */
 export const WAITED_PER_TURN = CACHED_PER_TURN
 export const WAITED_BYTES_PER_TURN = NOW_BYTES_PER_TURN
