@@ -5,7 +5,7 @@
  * not cached goes through the ring, which also finishes a range cached only in part.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Fiber, Runtime, Scope } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Option, Runtime, Scope } from "effect"
 import fc from "fast-check"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -325,7 +325,7 @@ describe("cached reads", () => {
       expect(seen.cached).toBeLessThan(2 * 64 * perFiber)
     }))
 
-  it.scoped("a turn reads at most its budget and as many again for reads that waited; the rest go to the ring", () =>
+  it.scoped("a turn reads at most its budget and the allowance for reads that waited; the rest go to the ring", () =>
     Effect.gen(function*() {
       const { data, path } = cachedFile(yield* tempDir(), "crowd", 4096)
       const { client, uring } = yield* makeWithClient()
@@ -363,6 +363,24 @@ describe("cached reads", () => {
       expect(seen.cached).toBe(before + 1)
       expect(seen.ring).toBe(0)
       expect(target.every((b) => b === 0xee)).toBe(true)
+    }))
+
+  it.scoped("past the turn's budget, a read on a ring that has been closed fails at once, without waiting a turn", () =>
+    Effect.gen(function*() {
+      const { path } = cachedFile(yield* tempDir(), "spent", 4096)
+      const ringScope = yield* Scope.make()
+      const uring = yield* Scope.extend(make(), ringScope)
+      const fileScope = yield* Scope.make()
+      const file = yield* Scope.extend(uring.open(path), fileScope)
+      yield* Effect.addFinalizer(() => Scope.close(fileScope, Exit.void))
+      const buffer = new Uint8Array(16)
+      // Spend the turn's budget, then close the ring before the loop turns.
+      for (let i = 0; i < CACHED_PER_TURN; i++) yield* uring.readInto(file, 0, buffer)
+      yield* Scope.close(ringScope, Exit.void)
+      // Done before the effect returns: runSyncExit would die on a suspension.
+      const exit = Effect.runSyncExit(uring.readInto(file, 0, buffer))
+      const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+      expect(Option.map(failure, (error) => error._tag)).toEqual(Option.some("RingClosed"))
     }))
 
   it.scoped("a cached read on a ring that has been closed fails with RingClosed", () =>

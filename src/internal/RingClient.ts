@@ -26,11 +26,12 @@ export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
 export const CACHED_PER_TURN = 1024
 /**
  * Reads a turn takes on this thread past its budget, from callers that waited a turn for it
- * (`readCached`'s `waited`), and their bytes: at most as many again as the budget, so a turn
- * holds the event loop for at most about twice as long as its budget alone would.
+ * (`readCached`'s `waited`), and their bytes: enough for a few hundred fibers to wait once each.
+ * Between two polls of the event loop, reads on this thread are thus bounded by two budgets (the
+ * rest of one turn's, spent by callbacks of the poll, then the next turn's) and this.
  */
-export const WAITED_PER_TURN = CACHED_PER_TURN
-export const WAITED_BYTES_PER_TURN = NOW_BYTES_PER_TURN
+export const WAITED_PER_TURN = 256
+export const WAITED_BYTES_PER_TURN = 1024 * 1024
 /**
  * What a `readFileCached` or `statCached` call counts against `CACHED_PER_TURN`: its lookup, mount
  * check, stat or read, and close cost about four cached reads, so a turn of them holds the loop
@@ -149,20 +150,21 @@ export class RingClient {
    * Reads on this thread what the page cache holds of `buffer.length` bytes at `offset` (see
    * `NativeRing.readCached`): the count or `-errno`, or `undefined` once the turn's budget is
    * spent, so a loop of cached reads still lets the event loop turn. A read that `waited` a turn
-   * for this (`afterTurn`) may also take from `WAITED_PER_TURN`, which other reads cannot spend,
-   * so it is not refused again behind fibers that loop.
+   * for this (`afterTurn`) takes from `WAITED_PER_TURN` first, which other reads cannot spend, so
+   * it is not refused again behind fibers that loop, and leaves the budget to them.
    */
   readCached(fd: number, buffer: Uint8Array, offset: number, waited = false): number | undefined {
-    return this.takeCached(1, buffer.length) || (waited && this.takeWaited(buffer.length))
+    return (waited && this.takeWaited(buffer.length)) || this.takeCached(1, buffer.length)
       ? this.native.readCached(fd, buffer, offset)
       : undefined
   }
 
   /**
-   * Calls `wake` at the start of the next turn's flush, once the budget is renewed and before any
-   * completion of that turn is dispatched: for a caller that found the budget spent and retries
-   * itself then (see `readCached`'s `waited`). Unlike `nextTurn`, the work is the caller's, so a
-   * caller that gave up meanwhile (an interrupted fiber) does nothing when woken.
+   * Calls `wake` in the next turn's flush, once the budget is renewed and the work of `nextTurn`
+   * has run, before that turn's completions are dispatched: for a caller that found the budget
+   * spent and retries itself then (see `readCached`'s `waited`). Unlike `nextTurn`, the work is
+   * the caller's, so a caller that gave up meanwhile (an interrupted fiber) does nothing when
+   * woken.
    */
   afterTurn(wake: () => void): void {
     this.wakes.push(wake)
@@ -257,6 +259,8 @@ export class RingClient {
   /** Takes one read of what waited reads may take this turn, if `bytes` fit in what is left. */
   private takeWaited(bytes: number): boolean {
     if (this.waitedLeft === 0 || bytes > this.waitedBytesLeft) return false
+    // As `takeCached`: the turn's flush renews it.
+    this.scheduleTurn()
     this.waitedLeft--
     this.waitedBytesLeft -= bytes
     return true

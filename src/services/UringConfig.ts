@@ -91,7 +91,10 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * Linux 6.12, which tells a file's file system from its mount without asking it. At
    * most 4 MiB and 1024 reads (a batch range counting as one, a file or a stat as four) per
    * event-loop turn are done that way, so the loop keeps turning; a batch past that goes to the
-   * ring, and a file or stat waits for the next turn, where it is done first.
+   * ring, a file or stat waits for the next turn, where it is done first, and a read (`readInto`,
+   * `read`, `readExact`) waits for the next turn and tries again there, from a further 256 reads
+   * and 1 MiB per turn kept for reads that waited (past those, the ring reads it). If its handle
+   * was closed or its buffer transferred meanwhile, it fails as a read begun then would.
    */
   cachedReads: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /**

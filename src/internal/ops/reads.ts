@@ -125,7 +125,8 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
     } catch (error) {
       return Effect.fail(thrown(error, operation, file))
     }
-    if (read === undefined && fd >= 0 && !waited) {
+    // A closed ring fails at once, through the ring, rather than after a turn.
+    if (read === undefined && fd >= 0 && !waited && !client.closed) {
       return Effect.flatMap(waitTurn, () => tryCached(file, offset, buffer, exact, operation, true))
     }
     if (read === undefined || read < 0) return readRing(file, offset, buffer, exact, operation)
