@@ -93,6 +93,21 @@ const partlyCached = (uring: UringShape, path: string, size: number, seed: numbe
     return { data, file, evict }
   })
 
+/**
+ * A ring in a scope of its own, and `path` opened by it in a scope that outlives the ring (that
+ * its fd is then closed all the same is uring.test.ts's "an OwnedFd whose scope outlives the
+ * ring"); `closeRing` closes the ring alone.
+ */
+const fileOutlivingItsRing = (path: string) =>
+  Effect.gen(function*() {
+    const ringScope = yield* Scope.make()
+    const uring = yield* Scope.extend(make(), ringScope)
+    const fileScope = yield* Scope.make()
+    const file = yield* Scope.extend(uring.open(path), fileScope)
+    yield* Effect.addFinalizer(() => Scope.close(fileScope, Exit.void))
+    return { uring, file, closeRing: Scope.close(ringScope, Exit.void) }
+  })
+
 describe("cached reads", () => {
   it.scoped("a cached range is read on the calling thread, with the ring's results; off, the ring reads it", () =>
     Effect.gen(function*() {
@@ -367,16 +382,11 @@ describe("cached reads", () => {
 
   it.scoped("past the turn's budget, a read on a ring that has been closed fails at once, without waiting a turn", () =>
     Effect.gen(function*() {
-      const { path } = cachedFile(yield* tempDir(), "spent", 4096)
-      const ringScope = yield* Scope.make()
-      const uring = yield* Scope.extend(make(), ringScope)
-      const fileScope = yield* Scope.make()
-      const file = yield* Scope.extend(uring.open(path), fileScope)
-      yield* Effect.addFinalizer(() => Scope.close(fileScope, Exit.void))
+      const { closeRing, file, uring } = yield* fileOutlivingItsRing(cachedFile(yield* tempDir(), "spent", 4096).path)
       const buffer = new Uint8Array(16)
       // Spend the turn's budget, then close the ring before the loop turns.
       for (let i = 0; i < CACHED_PER_TURN; i++) yield* uring.readInto(file, 0, buffer)
-      yield* Scope.close(ringScope, Exit.void)
+      yield* closeRing
       // Done before the effect returns: runSyncExit would die on a suspension.
       const exit = Effect.runSyncExit(uring.readInto(file, 0, buffer))
       const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
@@ -385,16 +395,9 @@ describe("cached reads", () => {
 
   it.scoped("a cached read on a ring that has been closed fails with RingClosed", () =>
     Effect.gen(function*() {
-      const { path } = cachedFile(yield* tempDir(), "f", 4096)
-      const ringScope = yield* Scope.make()
-      const uring = yield* Scope.extend(make(), ringScope)
-      // Opened in a scope that outlives the ring (that its fd is then closed all the same is
-      // uring.test.ts's "an OwnedFd whose scope outlives the ring").
-      const fileScope = yield* Scope.make()
-      const file = yield* Scope.extend(uring.open(path), fileScope)
-      yield* Effect.addFinalizer(() => Scope.close(fileScope, Exit.void))
+      const { closeRing, file, uring } = yield* fileOutlivingItsRing(cachedFile(yield* tempDir(), "f", 4096).path)
       expect(yield* uring.readInto(file, 0, new Uint8Array(16))).toBe(16)
-      yield* Scope.close(ringScope, Exit.void)
+      yield* closeRing
       const error = yield* Effect.flip(uring.readInto(file, 0, new Uint8Array(16)))
       expect(error._tag).toBe("RingClosed")
       const batch = yield* Effect.flip(uring.readBatch(file, [{ offset: 0, length: 16 }]))
