@@ -103,6 +103,8 @@ interface PeerDef {
   readonly id: string
   readonly label: string
   readonly env?: Record<string, string>
+  /** A reference, not one of issue 5's peers: left out of `--quick` runs unless `--peers` names it. */
+  readonly fullOnly?: boolean
 }
 
 const BASELINE = "uring-effect"
@@ -119,11 +121,16 @@ const allPeers: Array<PeerDef> = [
   { id: "fs-sync", label: "Node fs.*Sync" },
   {
     id: "effect-sync-floor",
-    label: "no library: fs.readSync inside Effect.sync, the service's fibers and loop (the per-read floor; random reads)"
+    label: "no library: fs.readSync inside Effect.sync, the service's fibers and loop (the per-read floor; random reads)",
+    fullOnly: true
   },
   { id: "node-fs-effect", label: "@effect/platform-node-shared NodeFileSystem (File.read on one handle)" }
 ]
-const peers = allPeers.filter((p) => option("peers") === undefined || p.id === BASELINE || option("peers")!.split(",").includes(p.id))
+const peers = allPeers.filter((p) =>
+  option("peers") === undefined
+    ? !(quick && p.fullOnly === true)
+    : p.id === BASELINE || option("peers")!.split(",").includes(p.id)
+)
 const fio = flag("no-fio") ? undefined : fioVersion()
 
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`)
