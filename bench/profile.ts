@@ -9,7 +9,7 @@
  * Uses the quick data file (created by `npm run bench -- --quick`) unless BENCH_FILE is set.
  */
 import { BLOCK, MIB, randomBlocks, Samples } from "./common.js"
-import { effectSyncFloor, uringClient, uringEffect, uringEffectBatch } from "./peers.js"
+import { effectSyncFloor, type Peer, uringClient, uringEffect, uringEffectBatch } from "./peers.js"
 
 const seconds = Number(process.argv[2] ?? 10)
 const qd = Number(process.argv[3] ?? 64)
@@ -29,13 +29,8 @@ const data = {
 }
 const samples = new Samples()
 const blocks = randomBlocks(data.randomSeed, largeSize / BLOCK)
-const peer = which === "client"
-  ? uringClient
-  : which === "batch"
-  ? uringEffectBatch
-  : which === "floor"
-  ? effectSyncFloor
-  : uringEffect
+const modes: Record<string, Peer> = { client: uringClient, batch: uringEffectBatch, floor: effectSyncFloor }
+const peer = Object.hasOwn(modes, which) ? modes[which]! : uringEffect
 const session = (await peer({
   model: (process.env.BENCH_MODEL ?? "lanes") as "lanes" | "batch",
   workload: { id: `rand-4k-qd${qd}`, kind: "rand", title: "", qd, unit: "ops/s", latency: "" },
