@@ -503,6 +503,63 @@ describe("RingClient over the binding", () => {
       }, { callerReaps }))
   }
 
+  // The poll callback that reaps a completion calls JavaScript itself, so the callback runs in
+  // that turn's poll phase, before its setImmediate callbacks; the threadsafe function would
+  // queue it for the next turn, after them. The write that completes the read runs the kernel's
+  // completion work on this thread before it returns, so the eventfd is ready when the turn polls.
+  it("a completion the event loop reaps reaches its callback before that turn's setImmediate", () =>
+    withFifo(async (client, fd) => {
+      expect(client.native.callerReaps).toBe(true)
+      const buffer = new Uint8Array(16)
+      const order: Array<string> = []
+      const result = run(client, (n, id) => n.read(id, fd, false, buffer, 0, false), buffer)
+      void result.then(() => order.push("completion"))
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      expect(client.pending).toBe(1)
+      Fs.writeSync(fd, "now")
+      setImmediate(() => order.push("immediate"))
+      expect(await result).toBe(3)
+      await nextTurn()
+      expect(order).toEqual(["completion", "immediate"])
+    }))
+
+  it("a callback the event loop reaps for may shut the ring down, and the next ring works", () =>
+    withFifo(async (client, fd) => {
+      const buffer = new Uint8Array(16)
+      const closed = new Promise<boolean>((resolve) =>
+        client.submit((n, id) => n.read(id, fd, false, buffer, 0, false), (result) => {
+          expect(result).toBe(5)
+          resolve(client.shutdown())
+        }, buffer)
+      )
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      Fs.writeSync(fd, "close")
+      expect(await closed).toBe(true)
+      expect(client.native.closed).toBe(true)
+      await withExe({ entries: 8 }, async (next, exe) => {
+        const data = new Uint8Array(16)
+        expect(await run(next, (n, id) => n.read(id, exe, false, data, 0, false), data)).toBe(16)
+        const stat = new Uint8Array(256)
+        expect(await run(next, (n, id) => n.statx(id, CWD, "/etc/hostname", 0, 0xfff, stat), stat)).toBe(0)
+      })
+    }))
+
+  // Whoever reaps it: the event loop calling JS itself, or the completion thread through the
+  // threadsafe function (after which Node itself would only print a warning).
+  it.each([true, false])("what the raw completion callback throws is an uncaught exception, callerReaps %s", (callerReaps) => {
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", `
+      import { load } from ${JSON.stringify(Path.join(import.meta.dirname, "..", "src", "internal", "native.ts"))}
+      process.on("uncaughtException", (error) => { console.log("uncaught: " + error.message); process.exit(0) })
+      const ring = new (load().NativeRing)({ callerReaps: ${callerReaps} }, () => { throw new Error("from the callback") })
+      ring.statx(1, -100, "/etc/hostname", 0, 0xfff, new Uint8Array(256))
+      ring.flush(new Int32Array(16), false)
+      ring.ref()
+    `], { encoding: "utf8", timeout: 20_000, cwd: Path.join(import.meta.dirname, "..") })
+    expect(child.stderr).not.toMatch(/Error|warning/i)
+    expect(child.stdout).toContain("uncaught: from the callback")
+    expect(child.status).toBe(0)
+  })
+
   // A write to a pipe goes in parts, each submitted once the last one is reaped. With the JS
   // thread blocked in a synchronous wait (here for a worker that reads the pipe), the event loop
   // cannot reap: the completion thread does in its place once the JS thread stands still.

@@ -10,7 +10,8 @@
 //! (cached reads finish inside the submit call), so a lone operation needs no thread hand-off.
 //!
 //! With `caller_reaps` as well, the completion thread leaves completions to a caller that polls
-//! [`Ring::ready_fd`] and calls [`Ring::reap_ready`] (until it closes or calls
+//! [`Ring::ready_fd`] and calls [`Ring::reap_ready`] (or [`Ring::reap_ready_into`], to hand the
+//! completions on itself rather than through the sink; until it closes or calls
 //! [`Ring::stop_caller_reaping`]), so a caller with an event loop hears of an op one thread
 //! hand-off sooner.
 //!

@@ -412,15 +412,20 @@ impl Ring {
     /// stage of a whole-file read) as `submit_and_reap` would, and hands every completion to the
     /// sink. Does nothing once the caller has stopped or the ring closes (its threads take over).
     pub fn reap_ready(&self) {
+        let mut out = Vec::new();
+        self.reap_ready_into(&mut out);
+        if !out.is_empty() {
+            self.shared.sink.deliver(out);
+        }
+    }
+
+    /// `reap_ready`, with the completions left in `out` for the caller to deliver itself.
+    pub fn reap_ready_into(&self, out: &mut Vec<Completion>) {
         if !self.shared.drain_ready() {
             return;
         }
-        let mut out = Vec::new();
-        if threads::reap_for_caller(&self.shared, &mut out) {
-            self.submit_and_reap_settled(&mut out, usize::MAX);
-        }
-        if !out.is_empty() {
-            self.shared.sink.deliver(out);
+        if threads::reap_for_caller(&self.shared, out) {
+            self.submit_and_reap_settled(out, usize::MAX);
         }
     }
 

@@ -57,6 +57,28 @@ fn a_completion_waits_for_the_caller_that_polls() {
 }
 
 #[test]
+fn reap_ready_into_hands_the_completions_to_the_caller_not_the_sink() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
+    let ring = caller_reaps();
+    let ready = ring.ring.ready_fd().expect("this kernel registers an eventfd");
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(3), 0));
+    fifo.write_all(b"abc").unwrap();
+    assert!(readable(ready, 5_000), "the kernel signals the eventfd when the read completes");
+    let mut out = Vec::new();
+    ring.ring.reap_ready_into(&mut out);
+    assert_eq!(out.len(), 1, "the caller's own vector holds the completion");
+    assert_eq!((out[0].user, out[0].result), (user, 3));
+    assert_eq!(out[0].output.as_deref().unwrap(), b"abc");
+    assert!(ring.wait_for(user, Duration::from_millis(100)).is_none(), "nothing went to the sink");
+    assert!(!readable(ready, 0), "the reap reset the eventfd");
+    out.clear();
+    ring.ring.reap_ready_into(&mut out);
+    assert!(out.is_empty(), "a second reap finds nothing");
+}
+
+#[test]
 fn a_settled_flush_leaves_the_eventfd_quiet_for_what_it_took() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();

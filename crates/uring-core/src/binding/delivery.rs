@@ -137,24 +137,125 @@ unsafe extern "C" fn call_js(env: sys::napi_env, callback: sys::napi_value, _ctx
 /// # Safety
 /// `env` must be live and current on this (the JS) thread, and `callback` a function value of it.
 unsafe fn deliver_pairs(env: sys::napi_env, callback: sys::napi_value, pairs: &[i32]) {
+    let mut undefined = ptr::null_mut();
+    // SAFETY (whole block): live env, per the contract.
+    unsafe {
+        let Some(array) = pairs_array(env, pairs) else { return };
+        sys::napi_get_undefined(env, &mut undefined);
+        if sys::napi_call_function(env, undefined, callback, 1, &array, ptr::null_mut()) == sys::Status::napi_pending_exception {
+            uncaught(env);
+        }
+    }
+}
+
+/// Makes the exception a callback threw an uncaught exception, as it is from any callback the
+/// event loop makes (Node would only warn of it when it ends a threadsafe function's call).
+///
+/// # Safety
+/// `env` must be live and current on this (the JS) thread, with an exception pending.
+unsafe fn uncaught(env: sys::napi_env) {
+    let mut error = ptr::null_mut();
+    // SAFETY: per the contract; at a worker's termination `napi_fatal_exception` does nothing.
+    unsafe {
+        if sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok {
+            sys::napi_fatal_exception(env, error);
+        }
+    }
+}
+
+/// A fresh `Int32Array` holding a copy of `pairs`, in the current handle scope.
+///
+/// # Safety
+/// `env` must be live and current on this (the JS) thread.
+unsafe fn pairs_array(env: sys::napi_env, pairs: &[i32]) -> Option<sys::napi_value> {
     let bytes = std::mem::size_of_val(pairs);
     let mut data = ptr::null_mut();
     let mut buffer = ptr::null_mut();
     let mut array = ptr::null_mut();
-    let mut undefined = ptr::null_mut();
     // SAFETY (whole block): live env; `data` points at `bytes` fresh bytes the ArrayBuffer owns.
     unsafe {
         if sys::napi_create_arraybuffer(env, bytes, &mut data, &mut buffer) != sys::Status::napi_ok {
-            return;
+            return None;
         }
         ptr::copy_nonoverlapping(pairs.as_ptr().cast::<u8>(), data.cast::<u8>(), bytes);
         if sys::napi_create_typedarray(env, sys::TypedarrayType::int32_array, pairs.len(), buffer, 0, &mut array)
             != sys::Status::napi_ok
         {
-            return;
+            return None;
         }
-        sys::napi_get_undefined(env, &mut undefined);
-        // A throwing callback surfaces as an uncaught exception in Node, as any callback would.
-        sys::napi_call_function(env, undefined, callback, 1, &array, ptr::null_mut());
+    }
+    Some(array)
+}
+
+/// Delivery from the event loop's own poll callback (`ready_poll.rs`), for what the JS thread
+/// reaps: the callback is called there, inside a callback scope of its own (so the microtasks it
+/// queues, fibers resumed among them, run before the loop goes on), where the threadsafe function
+/// would queue the batch for the loop's next iteration. A copy names the same handles: the one
+/// its owner takes out to `destroy` ends them all.
+#[derive(Clone, Copy)]
+pub(crate) struct Direct {
+    callback: sys::napi_ref,
+    context: sys::napi_async_context,
+}
+
+impl Direct {
+    /// # Safety
+    /// `env` and `callback` must be the live env and a JS function of the current call.
+    pub(crate) unsafe fn new(env: sys::napi_env, callback: sys::napi_value) -> napi::Result<Direct> {
+        let mut name = ptr::null_mut();
+        let label = "effect-uring completions";
+        let mut reference = ptr::null_mut();
+        let mut context = ptr::null_mut();
+        // SAFETY (whole block): valid env and function; the label outlives the call.
+        unsafe {
+            napi::check_status!(sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name))?;
+            napi::check_status!(sys::napi_create_reference(env, callback, 1, &mut reference))?;
+            if let Err(e) = napi::check_status!(sys::napi_async_init(env, ptr::null_mut(), name, &mut context)) {
+                sys::napi_delete_reference(env, reference);
+                return Err(e);
+            }
+        }
+        Ok(Direct { callback: reference, context })
+    }
+
+    /// Calls the callback with `pairs`; what it throws becomes an uncaught exception.
+    ///
+    /// # Safety
+    /// On `env`'s JS thread, alive, outside any JS frame (a libuv callback), with `self` not destroyed.
+    pub(crate) unsafe fn deliver(&self, env: sys::napi_env, pairs: &[i32]) {
+        let mut scope = ptr::null_mut();
+        // SAFETY (whole block): a live env on its thread; every value lives in the scope opened here.
+        unsafe {
+            if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+                return;
+            }
+            let mut callback = ptr::null_mut();
+            let mut global = ptr::null_mut();
+            if sys::napi_get_reference_value(env, self.callback, &mut callback) == sys::Status::napi_ok
+                && sys::napi_get_global(env, &mut global) == sys::Status::napi_ok
+            {
+                if let Some(array) = pairs_array(env, pairs) {
+                    let status = sys::napi_make_callback(env, self.context, global, callback, 1, &array, ptr::null_mut());
+                    if status == sys::Status::napi_pending_exception {
+                        uncaught(env);
+                    }
+                }
+            }
+            sys::napi_close_handle_scope(env, scope);
+        }
+    }
+
+    /// # Safety
+    /// On `env`'s JS thread, alive (not its teardown), and not inside `deliver`.
+    pub(crate) unsafe fn destroy(self, env: sys::napi_env) {
+        // SAFETY: both were created on this env by `new` and are released once (this consumes `self`).
+        unsafe {
+            sys::napi_async_destroy(env, self.context);
+            sys::napi_delete_reference(env, self.callback);
+        }
     }
 }
+
+// SAFETY: used on the JS thread only; the host that holds it is shared with other threads only
+// for its ring, and keeps this behind a mutex.
+unsafe impl Send for Direct {}

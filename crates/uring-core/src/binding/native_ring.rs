@@ -10,9 +10,9 @@ use napi_derive::napi;
 
 use super::args::engine_error;
 use super::cleanup::CleanupHook;
-use super::delivery::{JsSink, Tsfn};
+use super::delivery::{Direct, JsSink, Tsfn};
 use super::ready_poll::ReadyPoll;
-use crate::{CachedBatchReader, Ring, RingConfig};
+use crate::{CachedBatchReader, Completion, CompletionSink, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -60,15 +60,84 @@ pub(crate) struct Host {
     pub(crate) poll: Mutex<Option<ReadyPoll>>,
     /// `readManyCached`'s reader and its helper thread, stopped when the ring closes.
     pub(crate) batches: Mutex<CachedBatchReader>,
+    /// How the poll callback hands JS what it reaps, while the JS thread reaps.
+    pub(crate) direct: Mutex<DirectSlot>,
 }
 
+/// The poll callback's direct delivery and the env it belongs to. A delivery under way keeps it:
+/// a JS callback that shuts the ring down retires it, and the delivery destroys it on return.
+pub(crate) struct DirectSlot {
+    env: sys::napi_env,
+    direct: Option<Direct>,
+    delivering: bool,
+    retired: bool,
+}
+
+// SAFETY: the env is used on its own JS thread only (every user of the slot runs there).
+unsafe impl Send for DirectSlot {}
+
 impl Host {
-    /// The JS thread stops reaping: the completion thread does from now on. On the JS thread.
-    pub(crate) fn stop_reaping(&self) {
+    fn direct_slot(&self) -> std::sync::MutexGuard<'_, DirectSlot> {
+        self.direct.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands JS what the poll callback reaped: directly, else (no direct delivery, or it is
+    /// retired) through the threadsafe function. On the JS thread, outside any JS frame.
+    pub(crate) fn deliver_reaped(&self, batch: Vec<Completion>) {
+        // Taken under the lock and called without it: the callback may shut the ring down.
+        let taken = {
+            let mut slot = self.direct_slot();
+            match slot.direct {
+                Some(direct) if !slot.delivering && !slot.retired => {
+                    slot.delivering = true;
+                    Some((slot.env, direct))
+                }
+                _ => None,
+            }
+        };
+        let Some((env, direct)) = taken else {
+            JsSink(Arc::clone(&self.tsfn)).deliver(batch);
+            return;
+        };
+        // Op ids come from JS as positive int32s.
+        let pairs: Vec<i32> = batch.iter().flat_map(|c| [c.user as i32, c.result]).collect();
+        // SAFETY: on the env's JS thread, in a libuv callback; `delivering` keeps the handles
+        // from being destroyed until this returns.
+        unsafe { direct.deliver(env, &pairs) };
+        let mut slot = self.direct_slot();
+        slot.delivering = false;
+        if slot.retired {
+            if let Some(direct) = slot.direct.take() {
+                // SAFETY: on the live env's JS thread, with no delivery under way any more.
+                unsafe { direct.destroy(slot.env) };
+            }
+        }
+    }
+
+    /// Ends direct delivery: at once, or when the delivery under way returns. At the env's
+    /// teardown (`teardown`) nothing is called on the env, which frees what it held itself.
+    fn retire_direct(&self, teardown: bool) {
+        let mut slot = self.direct_slot();
+        slot.retired = true;
+        if teardown {
+            slot.direct = None;
+        } else if !slot.delivering {
+            if let Some(direct) = slot.direct.take() {
+                // SAFETY: on the live env's JS thread (every caller but the teardown hook is),
+                // with no delivery under way.
+                unsafe { direct.destroy(slot.env) };
+            }
+        }
+    }
+
+    /// The JS thread stops reaping: the completion thread does from now on. On the JS thread;
+    /// `teardown` at the env's.
+    pub(crate) fn stop_reaping(&self, teardown: bool) {
         if let Some(poll) = self.poll.lock().unwrap_or_else(|p| p.into_inner()).take() {
             // SAFETY: on the JS thread (every caller is: the poll's callback, `shutdown`).
             unsafe { poll.close() };
         }
+        self.retire_direct(teardown);
         // After the poll: this closes the fd it watched.
         self.ring.stop_caller_reaping();
     }
@@ -80,7 +149,7 @@ impl Host {
     /// ops were lent, so the garbage collector cannot free memory the kernel may still write.
     /// With `wait`, there is no deadline (the env's heap is about to go, buffers and all).
     pub(crate) fn shutdown(&self, wait: bool) -> bool {
-        self.stop_reaping();
+        self.stop_reaping(wait);
         self.batches.lock().unwrap_or_else(|p| p.into_inner()).stop();
         let clean = if wait { self.ring.close_waiting() } else { self.ring.close() };
         if wait {
@@ -174,6 +243,8 @@ impl NativeRing {
             poll: Mutex::new(None),
             // On unless asked otherwise: a batch's cached ranges on two cores.
             batches: Mutex::new(if options.batch_helper.unwrap_or(true) { CachedBatchReader::new() } else { CachedBatchReader::without_helper() }),
+            // SAFETY: the env and callback of this very call. Without it, the threadsafe function delivers.
+            direct: Mutex::new(DirectSlot { env: env.raw(), direct: unsafe { Direct::new(env.raw(), on_complete.0) }.ok(), delivering: false, retired: false }),
         });
         // A worker (or the process) that ends with ops in flight: close, and wait for the kernel
         // however long it takes, before the env's heap, which holds the buffers, goes away.

@@ -1,7 +1,8 @@
 //! The JS thread's side of `caller_reaps`: a libuv poll handle on the ring's eventfd, so the
-//! event loop that waits for I/O also wakes for completions, and reaps them where it runs
-//! (`Ring::reap_ready`); they reach JS through the threadsafe function as before. N-API has no
-//! poll handles, so this calls libuv, which Node exports to addons.
+//! event loop that waits for I/O also wakes for completions, reaps them where it runs
+//! (`Ring::reap_ready_into`) and calls JS with them from this very callback (`Host::deliver_reaped`),
+//! a loop iteration sooner than the threadsafe function would. N-API has no poll handles, so this
+//! calls libuv, which Node exports to addons.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ffi::{c_int, c_void};
@@ -100,9 +101,13 @@ unsafe extern "C" fn on_ready(handle: *mut c_void, status: c_int, _events: c_int
     let _ = catch_unwind(AssertUnwindSafe(|| {
         if status < 0 {
             // The loop cannot watch the eventfd any more: the completion thread reaps from now on.
-            host.stop_reaping();
+            host.stop_reaping(false);
         } else {
-            host.ring.reap_ready();
+            let mut batch = Vec::new();
+            host.ring.reap_ready_into(&mut batch);
+            if !batch.is_empty() {
+                host.deliver_reaped(batch);
+            }
         }
     }));
 }
