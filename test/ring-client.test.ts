@@ -189,7 +189,7 @@ describe("RingClient over the binding", () => {
       const { ops, wrong } = await readLoop(client, fd, 4, (ops) => (fired && ops >= 2000) || ops >= 500_000)
       expect(fired).toBe(true)
       expect(wrong).toBe(0)
-      // Inline completions do not cross from the completion thread (and those that do come in batches):
+      // Inline completions do not come through `onComplete` (and those that do come in batches):
       // how many do depends on when the submission thread is idle, so only fewer batches than ops is sure.
       expect(client.batches - batchesBefore).toBeLessThan(ops)
       expect(client.pending).toBe(0)

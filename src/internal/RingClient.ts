@@ -91,7 +91,7 @@ export class RingClient {
     return this.pendingCount
   }
 
-  /** Completion batches the completion thread has delivered so far (completions a flush reaped inline are not counted). */
+  /** Completion batches delivered through `onComplete` so far, by the event loop's reap or the completion thread (completions a flush reaped inline are not counted). */
   get batches(): number {
     return this.batchCount
   }
