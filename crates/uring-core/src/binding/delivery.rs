@@ -218,16 +218,18 @@ impl Direct {
         Ok(Direct { callback: reference, context })
     }
 
-    /// Calls the callback with `pairs`; what it throws becomes an uncaught exception.
+    /// Calls the callback with `pairs`; what it throws becomes an uncaught exception. Returns
+    /// whether the callback was called: if not, the caller hands the batch on another way.
     ///
     /// # Safety
     /// On `env`'s JS thread, alive, outside any JS frame (a libuv callback), with `self` not destroyed.
-    pub(crate) unsafe fn deliver(&self, env: sys::napi_env, pairs: &[i32]) {
+    pub(crate) unsafe fn deliver(&self, env: sys::napi_env, pairs: &[i32]) -> bool {
         let mut scope = ptr::null_mut();
+        let mut called = false;
         // SAFETY (whole block): a live env on its thread; every value lives in the scope opened here.
         unsafe {
             if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
-                return;
+                return false;
             }
             let mut callback = ptr::null_mut();
             let mut global = ptr::null_mut();
@@ -235,14 +237,19 @@ impl Direct {
                 && sys::napi_get_global(env, &mut global) == sys::Status::napi_ok
             {
                 if let Some(array) = pairs_array(env, pairs) {
-                    let status = sys::napi_make_callback(env, self.context, global, callback, 1, &array, ptr::null_mut());
-                    if status == sys::Status::napi_pending_exception {
-                        uncaught(env);
+                    match sys::napi_make_callback(env, self.context, global, callback, 1, &array, ptr::null_mut()) {
+                        sys::Status::napi_ok => called = true,
+                        sys::Status::napi_pending_exception => {
+                            called = true;
+                            uncaught(env);
+                        }
+                        _ => {}
                     }
                 }
             }
             sys::napi_close_handle_scope(env, scope);
         }
+        called
     }
 
     /// # Safety

@@ -103,7 +103,10 @@ impl Host {
         let pairs: Vec<i32> = batch.iter().flat_map(|c| [c.user as i32, c.result]).collect();
         // SAFETY: on the env's JS thread, in a libuv callback; `delivering` keeps the handles
         // from being destroyed until this returns.
-        unsafe { direct.deliver(env, &pairs) };
+        if !unsafe { direct.deliver(env, &pairs) } {
+            // Not a completion is dropped while the env lives: the threadsafe function queues it.
+            JsSink(Arc::clone(&self.tsfn)).deliver(batch);
+        }
         let mut slot = self.direct_slot();
         slot.delivering = false;
         if slot.retired {
