@@ -37,17 +37,24 @@ fn readable(fd: RawFd, ms: i32) -> bool {
     unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
 }
 
-#[test]
-fn a_completion_waits_for_the_caller_that_polls() {
-    let _serial = serial();
+/// A caller-reaps ring with a FIFO read of `data` that the kernel has completed and signalled on
+/// the eventfd, not reaped yet: the FIFO's guards, the ring, the read's user data and the eventfd.
+fn signalled_fifo_read(data: &[u8]) -> (tempfile::TempDir, std::fs::File, TestRing, u64, RawFd) {
     let dir = tempfile::tempdir().unwrap();
     let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
     let ring = caller_reaps();
     let ready = ring.ring.ready_fd().expect("this kernel registers an eventfd");
-    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(5), 0));
+    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(data.len()), 0));
     assert!(!readable(ready, 50), "nothing completed yet");
-    fifo.write_all(b"hello").unwrap();
+    fifo.write_all(data).unwrap();
     assert!(readable(ready, 5_000), "the kernel signals the eventfd when the read completes");
+    (dir, fifo, ring, user, ready)
+}
+
+#[test]
+fn a_completion_waits_for_the_caller_that_polls() {
+    let _serial = serial();
+    let (_dir, _fifo, ring, user, ready) = signalled_fifo_read(b"hello");
     assert!(ring.wait_for(user, Duration::from_millis(200)).is_none(), "the completion thread left it to the caller");
     ring.ring.reap_ready();
     let c = ring.wait_for(user, Duration::ZERO).expect("delivered by the caller's reap");
@@ -59,13 +66,7 @@ fn a_completion_waits_for_the_caller_that_polls() {
 #[test]
 fn reap_ready_into_hands_the_completions_to_the_caller_not_the_sink() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let (fd, mut fifo) = blocking_fifo(dir.path(), "fifo");
-    let ring = caller_reaps();
-    let ready = ring.ring.ready_fd().expect("this kernel registers an eventfd");
-    let user = submit_waiting(&ring, Op::read(Target::Fd(fd), Memory::zeroed(3), 0));
-    fifo.write_all(b"abc").unwrap();
-    assert!(readable(ready, 5_000), "the kernel signals the eventfd when the read completes");
+    let (_dir, _fifo, ring, user, ready) = signalled_fifo_read(b"abc");
     let mut out = Vec::new();
     ring.ring.reap_ready_into(&mut out);
     assert_eq!(out.len(), 1, "the caller's own vector holds the completion");
