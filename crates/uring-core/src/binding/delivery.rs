@@ -1,5 +1,6 @@
-//! Completion delivery: the completion thread hands each batch to a threadsafe function, which
-//! calls the JS `onComplete(batch: Int32Array)` with `[opId, result, ...]` pairs on the JS thread.
+//! Completion delivery: the JS `onComplete(batch: Int32Array)` gets `[opId, result, ...]` pairs on
+//! the JS thread, through a threadsafe function from the completion thread (`JsSink`, `Tsfn`), or
+//! called straight from the event loop's poll of the ring (`Direct`).
 
 use std::ffi::c_void;
 use std::ptr;
@@ -84,19 +85,17 @@ impl Tsfn {
     }
 }
 
-/// The engine's sink: flattens each batch to `[opId, result, ...]` and queues it for JS.
-pub(crate) struct JsSink(pub(crate) std::sync::Arc<Tsfn>);
+/// A batch as JS receives it: `[opId, result, ...]`.
+pub(crate) fn pairs_of(batch: &[Completion]) -> Vec<i32> {
+    // Op ids come from JS as positive int32s.
+    batch.iter().flat_map(|c| [c.user as i32, c.result]).collect()
+}
 
-impl CompletionSink for JsSink {
-    fn deliver(&self, batch: Vec<Completion>) {
-        let mut pairs: Vec<i32> = Vec::with_capacity(batch.len() * 2);
-        for c in batch {
-            // Op ids come from JS as positive int32s.
-            pairs.push(c.user as i32);
-            pairs.push(c.result);
-        }
+impl Tsfn {
+    /// Queues `pairs` for the JS callback, called on the JS thread in a later turn of its loop.
+    pub(crate) fn queue(&self, pairs: Vec<i32>) {
         // Held through the call, so `close_calls` waits for it.
-        let open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if !*open {
             // The env is going away: nobody is left to receive these completions.
             return;
@@ -105,17 +104,22 @@ impl CompletionSink for JsSink {
         // SAFETY: the function is alive until it is released (after a clean close joined the
         // ring's threads) or, at the env's teardown, until `close_calls`, which waits for this lock.
         let status = unsafe {
-            sys::napi_call_threadsafe_function(
-                self.0.raw,
-                data.cast(),
-                sys::ThreadsafeFunctionCallMode::nonblocking,
-            )
+            sys::napi_call_threadsafe_function(self.raw, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking)
         };
         if status != sys::Status::napi_ok {
             // The env is going away: nobody is left to receive these completions.
             // SAFETY: the call did not take ownership of `data`.
             drop(unsafe { Box::from_raw(data) });
         }
+    }
+}
+
+/// The engine's sink: flattens each batch to `[opId, result, ...]` and queues it for JS.
+pub(crate) struct JsSink(pub(crate) std::sync::Arc<Tsfn>);
+
+impl CompletionSink for JsSink {
+    fn deliver(&self, batch: Vec<Completion>) {
+        self.0.queue(pairs_of(&batch));
     }
 }
 

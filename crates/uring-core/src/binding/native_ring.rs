@@ -10,9 +10,9 @@ use napi_derive::napi;
 
 use super::args::engine_error;
 use super::cleanup::CleanupHook;
-use super::delivery::{Direct, JsSink, Tsfn};
+use super::delivery::{pairs_of, Direct, JsSink, Tsfn};
 use super::ready_poll::ReadyPoll;
-use crate::{CachedBatchReader, Completion, CompletionSink, Ring, RingConfig};
+use crate::{CachedBatchReader, Completion, Ring, RingConfig};
 
 static NEXT_RING_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -76,14 +76,36 @@ pub(crate) struct DirectSlot {
 // SAFETY: the env is used on its own JS thread only (every user of the slot runs there).
 unsafe impl Send for DirectSlot {}
 
+impl DirectSlot {
+    /// Destroys the direct delivery, if there is one.
+    ///
+    /// # Safety
+    /// On the live env's JS thread (not its teardown), with no delivery under way.
+    unsafe fn end(&mut self) {
+        if let Some(direct) = self.direct.take() {
+            // SAFETY: per this function's contract.
+            unsafe { direct.destroy(self.env) };
+        }
+    }
+}
+
 impl Host {
     fn direct_slot(&self) -> std::sync::MutexGuard<'_, DirectSlot> {
         self.direct.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Hands JS what the poll callback reaped: directly, else (no direct delivery, or it is
-    /// retired) through the threadsafe function. On the JS thread, outside any JS frame.
-    pub(crate) fn deliver_reaped(&self, batch: Vec<Completion>) {
+    /// Hands JS what the poll callback reaped: directly, else (no direct delivery, it is
+    /// retired, or N-API refused the call) through the threadsafe function, so no completion is
+    /// dropped while the env lives. On the JS thread, outside any JS frame.
+    pub(crate) fn deliver_reaped(&self, batch: &[Completion]) {
+        let pairs = pairs_of(batch);
+        if !self.deliver_directly(&pairs) {
+            self.tsfn.queue(pairs);
+        }
+    }
+
+    /// Calls JS with `pairs` from here, if direct delivery is on; whether it did.
+    fn deliver_directly(&self, pairs: &[i32]) -> bool {
         // Taken under the lock and called without it: the callback may shut the ring down.
         let taken = {
             let mut slot = self.direct_slot();
@@ -95,26 +117,17 @@ impl Host {
                 _ => None,
             }
         };
-        let Some((env, direct)) = taken else {
-            JsSink(Arc::clone(&self.tsfn)).deliver(batch);
-            return;
-        };
-        // Op ids come from JS as positive int32s.
-        let pairs: Vec<i32> = batch.iter().flat_map(|c| [c.user as i32, c.result]).collect();
+        let Some((env, direct)) = taken else { return false };
         // SAFETY: on the env's JS thread, in a libuv callback; `delivering` keeps the handles
         // from being destroyed until this returns.
-        if !unsafe { direct.deliver(env, &pairs) } {
-            // Not a completion is dropped while the env lives: the threadsafe function queues it.
-            JsSink(Arc::clone(&self.tsfn)).deliver(batch);
-        }
+        let called = unsafe { direct.deliver(env, pairs) };
         let mut slot = self.direct_slot();
         slot.delivering = false;
         if slot.retired {
-            if let Some(direct) = slot.direct.take() {
-                // SAFETY: on the live env's JS thread, with no delivery under way any more.
-                unsafe { direct.destroy(slot.env) };
-            }
+            // SAFETY: on the live env's JS thread, with no delivery under way any more.
+            unsafe { slot.end() };
         }
+        called
     }
 
     /// Ends direct delivery: at once, or when the delivery under way returns. At the env's
@@ -125,11 +138,9 @@ impl Host {
         if teardown {
             slot.direct = None;
         } else if !slot.delivering {
-            if let Some(direct) = slot.direct.take() {
-                // SAFETY: on the live env's JS thread (every caller but the teardown hook is),
-                // with no delivery under way.
-                unsafe { direct.destroy(slot.env) };
-            }
+            // SAFETY: on the live env's JS thread (every caller but the teardown hook is), with
+            // no delivery under way.
+            unsafe { slot.end() };
         }
     }
 

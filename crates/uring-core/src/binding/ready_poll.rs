@@ -106,7 +106,7 @@ unsafe extern "C" fn on_ready(handle: *mut c_void, status: c_int, _events: c_int
             let mut batch = Vec::new();
             host.ring.reap_ready_into(&mut batch);
             if !batch.is_empty() {
-                host.deliver_reaped(batch);
+                host.deliver_reaped(&batch);
             }
         }
     }));
