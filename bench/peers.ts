@@ -91,6 +91,24 @@ const readPlan = (ctx: Ctx): ReadPlan => {
 
 const buffers = (count: number, size: number) => Array.from({ length: count }, () => new Uint8Array(size))
 
+/**
+ * A read workload's lanes for the Effect drivers: `offset(lane)` picks the lane's next read, and
+ * `check(lane, n)` verifies its bytes when the driver's continuation gets the count, so checking
+ * adds no step of Effect's run loop to an op (a `map` adds two in Effect 3).
+ */
+const laneReads = (plan: ReadPlan, qd: number) => {
+  const bufs = buffers(qd, plan.size)
+  const ids = new Float64Array(qd)
+  return {
+    bufs,
+    offset: (lane: number) => plan.offset(ids[lane] = plan.next()),
+    check: (lane: number, n: number) => plan.check(bufs[lane]!, n, ids[lane]!)
+  }
+}
+
+/** The check of ops that verify their own result (paths, stats): a boolean already. */
+const isTrue = (_lane: number, ok: boolean) => ok
+
 /** The paths a small / stat trial cycles over. */
 const pathCount = (ctx: Ctx): number =>
   ctx.workload.kind === "small" ? ctx.data.smallCount : statPaths(ctx.data).paths.length
@@ -171,12 +189,13 @@ const promiseBatchesOnly = async (
 }
 
 /** Effect APIs: each batch is `Effect.forEach(lanes, op, { concurrency: "unbounded" })`. */
-const effectBatchesOnly = <E, R>(
+const effectBatchesOnly = <A, E, R>(
   ctx: Ctx,
   qd: number,
   deadline: number,
   limit: number,
-  op: (lane: number, index: number) => Effect.Effect<boolean, E, R>
+  op: (lane: number, index: number) => Effect.Effect<A, E, R>,
+  check: (lane: number, result: A) => boolean
 ): Effect.Effect<{ ops: number; verified: number }, E, R> =>
   Effect.suspend(() => {
     let issued = 0
@@ -184,7 +203,7 @@ const effectBatchesOnly = <E, R>(
     const lanesOf = (n: number) => Array.from({ length: n }, (_, l) => l)
     const full = lanesOf(qd)
     let base = 0
-    const one = (l: number) => Effect.map(op(l, base + l), (ok) => { if (ok) verified++ })
+    const one = (l: number) => Effect.map(op(l, base + l), (result) => { if (check(l, result)) verified++ })
     const batch = qd === 1
       ? Effect.suspend(() => one(0))
       : Effect.suspend(() => {
@@ -251,40 +270,49 @@ const promiseLanes = async (
   let issued = 0
   let verified = 0
   const lane = async (l: number) => {
-    while (more(limit, deadline, issued, now())) {
-      const index = issued++
-      const t0 = now()
-      if (await op(l, index)) verified++
-      ctx.samples.add((now() - t0) * 1000)
+    // One clock read per op: an op's end is the lane's next op's start.
+    let t0 = now()
+    while (more(limit, deadline, issued, t0)) {
+      if (await op(l, issued++)) verified++
+      const t = now()
+      ctx.samples.add((t - t0) * 1000)
+      t0 = t
     }
   }
   await Promise.all(Array.from({ length: Math.min(qd, limit) }, (_, l) => lane(l)))
   return { ops: issued, verified }
 }
 
-/** Effect APIs, closed loop: `qd` fibers forked once per trial, each looping over ops. */
-const effectLanes = <E, R>(
+/**
+ * Effect APIs, closed loop: `qd` fibers forked once per trial, each looping over ops as a user's
+ * loop would: the op's continuation checks its result and issues the next op, one `flatMap` per
+ * op and one clock read (an op's end is the lane's next op's start).
+ */
+const effectLanes = <A, E, R>(
   ctx: Ctx,
   qd: number,
   deadline: number,
   limit: number,
-  op: (lane: number, index: number) => Effect.Effect<boolean, E, R>
+  op: (lane: number, index: number) => Effect.Effect<A, E, R>,
+  check: (lane: number, result: A) => boolean
 ): Effect.Effect<{ ops: number; verified: number }, E, R> =>
   Effect.suspend(() => {
     let issued = 0
     let verified = 0
     const lane = (l: number): Effect.Effect<void, E, R> => {
-      const loop: Effect.Effect<void, E, R> = Effect.suspend(() => {
-        if (!more(limit, deadline, issued, now())) return Effect.void
-        const index = issued++
-        const t0 = now()
-        return Effect.flatMap(op(l, index), (ok) => {
-          if (ok) verified++
-          ctx.samples.add((now() - t0) * 1000)
-          return loop
-        })
+      let t0 = 0
+      const next = (): Effect.Effect<void, E, R> => Effect.flatMap(op(l, issued++), done)
+      const done = (result: A): Effect.Effect<void, E, R> => {
+        const t = now()
+        if (check(l, result)) verified++
+        ctx.samples.add((t - t0) * 1000)
+        t0 = t
+        return more(limit, deadline, issued, t) ? next() : Effect.void
+      }
+      return Effect.suspend(() => {
+        t0 = now()
+        return more(limit, deadline, issued, t0) ? next() : Effect.void
       })
-      return loop
     }
     const lanes = Array.from({ length: Math.min(qd, limit) }, (_, l) => l)
     return Effect.map(
@@ -298,19 +326,23 @@ const callbackBatches: typeof callbackLanes = (ctx, ...rest) =>
 const promiseBatches: typeof promiseLanes = (ctx, ...rest) =>
   ctx.model === "batch" ? promiseBatchesOnly(ctx, ...rest) : promiseLanes(ctx, ...rest)
 /**
- * Both drivers call `op` when the lane issues its op (from inside the lane's own `Effect.suspend`
- * or `forEach`'s callback), so an op may read its offset there and return the effect: wrapping it
- * in one more `Effect.suspend` would add a step of Effect's run loop per op, which is not the
- * library's cost (about 0.3 µs here).
+ * Both drivers call `op` when the lane issues its op (from inside the lane's continuation or
+ * `forEach`'s callback), so an op may read its offset there and return the effect, and `check`
+ * gets its result there: wrapping the op in one more `Effect.suspend`, or mapping its result,
+ * would add steps of Effect's run loop per op that are not the library's cost (about 0.3 µs a
+ * `suspend` here).
  */
-const effectBatches = <E, R>(
+const effectBatches = <A, E, R>(
   ctx: Ctx,
   qd: number,
   deadline: number,
   limit: number,
-  op: (lane: number, index: number) => Effect.Effect<boolean, E, R>
+  op: (lane: number, index: number) => Effect.Effect<A, E, R>,
+  check: (lane: number, result: A) => boolean
 ): Effect.Effect<{ ops: number; verified: number }, E, R> =>
-  ctx.model === "batch" ? effectBatchesOnly(ctx, qd, deadline, limit, op) : effectLanes(ctx, qd, deadline, limit, op)
+  ctx.model === "batch"
+    ? effectBatchesOnly(ctx, qd, deadline, limit, op, check)
+    : effectLanes(ctx, qd, deadline, limit, op, check)
 
 // ---------------------------------------------------------------------------------------------
 // Node fs, synchronous.
@@ -414,16 +446,12 @@ export const effectSyncFloor: Peer = async (ctx) => {
   if (w.kind !== "rand") return undefined
   const plan = readPlan(ctx)
   const fd = NFS.openSync(ctx.data.largePath, "r")
-  const bufs = buffers(w.qd, plan.size)
-  const op = (l: number) => {
-    const id = plan.next()
-    const buf = bufs[l]!
-    // Mapped as the service's result is: the floor of the API's shape, not of one hand-fused step.
-    return Effect.map(Effect.sync(() => NFS.readSync(fd, buf, 0, plan.size, plan.offset(id))), (n) => plan.check(buf, n, id))
-  }
+  const reads = laneReads(plan, w.qd)
+  // Checked by the driver as the service's result is: the floor of the API's shape.
+  const op = (l: number) => Effect.sync(() => NFS.readSync(fd, reads.bufs[l]!, 0, plan.size, reads.offset(l)))
   return {
     run: async (durationMs) => {
-      const r = await Effect.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op))
+      const r = await Effect.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op, reads.check))
       return { ...r, bytes: r.ops * plan.size }
     },
     close: async () => NFS.closeSync(fd)
@@ -600,19 +628,17 @@ export const platformFileSystem = (
     const plan = readPlan(ctx)
     const file = await runtime.runPromise(Scope.extend(fs.open(ctx.data.largePath, { flag: "r" }), scope))
     const lock = Effect.unsafeMakeSemaphore(1)
-    const bufs = buffers(w.qd, plan.size)
+    const reads = laneReads(plan, w.qd)
     const uringFile = file as { readAt?: (b: Uint8Array, o: number) => Effect.Effect<bigint, unknown> }
     if (positional && uringFile.readAt === undefined) throw new Error("this File has no readAt")
-    const op = (l: number) => {
-      const id = plan.next()
-      if (positional) return Effect.map(uringFile.readAt!(bufs[l]!, plan.offset(id)), (n) => plan.check(bufs[l]!, Number(n), id))
-      return lock.withPermits(1)(
-        Effect.zipRight(file.seek(plan.offset(id), "start"), file.read(bufs[l]!))
-      ).pipe(Effect.map((n) => plan.check(bufs[l]!, Number(n), id)))
-    }
+    const op = (l: number): Effect.Effect<bigint, unknown> =>
+      positional
+        ? uringFile.readAt!(reads.bufs[l]!, reads.offset(l))
+        : lock.withPermits(1)(Effect.zipRight(file.seek(reads.offset(l), "start"), file.read(reads.bufs[l]!)))
+    const check = (l: number, n: bigint) => reads.check(l, Number(n))
     return {
       run: async (durationMs) => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op))
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op, check))
         return { ...r, bytes: r.ops * plan.size }
       },
       close
@@ -635,7 +661,7 @@ export const platformFileSystem = (
         )
     return {
       run: async (durationMs) => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op)))
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op), isTrue))
         return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close
@@ -740,15 +766,11 @@ const uringEffectWith = async (config: UringConfigInput, ctx: Ctx): Promise<Sess
     const file = await runtime.runPromise(
       Scope.extend(Effect.flatMap(uring.open(ctx.data.largePath), (fd) => uring.register(fd)), scope)
     )
-    const bufs = buffers(w.qd, plan.size)
-    const op = (l: number) => {
-      const id = plan.next()
-      const buf = bufs[l]!
-      return Effect.map(uring.readInto(file, plan.offset(id), buf), (n) => plan.check(buf, n, id))
-    }
+    const reads = laneReads(plan, w.qd)
+    const op = (l: number) => uring.readInto(file, reads.offset(l), reads.bufs[l]!)
     return {
       run: async (durationMs) => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op))
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, op, reads.check))
         return { ...r, bytes: r.ops * plan.size }
       },
       close
@@ -771,7 +793,7 @@ const uringEffectWith = async (config: UringConfigInput, ctx: Ctx): Promise<Sess
         )
     return {
       run: async (durationMs) => {
-        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op)))
+        const r = await runtime.runPromise(effectBatches(ctx, w.qd, now() + durationMs, Infinity, cycling(count, op), isTrue))
         return { ...r, bytes: w.kind === "small" ? r.ops * SMALL_SIZE : 0 }
       },
       close
