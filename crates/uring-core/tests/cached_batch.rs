@@ -43,6 +43,11 @@ fn many_batches_read_by_two_threads_give_what_one_thread_reads() {
     let mut reader = CachedBatchReader::new();
     let mut rng = Rng(0x2545_f491);
     let (mut shared, mut alone) = (0, 0);
+    // Ranges on which the batch and the single read disagreed only in that one of them found a
+    // page not cached: the kernel may evict a page between the two (reclaim runs on these hosts)
+    // or bring it back (the `RWF_NOWAIT` read that missed it starts readahead), and a range not
+    // cached is left to the ring either way.
+    let (mut ranges_read, mut disagreed) = (0, 0);
     for batch in 0..3000 {
         let count = 1 + rng.next() as usize % 96;
         let ranges: Vec<(u64, usize)> = (0..count).map(|_| (u64::from(rng.next() % (size as u32 + 200)), rng.next() as usize % (2 * BLOCK))).collect();
@@ -54,18 +59,29 @@ fn many_batches_read_by_two_threads_give_what_one_thread_reads() {
         for (i, &(offset, len)) in ranges.iter().enumerate() {
             // What one thread's read of the same range answers.
             let mut own = vec![0u8; len];
-            let expected = read_range_cached(fd, &mut own, offset).unwrap_or(UNREAD);
-            assert_eq!(results[i], expected, "batch {batch}, range {i} ({offset}, {len})");
-            if expected >= 0 {
-                let (n, from) = (expected as usize, (offset as usize).min(size));
+            let single = read_range_cached(fd, &mut own, offset).unwrap_or(UNREAD);
+            if results[i] == UNREAD || single == UNREAD {
+                if results[i] != single {
+                    disagreed += 1;
+                }
+            } else {
+                assert_eq!(results[i], single, "batch {batch}, range {i} ({offset}, {len})");
+            }
+            if results[i] >= 0 {
+                // A count is always the range's whole answer: up to the end of the file.
+                let from = (offset as usize).min(size);
+                let n = len.min(size - from);
+                assert_eq!(results[i], n as i32, "batch {batch}, range {i} ({offset}, {len})");
                 assert_eq!(&buf[at..at + n], &whole[from..from + n], "batch {batch}, range {i}");
                 assert!(buf[at + n..at + len].iter().all(|&b| b == 0x55), "nothing past the count is written");
             }
+            ranges_read += 1;
             at += len;
         }
         assert_eq!(left as usize, results.iter().filter(|&&r| r == UNREAD).count());
     }
     assert!(shared > 1000 && alone > 100);
+    assert!(disagreed * 100 <= ranges_read, "{disagreed} of {ranges_read} ranges: the batch and a single read disagree too often");
     if two_cores() {
         assert!(reader.helping(), "a batch of {SHARED_FROM} ranges or more started the helper");
         assert!(reader.helped() > 0, "and the helper read some of the ranges");
