@@ -535,7 +535,7 @@ describe("RingClient over the binding", () => {
       await new Promise((resolve) => setTimeout(resolve, 5))
       Fs.writeSync(fd, "close")
       expect(await closed).toBe(true)
-      expect(client.native.closed).toBe(true)
+      expect(client.closed).toBe(true)
       await withExe({ entries: 8 }, async (next, exe) => {
         const data = new Uint8Array(16)
         expect(await run(next, (n, id) => n.read(id, exe, false, data, 0, false), data)).toBe(16)

@@ -97,7 +97,7 @@ export class RingClient {
   }
 
   get closed(): boolean {
-    return this.native.closed
+    return this.native.isClosed() === 1
   }
 
   /**

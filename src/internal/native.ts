@@ -56,8 +56,6 @@ export interface NativeRing {
   readonly inFlight: number
   /** Registered-file slots in use. */
   readonly registeredInUse: number
-  /** Whether `shutdown` has run. */
-  readonly closed: boolean
 
   /** `fixed` = fd is a registered-file slot index. `exact`: loop until `buf` is full or end of file (a short result). */
   read(id: number, fd: number, fixed: boolean, buf: Uint8Array, offset: number, exact: boolean): number
@@ -146,6 +144,8 @@ export interface NativeRing {
   /** Keep the process alive while ops are pending (the client calls these on 0 <-> 1 transitions). */
   ref(): void
   unref(): void
+  /** 1 once `shutdown` has run (or the env's teardown closed the ring), else 0. */
+  isClosed(): number
   /**
    * Refuse new work, cancel everything in flight, wait for every completion (up to the shutdown
    * timeout), join both threads. `false`: ops were still in the kernel at the deadline; they

@@ -1,5 +1,6 @@
 //! Every call JS makes per op, per flush or per change of the pending count, as raw N-API
-//! functions: each op's submit, `flush`, `cancel`, `ref` and `unref`.
+//! functions: each op's submit, `flush`, `cancel`, `ref` and `unref`, and `isClosed`, asked per
+//! read the turn's budget refuses.
 //!
 //! A `#[napi]` method of napi-rs 3 does borrow bookkeeping on every call: it allocates a scope,
 //! records the receiver in a process-wide mutex-guarded map, and drops it all again. That costs
@@ -354,6 +355,12 @@ impl Hot {
         self.set_ref(env, false)
     }
 
+    /// 1 once the ring is closed (`shutdown` ran, or the env's teardown), else 0: asked by a read
+    /// the turn's budget refused, before it waits a turn.
+    fn is_closed(&self) -> Result<f64> {
+        Ok(if self.host.ring.is_closed() { 1.0 } else { 0.0 })
+    }
+
     fn set_ref(&self, env: sys::napi_env, referenced: bool) -> Result<f64> {
         if self.host.released.load(Ordering::Acquire) {
             return Ok(0.0);
@@ -479,6 +486,7 @@ hot_functions! {
     c"cancel" => cancel(token: f64);
     c"ref" => refer(@env);
     c"unref" => unref(@env);
+    c"isClosed" => is_closed();
 }
 
 /// Drops the `Rc<Hot>` a hot function held, when that function is collected (on the JS thread).

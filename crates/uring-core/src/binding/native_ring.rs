@@ -347,9 +347,4 @@ impl NativeRing {
     pub fn panic_for_tests(&self, message: String) {
         panic!("{message}");
     }
-
-    #[napi(getter, catch_unwind)]
-    pub fn closed(&self) -> bool {
-        self.host.ring.is_closed()
-    }
 }
