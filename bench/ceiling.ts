@@ -29,10 +29,13 @@ type Op = typeof OPS[number]
 
 const largePath = process.env.BENCH_FILE ?? "/tmp/effect-uring-bench/large-full.dat"
 
+/** Where `specifier` resolves from the package in `dir`: its own `effect`, not this repository's. */
+const resolveFrom = (dir: string, specifier: string): string =>
+  createRequire(Path.join(Path.resolve(dir), "package.json")).resolve(specifier)
+
 /** Child: one 500 ms run per op after a warm-up, on the `effect` found from `dir`; prints JSON rates. */
 const child = async (dir: string) => {
-  const entry = createRequire(Path.join(Path.resolve(dir), "package.json")).resolve("effect")
-  const { Effect } = await import(pathToFileURL(entry).href) as typeof import("effect")
+  const { Effect } = await import(pathToFileURL(resolveFrom(dir, "effect")).href) as typeof import("effect")
   const fd = NFS.openSync(largePath, "r")
   const blocks = randomBlocks(0x2545f491, NFS.fstatSync(fd).size / BLOCK)
   const client = new RingClient({ entries: 64 })
@@ -88,7 +91,7 @@ const parent = () => {
   const data = { dir: Path.dirname(largePath), largePath, largeSize, smallDir: "", smallCount: 0, missingEvery: 4, appendDir: "", appendWrites: 0, randomSeed: 0 }
   const ratios = new Map<string, Array<number>>()
   const versions = dirs.map((dir) =>
-    JSON.parse(NFS.readFileSync(createRequire(Path.join(Path.resolve(dir), "package.json")).resolve("effect/package.json"), "utf8")).version as string
+    JSON.parse(NFS.readFileSync(resolveFrom(dir, "effect/package.json"), "utf8")).version as string
   )
   console.log(`${largeSize / MIB} MiB file, ${LANES} fibers, ${rounds} rounds; effect ${versions.join(", ")}`)
   for (let r = 0; r < rounds; r++) {
