@@ -14,6 +14,9 @@ use std::sync::Mutex;
 
 use crate::op::{FD_BYTES, MAX_RW_COUNT};
 
+// `read_cached` passes `preadv2` its offset whole in one argument: 64-bit Linux only.
+const _: () = assert!(std::mem::size_of::<libc::c_long>() == 8);
+
 /// Reads into `buf` at `offset` as far as the page cache holds the data. Returns the byte count
 /// (0 at end of file, short where the cached part or the file ends) or `-errno`: `-EAGAIN` when
 /// the first page is not cached (or a lock is contended), `-EOPNOTSUPP` for a file that cannot
@@ -25,8 +28,14 @@ pub fn read_cached(fd: i32, buf: &mut [u8], offset: u64) -> i32 {
         return -libc::EINVAL;
     };
     let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len().min(MAX_RW_COUNT) };
+    // The syscall itself, not glibc's `preadv2`: that wrapper is a thread-cancellation point, and
+    // switching cancellation on and off around each call cost a tight loop of cached 4 KiB reads
+    // 2-4%. Nothing cancels this thread. Every argument is widened to a long, as the kernel reads
+    // them; the offset goes whole in `pos_l` (`pos_h` counts only where a long has 32 bits).
+    let (fd, vlen, pos_h) = (libc::c_long::from(fd), 1 as libc::c_long, 0 as libc::c_long);
+    let flags = libc::c_long::from(libc::RWF_NOWAIT);
     // SAFETY: `iov` describes writable bytes of `buf`, which is borrowed for the whole call.
-    let n = unsafe { libc::preadv2(fd, &iov, 1, offset, libc::RWF_NOWAIT) };
+    let n = unsafe { libc::syscall(libc::SYS_preadv2, fd, &iov as *const libc::iovec, vlen, offset, pos_h, flags) };
     if n < 0 {
         -last_errno()
     } else {

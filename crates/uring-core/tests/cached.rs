@@ -29,6 +29,19 @@ fn cached_data_is_copied_and_end_of_file_is_zero() {
 }
 
 #[test]
+fn an_offset_past_four_gib_reads_what_is_written_there() {
+    // The offset reaches the kernel whole, its high half included (a sparse file: one page).
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::options().read(true).write(true).create_new(true).open(dir.path().join("far")).unwrap();
+    let far = (5u64 << 32) + 3 * 4096;
+    file.write_all_at(&[9u8; 4096], far).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(read_cached(file.as_raw_fd(), &mut buf, far), 4096);
+    assert!(buf.iter().all(|&b| b == 9));
+    assert_eq!(read_cached(file.as_raw_fd(), &mut buf, far + 4096), 0, "end of file");
+}
+
+#[test]
 fn a_range_not_in_the_page_cache_is_eagain_and_a_partly_cached_one_is_short() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
