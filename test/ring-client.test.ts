@@ -211,18 +211,25 @@ describe("RingClient over the binding", () => {
   const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
   /** Until when a test waits for the ring's threads, which a loaded machine may not run for a while. */
   const patience = () => Date.now() + 10_000
+  /**
+   * Waits, turn by turn, for the ring's submission thread to be idle (only then does the JS thread
+   * submit, and only then are queued ops left for the turn's flush): until a cached read of `fd`
+   * submitted now completes on the spot. Whether it did, by the deadline.
+   */
+  const untilIdle = async (client: RingClient, fd: number): Promise<boolean> => {
+    for (const deadline = patience(); Date.now() < deadline; await nextTurn()) {
+      const probe = new Uint8Array(8)
+      if (submitNow(client, (n, id) => n.read(id, fd, false, probe, 0, false), probe).now) return true
+    }
+    return false
+  }
 
   it("submitNow completes a cached read before it returns, within a budget per turn of the event loop", async () => {
     await withExe({ entries: 64 }, async (client, fd) => {
       const whole = Fs.readFileSync("/proc/self/exe")
       const readAt = (buffer: Uint8Array, at: number) => (n: NativeRing, id: number) => n.read(id, fd, false, buffer, at, false)
-      // The ring's submission thread must be idle for the JS thread to submit: wait for a turn where it is.
-      let first = false
-      for (const deadline = patience(); !first && Date.now() < deadline;) {
-        first = submitNow(client, readAt(new Uint8Array(8), 0), new Uint8Array(8)).now
-        if (!first) await nextTurn()
-      }
-      expect(first).toBe(true)
+      // The ring's submission thread must be idle for the JS thread to submit.
+      expect(await untilIdle(client, fd)).toBe(true)
       const buffers = Array.from({ length: NOW_PER_TURN + 20 }, () => new Uint8Array(64))
       const ops = buffers.map((buffer, i) => submitNow(client, readAt(buffer, i * 64), buffer))
       const early = ops.filter((op) => op.now).length
@@ -289,14 +296,8 @@ describe("RingClient over the binding", () => {
   it("statCached shares that budget; work waiting for the next turn runs first there, in order, once the budget is renewed", async () => {
     await withExe({ entries: 16 }, async (client, fd) => {
       // A submission thread still awake (just started, on a loaded machine) would take the op
-      // below before the turn's flush does: wait for a turn where it is idle.
-      const probe = new Uint8Array(8)
-      let idle = false
-      for (const deadline = patience(); !idle && Date.now() < deadline;) {
-        await nextTurn()
-        idle = submitNow(client, (n, id) => n.read(id, fd, false, probe, 0, false), probe).now
-      }
-      expect(idle).toBe(true)
+      // below before the turn's flush does.
+      expect(await untilIdle(client, fd)).toBe(true)
       const out = new Uint8Array(256)
       const stats = Array.from({ length: CACHED_PER_TURN / CACHED_FILE_COST + 1 }, () =>
         client.statCached(CWD, "/proc/self/exe", 0, 0xfff, out))
