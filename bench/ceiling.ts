@@ -55,18 +55,21 @@ const child = async (dir: string) => {
     let done = 0
     let bad = 0
     let uncached = 0
+    // The suite's lane shape (`effectLanes` in peers.ts, which imports this repository's `effect`
+    // and so cannot run another's): the op's continuation checks it and issues the next op, one
+    // `flatMap` and one clock read per op.
     const lane = (l: number) => {
-      const loop: import("effect").Effect.Effect<void> = Effect.suspend(() => {
-        if (performance.now() >= deadline) return Effect.void
+      const next = (): import("effect").Effect.Effect<void> => {
         done++
-        return Effect.flatMap(make(l), (n) => {
-          // A page evicted meanwhile (-EAGAIN) is one the service would hand to the ring.
-          if (n === -EAGAIN) uncached++
-          else if (n !== BLOCK) bad++
-          return loop
-        })
-      })
-      return loop
+        return Effect.flatMap(make(l), checked)
+      }
+      const checked = (n: number): import("effect").Effect.Effect<void> => {
+        // A page evicted meanwhile (-EAGAIN) is one the service would hand to the ring.
+        if (n === -EAGAIN) uncached++
+        else if (n !== BLOCK) bad++
+        return performance.now() < deadline ? next() : Effect.void
+      }
+      return Effect.suspend(() => performance.now() < deadline ? next() : Effect.void)
     }
     const t0 = performance.now()
     await Effect.runPromise(Effect.forEach(Array.from({ length: LANES }, (_, l) => l), lane, { concurrency: "unbounded", discard: true }))
