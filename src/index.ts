@@ -3,7 +3,36 @@
  *
  * @since 0.1.0
  */
-export * from "./errors/UringError.js"
+export {
+  AlreadyExists,
+  BadDescriptor,
+  Busy,
+  Canceled,
+  CrossDevice,
+  DirectoryNotEmpty,
+  Escape,
+  fromErrno,
+  InvalidArgument,
+  InvalidConfig,
+  InvalidInput,
+  IsADirectory,
+  type KernelError,
+  NameTooLong,
+  NoSpace,
+  NotADirectory,
+  NotFound,
+  NotSupported,
+  PermissionDenied,
+  ReadOnlyFileSystem,
+  RingClosed,
+  RingUnavailable,
+  TooManyOpenFiles,
+  TooManySymlinks,
+  UnexpectedEof,
+  Unknown,
+  type UringError,
+  WriteZero
+} from "./errors/UringError.js"
 export { codeOf, errnoOf } from "./errors/errno.js"
 export type { ConfinedDir } from "./services/ConfinedDir.js"
 export * from "./services/Flags.js"

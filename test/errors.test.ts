@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either, Equal, Schema } from "effect"
 import * as os from "node:os"
 import { codeOf, describeErrno, errnoOf } from "../src/errors/errno.js"
 import {
@@ -14,6 +14,8 @@ import {
   UnexpectedEof,
   WriteZero
 } from "../src/errors/UringError.js"
+import { kernelError } from "../src/internal/kernelError.js"
+import { withoutStack } from "../src/internal/withoutStack.js"
 
 // The mapping from the design notes ("Errors").
 const expectedTags: ReadonlyArray<readonly [string, string]> = [
@@ -152,6 +154,35 @@ describe("fromErrno", () => {
       )
       expect(recovered).toBe("exists: /d")
     }))
+
+  it("builds, as the ops do (kernelError), what the class's own constructor builds without a stack, for every class and shape", () => {
+    const shapes = [
+      { operation: "statx", path: "/a" },
+      { operation: "read", fd: 7 },
+      { operation: "writeAll", path: "/b", fd: 3, written: 65536 }
+    ]
+    for (const [code, tag] of expectedTags) {
+      const errno = errnoOf(code)!
+      for (const context of shapes) {
+        const built = kernelError(-errno, context)
+        const made = withoutStack(() => fromErrno(errno, context))
+        expect([tag, built._tag]).toEqual([tag, made._tag])
+        expect(Object.getPrototypeOf(built)).toBe(Object.getPrototypeOf(made))
+        expect(built).toBeInstanceOf(Error)
+        expect(Reflect.ownKeys(built)).toEqual(Reflect.ownKeys(made))
+        for (const key of Reflect.ownKeys(made)) {
+          const [a, b] = [Reflect.getOwnPropertyDescriptor(built, key), Reflect.getOwnPropertyDescriptor(made, key)]
+          expect([String(key), a]).toEqual([String(key), b])
+        }
+        expect(Equal.equals(built, made)).toBe(true)
+        expect(built.message).toBe(made.message)
+        expect(built.stack).toBe(`${tag}: ${made.message}`)
+        expect(JSON.stringify(built)).toBe(JSON.stringify(made))
+        const Class = made.constructor as unknown as Schema.Schema<typeof made, unknown>
+        expect(Schema.encodeSync(Class)(built)).toEqual(Schema.encodeSync(Class)(made))
+      }
+    }
+  })
 
   it("round-trips through its schema", () => {
     const error = fromErrno(2, { operation: "statx", path: "/a" })

@@ -514,16 +514,32 @@ export const fromErrno = (
     readonly written?: number | undefined
   }
 ): KernelError => {
+  const { Class, fields } = kernelErrorOf(errno, context)
+  return new Class(fields, true)
+}
+
+/**
+ * The class and fields `fromErrno` builds an error of. Not part of the package's surface: the index
+ * names what it exports from this module.
+ *
+ * @internal
+ */
+export const kernelErrorOf = (
+  errno: number,
+  context: Parameters<typeof fromErrno>[1]
+): { readonly Class: KernelErrorClass; readonly fields: ConstructorParameters<KernelErrorClass>[0] } => {
   const n = Math.abs(errno)
   const code = codeOf(n)
-  const Class = classByCode[code] ?? Unknown
-  // Optional fields are left out rather than set to undefined (exactOptionalPropertyTypes, and cleaner encodings).
-  return new Class({
-    operation: context.operation,
-    ...(context.path !== undefined ? { path: context.path } : {}),
-    ...(context.fd !== undefined ? { fd: context.fd } : {}),
-    errno: n,
-    code,
-    ...(context.written !== undefined ? { written: context.written } : {})
-  }, true)
+  return {
+    Class: classByCode[code] ?? Unknown,
+    // Optional fields are left out rather than set to undefined (exactOptionalPropertyTypes, and cleaner encodings).
+    fields: {
+      operation: context.operation,
+      ...(context.path !== undefined ? { path: context.path } : {}),
+      ...(context.fd !== undefined ? { fd: context.fd } : {}),
+      errno: n,
+      code,
+      ...(context.written !== undefined ? { written: context.written } : {})
+    }
+  }
 }

@@ -6,12 +6,12 @@
  * @internal
  */
 import { Effect } from "effect"
-import { fromErrno, type UringError, WriteZero } from "../../errors/UringError.js"
+import { type UringError, WriteZero } from "../../errors/UringError.js"
 import type { Advice } from "../../services/Flags.js"
 import { type FileLike, type Position, RegisteredFile } from "../../services/Handles.js"
+import { kernelError } from "../kernelError.js"
 import type { NativeRing } from "../native.js"
 import * as validate from "../validate.js"
-import { withoutStack } from "../withoutStack.js"
 import { bytesOf, check, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
 
 /** io_uring's fadvise entry holds a 32-bit length. */
@@ -27,7 +27,7 @@ const WHOLE_CHUNK = 1 << 30
  */
 const withWritten = (error: UringError, written: number): UringError =>
   "errno" in error && error._tag !== "Escape"
-    ? withoutStack(() => fromErrno(error.errno, { operation: error.operation, path: error.path, fd: error.fd, written }))
+    ? kernelError(error.errno, { operation: error.operation, path: error.path, fd: error.fd, written })
     : error
 
 /** @internal */

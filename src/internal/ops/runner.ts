@@ -7,14 +7,14 @@
  */
 import { Cause, Effect, Either } from "effect"
 import { markAsUntransferable } from "node:worker_threads"
-import { fromErrno, InvalidArgument, RingClosed, TooManyOpenFiles, type UringError } from "../../errors/UringError.js"
+import { InvalidArgument, RingClosed, TooManyOpenFiles, type UringError } from "../../errors/UringError.js"
 import { AtFlags } from "../../services/Flags.js"
 import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../services/Handles.js"
 import type { UringConfig } from "../../services/UringConfig.js"
+import { kernelError } from "../kernelError.js"
 import { type NativeRing, nativeErrorCode } from "../native.js"
 import type { RingClient, Submitted } from "../RingClient.js"
 import * as validate from "../validate.js"
-import { withoutStack } from "../withoutStack.js"
 
 const ECANCELED = 125
 const ENFILE = 23
@@ -184,7 +184,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
   const failure = (result: number, operation: string, subject: Subject): UringError =>
     -result === ECANCELED && client.closed
       ? new RingClosed({ operation })
-      : withoutStack(() => fromErrno(-result, contextOf(operation, subject)))
+      : kernelError(-result, contextOf(operation, subject))
 
   /**
    * Cancels a submitted op unless `taken()` says its completion came already (its id may then
