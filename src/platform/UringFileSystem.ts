@@ -3,10 +3,10 @@
  * `Uring`) instead of `NodeFileSystem.layer` and the same program runs its file I/O through a ring.
  *
  * Members with an io_uring operation use the ring (open and the `File` it returns, readFile, writeFile, stat,
- * truncate, rename, remove, makeDirectory, link, symlink, copy, the temp files and directories, stream, sink, exists
- * and access); the others (readDirectory, readLink, realPath, chmod, chown, utimes, watch, access with
- * `readable`/`writable`, and copyFile, which libuv does inside the kernel) are Node's own implementation from
- * `@effect/platform-node-shared`.
+ * truncate, remove, makeDirectory, link, symlink, copy, the temp files and directories, stream, sink, exists and
+ * access); the others (readDirectory, readLink, realPath, chmod, chown, utimes, watch, access with
+ * `readable`/`writable`, copyFile, which libuv does inside the kernel, and rename, which libuv's threads do faster
+ * than io_uring's kernel workers) are Node's own implementation from `@effect/platform-node-shared`.
  *
  * @since 0.1.0
  */
@@ -80,8 +80,8 @@ export const isUringFile = (file: FileSystem.File): file is UringFile =>
 export const isUringFileSystem: (fileSystem: FileSystem.FileSystem) => boolean = internal.isUringFileSystem
 
 /**
- * Builds the file system over a given ring's operations; the members io_uring has no operation for use Node's
- * implementation.
+ * Builds the file system over a given ring's operations; the members io_uring has no operation for, or does slower,
+ * use Node's implementation.
  *
  * @since 0.1.0
  * @category constructors
