@@ -711,6 +711,7 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
               remove: yield* Effect.either(fs.remove("")),
               removeForced: yield* Effect.either(fs.remove("", { force: true })),
               statLong: yield* Effect.either(fs.stat(long)),
+              existsLong: yield* Effect.either(fs.exists(long)),
               readFileLong: yield* Effect.either(fs.readFileString(long)),
               // Members with two paths: either one empty or over-long.
               renameFromEmpty: yield* Effect.either(fs.rename("", `${dir}/x`)),
@@ -729,7 +730,8 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           exists: { right: false },
           readFile: { left: notFound("readFile", "") },
           removeForced: { _tag: "Right" },
-          statLong: { left: { _tag: "SystemError", reason: "Unknown", method: "stat" } }
+          statLong: { left: { _tag: "SystemError", reason: "Unknown", method: "stat" } },
+          existsLong: { left: { _tag: "SystemError", reason: "Unknown", method: "access" } }
         })
       }))
 

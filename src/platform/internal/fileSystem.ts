@@ -469,6 +469,19 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       (file) => Effect.orDie(removeFactory("makeTempFileScoped")(Path.dirname(file), { recursive: true }))
     )
 
+  /**
+   * `exists` as the platform derives it from `access` (true; false where the error's reason is NotFound; any other
+   * error fails), but a missing path's kernel error is caught as it is, not first converted to a `SystemError` only to
+   * be caught: the usual answer for a missing path costs one ring op and one kernel error.
+   */
+  const exists = (path: string): Effect.Effect<boolean, PlatformError.PlatformError> =>
+    uring.access(path).pipe(
+      Effect.as(true),
+      Effect.catchTag("NotFound", () => Effect.succeed(false)),
+      Effect.mapError(toPlatformError("access", path)),
+      Effect.catchTag("SystemError", (error) => error.reason === "NotFound" ? Effect.succeed(false) : Effect.fail(error))
+    )
+
   // == stream
 
   const stream = (path: string, options?: FileSystem.StreamOptions): Stream.Stream<Uint8Array, PlatformError.PlatformError> =>
@@ -505,7 +518,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     watch: node.watch,
     writeFile
   })
-  return Object.assign({ ...fileSystem, stream }, { [UringFileSystemTypeId]: UringFileSystemTypeId })
+  return Object.assign({ ...fileSystem, exists, stream }, { [UringFileSystemTypeId]: UringFileSystemTypeId })
 }
 
 /** Whether a FileSystem service is this ring-backed one. @internal */
