@@ -11,7 +11,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { CACHED_PER_TURN, type RingClient, WAITED_PER_TURN } from "../src/internal/RingClient.js"
 import { type FileLike, make, type UringShape } from "../src/index.js"
-import { fdCount, pattern, tempDir } from "./helpers/fixtures.js"
+import { cacheRange, fdCount, pattern, tempDir } from "./helpers/fixtures.js"
 import { countRingOps, makeWithClient, realSleep } from "./reliability/helpers.js"
 
 /**
@@ -201,7 +201,7 @@ describe("cached reads", () => {
       const onlyFirstCached = () => seen.ring === 1 && seen.ringBytes[0] === 60 * 1024
       for (let attempt = 0; attempt < 50 && !onlyFirstCached(); attempt++) {
         yield* uring.fadvise(file, 0, 0, "dontNeed")
-        Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, 0)
+        cacheRange(file.fd, 4096)
         Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
         const bytes = yield* uring.readExact(file, 0, 64 * 1024)
         expect(Buffer.compare(bytes, data.subarray(0, 64 * 1024))).toBe(0)
@@ -223,7 +223,7 @@ describe("cached reads", () => {
       let dropped = false
       // DONTNEED skips pages something holds for a moment (a busy machine): try again.
       for (let attempt = 0; attempt < 50 && !dropped; attempt++) {
-        Fs.readSync(file.fd, new Uint8Array(16 * page), 0, 16 * page, 0)
+        cacheRange(file.fd, 16 * page)
         expect(cached(12 * page)).toBe(true)
         yield* uring.fadvise(file, 0, 2 ** 32 + 2 * page, "dontNeed")
         dropped = !cached(12 * page) && !cached(15 * page)
@@ -423,7 +423,7 @@ describe("cached reads", () => {
       let attempt = 0
       do {
         yield* uring.fadvise(file, 0, 0, "dontNeed")
-        Fs.readSync(file.fd, new Uint8Array(2 * 4096), 0, 2 * 4096, 0)
+        cacheRange(file.fd, 2 * 4096)
         Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
         Object.assign(files, { here: 0, kept: 0, failed: 0 })
         expect(Buffer.compare(yield* uring.readFile(path), data)).toBe(0)
@@ -513,7 +513,7 @@ describe("cached reads", () => {
         for (let attempt = 0; attempt < 50 && !(seen.batches.length === 1 && seen.batches[0] === 2); attempt++) {
           if (attempt > 0) yield* realSleep(10)
           yield* uring.fadvise(file, 0, 0, "dontNeed")
-          for (const block of [0, 2]) Fs.readSync(file.fd, new Uint8Array(4096), 0, 4096, block * 4096)
+          for (const block of [0, 2]) cacheRange(file.fd, 4096, block * 4096)
           Object.assign(seen, { cached: 0, ring: 0, ringBytes: [], batches: [] })
           buffer.fill(0xee)
           const slices = yield* uring.readBatch(file, ranges, { buffer })

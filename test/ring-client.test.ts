@@ -20,7 +20,7 @@ import {
   WAITED_BYTES_PER_TURN,
   WAITED_PER_TURN
 } from "../src/internal/RingClient.js"
-import { mkfifo } from "./helpers/fixtures.js"
+import { cacheRange, mkfifo } from "./helpers/fixtures.js"
 
 const run = (client: RingClient, start: (native: NativeRing, id: number) => number, keep?: unknown) =>
   new Promise<number>((resolve) => client.submit(start, resolve, keep))
@@ -65,15 +65,6 @@ const withExe = async (options: NativeRingOptions, body: (client: RingClient, fd
     Fs.closeSync(fd)
   }
   return client
-}
-
-/**
- * Reads the first `length` bytes of `fd` through Node right before a test expects `readCached` to
- * find them all in the page cache: reclaim (DAMON, on these hosts) drops file pages nothing maps
- * within moments of their read, and `readCached` then rightly returns only the cached prefix.
- */
-const warm = (fd: number, length: number) => {
-  Fs.readSync(fd, new Uint8Array(length), 0, length, 0)
 }
 
 describe("RingClient over the binding", () => {
@@ -358,7 +349,7 @@ describe("RingClient over the binding", () => {
       // The bytes count against the same per-turn budget as ops completed on the spot.
       await nextTurn()
       const big = new Uint8Array(NOW_BYTES_PER_TURN / 2)
-      warm(fd, big.length)
+      cacheRange(fd, big.length)
       expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
       expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
       expect(client.readCached(fd, new Uint8Array(1), 0)).toBeUndefined()
@@ -393,7 +384,7 @@ describe("RingClient over the binding", () => {
       // The allowance's bytes are bounded too: a waited read larger than what is left is refused.
       await nextTurn()
       const big = new Uint8Array(NOW_BYTES_PER_TURN)
-      warm(fd, big.length)
+      cacheRange(fd, big.length)
       expect(client.readCached(fd, big, 0)).toBe(Math.min(big.length, whole.length))
       expect(client.readCached(fd, new Uint8Array(WAITED_BYTES_PER_TURN), 0, true)).toBe(Math.min(WAITED_BYTES_PER_TURN, whole.length))
       expect(client.readCached(fd, new Uint8Array(1), 0, true)).toBeUndefined()

@@ -7,6 +7,15 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 
+/**
+ * Reads `length` bytes of `fd` at `offset` through Node, so the page cache holds them when a test
+ * expects a read on the calling thread to find them there. Right before that expectation: reclaim
+ * (DAMON, on these hosts) drops file pages nothing maps within moments of their read.
+ */
+export const cacheRange = (fd: number, length: number, offset = 0): void => {
+  Fs.readSync(fd, new Uint8Array(length), 0, length, offset)
+}
+
 /** A fresh directory removed when the scope ends. */
 export const tempDir = (prefix = "effect-uring-test-"): Effect.Effect<string, never, Scope.Scope> =>
   Effect.acquireRelease(
