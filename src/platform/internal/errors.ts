@@ -99,7 +99,7 @@ export const toPlatformError = (
 (error: UringError): PlatformError.PlatformError => withoutStack(() => convert(method, pathOrDescriptor, error, paths))
 
 /**
- * `paths` names the path arguments of a member with more than one (`rename`'s `from` and `to`);
+ * `paths` names the path arguments of a member with more than one (`link`'s `from` and `to`);
  * otherwise the refused argument `path` is `pathOrDescriptor`.
  */
 const convert = (
