@@ -268,7 +268,7 @@ describe("writeFile of data too large for one op", () => {
       const { client } = yield* makeWithClient({ ringSize: 8 })
       const runner = makeRunner(client, { tracing: false })
       const { closeFd, releaseFd, withFile } = makeHandles(runner, false)
-      const { writeAll } = makeFileOps(runner)
+      const { writeAll } = makeFileOps(runner, () => Effect.die("no size here"))
       const { writeInPieces } = makeWholeFiles(runner, {
         closeFd,
         fstat: makeStats(runner, false).fstat,

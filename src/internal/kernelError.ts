@@ -12,7 +12,7 @@
  *
  * @internal
  */
-import { type KernelError, kernelErrorOf } from "../errors/UringError.js"
+import { type KernelError, kernelErrorOf, type UringError } from "../errors/UringError.js"
 import { withoutStack } from "./withoutStack.js"
 
 type KernelErrorClass = ReturnType<typeof kernelErrorOf>["Class"]
@@ -26,6 +26,15 @@ export const kernelError = (errno: number, context: Parameters<typeof kernelErro
   const { Class, fields } = kernelErrorOf(errno, context)
   return withoutStack(() => builderOf(Class)(fields))
 }
+
+/**
+ * A kernel error rebuilt with the context `context` gives it (another operation's name and path,
+ * `written`), as the caller saw the op; any other error (`Escape` too) as it is.
+ */
+export const withContext = (
+  error: UringError,
+  context: (error: KernelError) => Parameters<typeof kernelErrorOf>[1]
+): UringError => "errno" in error && error._tag !== "Escape" ? kernelError(error.errno, context(error)) : error
 
 const builderOf = (Class: KernelErrorClass): Builder => {
   let builder = builders.get(Class)

@@ -71,8 +71,8 @@ export const makeOperations = (
   const runner = makeRunner(client, config)
   const { ringId, traced } = runner
   const { readInto, readFresh, readBatch } = makeReads(runner, config.cachedReads)
-  const { write, writeAll, fileOp, rangeOp, fadvise } = makeFileOps(runner)
   const { fstat, statAt, stat } = makeStats(runner, config.cachedReads)
+  const { write, writeAll, fileOp, rangeOp, fadvise } = makeFileOps(runner, (file) => Effect.map(fstat(file), ({ size }) => Number(size)))
   const { access, closeFd, releaseFd, openAt, withFile, register, openBeneath } = makeHandles(runner, config.iopoll === true)
   const { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt } = makePaths(runner)
   const readExact = (file: FileLike, offset: number, buffer: Uint8Array) => readInto(file, offset, buffer, true, "readFile")

@@ -112,6 +112,11 @@ export interface UringShape {
     length: Position,
     mode?: number
   ) => Effect.Effect<void, UringError>
+  /**
+   * posix_fadvise: `length` 0 means to the end of the file. A range longer than io_uring's 32-bit
+   * length is advised in pieces; one that reaches the end of the file (found by a stat) is one op
+   * to the end, whatever its length.
+   */
   readonly fadvise: (
     file: FileLike,
     offset: Position,

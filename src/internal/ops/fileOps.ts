@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import { type UringError, WriteZero } from "../../errors/UringError.js"
 import type { Advice } from "../../services/Flags.js"
 import { type FileLike, type Position, RegisteredFile } from "../../services/Handles.js"
-import { kernelError } from "../kernelError.js"
+import { withContext } from "../kernelError.js"
 import type { NativeRing } from "../native.js"
 import * as validate from "../validate.js"
 import { bytesOf, check, checkBuffer, contextOf, lendBuffer, offsetOf, refusedAsFailure, type Runner } from "./runner.js"
@@ -21,17 +21,12 @@ const PAGE = 4096
 /** A write reports its count as an int32; `writeAll` writes larger data in pieces of this size. */
 const WHOLE_CHUNK = 1 << 30
 
-/**
- * A kernel error from one of `writeAll`'s writes, saying how many bytes of its data the writes
- * before wrote (built only when one fails); any other error as it is.
- */
+/** A kernel error from one of `writeAll`'s writes, saying how many bytes of its data the writes before wrote. */
 const withWritten = (error: UringError, written: number): UringError =>
-  "errno" in error && error._tag !== "Escape"
-    ? kernelError(error.errno, { operation: error.operation, path: error.path, fd: error.fd, written })
-    : error
+  withContext(error, ({ fd, operation, path }) => ({ operation, path, fd, written }))
 
 /** @internal */
-export const makeFileOps = (runner: Runner) => {
+export const makeFileOps = (runner: Runner, sizeOf: (file: FileLike) => Effect.Effect<number, UringError>) => {
   const { fdOf, run } = runner
 
   const write = (file: FileLike, offset: Position, data: Uint8Array, all = false, operation = "write") =>
@@ -93,20 +88,29 @@ export const makeFileOps = (runner: Runner) => {
 
   /**
    * `fadvise` on ranges longer than io_uring's entry holds (32 bits) as pieces that meet at page
-   * boundaries, so advice that applies to whole pages only (dontNeed) covers the range alike.
+   * boundaries, so advice that applies to whole pages only (dontNeed) covers the range alike. A
+   * long range that reaches the end of the file is one op to the end (length 0, as posix_fadvise
+   * takes it): past the end there is nothing to advise, and a length near 2^53 would otherwise be
+   * millions of ops.
    */
   const fadvise = (file: FileLike, offset: Position, length: Position, advice: Advice | number) =>
     Effect.suspend(() => {
       const start = offsetOf("fadvise", offset)
       const total = offsetOf("fadvise", length, "length")
       const kernelAdvice = check(validate.advice("fadvise", advice))
-      const piece = (at: number, left: number): Effect.Effect<void, UringError> => {
-        // A length of 0 (to the end of the file) fits in one piece.
-        const end = left <= FADVISE_MAX ? at + left : Math.floor((at + FADVISE_MAX) / PAGE) * PAGE
-        const advise = fileOp("fadvise", (native, id, fd, fixed) => native.fadvise(id, fd, fixed, at, end - at, kernelAdvice))(file)
-        return left <= FADVISE_MAX ? advise : Effect.zipRight(advise, piece(end, left - (end - at)))
+      const advise = (at: number, span: number) =>
+        fileOp("fadvise", (native, id, fd, fixed) => native.fadvise(id, fd, fixed, at, span, kernelAdvice))(file)
+      // Built one piece at a time, as each is reached.
+      const pieces = (at: number, left: number): Effect.Effect<void, UringError> => {
+        if (left <= FADVISE_MAX) return advise(at, left)
+        const end = Math.floor((at + FADVISE_MAX) / PAGE) * PAGE
+        return Effect.zipRight(advise(at, end - at), Effect.suspend(() => pieces(end, left - (end - at))))
       }
-      return piece(start, total)
+      if (total <= FADVISE_MAX) return advise(start, total)
+      return sizeOf(file).pipe(
+        Effect.mapError((error) => withContext(error, ({ fd, path }) => ({ operation: "fadvise", path, fd }))),
+        Effect.flatMap((size) => start + total >= size ? advise(start, 0) : pieces(start, total))
+      )
     }).pipe(refusedAsFailure)
 
   return { write, writeAll, fileOp, rangeOp, fadvise }
