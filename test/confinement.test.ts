@@ -2,7 +2,7 @@
  * `openDir`: the classic escapes all fail closed, checked by the kernel.
  */
 import { expect, layer } from "@effect/vitest"
-import { Effect, Either } from "effect"
+import { Effect, Either, Exit, Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Worker } from "node:worker_threads"
@@ -69,35 +69,33 @@ layer(Uring.layer())("openDir", (it) => {
       Fs.symlinkSync("sub/../../outside/secret.txt", Path.join(root, "dotdot-link"))
       const dir = yield* uring.openDir(root)
       const secret = Path.join(outside, "secret.txt")
-      const attempts = [
-        Effect.scoped(dir.open("../outside/secret.txt")),
-        Effect.scoped(dir.open(secret)),
-        Effect.scoped(dir.open("abs-link/secret.txt")),
-        Effect.scoped(dir.open("rel-link/secret.txt")),
-        Effect.scoped(dir.open("chain")),
-        Effect.scoped(dir.open("dotdot-link")),
-        Effect.scoped(dir.open("sub/../../outside/secret.txt")),
-        dir.stat("../outside/secret.txt"),
-        dir.stat("chain"),
-        dir.stat("rel-link/secret.txt", { followSymlinks: false }),
-        dir.mkdir("../outside/made"),
-        dir.mkdir("abs-link/made"),
-        dir.unlink("rel-link/secret.txt"),
-        dir.unlink(secret),
-        dir.rename("sub/inside.txt", "../outside/stolen.txt"),
-        dir.rename("rel-link/secret.txt", "stolen.txt"),
-        dir.symlink("/etc/passwd", "abs-link/planted"),
-        dir.link("abs-link/secret.txt", "stolen.txt"),
-        dir.link("sub/inside.txt", "rel-link/leaked.txt"),
-        Effect.scoped(dir.open("../outside/new.txt", { flag: "wx" }))
+      // Each attempt, and the operation and path its Escape names: the one the caller gave.
+      const attempts: Array<[Effect.Effect<unknown, { readonly _tag: string; readonly message: string }>, string, string]> = [
+        [Effect.scoped(dir.open("../outside/secret.txt")), "open", "../outside/secret.txt"],
+        [Effect.scoped(dir.open(secret)), "open", secret],
+        [Effect.scoped(dir.open("abs-link/secret.txt")), "open", "abs-link/secret.txt"],
+        [Effect.scoped(dir.open("rel-link/secret.txt")), "open", "rel-link/secret.txt"],
+        [Effect.scoped(dir.open("chain")), "open", "chain"],
+        [Effect.scoped(dir.open("dotdot-link")), "open", "dotdot-link"],
+        [Effect.scoped(dir.open("sub/../../outside/secret.txt")), "open", "sub/../../outside/secret.txt"],
+        [dir.stat("../outside/secret.txt"), "stat", "../outside/secret.txt"],
+        [dir.stat("chain"), "stat", "chain"],
+        [dir.stat("rel-link/secret.txt", { followSymlinks: false }), "stat", "rel-link/secret.txt"],
+        [dir.mkdir("../outside/made"), "mkdir", "../outside/made"],
+        [dir.mkdir("abs-link/made"), "mkdir", "abs-link/made"],
+        [dir.unlink("rel-link/secret.txt"), "unlink", "rel-link/secret.txt"],
+        [dir.unlink(secret), "unlink", secret],
+        [dir.rename("sub/inside.txt", "../outside/stolen.txt"), "rename", "../outside/stolen.txt"],
+        [dir.rename("rel-link/secret.txt", "stolen.txt"), "rename", "rel-link/secret.txt"],
+        [dir.symlink("/etc/passwd", "abs-link/planted"), "symlink", "abs-link/planted"],
+        [dir.link("abs-link/secret.txt", "stolen.txt"), "link", "abs-link/secret.txt"],
+        [dir.link("sub/inside.txt", "rel-link/leaked.txt"), "link", "rel-link/leaked.txt"],
+        [Effect.scoped(dir.open("../outside/new.txt", { flag: "wx" })), "open", "../outside/new.txt"]
       ]
-      for (const attempt of attempts) {
-        const result = yield* Effect.either(attempt)
-        expect(Either.isLeft(result)).toBe(true)
-        if (Either.isLeft(result)) {
-          expect(result.left._tag).toBe("Escape")
-          expect(result.left.message).toContain(root)
-        }
+      for (const [attempt, operation, path] of attempts) {
+        const error = yield* Effect.flip(attempt)
+        expect(error).toMatchObject({ _tag: "Escape", operation, path, dir: root })
+        expect(error.message).toContain(root)
       }
       // Nothing outside was touched.
       expect(Fs.readdirSync(outside)).toEqual(["secret.txt"])
@@ -105,6 +103,40 @@ layer(Uring.layer())("openDir", (it) => {
       expect(Fs.existsSync(Path.join(root, "stolen.txt"))).toBe(false)
       // Operating on ".." itself is refused before submission.
       expect((yield* Effect.flip(dir.rmdir("sub/..")))._tag).toBe("InvalidArgument")
+    }))
+
+  it.scoped("kernel errors name the operation and the path the caller gave; a closed directory is refused as the dir", () =>
+    Effect.gen(function*() {
+      const uring = yield* Uring
+      const { root } = yield* sandbox
+      const missingRoot = Path.join(root, "none")
+      expect(yield* Effect.flip(Effect.scoped(uring.openDir(missingRoot)))).toMatchObject({
+        _tag: "NotFound",
+        operation: "openDir",
+        path: missingRoot
+      })
+      const scope = yield* Scope.make()
+      const dir = yield* Scope.extend(uring.openDir(root), scope)
+      // The ops run on the last name beneath its parent's fd; their errors say what the caller asked.
+      const failures: Array<[Effect.Effect<unknown, { readonly _tag: string }>, string, string, string]> = [
+        [dir.mkdir("sub/none/made"), "NotFound", "mkdir", "sub/none/made"],
+        [dir.mkdir("sub"), "AlreadyExists", "mkdir", "sub"],
+        [dir.unlink("sub/none"), "NotFound", "unlink", "sub/none"],
+        [dir.rmdir("sub/inside.txt"), "NotADirectory", "rmdir", "sub/inside.txt"],
+        [dir.stat("sub/none", { followSymlinks: false }), "NotFound", "stat", "sub/none"],
+        [dir.stat("sub/none"), "NotFound", "stat", "sub/none"],
+        [Effect.scoped(dir.open("sub/none")), "NotFound", "open", "sub/none"],
+        [dir.rename("sub/none", "sub/b"), "NotFound", "rename", "sub/none"],
+        [dir.link("sub/inside.txt", "sub"), "AlreadyExists", "link", "sub/inside.txt"],
+        [dir.symlink("x", "sub/inside.txt"), "AlreadyExists", "symlink", "sub/inside.txt"]
+      ]
+      for (const [effect, _tag, operation, path] of failures) {
+        expect(yield* Effect.flip(effect)).toMatchObject({ _tag, operation, path })
+      }
+      yield* Scope.close(scope, Exit.void)
+      for (const effect of [dir.mkdir("x"), Effect.scoped(dir.open("x")), dir.stat("x"), dir.rename("a", "b")]) {
+        expect(yield* Effect.flip(effect)).toMatchObject({ _tag: "InvalidArgument", argument: "dir" })
+      }
     }))
 
   it.scoped("a /proc magic link inside the root fails with Escape; a symlink loop stays TooManySymlinks", () =>

@@ -428,6 +428,33 @@ layer(Uring.layer())("Uring", (it) => {
         expect(decode(yield* uring.read(yield* uring.open(Path.join(dir, "link")), 0, 7))).toBe("content")
       }))
 
+    it.scoped("null options are the defaults; an open's errors name the method called", () =>
+      Effect.gen(function*() {
+        const uring = yield* Uring
+        const dir = yield* tempDir()
+        const path = Path.join(dir, "f")
+        Fs.writeFileSync(path, "content")
+        const none = null as any
+        expect(decode(yield* uring.read(yield* uring.open(path, none), 0, 7))).toBe("content")
+        expect(decode(yield* uring.read(yield* uring.openAt(AtFlags.AT_FDCWD, path, none), 0, 7))).toBe("content")
+        expect(decode(yield* uring.withFile(path, none, (file) => uring.read(file, 0, 7)))).toBe("content")
+        // writeFile's default flag is "w": created or truncated.
+        yield* uring.writeFile(path, encode("new"), none)
+        expect(Fs.readFileSync(path, "utf8")).toBe("new")
+        yield* uring.rename(path, `${path}2`, none)
+        expect(Fs.readFileSync(`${path}2`, "utf8")).toBe("new")
+        const confined = yield* uring.openDir(dir)
+        expect(decode(yield* uring.read(yield* confined.open("f2", none), 0, 3))).toBe("new")
+        const opens = [
+          [uring.open(path), "open"],
+          [uring.openAt(AtFlags.AT_FDCWD, path), "openAt"],
+          [uring.withFile(path, {}, () => Effect.void), "withFile"]
+        ] as const
+        for (const [effect, operation] of opens) {
+          expect(yield* Effect.flip(effect)).toMatchObject({ _tag: "NotFound", operation, path })
+        }
+      }))
+
     it.scoped("scoped opens and registrations are released when the scope ends, even on failure", () =>
       Effect.gen(function*() {
         const uring = yield* Uring

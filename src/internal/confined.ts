@@ -3,15 +3,17 @@
  *
  * @internal
  */
-import { Effect, type Scope } from "effect"
+import { Effect, Either, type Scope } from "effect"
 import { Escape, InvalidArgument, type UringError } from "../errors/UringError.js"
 import type { ConfinedDir } from "../services/ConfinedDir.js"
 import { AtFlags, type OpenOptions, OpenFlags, ResolveFlags } from "../services/Flags.js"
 import type { OwnedFd } from "../services/Handles.js"
 import type { Metadata } from "../services/Metadata.js"
 import type { RenameOptions } from "../services/Uring.js"
+import { withContext } from "./kernelError.js"
 import { openArguments } from "./ops/handles.js"
 import { refusedAsFailure } from "./ops/runner.js"
+import * as validate from "./validate.js"
 
 const EXDEV = 18
 
@@ -26,7 +28,12 @@ export interface ConfinementPrimitives {
     mode: number,
     resolve: number
   ) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
-  readonly openAt: (dir: number, path: string, options: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
+  readonly openAt: (
+    dir: number,
+    path: string,
+    options: OpenOptions,
+    operation: string
+  ) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
   readonly fstat: (file: OwnedFd) => Effect.Effect<Metadata, UringError>
   readonly statAt: (dir: OwnedFd, path: string, flags: number) => Effect.Effect<Metadata, UringError>
   readonly mkdirAt: (dir: OwnedFd, path: string, mode?: number) => Effect.Effect<void, UringError>
@@ -42,14 +49,24 @@ export interface ConfinementPrimitives {
   readonly linkAt: (fromDir: OwnedFd, from: string, toDir: OwnedFd, to: string) => Effect.Effect<void, UringError>
 }
 
+/** A kernel error with the confined op's name and the caller's path. */
+const labeled = (error: UringError, operation: string, path: string): UringError =>
+  withContext(error, ({ fd }) => ({ operation, path, fd }))
+
 /** Splits `path` into the parent to resolve beneath the root and the final name. */
-const splitName = (operation: string, path: string): Effect.Effect<{ parent: string; name: string }, InvalidArgument> => {
+const splitName = (
+  operation: string,
+  path: string,
+  argument = "path"
+): Effect.Effect<{ parent: string; name: string }, InvalidArgument> => {
+  const valid = validate.path(operation, path, argument)
+  if (Either.isLeft(valid)) return Effect.fail(valid.left)
   const trimmed = path.replace(/\/+$/, "")
   const slash = trimmed.lastIndexOf("/")
   const name = trimmed.slice(slash + 1)
   if (name === "" || name === "." || name === "..") {
     return Effect.fail(
-      new InvalidArgument({ operation, argument: "path", reason: `${JSON.stringify(path)} must end in a name, not "${name}"` })
+      new InvalidArgument({ operation, argument, reason: `${JSON.stringify(path)} must end in a name, not "${name}"` })
     )
   }
   // An absolute path keeps its leading "/" as the parent, which the kernel then refuses.
@@ -65,37 +82,67 @@ export const openDir = (
   Effect.gen(function*() {
     const rootFd = yield* primitives.openAt(AtFlags.AT_FDCWD, root, {
       flags: OpenFlags.O_PATH | OpenFlags.O_DIRECTORY
-    })
+    }, "openDir")
 
     /**
      * openat2 beneath the root, with the escapes the kernel refuses as `Escape`: EXDEV, which a
      * lookup confined beneath a directory gives for `..` above it, an absolute path, a symlink
      * leading out and any `/proc` magic link. Only for this resolution: from a rename or link,
-     * EXDEV is a real cross-device error.
+     * EXDEV is a real cross-device error. The `Escape` names the path the caller gave (`shown`),
+     * not the parent of it resolved here.
      */
-    const beneath = (operation: string, path: string, flags: number, mode: number) =>
-      Effect.catchIf(
+    const beneath = (operation: string, path: string, flags: number, mode: number, shown = path) =>
+      Effect.mapError(
         primitives.openBeneath(operation, rootFd, path, flags, mode, ResolveFlags.RESOLVE_BENEATH),
-        (error) => "errno" in error && error.errno === EXDEV,
-        () => Effect.fail(new Escape({ operation, path, dir: root, errno: EXDEV, code: "EXDEV" }))
+        (error) =>
+          "errno" in error && error.errno === EXDEV
+            ? new Escape({ operation, path: shown, dir: root, errno: EXDEV, code: "EXDEV" })
+            : labeled(error, operation, shown)
       )
 
-    const parentOf = (operation: string, path: string) =>
-      Effect.flatMap(splitName(operation, path), ({ name, parent }) =>
-        Effect.map(
-          beneath(operation, parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0),
-          (dir) => ({ dir, name })
-        ))
+    /** The parent directory of `path`, split as `split`, resolved beneath the root, and its last name. */
+    const parentOf = (operation: string, path: string, split: { readonly parent: string; readonly name: string }) =>
+      Effect.map(
+        beneath(operation, split.parent, OpenFlags.O_PATH | OpenFlags.O_DIRECTORY | OpenFlags.O_CLOEXEC, 0, path),
+        (dir) => ({ dir, name: split.name })
+      )
 
     /** Runs `f` on the parent directory of `path` (resolved beneath the root) and its last name. */
     const onName = <A>(operation: string, path: string, f: (dir: OwnedFd, name: string) => Effect.Effect<A, UringError>) =>
-      Effect.scoped(Effect.flatMap(parentOf(operation, path), ({ dir, name }) => f(dir, name)))
+      Effect.scoped(
+        Effect.flatMap(
+          Effect.flatMap(splitName(operation, path), (split) => parentOf(operation, path, split)),
+          ({ dir, name }) => f(dir, name)
+        )
+      )
+
+    /** `onName` for two paths, both checked before either is resolved. */
+    const onNames = <A>(
+      operation: string,
+      from: string,
+      to: string,
+      f: (fromDir: OwnedFd, fromName: string, toDir: OwnedFd, toName: string) => Effect.Effect<A, UringError>
+    ) =>
+      Effect.scoped(
+        Effect.flatMap(
+          Effect.zip(splitName(operation, from, "from"), splitName(operation, to, "to")),
+          ([fromSplit, toSplit]) =>
+            Effect.flatMap(
+              Effect.zip(parentOf(operation, from, fromSplit), parentOf(operation, to, toSplit)),
+              ([source, target]) => f(source.dir, source.name, target.dir, target.name)
+            )
+        )
+      )
+
+    /** The op's own errors as the caller made it: this operation, on the path it gave (not the last name alone). */
+    const leaf = <A>(operation: string, path: string, op: Effect.Effect<A, UringError>) =>
+      Effect.mapError(op, (error) => labeled(error, operation, path))
 
     const dir: ConfinedDir = {
       root,
       fd: rootFd,
       // Checked as `Uring.open` checks, inside the Effect (a `Refused` becomes its failure).
-      open: (path, options = {}) =>
+      open: (path, options) =>
         refusedAsFailure(Effect.suspend(() => {
           const { flags, mode } = openArguments("open", path, options)
           const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
@@ -103,21 +150,24 @@ export const openDir = (
         })),
       stat: (path, options) =>
         options?.followSymlinks === false
-          ? onName("stat", path, (parent, name) => primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW))
+          ? onName("stat", path, (parent, name) => leaf("stat", path, primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW)))
           : Effect.scoped(Effect.flatMap(
             beneath("stat", path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0),
             primitives.fstat
           )),
-      mkdir: (path, mode) => onName("mkdir", path, (parent, name) => primitives.mkdirAt(parent, name, mode)),
-      unlink: (path) => onName("unlink", path, (parent, name) => primitives.unlinkAt(parent, name)),
-      rmdir: (path) => onName("rmdir", path, (parent, name) => primitives.unlinkAt(parent, name, { removeDir: true })),
+      mkdir: (path, mode) =>
+        onName("mkdir", path, (parent, name) => leaf("mkdir", path, primitives.mkdirAt(parent, name, mode))),
+      unlink: (path) => onName("unlink", path, (parent, name) => leaf("unlink", path, primitives.unlinkAt(parent, name))),
+      rmdir: (path) =>
+        onName("rmdir", path, (parent, name) => leaf("rmdir", path, primitives.unlinkAt(parent, name, { removeDir: true }))),
       rename: (from, to, options) =>
-        onName("rename", from, (fromDir, fromName) =>
-          onName("rename", to, (toDir, toName) => primitives.renameAt(fromDir, fromName, toDir, toName, options))),
-      symlink: (target, path) => onName("symlink", path, (parent, name) => primitives.symlinkAt(target, parent, name)),
+        onNames("rename", from, to, (fromDir, fromName, toDir, toName) =>
+          leaf("rename", from, primitives.renameAt(fromDir, fromName, toDir, toName, options))),
+      symlink: (target, path) =>
+        onName("symlink", path, (parent, name) => leaf("symlink", path, primitives.symlinkAt(target, parent, name))),
       link: (from, to) =>
-        onName("link", from, (fromDir, fromName) =>
-          onName("link", to, (toDir, toName) => primitives.linkAt(fromDir, fromName, toDir, toName)))
+        onNames("link", from, to, (fromDir, fromName, toDir, toName) =>
+          leaf("link", from, primitives.linkAt(fromDir, fromName, toDir, toName)))
     }
     return dir
   })

@@ -120,8 +120,8 @@ export const makeOperations = (
     ftruncate: traced("ftruncate", (file: FileLike, length: Position) =>
       fileOp("ftruncate", (native, id, fd, fixed) =>
         native.ftruncate(id, fd, fixed, offsetOf("ftruncate", length, "length")))(file)),
-    open: traced("open", (path: string, options?: OpenOptions) => openAt(AtFlags.AT_FDCWD, path, options)),
-    openAt: traced("openAt", openAt),
+    open: traced("open", (path: string, options?: OpenOptions) => openAt(AtFlags.AT_FDCWD, path, options, "open")),
+    openAt: traced("openAt", (dir: DirLike, path: string, options?: OpenOptions) => openAt(dir, path, options)),
     withFile: <A, E, R>(path: string, options: OpenOptions, use: (file: OwnedFd) => Effect.Effect<A, E, R>) =>
       config.tracing ? Effect.withSpan(withFile(path, options, use), "Uring.withFile") : withFile(path, options, use),
     stat: traced("stat", stat),

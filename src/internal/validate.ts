@@ -33,6 +33,15 @@ const MAX_INT32 = 2 ** 31 - 1
 const refuse = (operation: string, argument: string, reason: string) =>
   Either.left(new InvalidArgument({ operation, argument, reason }))
 
+/**
+ * A refused value as a reason shows it: strings quoted, objects by their type, and never a throw (`JSON.stringify`
+ * throws on a bigint, `String` on an object without a prototype).
+ *
+ * @internal
+ */
+export const shown = (value: unknown): string =>
+  typeof value === "string" ? JSON.stringify(value) : typeof value === "bigint" ? `${value}n` : typeof value === "object" && value !== null ? typeof value : String(value)
+
 // The reason a value is not a non-negative integer, or undefined when it is one (number or bigint).
 const notNonNegativeInteger = (value: unknown): string | undefined => {
   if (typeof value === "bigint") return value < 0n ? `must not be negative (got ${value})` : undefined
@@ -139,7 +148,7 @@ const ENAMETOOLONG = 36
  */
 export const fd = (operation: string, value: number, argument = "fd"): Either.Either<number, InvalidArgument> => {
   if (typeof value !== "number" || !Number.isInteger(value)) {
-    return refuse(operation, argument, `must be an integer (got ${String(value)})`)
+    return refuse(operation, argument, `must be an integer (got ${shown(value)})`)
   }
   if (value < 0) return refuse(operation, argument, `must not be negative (got ${value})`)
   if (value > MAX_INT32) return refuse(operation, argument, `must fit in a 32-bit signed integer (got ${value})`)
@@ -170,7 +179,7 @@ export const advice = (operation: string, value: Advice | number, argument = "ad
     : refuse(
       operation,
       argument,
-      `must be one of normal, random, sequential, willNeed, dontNeed, noReuse or 0-5 (got ${JSON.stringify(value) ?? String(value)})`
+      `must be one of normal, random, sequential, willNeed, dontNeed, noReuse or 0-5 (got ${shown(value)})`
     )
 }
 
@@ -244,13 +253,41 @@ export const isResizable = (backing: ArrayBufferLike): boolean => plainResizable
  */
 export const mode = (operation: string, value: number, argument = "mode"): Either.Either<number, InvalidArgument> => {
   if (typeof value !== "number" || !Number.isInteger(value)) {
-    return refuse(operation, argument, `must be an integer (got ${String(value)})`)
+    return refuse(operation, argument, `must be an integer (got ${shown(value)})`)
   }
   if (value < 0 || value > 0o7777) {
     return refuse(operation, argument, `must be between 0 and 0o7777 (got ${value < 0 ? value : `0o${value.toString(8)}`})`)
   }
   return Either.right(value + 0)
 }
+
+/**
+ * An options argument: an object, or `undefined` / `null` for the defaults. Anything else is refused rather than
+ * read as the defaults: a Node habit such as `open(path, "w")` would otherwise open for reading.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const options = <A extends object>(
+  operation: string,
+  value: A | null | undefined,
+  argument = "options"
+): Either.Either<Partial<A>, InvalidArgument> => {
+  if (value === undefined || value === null) return Either.right({})
+  if (typeof value !== "object") {
+    return refuse(operation, argument, `must be an object (got ${shown(value)})`)
+  }
+  return Either.right(value)
+}
+
+/**
+ * Raw `O_*` bits for open(2): a non-negative 32-bit integer. Which bits the kernel accepts is its to say.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const openBits = (operation: string, value: number, argument = "flags"): Either.Either<number, InvalidArgument> =>
+  fd(operation, value, argument)
 
 /**
  * One of Node's open flag strings (`"r"`, `"w+"`, `"ax"`, ...).
@@ -261,4 +298,4 @@ export const mode = (operation: string, value: number, argument = "mode"): Eithe
 export const openFlag = (operation: string, value: string, argument = "flag"): Either.Either<OpenFlag, InvalidArgument> =>
   isOpenFlag(value)
     ? Either.right(value)
-    : refuse(operation, argument, `must be one of r, r+, w, wx, w+, wx+, a, ax, a+, ax+ (got ${JSON.stringify(value)})`)
+    : refuse(operation, argument, `must be one of r, r+, w, wx, w+, wx+, a, ax, a+, ax+ (got ${shown(value)})`)

@@ -328,6 +328,67 @@ describe("arguments refused before anything reaches the kernel", () => {
       for (const flags of [-1, 1.5, 2 ** 31, "0"]) {
         cases.push({ name: `statAt flags ${String(flags)}`, effect: uring.statAt(file, "x", flags as any) })
       }
+      // Values a reason cannot show with JSON.stringify or String.
+      cases.push(
+        { name: "fadvise advice 5n", effect: uring.fadvise(file, 0, 0, 5n as any) },
+        { name: "open flag 5n", effect: uring.open(Path.join(dir, "m"), { flag: 5n as any }) },
+        { name: "readBatch ranges without a prototype", effect: uring.readBatch(file, Object.create(null)) }
+      )
+      report(yield* runCases(client, "InvalidArgument", cases))
+    })))
+
+  it.live("open options: raw O_* bits that are not a 32-bit integer, and options that are not an object", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { client, dir, path, uring } = yield* setup
+      const confined = yield* uring.openDir(dir)
+      const cases: Array<Case> = []
+      // Each once opened the file (1.5 and 2^32 + 2 for writing: 1 and 2 are O_WRONLY and O_RDWR).
+      for (const flags of [-1, 1.5, 2 ** 32 + 2, Number.NaN, "1"]) {
+        const options = { flags } as any
+        cases.push(
+          { name: `open flags ${String(flags)}`, effect: uring.open(path, options) },
+          { name: `openAt flags ${String(flags)}`, effect: uring.openAt(CWD, path, options) },
+          { name: `withFile flags ${String(flags)}`, effect: uring.withFile(path, options, () => Effect.void) },
+          { name: `writeFile flags ${String(flags)}`, effect: uring.writeFile(path, new Uint8Array(1), options) },
+          { name: `confined open flags ${String(flags)}`, effect: confined.open("f", options) }
+        )
+      }
+      // Node's fs takes a flag string where these take options: read as the defaults, "w" opened
+      // for reading and "a" truncated.
+      for (const options of ["w", "a", 0o644, true] as Array<any>) {
+        cases.push(
+          { name: `open options ${String(options)}`, effect: uring.open(path, options) },
+          { name: `withFile options ${String(options)}`, effect: uring.withFile(path, options, () => Effect.void) },
+          { name: `writeFile options ${String(options)}`, effect: uring.writeFile(path, new Uint8Array(1), options) },
+          { name: `rename options ${String(options)}`, effect: uring.rename(path, `${path}2`, options) },
+          { name: `confined open options ${String(options)}`, effect: confined.open("f", options) }
+        )
+      }
+      report(yield* runCases(client, "InvalidArgument", cases))
+      expect(Fs.readFileSync(path, "utf8")).toBe("bad input")
+    })))
+
+  it.live("paths of a confined directory that are not strings fail as values, not as throws", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { client, dir, uring } = yield* setup
+      const confined = yield* uring.openDir(dir)
+      const cases: Array<Case> = []
+      for (const [label, value] of [["5", 5], ["null", null], ["undefined", undefined], ["an object", {}]] as const) {
+        const path = value as any
+        // Building each effect must not throw: a throw here fails the test outright.
+        cases.push(
+          { name: `mkdir ${label}`, effect: confined.mkdir(path) },
+          { name: `unlink ${label}`, effect: confined.unlink(path) },
+          { name: `rmdir ${label}`, effect: confined.rmdir(path) },
+          { name: `rename from ${label}`, effect: confined.rename(path, "x") },
+          { name: `rename to ${label}`, effect: confined.rename("f", path) },
+          { name: `symlink at ${label}`, effect: confined.symlink("f", path) },
+          { name: `link to ${label}`, effect: confined.link("f", path) },
+          { name: `stat ${label}`, effect: confined.stat(path) },
+          { name: `lstat ${label}`, effect: confined.stat(path, { followSymlinks: false }) },
+          { name: `open ${label}`, effect: confined.open(path) }
+        )
+      }
       report(yield* runCases(client, "InvalidArgument", cases))
     })))
 

@@ -19,10 +19,12 @@ const EIO = 5
 type Restore = Acquiring["restore"]
 
 /** What open(2) takes, validated (throws `Refused`): the path, the `O_*` flags and a created file's mode. */
-export const openArguments = (operation: string, path: string, options: OpenOptions) => {
-  const mode = check(validate.mode(operation, options.mode ?? 0o666))
-  if (options.flag !== undefined) check(validate.openFlag(operation, options.flag))
-  return { path: check(validate.path(operation, path)), flags: openFlagsOf(options), mode }
+export const openArguments = (operation: string, path: string, options: OpenOptions | undefined) => {
+  const valid = check(validate.options(operation, options))
+  const mode = check(validate.mode(operation, valid.mode ?? 0o666))
+  if (valid.flag !== undefined) check(validate.openFlag(operation, valid.flag))
+  if (valid.flags !== undefined) check(validate.openBits(operation, valid.flags))
+  return { path: check(validate.path(operation, path)), flags: openFlagsOf(valid), mode }
 }
 
 /** @internal */
@@ -41,11 +43,17 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
     release: (fd) => releaseFd(owned(fd, path, 0))
   })
 
-  const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions, restore: Restore) =>
-    runAcquiring(operation, path, (native, id) => {
+  /** Arguments checked before the op is built, so the handle knows the flags it was opened with. */
+  const openRaw = (operation: string, dir: DirLike, path: string, options: OpenOptions | undefined, restore: Restore) =>
+    Effect.suspend(() => {
       const open = openArguments(operation, path, options)
-      return native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode)
-    }, opening(path, restore)).pipe(Effect.map((fd) => owned(fd, path, openFlagsOf(options))))
+      return runAcquiring(
+        operation,
+        path,
+        (native, id) => native.openat(id, rawFd(operation, dir, "dir"), open.path, open.flags, open.mode),
+        opening(path, restore)
+      ).pipe(Effect.map((fd) => owned(fd, path, open.flags)))
+    }).pipe(refusedAsFailure)
 
   /**
    * Open with O_PATH and close, one engine op, flushed at once (`now`): a path in the dentry cache
@@ -113,8 +121,13 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
       Effect.tap(acquire(restore), (a) => Effect.addFinalizer(() => release(a)))
     )
 
-  const openAt = (dir: DirLike, path: string, options: OpenOptions = {}): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
-    acquireScoped((restore) => openRaw("openAt", dir, path, options, restore), releaseFd)
+  const openAt = (
+    dir: DirLike,
+    path: string,
+    options?: OpenOptions,
+    operation = "openAt"
+  ): Effect.Effect<OwnedFd, UringError, Scope.Scope> =>
+    acquireScoped((restore) => openRaw(operation, dir, path, options, restore), releaseFd)
 
   /**
    * `use` with an fd opened for it, closed when `use` ends however it ends; no Scope involved.
@@ -122,7 +135,7 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
    */
   const withFile = <A, E, R>(
     path: string,
-    options: OpenOptions,
+    options: OpenOptions | undefined,
     use: (file: OwnedFd) => Effect.Effect<A, E, R>
   ): Effect.Effect<A, E | UringError, R> =>
     Effect.uninterruptibleMask((restore) =>

@@ -21,11 +21,12 @@ export const makePaths = (runner: Runner) => {
     from: string,
     toDir: DirLike,
     to: string,
-    options: RenameOptions = {}
+    options?: RenameOptions
   ): Effect.Effect<void, UringError> =>
     run("renameAt", from, (native, id) => {
-      const flags = (options.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
-        (options.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
+      const valid = check(validate.options("renameAt", options))
+      const flags = (valid.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
+        (valid.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
       return native.renameat(
         id,
         rawFd("renameAt", fromDir, "fromDir"),

@@ -148,6 +148,13 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
       // Refused as a value, not thrown: no defect handler on every read.
       const valid = validate.length(operation, length)
       if (Either.isLeft(valid)) return Effect.fail(valid.left)
+      // The file and offset too, before a buffer of up to 2 GiB is zeroed for a read that is refused.
+      try {
+        fdOf(operation, file)
+        offsetOf(operation, offset)
+      } catch (error) {
+        return Effect.fail(thrown(error, operation, file))
+      }
       const n = valid.right
       const buffer = new Uint8Array(n)
       return Effect.flatMap(readInto(file, offset, buffer, exact, operation), (read) =>
@@ -259,4 +266,4 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
 
 /** A `readBatch` argument that is not the shape its type says. */
 const refuseRange = (reason: string, got: unknown) =>
-  new Refused(new InvalidArgument({ operation: "readBatch", argument: "ranges", reason: `${reason} (got ${String(got)})` }))
+  new Refused(new InvalidArgument({ operation: "readBatch", argument: "ranges", reason: `${reason} (got ${validate.shown(got)})` }))

@@ -117,27 +117,27 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
    * What an op on `file` submits: the raw fd, or for a `RegisteredFile` its slot (such ops are
    * `fixed`: `file instanceof RegisteredFile`), or a typed refusal.
    */
-  const fdOf = (operation: string, file: FileLike): number => {
-    if (typeof file === "number") return check(validate.fd(operation, file, "file"))
+  const fdOf = (operation: string, file: FileLike, argument = "file"): number => {
+    if (typeof file === "number") return check(validate.fd(operation, file, argument))
     if (file instanceof RegisteredFile) {
       if (file.ringId !== ringId) {
         throw new Refused(
-          new InvalidArgument({ operation, argument: "file", reason: `${file} belongs to another ring` })
+          new InvalidArgument({ operation, argument, reason: `${file} belongs to another ring` })
         )
       }
       if (file.released) {
-        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was released` }))
+        throw new Refused(new InvalidArgument({ operation, argument, reason: `${file} was released` }))
       }
       return file.slot
     }
     if (file instanceof OwnedFd) {
       if (file.closed) {
-        throw new Refused(new InvalidArgument({ operation, argument: "file", reason: `${file} was closed` }))
+        throw new Refused(new InvalidArgument({ operation, argument, reason: `${file} was closed` }))
       }
       return file.fd
     }
     throw new Refused(
-      new InvalidArgument({ operation, argument: "file", reason: "expected an OwnedFd, a RegisteredFile or an fd" })
+      new InvalidArgument({ operation, argument, reason: "expected an OwnedFd, a RegisteredFile or an fd" })
     )
   }
 
@@ -148,7 +148,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
    */
   const rawFd = (operation: string, file: FileLike, argument = "file"): number => {
     if (file instanceof RegisteredFile) {
-      fdOf(operation, file)
+      fdOf(operation, file, argument)
       if (file.source?.closed === true) {
         throw new Refused(
           new InvalidArgument({ operation, argument, reason: `${file} was registered from ${file.source}, and its number may name another file now` })
@@ -157,7 +157,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       return file.fd
     }
     if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file
-    return check(validate.fd(operation, fdOf(operation, file), argument))
+    return check(validate.fd(operation, fdOf(operation, file, argument), argument))
   }
 
   const thrown = (error: unknown, operation: string, subject: Subject): UringError => {

@@ -176,8 +176,10 @@ export const makeWholeFiles = (runner: Runner, uses: {
    * One engine op (open, write all, close) while the count fits the int32 a completion reports;
    * larger data goes through `withFile` and `writeAll`'s pieces.
    */
-  const writeFile = (path: string, data: Uint8Array, options: OpenOptions = {}): Effect.Effect<void, UringError> => {
-    const opened: OpenOptions = { ...options, flag: options.flag ?? "w" }
+  const writeFile = (path: string, data: Uint8Array, options?: OpenOptions): Effect.Effect<void, UringError> => {
+    const valid = validate.options("writeFile", options)
+    if (Either.isLeft(valid)) return Effect.fail(valid.left)
+    const opened: OpenOptions = { ...valid.right, flag: valid.right.flag ?? "w" }
     if (data instanceof Uint8Array && data.byteLength > WHOLE_FILE_MAX) return writeInPieces(path, data, opened)
     return run("writeFile", path, (native, id) => {
       lendBuffer("writeFile", data, "data")
