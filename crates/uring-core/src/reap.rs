@@ -3,6 +3,8 @@
 
 use std::sync::MutexGuard;
 
+use io_uring::IoUring;
+
 use crate::op::{Next, Op};
 use crate::ring::{Completion, Shared};
 use crate::state::{InFlight, State};
@@ -23,13 +25,13 @@ pub(crate) struct Reaped {
     pub any: bool,
 }
 
-/// Applies every completion in the completion queue to the slab, adding what finished to
+/// Applies every completion in `ring`'s completion queue to the slab, adding what finished to
 /// `batch`. The caller holds `Shared::reaper`.
-pub(crate) fn reap_all(shared: &Shared, st: &mut State, batch: &mut Vec<Completion>) -> Reaped {
+pub(crate) fn reap_all(shared: &Shared, ring: &IoUring, st: &mut State, batch: &mut Vec<Completion>) -> Reaped {
     let mut found = Reaped::default();
     // SAFETY: completion queue views are only created with `reaper` held (the caller's duty);
     // dropping the view publishes the new head.
-    for cqe in unsafe { shared.ring.completion_shared() } {
+    for cqe in unsafe { ring.completion_shared() } {
         found.any = true;
         match cqe.user_data() {
             WAKE_TAG => found.woke = true,

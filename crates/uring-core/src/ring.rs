@@ -36,7 +36,10 @@ pub trait CompletionSink: Send + Sync + 'static {
 }
 
 pub(crate) struct Shared {
-    pub ring: IoUring,
+    /// The kernel ring. Each engine thread holds a count of its own, and a caller that submits
+    /// or reaps inline takes one for the call (`kernel`); a clean close takes this one out, so
+    /// the ring's fd and mappings go when that close returns, not with the last `Ring` handle.
+    kernel: Mutex<Option<Arc<IoUring>>>,
     pub state: Mutex<State>,
     /// Wakes the submission thread: work queued, capacity freed, closing, stop.
     pub work: Condvar,
@@ -79,6 +82,11 @@ impl Shared {
         // A poisoned lock means a thread panicked while holding it; the state is still consistent
         // enough to shut down, which is all anyone does after that.
         self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The kernel ring, unless a clean close released it.
+    pub(crate) fn kernel(&self) -> Option<Arc<IoUring>> {
+        self.kernel.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn ready(&self) -> MutexGuard<'_, Option<ReadyFd>> {
@@ -201,7 +209,7 @@ fn register_error(e: io::Error) -> EngineError {
 impl Ring {
     pub fn new(config: RingConfig, sink: impl CompletionSink) -> Result<Ring, EngineError> {
         config.validate()?;
-        let ring = setup(&config).map_err(setup_error)?;
+        let ring = Arc::new(setup(&config).map_err(setup_error)?);
         // The kernel refuses a file table larger than RLIMIT_NOFILE (EMFILE): clamp to it, so a low
         // fd limit shrinks the table instead of making io_uring look unavailable.
         let registered_files = config.registered_files.min(fd_limit());
@@ -219,7 +227,7 @@ impl Ring {
         let cq_entries = ring.params().cq_entries();
         let ready = if inline_submit && config.caller_reaps { ReadyFd::register(&ring) } else { None };
         let shared = Arc::new(Shared {
-            ring,
+            kernel: Mutex::new(Some(Arc::clone(&ring))),
             state: Mutex::new(State::new(FileTable::new(registered_files))),
             work: Condvar::new(),
             drained: Condvar::new(),
@@ -241,15 +249,15 @@ impl Ring {
             step: "starting the ring's threads",
         };
         let submission = {
-            let shared = Arc::clone(&shared);
+            let (shared, ring) = (Arc::clone(&shared), Arc::clone(&ring));
             std::thread::Builder::new()
                 .name("uring-submit".into())
-                .spawn(move || threads::submission_loop(&shared))
+                .spawn(move || threads::submission_loop(&shared, &ring))
                 .map_err(spawn_err)?
         };
         let completion = {
             let reaper = Arc::clone(&shared);
-            match std::thread::Builder::new().name("uring-reap".into()).spawn(move || threads::completion_loop(&reaper)) {
+            match std::thread::Builder::new().name("uring-reap".into()).spawn(move || threads::completion_loop(&reaper, &ring)) {
                 Ok(handle) => handle,
                 Err(e) => {
                     // Stop the submission thread before reporting: no thread outlives a failed ring.
@@ -440,7 +448,10 @@ impl Ring {
         }
         if self.shared.ready().take().is_some() {
             // Else the kernel would go on signalling an eventfd nobody reads, for the ring's life.
-            let _ = self.shared.ring.submitter().unregister_eventfd();
+            // A ring a clean close released has taken the registration with it.
+            if let Some(ring) = self.shared.kernel() {
+                let _ = ring.submitter().unregister_eventfd();
+            }
         }
     }
 
@@ -478,12 +489,15 @@ impl Ring {
 
     /// Refuses new work, cancels everything in flight, waits (up to the configured timeout) for
     /// every completion, then stops and joins both threads. Returns whether it ended clean: every
-    /// operation completed and both threads were joined. If not, the threads end on their own
-    /// (unjoined; the completion thread once the ops left in the kernel have completed, which it
-    /// delivers as usual, unless `close_waiting` reaps them first), the ring and the slab are
-    /// leaked if it is dropped while ops are still in the kernel, and memory the caller lent to
-    /// them (`Memory::lend`) must stay valid until they complete. Idempotent: later calls wait for
-    /// the first and return what it returned.
+    /// operation completed and both threads were joined. A clean close also releases the kernel
+    /// ring (its fd and mappings) and the eventfd before it returns, or, if a call on another
+    /// thread is using the ring meanwhile, as that call returns; later calls find the ring closed.
+    /// If not clean, the ring stays, the threads end on their own (unjoined; the completion thread
+    /// once the ops left in the kernel have completed, which it delivers as usual, unless
+    /// `close_waiting` reaps them first), the ring and the slab are leaked if it is dropped while
+    /// ops are still in the kernel, and memory the caller lent to them (`Memory::lend`) must stay
+    /// valid until they complete. Idempotent: later calls wait for the first and return what it
+    /// returned.
     pub fn close(&self) -> bool {
         self.close_within(Some(self.shutdown_timeout))
     }
@@ -541,6 +555,10 @@ impl Ring {
         let clean = drained && submission.join().unwrap_or(false);
         if clean {
             let _ = completion.join();
+            // Nothing is in the kernel and no thread is left to use the ring: its fd and mappings
+            // go now, not when this `Ring` does (a JS object holding it waits for the collector).
+            let ring = self.shared.kernel.lock().unwrap_or_else(|p| p.into_inner()).take();
+            drop(ring);
         }
         *threads = Threads::Closed(clean);
         clean

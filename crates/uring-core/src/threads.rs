@@ -6,13 +6,17 @@
 //! thread waits with `enter(0, 1, GETEVENTS)` and never submits; on rings whose caller reaps
 //! (`caller_reaps`) it parks until the caller stops, stalls or the ring closes. Lock order: `reaper`, then
 //! state, then `Shared::ready`.
+//!
+//! Each thread holds the kernel ring for its life, and work done inline holds it for the call
+//! (`Shared::kernel`): a clean close drops the ring's own count after joining both threads, and
+//! whoever holds the last count frees it, never a thread still using it.
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, Submitter};
+use io_uring::{opcode, squeue, IoUring};
 
 use crate::reap::{discard, reap_all, unlock_and_close, CANCEL_TAG, WAKE_TAG};
 use crate::ring::{Completion, Shared};
@@ -34,10 +38,10 @@ fn transient(e: &io::Error) -> bool {
 /// op that would take the budget of bytes to copy below zero, or that runs on a kernel worker
 /// anyway while other ops are in the kernel (when nothing is, a lone op is not worth a hand-off),
 /// and returns whether it stopped so.
-fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline: Option<&mut usize>) -> bool {
+fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Completion>, mut inline: Option<&mut usize>) -> bool {
     // SAFETY: the state lock is held (`st`), as for every submission queue view, so this is the
     // only one, whichever thread fills (the submission thread, or a caller submitting inline).
-    let mut sq = unsafe { shared.ring.submission_shared() };
+    let mut sq = unsafe { ring.submission_shared() };
     if st.closing && !st.close_cancels_queued {
         // A cancel per op, not one ANY|ALL entry: over 32k blocked pipe reads the kernel spent
         // 25 s on that one (partly as task work on the JS thread that submitted them), where
@@ -125,22 +129,22 @@ fn fill(shared: &Shared, st: &mut State, ended: &mut Vec<Completion>, mut inline
 }
 
 /// Whether the submission queue is empty.
-fn sq_is_empty(shared: &Shared) -> bool {
-    sq_is_empty_locked(&shared.lock(), shared)
+fn sq_is_empty(shared: &Shared, ring: &IoUring) -> bool {
+    sq_is_empty_locked(&shared.lock(), ring)
 }
 
-fn sq_is_empty_locked(_locked: &State, shared: &Shared) -> bool {
+fn sq_is_empty_locked(_locked: &State, ring: &IoUring) -> bool {
     // SAFETY: the state lock is held (`_locked`), as for every submission queue view.
-    unsafe { shared.ring.submission_shared() }.is_empty()
+    unsafe { ring.submission_shared() }.is_empty()
 }
 
 /// Submits until the kernel has consumed every queued entry. Transient refusals are retried;
 /// entries are never dropped, because their slots must stay until their completions arrive.
 /// Returns false only when the kernel keeps refusing after the ring was told to stop: then
 /// nothing will take the entries, and `close` must not wait for them.
-fn submit_all(shared: &Shared, submitter: &Submitter<'_>) -> bool {
-    while !sq_is_empty(shared) {
-        match submitter.submit() {
+fn submit_all(shared: &Shared, ring: &IoUring) -> bool {
+    while !sq_is_empty(shared, ring) {
+        match ring.submitter().submit() {
             Ok(_) => {}
             Err(e) if transient(&e) => std::thread::yield_now(),
             Err(_) if shared.lock().stop => return false,
@@ -153,7 +157,7 @@ fn submit_all(shared: &Shared, submitter: &Submitter<'_>) -> bool {
 
 /// Whether the submission thread has something to do. Entries left in the submission queue
 /// count: an inline submit that the kernel refused leaves them for this thread.
-fn has_work(shared: &Shared, st: &State) -> bool {
+fn has_work(shared: &Shared, ring: &IoUring, st: &State) -> bool {
     let front_ready = st.queue.front().is_some_and(|&key| {
         st.in_kernel < shared.op_budget || st.closing || st.slab.get(key).is_none_or(|op| op.abandoned)
     });
@@ -162,16 +166,15 @@ fn has_work(shared: &Shared, st: &State) -> bool {
         || !st.cancels.is_empty()
         || st.abandoned_queued > 0
         || front_ready
-        || !sq_is_empty_locked(st, shared)
+        || !sq_is_empty_locked(st, ring)
 }
 
 /// Returns whether the completion thread was sent its wake-up (so it can be joined).
-pub(crate) fn submission_loop(shared: &Shared) -> bool {
-    let submitter = shared.ring.submitter();
+pub(crate) fn submission_loop(shared: &Shared, ring: &IoUring) -> bool {
     let mut ended = Vec::new();
     let mut st = shared.lock();
     loop {
-        if !has_work(shared, &st) {
+        if !has_work(shared, ring, &st) {
             if st.stop {
                 break;
             }
@@ -182,7 +185,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
                 drop(st);
                 // COOP_TASKRUN: completions that need this task's work run only when it enters.
                 // SAFETY: no arguments; GETEVENTS with min_complete 0 returns at once.
-                let _ = unsafe { submitter.enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None) };
+                let _ = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None) };
                 st = shared.lock();
             } else {
                 st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -191,7 +194,7 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
             continue;
         }
         // This thread copies on its own time: no budget.
-        fill(shared, &mut st, &mut ended, None);
+        fill(shared, ring, &mut st, &mut ended, None);
         wake_reaper(shared, &st);
         if st.closing && st.slab.is_empty() {
             shared.drained.notify_all();
@@ -200,21 +203,21 @@ pub(crate) fn submission_loop(shared: &Shared) -> bool {
         if !ended.is_empty() {
             shared.sink.deliver(std::mem::take(&mut ended));
         }
-        if !submit_all(shared, &submitter) {
+        if !submit_all(shared, ring) {
             return false;
         }
         st = shared.lock();
     }
-    let pushed = push_wake(&st, shared);
+    let pushed = push_wake(&st, ring);
     drop(st);
-    pushed && submit_all(shared, &submitter)
+    pushed && submit_all(shared, ring)
 }
 
 /// Queues the NOP that makes the completion thread return from its wait and exit.
-fn push_wake(_locked: &State, shared: &Shared) -> bool {
+fn push_wake(_locked: &State, ring: &IoUring) -> bool {
     let wake = opcode::Nop::new().build().user_data(WAKE_TAG);
     // SAFETY: the state lock is held (`_locked`); a NOP carries no pointers.
-    unsafe { shared.ring.submission_shared().push(&wake) }.is_ok()
+    unsafe { ring.submission_shared().push(&wake) }.is_ok()
 }
 
 /// Wakes a parked completion thread once entries are in the kernel for it to wait on. A condvar
@@ -236,6 +239,7 @@ fn caller_reaps(shared: &Shared, _locked: &State) -> bool {
 /// parts queued again, room freed in the kernel, or fds for the threads to close.
 pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> bool {
     shared.caller_seen.fetch_add(1, Ordering::SeqCst);
+    let Some(ring) = shared.kernel() else { return false };
     let _reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
     let mut st = shared.lock();
     if st.closing {
@@ -243,8 +247,8 @@ pub(crate) fn reap_for_caller(shared: &Shared, out: &mut Vec<Completion>) -> boo
     }
     let full = st.in_kernel >= shared.op_budget;
     // No shutdown NOP here: `close` queues it only after `closing` is set, under this lock.
-    let reaped = reap_all(shared, &mut st, out);
-    (reaped.requeued || (full && st.in_kernel < shared.op_budget) || !st.to_close.is_empty()) && has_work(shared, &st)
+    let reaped = reap_all(shared, &ring, &mut st, out);
+    (reaped.requeued || (full && st.in_kernel < shared.op_budget) || !st.to_close.is_empty()) && has_work(shared, &ring, &st)
 }
 
 /// How often the completion thread of a ring whose caller reaps looks, while nothing is in the
@@ -287,8 +291,7 @@ fn park<'a>(shared: &'a Shared, mut st: MutexGuard<'a, State>, stalled_at: &mut 
     }
 }
 
-pub(crate) fn completion_loop(shared: &Shared) {
-    let submitter = shared.ring.submitter();
+pub(crate) fn completion_loop(shared: &Shared, ring: &IoUring) {
     let mut batch = Vec::new();
     let mut woken = false;
     let mut stalled_at = None;
@@ -300,7 +303,7 @@ pub(crate) fn completion_loop(shared: &Shared) {
             drop(park(shared, shared.lock(), &mut stalled_at));
         }
         // SAFETY: no submission (to_submit = 0) and no argument struct.
-        let waited = unsafe { submitter.enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None) };
+        let waited = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 1, IORING_ENTER_GETEVENTS, None) };
         if let Err(e) = waited {
             if !transient(&e) {
                 std::thread::sleep(Duration::from_millis(1));
@@ -309,13 +312,13 @@ pub(crate) fn completion_loop(shared: &Shared) {
         let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = shared.lock();
         let full = st.in_kernel >= shared.op_budget;
-        let reaped = reap_all(shared, &mut st, &mut batch);
+        let reaped = reap_all(shared, ring, &mut st, &mut batch);
         drop(reaper);
         // Wake the submission thread only for work this reap made possible: parts queued again,
         // or room freed in the kernel. Ops a caller queued and has not flushed yet are not its
         // business: that caller may be about to submit them inline.
         let unblocked = reaped.requeued || (full && st.in_kernel < shared.op_budget);
-        if unblocked && shared.submitter_idle.load(Ordering::SeqCst) && has_work(shared, &st) {
+        if unblocked && shared.submitter_idle.load(Ordering::SeqCst) && has_work(shared, ring, &st) {
             shared.work.notify_one();
         }
         woken |= reaped.woke;
@@ -338,13 +341,14 @@ pub(crate) fn completion_loop(shared: &Shared) {
 /// the completion thread, which stays for those ops; what this reaps is dropped (nobody is left
 /// to receive it), and fds the engine holds are closed as usual.
 pub(crate) fn reap_abandoned(shared: &Shared) {
-    let submitter = shared.ring.submitter();
+    // Only a clean close releases the ring, and it leaves nothing to reap.
+    let Some(ring) = shared.kernel() else { return };
     let mut batch = Vec::new();
     loop {
         // Held while waiting too: a completion thread still alive waits its turn.
         let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = shared.lock();
-        let woke = reap_all(shared, &mut st, &mut batch).woke;
+        let woke = reap_all(shared, &ring, &mut st, &mut batch).woke;
         batch.clear();
         let done = st.slab.is_empty();
         unlock_and_close(st);
@@ -352,13 +356,13 @@ pub(crate) fn reap_abandoned(shared: &Shared) {
             // The completion thread, alive until the last op completes, may be waiting in the
             // kernel for a completion this took, or need the shutdown NOP this reaped: one more
             // ends its wait (a thread gone already leaves it unread).
-            pass_on_wake(shared, &submitter);
+            pass_on_wake(shared, &ring);
         }
         if done {
             return;
         }
         // Submits anything a stopped submission thread left queued, and waits for a completion.
-        if let Err(e) = submitter.submit_and_wait(1) {
+        if let Err(e) = ring.submitter().submit_and_wait(1) {
             if !transient(&e) {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -387,9 +391,9 @@ const INLINE_BYTES: usize = 4 << 20;
 /// reset per call when a turn flushes many times.
 pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: bool) -> bool {
     shared.caller_seen.fetch_add(1, Ordering::SeqCst);
+    let Some(ring) = shared.kernel() else { return false };
     // The completion thread holds this only while it walks the completion queue.
     let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
-    let submitter = shared.ring.submitter();
     let mut budget = INLINE_BYTES;
     for _ in 0..INLINE_ROUNDS {
         let mut st = shared.lock();
@@ -398,21 +402,21 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: 
             // which may block.
             return true;
         }
-        if !has_work(shared, &st) {
+        if !has_work(shared, &ring, &st) {
             return false;
         }
-        let over_budget = fill(shared, &mut st, out, Some(&mut budget));
+        let over_budget = fill(shared, &ring, &mut st, out, Some(&mut budget));
         drop(st);
-        if !submit_now(shared, &submitter) {
+        if !submit_now(shared, &ring) {
             return true;
         }
         let mut st = shared.lock();
-        let reaped = reap_all(shared, &mut st, out);
+        let reaped = reap_all(shared, &ring, &mut st, out);
         let mut woke = reaped.woke;
         // Completions posted inside this call signalled the eventfd: reset it, then take what
         // came meanwhile (its signal may be the one just reset; later ones signal anew).
         if settle && reaped.any && shared.drain_ready() {
-            woke |= reap_all(shared, &mut st, out).woke;
+            woke |= reap_all(shared, &ring, &mut st, out).woke;
         }
         // Entries the kernel finishes later (on its workers, or after I/O): the completion
         // thread's turn, unless the caller's event loop reaps.
@@ -421,22 +425,22 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: 
             // Only a concurrent `close` queues the NOP: it was meant for the completion thread,
             // which cannot exit without it.
             drop(st);
-            pass_on_wake(shared, &submitter);
+            pass_on_wake(shared, &ring);
         }
         if over_budget {
             return true;
         }
     }
     drop(reaper);
-    has_work(shared, &shared.lock())
+    has_work(shared, &ring, &shared.lock())
 }
 
 /// Queues the shutdown NOP again for the completion thread after a caller reaped it inline, and
 /// hands it to the kernel; a full submission queue is submitted first to make room.
-fn pass_on_wake(shared: &Shared, submitter: &Submitter<'_>) {
+fn pass_on_wake(shared: &Shared, ring: &IoUring) {
     loop {
-        let pushed = push_wake(&shared.lock(), shared);
-        if !submit_all(shared, submitter) || pushed {
+        let pushed = push_wake(&shared.lock(), ring);
+        if !submit_all(shared, ring) || pushed {
             return;
         }
     }
@@ -444,17 +448,17 @@ fn pass_on_wake(shared: &Shared, submitter: &Submitter<'_>) {
 
 /// Submits the queued entries from a caller's thread, retrying a refusal only briefly: a
 /// caller must not spin. Returns whether the kernel took them all.
-fn submit_now(shared: &Shared, submitter: &Submitter<'_>) -> bool {
+fn submit_now(shared: &Shared, ring: &IoUring) -> bool {
     for _ in 0..3 {
-        if sq_is_empty(shared) {
+        if sq_is_empty(shared, ring) {
             return true;
         }
-        match submitter.submit() {
+        match ring.submitter().submit() {
             Ok(_) => {}
             Err(e) if transient(&e) => {}
             Err(_) => return false,
         }
     }
-    sq_is_empty(shared)
+    sq_is_empty(shared, ring)
 }
 

@@ -150,6 +150,38 @@ fn close_with_thousands_in_flight_cancels_waits_and_joins() {
 }
 
 #[test]
+fn a_clean_close_releases_the_ring_and_its_eventfd_while_the_ring_is_still_held() {
+    let _serial = serial();
+    let (rings, mappings, eventfds) = (anon_fds("io_uring"), anon_mappings("io_uring"), anon_fds("eventfd"));
+    let ring = TestRing::with(RingConfig { inline_submit: true, caller_reaps: true, ..RingConfig::default() });
+    assert!(ring.ring.ready_fd().is_some(), "this kernel registers an eventfd");
+    assert_eq!((anon_fds("io_uring"), anon_fds("eventfd")), (rings + 1, eventfds + 1));
+    assert!(anon_mappings("io_uring") > mappings, "the ring's queues are mapped");
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    let read = || Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(16), 0);
+    let (user, key) = ring.submit(read());
+    assert_eq!(ring.wait(user).result, 16);
+
+    assert!(ring.ring.close());
+    // Not dropped: a JS object holding the ring waits for the garbage collector.
+    assert_eq!(anon_fds("io_uring"), rings, "the ring's fd is closed when a clean close returns");
+    assert_eq!(anon_mappings("io_uring"), mappings, "its queues are unmapped");
+    assert_eq!(anon_fds("eventfd"), eventfds, "its eventfd is closed");
+    // Every later call finds the ring closed and touches nothing released.
+    assert_eq!(ring.ring.submit(1, read()), Err(EngineError::Closed));
+    let mut out = Vec::new();
+    ring.ring.submit_and_reap_settled(&mut out, usize::MAX);
+    ring.ring.reap_ready_into(&mut out);
+    assert!(out.is_empty());
+    ring.ring.flush();
+    ring.ring.cancel(key);
+    ring.ring.stop_caller_reaping();
+    assert!(ring.ring.close() && ring.ring.close_waiting(), "the first close's answer");
+    assert_eq!((ring.ring.in_flight(), ring.ring.ready_fd()), (0, None));
+}
+
+#[test]
 fn close_with_the_kernel_full_of_blocked_reads_is_clean() {
     let _serial = serial();
     // More blocked reads than the kernel budget (about the completion queue's size) holds: one

@@ -89,6 +89,7 @@ impl Stuck {
         let mount = Mount::new();
         let watchdog = Watchdog::new(mount.connection.clone());
         let fd = mount.open_file();
+        let rings = common::anon_fds("io_uring");
         let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
         let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
         mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
@@ -102,6 +103,7 @@ impl Stuck {
         assert!(started.elapsed() < Duration::from_secs(5), "the close kept to its deadline");
         assert!(!ring.ring.close(), "a second close gives the first one's answer");
         assert_eq!(ring.ring.in_flight(), 1, "the stuck read is still in flight, its memory held");
+        assert_eq!(common::anon_fds("io_uring"), rings + 1, "and the ring kept, to complete it through");
         assert!(ring.wait_for(user, Duration::from_millis(50)).is_none());
         Stuck { ring, user, fd, _watchdog: watchdog, mount }
     }

@@ -318,10 +318,12 @@ impl NativeRing {
 
     /// Refuses new work, cancels everything in flight, waits for every completion (bounded by
     /// the shutdown timeout), joins both threads; the completions reaped meanwhile still arrive
-    /// through the callback. Returns whether every op completed. If not, the ops left in the
-    /// kernel complete through the callback when the kernel is done with them (as cancelled, or
-    /// with their result); the callback (and what the client keeps for those ops) stays
-    /// referenced for good, and the ring stops keeping the event loop alive.
+    /// through the callback. Returns whether every op completed; if so, the ring's fd, mappings
+    /// and eventfd are gone when this returns, and every later call on this object finds it
+    /// closed. If not, the ops left in the kernel complete through the callback when the kernel
+    /// is done with them (as cancelled, or with their result); the callback (and what the client
+    /// keeps for those ops) stays referenced for good, and the ring stops keeping the event loop
+    /// alive.
     #[napi(catch_unwind)]
     pub fn shutdown(&mut self, env: Env) -> Result<bool> {
         let clean = self.host.shutdown(false);

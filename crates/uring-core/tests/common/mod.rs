@@ -142,6 +142,22 @@ pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Open fds of this process that are anonymous inodes of `kind` (`io_uring`, `eventfd`).
+pub fn anon_fds(kind: &str) -> usize {
+    let name = format!("anon_inode:[{kind}]");
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() == name.as_str())
+        .count()
+}
+
+/// Mappings of this process of an anonymous inode of `kind` (a ring's queues: `io_uring`).
+pub fn anon_mappings(kind: &str) -> usize {
+    let name = format!("anon_inode:[{kind}]");
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().filter(|line| line.ends_with(&name)).count()
+}
+
 /// The engine's own threads in this process (kernel io-wq workers exit on their own schedule).
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task")
