@@ -49,7 +49,8 @@ pub enum Op {
     Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize },
     /// `all`: resubmit the rest after short writes; stops early when the kernel writes 0, or with
     /// the count written so far when a later step fails (as write(2) does: the error comes again
-    /// on the next write), so the caller knows how much landed.
+    /// on the next write) or is cancelled, in the kernel or before it is submitted (the op
+    /// abandoned, or its ring closing), so the caller knows how much landed.
     Write { target: Target, buf: Memory, offset: u64, all: bool, done: usize },
     Fsync { target: Target, datasync: bool },
     Fallocate { target: Target, offset: u64, len: u64, mode: i32 },
@@ -422,7 +423,8 @@ impl Op {
         match self {
             Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
             // A read's error stands even after progress: a short exact read means end of file. A
-            // write cancelled after progress (its caller interrupted) reports the count too.
+            // write cancelled after progress (its caller interrupted) reports the count too, as
+            // does one stopped between steps (`stopped`).
             Op::Write { done, .. } if res < 0 && *done > 0 => Next::Complete(*done as i32),
             Op::Write { buf, all, done, .. } => progress(res, buf.len(), *all, done),
             // FILES_UPDATE reports how many slots it changed; callers want the slot it filled.
@@ -433,6 +435,22 @@ impl Op {
             // asked for is done.
             Op::Close { .. } if res == -libc::ECANCELED => Next::Complete(0),
             _ => Next::Complete(res),
+        }
+    }
+
+    /// What this op reports when it ends before its next step runs (abandoned, or its ring
+    /// closing): what that step would give had the kernel cancelled it, so a write that made
+    /// progress reports its count and a close (which the engine then does itself) success. A
+    /// whole-file op reports the cancel whatever step it reached; its fd is closed (`held_fd`).
+    pub(crate) fn stopped(&mut self) -> i32 {
+        let cancelled = -libc::ECANCELED;
+        if matches!(self, Op::WholeFile { .. }) {
+            return cancelled;
+        }
+        match self.on_result(cancelled) {
+            Next::Complete(result) => result,
+            // No other op goes on after an error.
+            Next::Resubmit => cancelled,
         }
     }
 

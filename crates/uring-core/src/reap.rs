@@ -61,10 +61,11 @@ pub(crate) fn unlock_and_close(mut st: MutexGuard<'_, State>) {
 }
 
 /// Ends an op that will not run (further): queues any fd it still holds for closing, and hands
-/// on its completion as cancelled (a close asked for is done that way, so it reports success).
-pub(crate) fn discard(st: &mut State, op: InFlight, out: &mut Vec<Completion>) {
+/// on its completion as a cancel of its next step would end it (`Op::stopped`: a write's count
+/// so far, a close asked for done).
+pub(crate) fn discard(st: &mut State, mut op: InFlight, out: &mut Vec<Completion>) {
     st.to_close.extend(op.op.held_fd());
-    let result = if matches!(op.op, Op::Close { .. }) { 0 } else { -libc::ECANCELED };
+    let result = op.op.stopped();
     st.finish(op.member, Completion { user: op.user, result, output: None }, out);
 }
 

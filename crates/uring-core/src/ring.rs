@@ -462,9 +462,10 @@ impl Ring {
     }
 
     /// Gives up on an operation: the kernel is asked to cancel it, and its completion (the real
-    /// result or `-ECANCELED`) still arrives; its memory is held until then. Stale keys,
-    /// registration ops (which the kernel finishes inline) and closes (whose callers count the
-    /// fd as closed once asked, so they must run) are ignored.
+    /// result, the count so far of a write that made progress, or `-ECANCELED`) still arrives;
+    /// its memory is held until then. Stale keys, registration ops (which the kernel finishes
+    /// inline) and closes (whose callers count the fd as closed once asked, so they must run)
+    /// are ignored.
     pub fn cancel(&self, key: OpKey) {
         if abandon(&mut self.shared.lock(), key) {
             self.wake_submitter();

@@ -5,11 +5,11 @@
 mod common;
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use common::{blocking_fifo, blocks_file, serial, wait_until, TestRing};
-use uring_core::{Memory, Op, RingConfig, Target};
+use uring_core::{Memory, Op, OpKey, RingConfig, Target};
 
 /// A ring whose caller reaps, and may pause for a minute (these tests pause on purpose) before the
 /// completion thread reaps in its place.
@@ -49,6 +49,53 @@ fn signalled_fifo_read(data: &[u8]) -> (tempfile::TempDir, std::fs::File, TestRi
     fifo.write_all(data).unwrap();
     assert!(readable(ready, 5_000), "the kernel signals the eventfd when the read completes");
     (dir, fifo, ring, user, ready)
+}
+
+/// A caller-reaps ring with a `write_all` of 128 KiB into an empty pipe, whose first step the
+/// kernel has finished (the 64 KiB the pipe holds) and signalled, not reaped yet: the ring, the
+/// write's user and key, and the pipe's ends.
+fn half_done_write_all() -> (TestRing, u64, OpKey, [OwnedFd; 2]) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 just opened both, and nothing else owns them.
+    let pipe = fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let ring = caller_reaps();
+    let ready = ring.ring.ready_fd().expect("this kernel registers an eventfd");
+    let (user, key) = ring.submit(Op::write_all(Target::Fd(pipe[1].as_raw_fd()), Memory::zeroed(128 * 1024), 0));
+    // The submission thread submits it, so its completion waits for the caller.
+    ring.ring.flush();
+    assert!(readable(ready, 5_000), "the first step completed");
+    (ring, user, key, pipe)
+}
+
+/// Bytes waiting in a pipe.
+fn unread(fd: &OwnedFd) -> i32 {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes the pipe's unread byte count into `bytes`.
+    assert_eq!(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut bytes) }, 0);
+    bytes
+}
+
+#[test]
+fn a_write_all_cancelled_between_steps_reports_what_it_wrote() {
+    let _serial = serial();
+    let (ring, user, key, pipe) = half_done_write_all();
+    ring.ring.cancel(key);
+    ring.ring.reap_ready();
+    let written = ring.wait(user).result;
+    assert!(written > 0 && written < 128 * 1024, "the first step's count, not an error: {written}");
+    assert_eq!(written, unread(&pipe[0]), "what landed, so a retry does not write it twice");
+}
+
+#[test]
+fn a_write_all_whose_ring_closes_between_steps_reports_what_it_wrote() {
+    let _serial = serial();
+    let (ring, user, _, pipe) = half_done_write_all();
+    assert!(ring.ring.close());
+    let written = ring.wait(user).result;
+    assert!(written > 0 && written < 128 * 1024, "the first step's count, not an error: {written}");
+    assert_eq!(written, unread(&pipe[0]));
 }
 
 #[test]
