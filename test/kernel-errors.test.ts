@@ -222,6 +222,41 @@ layer(Uring.layer())("kernel errors", (it) => {
     }))
 })
 
+describe("UringFileSystem's remove where permissions refuse it, as NodeFileSystem's", () => {
+  it.scoped("a directory in a sticky directory is emptied of what may be removed before its rmdir fails EPERM", () =>
+    Effect.gen(function*() {
+      const base = yield* tempDir()
+      Fs.chmodSync(base, 0o1777)
+      // Root's directory, open to all, holding the unprivileged user's files: the sticky bit lets
+      // that user remove the files but not the directory.
+      const layers = ["uringFs", "nodeFs"] as const
+      const outcomes: Record<string, string | undefined> = {}
+      for (const layer of layers) {
+        const dir = Path.join(base, layer)
+        Fs.mkdirSync(dir)
+        Fs.chmodSync(dir, 0o777)
+        for (const name of ["a", "b"]) {
+          Fs.writeFileSync(Path.join(dir, name), name)
+          Fs.chownSync(Path.join(dir, name), 65534, 65534)
+        }
+        outcomes[layer] = runAsNobody(dir, `${layer}.removeRecursive`).outcomes[`${layer}.removeRecursive`]
+        expect([layer, Fs.readdirSync(dir)]).toEqual([layer, []])
+      }
+      expect(outcomes).toEqual({ uringFs: "SystemError:Unknown", nodeFs: "SystemError:Unknown" })
+    }))
+
+  it.scoped("a directory whose parent the user may not write is, without recursive, Node's \"Path is a directory\"", () =>
+    Effect.gen(function*() {
+      const parent = yield* tempDir()
+      const dir = Path.join(parent, "d")
+      Fs.mkdirSync(dir)
+      Fs.chmodSync(parent, 0o555)
+      const { outcomes } = runAsNobody(dir, "uringFs.remove", "nodeFs.remove")
+      expect(outcomes).toEqual({ "uringFs.remove": "SystemError:Unknown", "nodeFs.remove": "SystemError:Unknown" })
+      expect(Fs.existsSync(dir)).toBe(true)
+    }))
+})
+
 describe("errno mapping of kernel results", () => {
   layer(Uring.layer())("TooManyOpenFiles and Canceled", (it) => {
     it.effect("EMFILE from a process whose fd limit is reached", () =>

@@ -5,7 +5,7 @@
 import type * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { describe, expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { UringFileSystem } from "../../src/index.js"
@@ -112,14 +112,21 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
             yield* file.write(bytes("B"))
             yield* file.seek(0, "start")
             const afterCut = yield* file.readAlloc(64)
+            yield* file.truncate(-3) // negative is 0, as Node's ftruncate takes it
+            const afterNegative = (yield* file.stat).size
             yield* file.truncate() // to 0, cursor 0
             yield* file.write(bytes("C"))
             yield* file.seek(0, "start")
             const afterZero = yield* file.readAlloc(64)
-            return { afterCut, afterZero, size: (yield* file.stat).size }
+            return { afterCut, afterNegative, afterZero, size: (yield* file.stat).size }
           })
         )
-        expect(outcome.ok).toEqual({ afterCut: { some: "bytes:0123B" }, afterZero: { some: "bytes:C" }, size: "1n" })
+        expect(outcome.ok).toEqual({
+          afterCut: { some: "bytes:0123B" },
+          afterNegative: "0n",
+          afterZero: { some: "bytes:C" },
+          size: "1n"
+        })
         expect(tree).toEqual({ t: "file 644 C" })
       }))
 
@@ -283,13 +290,18 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
             yield* fs.truncate(path, 3)
             const three = yield* fs.readFileString(path)
             yield* fs.makeDirectory(Path.join(dir, "d"))
+            const three_ = three
+            // A negative length is 0, as Node's ftruncate takes it.
+            yield* fs.writeFileString(Path.join(dir, "g"), "0123")
+            yield* fs.truncate(Path.join(dir, "g"), -5)
             return {
-              three,
+              three: three_,
               dir: yield* Effect.either(fs.truncate(Path.join(dir, "d"))),
               missing: yield* Effect.either(fs.truncate(Path.join(dir, "nope"), 1))
             }
           })
         )
+        expect(tree.g).toBe("file 644 ")
         expect(outcome.ok).toMatchObject({
           three: "012",
           dir: { left: { reason: "BadResource", method: "truncate" } },
@@ -425,6 +437,50 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
           mStays: true
         })
         expect(tree).toEqual({ m: "dir 750" })
+      }))
+
+    it.scoped("remove on a read-only mount: a missing path is missing, not EROFS, so force succeeds", () =>
+      Effect.gen(function*() {
+        const { outcome } = yield* same((fs, dir) =>
+          Effect.gen(function*() {
+            const ro = Path.join(dir, "ro")
+            Fs.mkdirSync(ro)
+            yield* tmpfs("64k", "ro", ro)
+            const p = Path.join(ro, "nope")
+            return {
+              force: yield* Effect.either(fs.remove(p, { force: true })),
+              forceRecursive: yield* Effect.either(fs.remove(p, { force: true, recursive: true })),
+              plain: yield* Effect.either(fs.remove(p)),
+              recursive: yield* Effect.either(fs.remove(p, { recursive: true })),
+              // There, but the mount refuses: EROFS.
+              present: yield* Effect.either(fs.remove(ro, { recursive: true }))
+            }
+          })
+        )
+        expect(outcome.ok).toMatchObject({
+          force: { _tag: "Right" },
+          forceRecursive: { _tag: "Right" },
+          plain: { left: notFound("remove", "<dir>/ro/nope") },
+          recursive: { left: notFound("remove", "<dir>/ro/nope") },
+          present: { left: { reason: "Busy", method: "remove" } }
+        })
+      }))
+
+    it.scoped("a recursive remove of a path ending in .. is refused, as one ending in . is, and removes nothing", () =>
+      Effect.gen(function*() {
+        const fs = yield* UringFs
+        const dir = yield* tempDir()
+        Fs.mkdirSync(Path.join(dir, "a", "b"), { recursive: true })
+        Fs.writeFileSync(Path.join(dir, "a", "f"), "keep")
+        for (const path of [Path.join(dir, "a", "b") + "/..", Path.join(dir, "a", "b") + "/../", Path.join(dir, "a") + "/."]) {
+          expect(yield* Effect.flip(fs.remove(path, { recursive: true }))).toMatchObject({
+            _tag: "SystemError",
+            reason: "Unknown",
+            syscall: "rmdir",
+            description: expect.stringContaining("EINVAL")
+          })
+        }
+        expect(Fs.readdirSync(Path.join(dir, "a")).sort()).toEqual(["b", "f"])
       }))
 
     it.scoped("rename over an existing file, and rename errors", () =>
@@ -803,6 +859,45 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         }
       }))
 
+    it.scoped("errors name the system call Node's do and carry Node's description", () =>
+      Effect.gen(function*() {
+        const fields = (error: PlatformError.PlatformError, dir: string) =>
+          error._tag === "SystemError"
+            ? { method: error.method, reason: error.reason, syscall: error.syscall, description: normalize(error.description, dir) }
+            : error._tag
+        const cases: Array<[string, Case<unknown>]> = [
+          ["stat missing", (fs, dir) => fs.stat(Path.join(dir, "nope"))],
+          ["open missing", (fs, dir) => fs.open(Path.join(dir, "nope"))],
+          ["readFile of a directory", (fs, dir) => fs.readFile(dir)],
+          ["writeFile to a directory", (fs, dir) => fs.writeFile(dir, bytes("x"))],
+          ["truncate missing", (fs, dir) => fs.truncate(Path.join(dir, "nope"))],
+          ["makeDirectory existing", (fs, dir) => fs.makeDirectory(dir)],
+          ["remove missing", (fs, dir) => fs.remove(Path.join(dir, "nope"))],
+          ["remove missing, recursive", (fs, dir) => fs.remove(Path.join(dir, "nope"), { recursive: true })],
+          ["remove beneath a file", (fs, dir) =>
+            Effect.zipRight(fs.writeFileString(Path.join(dir, "f"), "x"), fs.remove(Path.join(dir, "f", "x")))],
+          ["link onto an existing file", (fs, dir) =>
+            Effect.zipRight(fs.writeFileString(Path.join(dir, "f"), "x"), fs.link(Path.join(dir, "f"), Path.join(dir, "f")))],
+          ["symlink onto an existing file", (fs, dir) =>
+            Effect.zipRight(fs.writeFileString(Path.join(dir, "f"), "x"), fs.symlink("t", Path.join(dir, "f")))],
+          ["copy of a missing source", (fs, dir) => fs.copy(Path.join(dir, "nope"), Path.join(dir, "to"))],
+          ["read of a directory", (fs, dir) => Effect.flatMap(fs.open(dir), (file) => file.readAlloc(4))]
+        ]
+        for (const [name, body] of cases) {
+          const result = yield* both((fs, dir) =>
+            Effect.map(Effect.either(body(fs, dir)), (result) => Either.isLeft(result) ? fields(result.left, dir) : "succeeded")
+          )
+          expect([name, result.uring]).toEqual([name, result.node])
+        }
+        // A temporary directory's name is random: the system call alone.
+        const temp = yield* both((fs, dir) =>
+          Effect.map(Effect.either(fs.makeTempDirectory({ directory: Path.join(dir, "nope") })), (result) =>
+            Either.isLeft(result) && result.left._tag === "SystemError" ? result.left.syscall : "no SystemError")
+        )
+        expect(temp.uring).toEqual({ ok: "mkdtemp" })
+        expect(temp.node).toEqual(temp.uring)
+      }))
+
     it.scoped("a failure carries the errno in its cause", () =>
       Effect.gen(function*() {
         const fs = yield* UringFs
@@ -824,7 +919,8 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         const path = Path.join(mount, "f")
         const file = yield* fs.open(path, { flag: "w+" })
         const fields = { _tag: "SystemError", reason: "Unknown", syscall: "write", pathOrDescriptor: file.fd }
-        const description = `ENOSPC: no space left on device, write '${path}', after writing 65536 bytes`
+        // Node's description names no path for a call on an fd.
+        const description = "ENOSPC: no space left on device, write, after writing 65536 bytes"
         expect(yield* Effect.flip(file.writeAll(new Uint8Array(1 << 20)))).toMatchObject({
           ...fields,
           method: "writeAll",

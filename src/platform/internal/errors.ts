@@ -4,6 +4,7 @@
  * @internal
  */
 import * as PlatformError from "@effect/platform/Error"
+import { getSystemErrorMap } from "node:util"
 import { describeErrno } from "../../errors/errno.js"
 import { fromErrno, type UringError } from "../../errors/UringError.js"
 import { pathLengthErrno } from "../../internal/validate.js"
@@ -78,6 +79,23 @@ const transferSteps: Readonly<Record<string, { readonly syscall: string; readonl
   readFile: { syscall: "read", codes: new Set(["EISDIR", "EIO", "EINVAL", "EBADF"]) }
 }
 
+/** System calls Node makes on an fd: its errors name no path for them. */
+const fdSyscalls: ReadonlySet<string> = new Set([
+  "read",
+  "write",
+  "fstat",
+  "ftruncate",
+  "fsync",
+  "fdatasync",
+  "fallocate",
+  "fadvise",
+  "close"
+])
+
+/** Node's own description of an errno (libuv's wording, e.g. "file already exists"), else this library's. */
+const nodeMessages = getSystemErrorMap()
+const messageOf = (errno: number): string => nodeMessages.get(-errno)?.[1] ?? describeErrno(errno)
+
 /** Node's `syscall` name for a ring operation that failed with `code`. @internal */
 export const syscallOf = (operation: string, code: string): string => {
   const step = transferSteps[operation]
@@ -94,19 +112,23 @@ export const syscallOf = (operation: string, code: string): string => {
 export const toPlatformError = (
   method: string,
   pathOrDescriptor: string | number,
-  paths?: { readonly [argument: string]: string }
+  paths?: { readonly [argument: string]: string },
+  syscall?: string
 ) =>
-(error: UringError): PlatformError.PlatformError => withoutStack(() => convert(method, pathOrDescriptor, error, paths))
+(error: UringError): PlatformError.PlatformError =>
+  withoutStack(() => convert(method, pathOrDescriptor, error, paths, syscall))
 
 /**
- * `paths` names the path arguments of a member with more than one (`link`'s `from` and `to`);
- * otherwise the refused argument `path` is `pathOrDescriptor`.
+ * `paths` names the path arguments of a member with more than one (`link`'s `from` and `to`, in
+ * the order Node's description gives them); otherwise the refused argument `path` is
+ * `pathOrDescriptor`. `syscall` is Node's where the op's own is not (an lstat made as a stat).
  */
 const convert = (
   method: string,
   pathOrDescriptor: string | number,
   error: UringError,
-  paths?: { readonly [argument: string]: string }
+  paths?: { readonly [argument: string]: string },
+  syscallOverride?: string
 ): PlatformError.PlatformError => {
   switch (error._tag) {
     case "InvalidArgument": {
@@ -117,7 +139,9 @@ const convert = (
         ? pathOrDescriptor
         : undefined
       const errno = path === undefined ? undefined : pathLengthErrno(path)
-      if (errno !== undefined) return convert(method, pathOrDescriptor, fromErrno(errno, { operation: error.operation, path }))
+      if (errno !== undefined) {
+        return convert(method, pathOrDescriptor, fromErrno(errno, { operation: error.operation, path }), paths, syscallOverride)
+      }
       return new PlatformError.BadArgument({
         module: "FileSystem",
         method,
@@ -153,9 +177,11 @@ const convert = (
         cause: error
       }, SKIP_VALIDATION)
     default: {
-      const syscall = syscallOf(error.operation, error.code)
-      const where = error.path !== undefined ? ` '${error.path}'` : ""
-      // Node's description, and for a write in steps (`writeAll`) how much of the data went before the error.
+      const syscall = syscallOverride ?? syscallOf(error.operation, error.code)
+      // Node's description: the path for a call on one, and a second path's destination; for a
+      // write in steps (`writeAll`), how much of the data went before the error.
+      const [path = error.path, dest] = paths === undefined ? [] : Object.values(paths)
+      const where = fdSyscalls.has(syscall) || path === undefined ? "" : ` '${path}'${dest === undefined ? "" : ` -> '${dest}'`}`
       const after = "written" in error && error.written !== undefined ? `, after writing ${error.written} bytes` : ""
       return new PlatformError.SystemError({
         module: "FileSystem",
@@ -163,7 +189,7 @@ const convert = (
         reason: reasonOf(error.code),
         pathOrDescriptor,
         syscall,
-        description: `${error.code}: ${describeErrno(error.errno)}, ${syscall}${where}${after}`,
+        description: `${error.code}: ${messageOf(error.errno)}, ${syscall}${where}${after}`,
         cause: error
       }, SKIP_VALIDATION)
     }

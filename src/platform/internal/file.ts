@@ -44,6 +44,10 @@ const intoRingMemory = <E>(
   })
 }
 
+/** A length for ftruncate as Node takes it: none is 0, and so is a negative one (Node's `Math.max(0, len)`). @internal */
+export const truncatedLength = (length: FileSystem.SizeInput | undefined): number =>
+  length === undefined ? 0 : Math.max(0, Number(length))
+
 /** A Buffer view over ring-read bytes, without a copy (Node's File hands out Buffers too). @internal */
 export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
@@ -143,11 +147,11 @@ class UringFileImpl implements UringFile {
 
   truncate(length?: FileSystem.SizeInput): Effect.Effect<void, PlatformError.PlatformError> {
     return this.semaphore.withPermits(1)(
-      Effect.suspend(() => this.uring.ftruncate(this.handle, length ? Number(length) : 0)).pipe(
+      Effect.suspend(() => this.uring.ftruncate(this.handle, truncatedLength(length))).pipe(
         Effect.mapError(this.fail("truncate")),
         Effect.map(() => {
           if (!this.append) {
-            const len = BigInt(length ?? 0)
+            const len = BigInt(truncatedLength(length))
             if (this.position > len) this.position = len
           }
         })

@@ -16,7 +16,7 @@ import type { Metadata } from "../../services/Metadata.js"
 import type { UringShape } from "../../services/Uring.js"
 import type { UringFile } from "../UringFileSystem.js"
 import { remap, systemError, toPlatformError } from "./errors.js"
-import { makeFile, readBuffer, ringData } from "./file.js"
+import { makeFile, readBuffer, ringData, truncatedLength } from "./file.js"
 import { toInfo } from "./info.js"
 import { readChunks } from "./stream.js"
 
@@ -26,6 +26,10 @@ export const UringFileSystemTypeId: unique symbol = Symbol.for("effect-uring/Uri
 /** Entries removed or copied at once in a tree. */
 const TREE_CONCURRENCY = 8
 const ENOTDIR = 20
+const EPERM = 1
+const EINVAL = 22
+/** What a path's lookup fails with: errors Node's lstat before a remove reports. */
+const LOOKUP_CODES: ReadonlySet<string> = new Set(["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"])
 const TEMP_ATTEMPTS = 100
 
 const TEMP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -98,7 +102,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
 
   // `withFile`, not a Scope: Effect's scoped acquire/release alone costs about 25 µs per call here.
   const truncate = (path: string, length?: FileSystem.SizeInput) =>
-    uring.withFile(path, { flag: "r+" }, (handle) => uring.ftruncate(handle, length !== undefined ? Number(length) : 0))
+    uring.withFile(path, { flag: "r+" }, (handle) => uring.ftruncate(handle, truncatedLength(length)))
       .pipe(Effect.mapError(toPlatformError("truncate", path)))
 
   // == rename / link / symlink
@@ -170,6 +174,51 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   }
 
   /**
+   * What is at `path`, asked after an unlink or rmdir failed in a way that does not say:
+   * EROFS, EACCES and EPERM come before the kernel looks the name up, where Node, which lstats
+   * first, reports a missing path or a directory. `undefined` when the lstat fails otherwise.
+   */
+  const lstatAfter = (path: string) =>
+    uring.stat(path, { followSymlinks: false }).pipe(
+      Effect.map((meta) => ({ missing: undefined, directory: meta.type === "Directory" })),
+      Effect.catchAll((error) =>
+        Effect.succeed(isMissing(error, path) ? { missing: error, directory: false } : undefined)
+      )
+    )
+
+  /**
+   * A failed unlink or rmdir of `path` as Node reports it: Node lstats the path it is given
+   * first, so that lstat is what fails to look the path up.
+   */
+  const removeFailed = (method: string, root: string, path: string, error: UringError) =>
+    toPlatformError(method, root, undefined, path === root && "code" in error && LOOKUP_CODES.has(error.code) ? "lstat" : undefined)(
+      error
+    )
+
+  /** `error` of a failed unlink or rmdir, unless the lstat after it finds `path` missing (fine if `missingOk`). */
+  const unlessMissing = (
+    path: string,
+    method: string,
+    root: string,
+    missingOk: boolean,
+    error: UringError,
+    orDirectory: () => Effect.Effect<void, PlatformError.PlatformError> = () =>
+      Effect.fail(removeFailed(method, root, path, error))
+  ): Effect.Effect<void, PlatformError.PlatformError> =>
+    isMissing(error, path)
+      ? Effect.fail(removeFailed(method, root, path, error))
+      : Effect.flatMap(lstatAfter(path), (found) => {
+        if (found?.missing !== undefined) {
+          return missingOk ? Effect.void : Effect.fail(toPlatformError(method, root, undefined, "lstat")(found.missing))
+        }
+        return found?.directory === true ? orDirectory() : Effect.fail(removeFailed(method, root, path, error))
+      })
+
+  /** Node's error for a directory given to `remove` without `recursive`. */
+  const isADirectory = (method: string, root: string) =>
+    Effect.fail(systemError(method, root, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${root}`))
+
+  /**
    * unlink(2) of a directory is EISDIR on Linux, so a file or a link goes in one op, with no stat
    * first; a directory is removed with its tree when `recursive`.
    */
@@ -182,15 +231,15 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   ): Effect.Effect<void, PlatformError.PlatformError> =>
     uring.unlink(path).pipe(Effect.catchAll((error) => {
       if (missingOk && isMissing(error, path)) return Effect.void
-      if (error._tag !== "IsADirectory") return Effect.fail(toPlatformError(method, root)(error))
-      return recursive
-        ? removeDir(path, method, root, true, false)
-        : Effect.fail(systemError(method, root, "Unknown", "rm", `Path is a directory: rm returned EISDIR (is a directory) ${root}`))
+      const directory = () => recursive ? removeDir(path, method, root, true, false) : isADirectory(method, root)
+      if (error._tag === "IsADirectory") return directory()
+      return unlessMissing(path, method, root, missingOk, error, directory)
     }))
 
   /**
-   * rmdir: one op when the directory is empty; a full one is listed and emptied first. With
-   * `orFile`, a file or a link (ENOTDIR) is unlinked instead.
+   * rmdir: one op when the directory is empty; a full one is listed and emptied first, and so is
+   * one rmdir refuses with EPERM or EEXIST, as Node's rimraf does (a sticky directory whose entries
+   * are the caller's to remove). With `orFile`, a file or a link (ENOTDIR) is unlinked instead.
    */
   const removeDir = (
     dir: string,
@@ -201,9 +250,11 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   ): Effect.Effect<void, PlatformError.PlatformError> =>
     uring.rmdir(dir).pipe(Effect.catchAll((error) => {
       if (missingOk && isMissing(error, dir)) return Effect.void
-      if (error._tag === "DirectoryNotEmpty") return emptyAndRemove(dir, method, root)
+      if (error._tag === "DirectoryNotEmpty" || error._tag === "AlreadyExists" || ("errno" in error && error.errno === EPERM)) {
+        return emptyAndRemove(dir, method, root)
+      }
       if (error._tag === "NotADirectory" && orFile) return removeEntry(dir, method, root, missingOk, true)
-      return Effect.fail(toPlatformError(method, root)(error))
+      return unlessMissing(dir, method, root, missingOk, error)
     }))
 
   /** Removes everything below `dir` and `dir` itself; entries that vanish meanwhile are fine (as in Node's rimraf). */
@@ -229,10 +280,15 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
    * Without `recursive` the path is most likely a file: unlink first. With it, most likely a
    * directory: rmdir first, one op when it is empty.
    */
-  const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) =>
-    options?.recursive
-      ? removeDir(path, method, path, options.force ?? false, true)
-      : removeEntry(path, method, path, options?.force ?? false, false)
+  const removeFactory = (method: string) => (path: string, options?: FileSystem.RemoveOptions) => {
+    if (!options?.recursive) return removeEntry(path, method, path, options?.force ?? false, false)
+    // rmdir of `dir/..` fails ENOTEMPTY, and emptying it would remove the tree of the directory
+    // above: refused as `dir/.` is (EINVAL), where rm(1) refuses both.
+    if (typeof path === "string" && Path.basename(path) === "..") {
+      return Effect.fail(toPlatformError(method, path)(fromErrno(EINVAL, { operation: "rmdir", path })))
+    }
+    return removeDir(path, method, path, options.force ?? false, true)
+  }
   const remove = removeFactory("remove")
 
   // == copyFile
@@ -254,12 +310,13 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     const cpError = (title: string, code: string, message: string, path: string) =>
       systemError("copy", fromPath, "Unknown", "cp", `${title}: cp returned ${code} (${message}) ${path}`)
 
-    const lstat = (path: string) => uring.stat(path, { followSymlinks: false }).pipe(Effect.mapError(fail))
+    const lstatFailed = toPlatformError("copy", fromPath, undefined, "lstat")
+    const lstat = (path: string) => uring.stat(path, { followSymlinks: false }).pipe(Effect.mapError(lstatFailed))
     const lstatOrNone = (path: string) =>
       uring.stat(path, { followSymlinks: false }).pipe(
         Effect.map(Option.some),
         Effect.catchTag("NotFound", () => Effect.succeed(Option.none<Metadata>())),
-        Effect.mapError(fail)
+        Effect.mapError(lstatFailed)
       )
 
     const checkPaths = (src: string, dest: string) =>
@@ -442,7 +499,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
           Effect.catchTag("AlreadyExists", (error) => left > 1 ? attempt(left - 1) : Effect.fail(error))
         )
       }
-      return attempt(TEMP_ATTEMPTS).pipe(Effect.mapError(toPlatformError(method, template)))
+      return attempt(TEMP_ATTEMPTS).pipe(Effect.mapError(toPlatformError(method, template, undefined, "mkdtemp")))
     })
   const makeTempDirectory = makeTempDirectoryFactory("makeTempDirectory")
 
