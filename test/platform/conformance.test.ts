@@ -290,12 +290,11 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
             yield* fs.truncate(path, 3)
             const three = yield* fs.readFileString(path)
             yield* fs.makeDirectory(Path.join(dir, "d"))
-            const three_ = three
             // A negative length is 0, as Node's ftruncate takes it.
             yield* fs.writeFileString(Path.join(dir, "g"), "0123")
             yield* fs.truncate(Path.join(dir, "g"), -5)
             return {
-              three: three_,
+              three,
               dir: yield* Effect.either(fs.truncate(Path.join(dir, "d"))),
               missing: yield* Effect.either(fs.truncate(Path.join(dir, "nope"), 1))
             }
