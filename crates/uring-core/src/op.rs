@@ -6,8 +6,6 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use crate::files::FileTable;
-
 /// Builds an entry for either a raw or a registered fd.
 macro_rules! with_target {
     ($target:expr, |$fd:ident| $build:expr) => {
@@ -56,7 +54,10 @@ pub enum Op {
     Fallocate { target: Target, offset: u64, len: u64, mode: i32 },
     Fadvise { target: Target, offset: u64, len: i64, advice: i32 },
     Ftruncate { target: Target, len: u64 },
-    /// Statx of an open file; a registered file is looked up by its raw fd (statx has no fixed form).
+    /// Statx of an open file. Statx has no fixed-file form: a registered file's slot gives way to
+    /// the raw fd behind it when the ring accepts the op (`resolve_slot`), and the op does not
+    /// hold the slot. The kernel looks the number up when the statx runs, on one of its workers:
+    /// its owner must keep it open until the op completes.
     Fstat { target: Target, mask: u32, out: Memory },
     Statx { dirfd: RawFd, path: CString, flags: i32, mask: u32, out: Memory },
     OpenAt { dirfd: RawFd, path: CString, flags: i32, mode: u32 },
@@ -234,6 +235,14 @@ impl Op {
         }
     }
 
+    /// Puts `raw`, the fd registered in this op's slot, in the slot's place if the kernel takes
+    /// this op by raw fd only (statx).
+    pub(crate) fn resolve_slot(&mut self, raw: RawFd) {
+        if let Op::Fstat { target, .. } = self {
+            *target = Target::Fd(raw);
+        }
+    }
+
     /// Checks what the kernel must never see; runs on the caller's thread before queueing.
     pub(crate) fn validate(&self) -> Result<(), String> {
         let check_out = |out: &Memory| {
@@ -315,9 +324,8 @@ impl Op {
         }
     }
 
-    /// The submission entry for this op's next step. `files` resolves registered slots to raw
-    /// fds for calls that have no fixed-file form.
-    pub(crate) fn entry(&mut self, files: &FileTable) -> squeue::Entry {
+    /// The submission entry for this op's next step.
+    pub(crate) fn entry(&mut self) -> squeue::Entry {
         match self {
             Op::Read { target, buf, offset, done, .. } => {
                 let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
@@ -349,7 +357,9 @@ impl Op {
             Op::Fstat { target, mask, out } => {
                 let fd = match *target {
                     Target::Fd(fd) => fd,
-                    Target::Fixed(slot) => files.raw_fd(slot).unwrap_or(-1),
+                    // Never here: the ring put the slot's raw fd in its place when it accepted the
+                    // op (`resolve_slot`). -1 would fail as EBADF, never stat another file.
+                    Target::Fixed(_) => -1,
                 };
                 opcode::Statx::new(types::Fd(fd), EMPTY_PATH.as_ptr(), out.as_mut_ptr().cast())
                     .flags(libc::AT_EMPTY_PATH)

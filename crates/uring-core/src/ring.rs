@@ -118,14 +118,16 @@ pub struct Ring {
 }
 
 /// Checks an op against the ring's state: open for work, and any registered slot it uses in use.
-fn admit(st: &State, op: &Op) -> Result<(), EngineError> {
+/// An op the kernel takes only by raw fd gets the slot's now, while it is known to be there: an
+/// unregister accepted next releases the slot at once, before either reaches the kernel.
+fn admit(st: &State, op: &mut Op) -> Result<(), EngineError> {
     if st.closing {
         return Err(EngineError::Closed);
     }
-    match op.fixed_slot() {
-        Some(slot) if st.files.raw_fd(slot).is_none() => Err(not_registered(slot)),
-        _ => Ok(()),
-    }
+    let Some(slot) = op.fixed_slot() else { return Ok(()) };
+    let raw = st.files.raw_fd(slot).ok_or_else(|| not_registered(slot))?;
+    op.resolve_slot(raw);
+    Ok(())
 }
 
 /// Marks an op abandoned and arranges its cancel: sent to the kernel if it is there, else swept
@@ -283,7 +285,7 @@ impl Ring {
     pub fn submit(&self, user: u64, mut op: Op) -> Result<OpKey, EngineError> {
         op.validate().map_err(EngineError::InvalidArgument)?;
         let mut st = self.shared.lock();
-        admit(&st, &op)?;
+        admit(&st, &mut op)?;
         match &mut op {
             Op::RegisterFile { slot, fds } => {
                 *slot = st.files.reserve(fds[0]).ok_or(EngineError::TableFull)?;
@@ -331,7 +333,7 @@ impl Ring {
     }
 
     /// Checks every op of a group before any is queued; on success, the lock to queue them under.
-    fn admit_group(&self, ops: &[Op], slots: Option<&[u32]>, results: &Results) -> Result<MutexGuard<'_, State>, EngineError> {
+    fn admit_group(&self, ops: &mut [Op], slots: Option<&[u32]>, results: &Results) -> Result<MutexGuard<'_, State>, EngineError> {
         let slotted = match slots {
             None => ops.len() == results.len(),
             Some(slots) => {
@@ -347,7 +349,7 @@ impl Ring {
                 results.len()
             )));
         }
-        for op in ops {
+        for op in ops.iter() {
             op.validate().map_err(EngineError::InvalidArgument)?;
             if matches!(op, Op::RegisterFile { .. } | Op::UnregisterFile { .. }) {
                 return Err(EngineError::InvalidArgument("registration ops cannot be grouped".into()));

@@ -84,7 +84,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
     while let Some(&key) = st.queue.front() {
         let next_large = inline.is_some()
             && st.queue.get(1).is_some_and(|&next| st.slab.get(next).is_some_and(|op| op.op.large_read()));
-        let State { slab, files, closing, in_kernel, .. } = &mut *st;
+        let State { slab, closing, in_kernel, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else {
             st.queue.pop_front();
             continue;
@@ -112,7 +112,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
             }
             *budget -= bytes;
         }
-        let mut entry: squeue::Entry = op.op.entry(files).user_data(key);
+        let mut entry: squeue::Entry = op.op.entry().user_data(key);
         if to_worker {
             entry = entry.flags(squeue::Flags::ASYNC);
         }

@@ -197,6 +197,25 @@ fn registered_files_read_and_write() {
 }
 
 #[test]
+fn an_fstat_queued_before_its_slots_unregister_stats_the_registered_file() {
+    let _serial = serial();
+    // One flush for both, as the JavaScript client sends a turn's ops.
+    let ring = TestRing::deferred(uring_core::RingConfig::default());
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    use std::os::fd::AsRawFd;
+    let (register, _) = ring.submit(Op::register_file(file.as_raw_fd()));
+    ring.ring.flush();
+    let slot = ring.wait(register).result as u32;
+    let (fstat, _) = ring.submit(Op::fstat(Target::Fixed(slot), libc::STATX_BASIC_STATS));
+    let (unregister, _) = ring.submit(Op::unregister_file(slot));
+    ring.ring.flush();
+    let c = ring.wait(fstat);
+    assert_eq!(c.result, 0, "the slot was registered when the fstat was accepted");
+    assert_eq!(u64_at(&c.output.unwrap(), 40), file.metadata().unwrap().size());
+    assert_eq!(ring.wait(unregister).result, 0);
+}
+
+#[test]
 fn open_flags_modes_and_dirfds() {
     let _serial = serial();
     let ring = TestRing::new();
