@@ -643,6 +643,29 @@ describe("Uring layer lifecycle", () => {
       expect(error._tag).toBe("RingClosed")
     }))
 
+  it.effect("closing the layer releases the ring's fd and mappings at once, not when the collector takes its handle", () =>
+    Effect.gen(function*() {
+      const rings = () =>
+        Fs.readdirSync("/proc/self/fd").filter((fd) => {
+          try {
+            return Fs.readlinkSync(`/proc/self/fd/${fd}`) === "anon_inode:[io_uring]"
+          } catch {
+            return false // the directory's own fd, gone by now
+          }
+        }).length
+      const before = rings()
+      // Every service is kept reachable, so nothing here depends on the collector.
+      const kept: Array<UringShape> = []
+      for (let i = 0; i < 20; i++) {
+        const scope = yield* Scope.make()
+        kept.push(yield* Scope.extend(make({ ringSize: 8 }), scope))
+        expect(rings()).toBe(before + 1)
+        yield* Scope.close(scope, Exit.void)
+        expect(rings()).toBe(before)
+      }
+      expect((yield* Effect.flip(kept[0]!.stat("/")))._tag).toBe("RingClosed")
+    }))
+
   it.scoped("an OwnedFd whose scope outlives the ring is closed when that scope ends", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir()
