@@ -428,7 +428,7 @@ layer(Uring.layer())("Uring", (it) => {
         expect(decode(yield* uring.read(yield* uring.open(Path.join(dir, "link")), 0, 7))).toBe("content")
       }))
 
-    it.scoped("null options are the defaults; an open's errors name the method called", () =>
+    it.scoped("null options are the defaults; an open's or a rename's errors name the method called", () =>
       Effect.gen(function*() {
         const uring = yield* Uring
         const dir = yield* tempDir()
@@ -448,7 +448,9 @@ layer(Uring.layer())("Uring", (it) => {
         const opens = [
           [uring.open(path), "open"],
           [uring.openAt(AtFlags.AT_FDCWD, path), "openAt"],
-          [uring.withFile(path, {}, () => Effect.void), "withFile"]
+          [uring.withFile(path, {}, () => Effect.void), "withFile"],
+          [uring.rename(path, `${path}3`), "rename"],
+          [uring.renameAt(AtFlags.AT_FDCWD, path, AtFlags.AT_FDCWD, `${path}3`), "renameAt"]
         ] as const
         for (const [effect, operation] of opens) {
           expect(yield* Effect.flip(effect)).toMatchObject({ _tag: "NotFound", operation, path })

@@ -129,8 +129,9 @@ export const makeOperations = (
     statAt: traced("statAt", statAt),
     close: traced("close", closeFd),
     rename: traced("rename", (from: string, to: string, options?: RenameOptions) =>
-      renameAt(AtFlags.AT_FDCWD, from, AtFlags.AT_FDCWD, to, options)),
-    renameAt: traced("renameAt", renameAt),
+      renameAt(AtFlags.AT_FDCWD, from, AtFlags.AT_FDCWD, to, options, "rename")),
+    renameAt: traced("renameAt", (fromDir: DirLike, from: string, toDir: DirLike, to: string, options?: RenameOptions) =>
+      renameAt(fromDir, from, toDir, to, options)),
     unlink: traced("unlink", (path: string) => unlinkAt(AtFlags.AT_FDCWD, path, {}, "unlink")),
     unlinkAt: traced("unlinkAt", (dir: DirLike, path: string, options?: { readonly removeDir?: boolean }) =>
       unlinkAt(dir, path, options)),

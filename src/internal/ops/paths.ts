@@ -21,18 +21,19 @@ export const makePaths = (runner: Runner) => {
     from: string,
     toDir: DirLike,
     to: string,
-    options?: RenameOptions
+    options?: RenameOptions,
+    operation = "renameAt"
   ): Effect.Effect<void, UringError> =>
-    run("renameAt", from, (native, id) => {
-      const valid = check(validate.options("renameAt", options))
+    run(operation, from, (native, id) => {
+      const valid = check(validate.options(operation, options))
       const flags = (valid.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
         (valid.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
       return native.renameat(
         id,
-        rawFd("renameAt", fromDir, "fromDir"),
-        check(validate.path("renameAt", from, "from")),
-        rawFd("renameAt", toDir, "toDir"),
-        check(validate.path("renameAt", to, "to")),
+        rawFd(operation, fromDir, "fromDir"),
+        check(validate.path(operation, from, "from")),
+        rawFd(operation, toDir, "toDir"),
+        check(validate.path(operation, to, "to")),
         flags
       )
     }).pipe(Effect.asVoid)
