@@ -6,7 +6,7 @@ import { Console, Effect, Fiber } from "effect"
 import * as Fs from "node:fs"
 import { Uring } from "../src/index.js"
 
-/** Open fds, rings and their eventfds left out: a closed ring's fd goes when the garbage collector frees it. */
+/** Open fds, not counting the layer's own ring and eventfd (open for the whole run, released when its scope closes). */
 const openFds = () =>
   Fs.readdirSync("/proc/self/fd").filter((fd) => {
     try {

@@ -46,6 +46,8 @@ export const STATX_BTIME = 0x800
 export const STATX_ALL_MASK = 0xfff
 
 /**
+ * The Schema of a file's kind, from the S_IFMT bits of its mode.
+ *
  * @since 0.1.0
  * @category models
  */

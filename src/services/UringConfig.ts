@@ -30,8 +30,10 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
   coopTaskrun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /**
    * IORING_SETUP_IOPOLL: busy-poll completions; only for O_DIRECT files on polling-capable devices.
-   * Such a ring cannot open or stat (the kernel refuses them with `InvalidInput`); its `close` runs
-   * close(2) on libuv's pool, as the kernel refuses IORING_OP_CLOSE there too.
+   * Such a ring's kernel refuses opens and stats (`InvalidInput`); with `cachedReads`, a `stat`,
+   * `statAt` or `readFile` that the caches answer on the calling thread still succeeds, so set
+   * `cachedReads: false` for the same answer whatever the caches hold. Its `close` runs close(2)
+   * on libuv's pool, as the kernel refuses IORING_OP_CLOSE there too.
    */
   iopoll: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** IORING_SETUP_SQPOLL with this idle time in milliseconds: a kernel thread polls the submission queue. */
@@ -79,7 +81,8 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    */
   inlineSubmit: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /**
-   * Reads of up to 64 KiB from a file this ring opened (not with `O_DIRECT`) first copy what the
+   * Reads of up to 64 KiB from an open `OwnedFd` (of any ring, not opened with `O_DIRECT`) or a
+   * slot registered from one first copy what the
    * page cache holds on the calling thread (`preadv2` with `RWF_NOWAIT`), with no ring round trip
    * and no fiber suspension; what is not cached goes through the ring. So do the ranges of a
    * `readBatch` from such a file (in its one crossing; a range cached only in part is left whole

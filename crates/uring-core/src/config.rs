@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use crate::error::EngineError;
 
-/// Settings for one ring. `Default` gives the library's defaults.
+/// Settings for one ring. `Default` gives the engine's defaults; the napi binding turns on
+/// `inline_submit`, `caller_reaps` and `deferred_wakeups`, as the library runs with them.
 #[derive(Debug, Clone)]
 pub struct RingConfig {
     /// Submission queue size; the kernel clamps it to its maximum (`setup_clamp`).
