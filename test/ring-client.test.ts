@@ -14,6 +14,7 @@ import { load } from "../src/internal/native.js"
 import {
   CACHED_FILE_COST,
   CACHED_PER_TURN,
+  DELIVERED_PER_TURN,
   NOW_BYTES_PER_TURN,
   NOW_PER_TURN,
   RingClient,
@@ -177,7 +178,7 @@ describe("RingClient over the binding", () => {
             lane(buffer, (at + 1) % 64)
           }
         }, buffer)
-      for (let l = 0; l < lanes; l++) lane(new Uint8Array(64), l)
+      for (let l = 0; l < lanes; l++) lane(new Uint8Array(64), l % 64)
     })
 
   it("completes cached reads on the JS thread, and callbacks that always resubmit still let timers run", async () => {
@@ -615,6 +616,38 @@ describe("RingClient over the binding", () => {
       expect(wrong).toBe(0)
       // One lane: one op in flight, so each completion is its own batch.
       expect(client.batches).toBe(ops)
+    })
+  })
+
+  it("completions from the completion thread are dispatched at most a turn's allowance at a time; the rest wait a turn", async () => {
+    await withExe({ entries: 4096, inlineSubmit: false }, async (client, fd) => {
+      // Thousands of lanes that resubmit from their callbacks: Node runs queued completion calls
+      // back to back in one loop iteration, and without the allowance it never ended while they came.
+      let sinceTurn = 0
+      let most = 0
+      let turns = 0
+      let stopped = false
+      const ping = () => {
+        most = Math.max(most, sinceTurn)
+        sinceTurn = 0
+        turns++
+        if (!stopped) setImmediate(ping)
+      }
+      setImmediate(ping)
+      const dispatch = (client as any).dispatch.bind(client)
+      ;(client as any).dispatch = (pairs: Int32Array, length: number) => {
+        sinceTurn += length / 2
+        return dispatch(pairs, length)
+      }
+      const { ops, wrong } = await readLoop(client, fd, 4096, (ops) => ops >= 100_000)
+      stopped = true
+      expect(wrong).toBe(0)
+      expect(ops).toBeGreaterThanOrEqual(100_000)
+      expect(client.pending).toBe(0)
+      // Between two turns' pings: what the callback dispatched after one flush, and the next
+      // flush's deferred share, each within the allowance.
+      expect(most).toBeLessThanOrEqual(2 * DELIVERED_PER_TURN)
+      expect(turns).toBeGreaterThan(100_000 / (2 * DELIVERED_PER_TURN))
     })
   })
 

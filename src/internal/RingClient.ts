@@ -22,6 +22,13 @@ const WAKE_ONLY = new Int32Array(0)
  */
 export const NOW_PER_TURN = 64
 export const NOW_BYTES_PER_TURN = 4 * 1024 * 1024
+/**
+ * Completions the completion callback dispatches per event-loop turn; past it they wait for the
+ * turn's flush. Node runs queued threadsafe-function calls back to back in one loop iteration,
+ * and each dispatch resumes fibers that submit again, so with many fibers one iteration could
+ * go on for seconds without a timer or an I/O callback.
+ */
+export const DELIVERED_PER_TURN = 1024
 /** `readCached` calls per event-loop turn (their bytes count against `NOW_BYTES_PER_TURN`). */
 export const CACHED_PER_TURN = 1024
 /**
@@ -77,6 +84,10 @@ export class RingClient {
   /** What reads that waited a turn may still take past the budget this turn. */
   private waitedLeft = WAITED_PER_TURN
   private waitedBytesLeft = WAITED_BYTES_PER_TURN
+  /** What the completion callback may still dispatch this turn. */
+  private deliveredLeft = DELIVERED_PER_TURN
+  /** Completions past that, as `[opId, result]` pairs: the next turn's flush dispatches them. */
+  private deferred: Array<number> = []
   /** Work that found the turn's budget spent: the next turn's flush runs it first, in order. */
   private readonly waiting: Array<() => boolean> = []
   /** Callers waiting for the next turn (`afterTurn`): its flush wakes them, in order. */
@@ -384,6 +395,8 @@ export class RingClient {
     this.cachedLeft = CACHED_PER_TURN
     this.waitedLeft = WAITED_PER_TURN
     this.waitedBytesLeft = WAITED_BYTES_PER_TURN
+    this.deliveredLeft = DELIVERED_PER_TURN
+    if (this.deferred.length > 0) this.dispatchDeferred()
     if (this.waiting.length > 0) this.runWaiting()
     if (this.wakes.length > 0) this.runWakes()
     if (this.unflushed > 0) this.flushNow(true)
@@ -399,7 +412,24 @@ export class RingClient {
 
   private readonly onBatch = (batch: Int32Array): void => {
     this.batchCount++
-    this.dispatch(batch, batch.length)
+    const now = Math.min(batch.length, 2 * this.deliveredLeft)
+    this.deliveredLeft -= now / 2
+    if (now > 0) this.dispatch(batch, now)
+    if (now === batch.length) return
+    // Copied: the batch's memory is not ours past this call.
+    for (let i = now; i < batch.length; i++) this.deferred.push(batch[i]!)
+    this.scheduleTurn()
+  }
+
+  /** Dispatches what earlier turns' completion callbacks deferred, within this turn's allowance. */
+  private dispatchDeferred(): void {
+    // A typed array, as every other dispatch gets: the loop's loads stay of one kind.
+    const pairs = Int32Array.from(this.deferred)
+    const now = Math.min(pairs.length, 2 * this.deliveredLeft)
+    this.deliveredLeft -= now / 2
+    this.deferred = this.deferred.slice(now)
+    this.dispatch(pairs, now)
+    if (this.deferred.length > 0) this.scheduleTurn()
   }
 
   /** Runs the callbacks of the first `length / 2` `[opId, result]` pairs of `pairs`. */
