@@ -191,7 +191,6 @@ layer(Uring.layer())("openDir", (it) => {
       const uring = yield* Uring
       const { root } = yield* sandbox
       const mount = Path.join(root, "mnt")
-      Fs.mkdirSync(mount)
       yield* tmpfs("1m", "", mount)
       const inside = Path.join(root, "sub", "inside.txt")
       expect((yield* Effect.flip(uring.rename(inside, Path.join(mount, "moved.txt"))))._tag).toBe("CrossDevice")

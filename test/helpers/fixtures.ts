@@ -43,13 +43,14 @@ export const openFifo = (dir: string): Effect.Effect<number, never, Scope.Scope>
   )
 
 /**
- * A tmpfs of `size` (e.g. "1m") mounted on a fresh directory (`at`, if given, an empty one that
- * must exist), unmounted and removed when the scope ends.
+ * A tmpfs of `size` (e.g. "1m") mounted on a fresh directory (`at`, if given, created here: its
+ * parent must exist and it must not), unmounted and removed when the scope ends.
  */
 export const tmpfs = (size: string, options = "", at?: string): Effect.Effect<string, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const dir = at ?? Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-uring-tmpfs-"))
+      if (at !== undefined) Fs.mkdirSync(at)
       execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}${options ? `,${options}` : ""}`, "tmpfs", dir])
       return dir
     }),

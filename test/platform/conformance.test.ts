@@ -135,7 +135,6 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         const { outcome } = yield* same((fs, dir) =>
           Effect.gen(function*() {
             const mount = Path.join(dir, "mnt")
-            Fs.mkdirSync(mount)
             yield* tmpfs("64k", "", mount)
             const file = yield* fs.open(Path.join(mount, "f"), { flag: "w+" })
             // More than the mount holds: the data that fits is written, then ENOSPC.
@@ -443,7 +442,6 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         const { outcome } = yield* same((fs, dir) =>
           Effect.gen(function*() {
             const ro = Path.join(dir, "ro")
-            Fs.mkdirSync(ro)
             yield* tmpfs("64k", "ro", ro)
             const p = Path.join(ro, "nope")
             return {
@@ -826,7 +824,6 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
             const p = (name: string) => Path.join(dir, name)
             Fs.symlinkSync("b", p("a"))
             Fs.symlinkSync("a", p("b"))
-            Fs.mkdirSync(p("mnt"))
             yield* tmpfs("64k", "", p("mnt"))
             return {
               loop: yield* Effect.either(fs.readFile(p("a"))),
