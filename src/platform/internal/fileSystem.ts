@@ -7,7 +7,7 @@
  */
 import * as PlatformError from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, Option, type Scope, Stream } from "effect"
+import { Effect, Either, Option, type Scope, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as OS from "node:os"
 import * as Path from "node:path"
@@ -174,19 +174,6 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   }
 
   /**
-   * What is at `path`, asked after an unlink or rmdir failed in a way that does not say:
-   * EROFS, EACCES and EPERM come before the kernel looks the name up, where Node, which lstats
-   * first, reports a missing path or a directory. `undefined` when the lstat fails otherwise.
-   */
-  const lstatAfter = (path: string) =>
-    uring.stat(path, { followSymlinks: false }).pipe(
-      Effect.map((meta) => ({ missing: undefined, directory: meta.type === "Directory" })),
-      Effect.catchAll((error) =>
-        Effect.succeed(isMissing(error, path) ? { missing: error, directory: false } : undefined)
-      )
-    )
-
-  /**
    * A failed unlink or rmdir of `path` as Node reports it: Node lstats the path it is given
    * first, so that lstat is what fails to look the path up.
    */
@@ -195,7 +182,11 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       error
     )
 
-  /** `error` of a failed unlink or rmdir, unless the lstat after it finds `path` missing (fine if `missingOk`). */
+  /**
+   * `error` of a failed unlink or rmdir of `path`, unless an lstat after it tells more: EROFS,
+   * EACCES and EPERM come before the kernel looks the name up, where Node, which lstats first,
+   * reports a missing path (fine if `missingOk`) or, through `orDirectory`, a directory.
+   */
   const unlessMissing = (
     path: string,
     method: string,
@@ -207,11 +198,14 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   ): Effect.Effect<void, PlatformError.PlatformError> =>
     isMissing(error, path)
       ? Effect.fail(removeFailed(method, root, path, error))
-      : Effect.flatMap(lstatAfter(path), (found) => {
-        if (found?.missing !== undefined) {
-          return missingOk ? Effect.void : Effect.fail(toPlatformError(method, root, undefined, "lstat")(found.missing))
+      : Effect.flatMap(Effect.either(uring.stat(path, { followSymlinks: false })), (found) => {
+        if (Either.isRight(found)) {
+          return found.right.type === "Directory" ? orDirectory() : Effect.fail(removeFailed(method, root, path, error))
         }
-        return found?.directory === true ? orDirectory() : Effect.fail(removeFailed(method, root, path, error))
+        if (isMissing(found.left, path)) {
+          return missingOk ? Effect.void : Effect.fail(removeFailed(method, root, path, found.left))
+        }
+        return Effect.fail(removeFailed(method, root, path, error))
       })
 
   /** Node's error for a directory given to `remove` without `recursive`. */
