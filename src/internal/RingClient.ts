@@ -87,7 +87,7 @@ export class RingClient {
   /** What the completion callback may still dispatch this turn. */
   private deliveredLeft = DELIVERED_PER_TURN
   /** Completions past that, as `[opId, result]` pairs: the next turn's flush dispatches them. */
-  private deferred: Array<number> = []
+  private readonly deferred: Array<number> = []
   /** Work that found the turn's budget spent: the next turn's flush runs it first, in order. */
   private readonly waiting: Array<() => boolean> = []
   /** Callers waiting for the next turn (`afterTurn`): its flush wakes them, in order. */
@@ -423,11 +423,10 @@ export class RingClient {
 
   /** Dispatches what earlier turns' completion callbacks deferred, within this turn's allowance. */
   private dispatchDeferred(): void {
-    // A typed array, as every other dispatch gets: the loop's loads stay of one kind.
-    const pairs = Int32Array.from(this.deferred)
-    const now = Math.min(pairs.length, 2 * this.deliveredLeft)
+    const now = Math.min(this.deferred.length, 2 * this.deliveredLeft)
     this.deliveredLeft -= now / 2
-    this.deferred = this.deferred.slice(now)
+    // A typed array, as every other dispatch gets: the loop's loads stay of one kind.
+    const pairs = Int32Array.from(this.deferred.splice(0, now))
     this.dispatch(pairs, now)
     if (this.deferred.length > 0) this.scheduleTurn()
   }
