@@ -12,7 +12,8 @@ import type { Metadata } from "../services/Metadata.js"
 import type { RenameOptions } from "../services/Uring.js"
 import { withContext } from "./kernelError.js"
 import { openArguments } from "./ops/handles.js"
-import { refusedAsFailure } from "./ops/runner.js"
+import { renameFlagsOf } from "./ops/paths.js"
+import { check, refusedAsFailure } from "./ops/runner.js"
 import * as validate from "./validate.js"
 
 const EXDEV = 18
@@ -148,21 +149,27 @@ export const openDir = (
           const creates = (flags & OpenFlags.O_CREAT) !== 0 || (flags & OpenFlags.O_TMPFILE) === OpenFlags.O_TMPFILE
           return beneath("open", path, flags, creates ? mode : 0)
         })),
+      // Options are checked before any name is resolved, as the paths are.
       stat: (path, options) =>
-        options?.followSymlinks === false
-          ? onName("stat", path, (parent, name) => leaf("stat", path, primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW)))
-          : Effect.scoped(Effect.flatMap(
-            beneath("stat", path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0),
-            primitives.fstat
-          )),
+        refusedAsFailure(Effect.suspend(() =>
+          check(validate.options("stat", options, ["followSymlinks"])).followSymlinks === false
+            ? onName("stat", path, (parent, name) => leaf("stat", path, primitives.statAt(parent, name, AtFlags.AT_SYMLINK_NOFOLLOW)))
+            : Effect.scoped(Effect.flatMap(
+              beneath("stat", path, OpenFlags.O_PATH | OpenFlags.O_CLOEXEC, 0),
+              primitives.fstat
+            ))
+        )),
       mkdir: (path, mode) =>
         onName("mkdir", path, (parent, name) => leaf("mkdir", path, primitives.mkdirAt(parent, name, mode))),
       unlink: (path) => onName("unlink", path, (parent, name) => leaf("unlink", path, primitives.unlinkAt(parent, name))),
       rmdir: (path) =>
         onName("rmdir", path, (parent, name) => leaf("rmdir", path, primitives.unlinkAt(parent, name, { removeDir: true }))),
       rename: (from, to, options) =>
-        onNames("rename", from, to, (fromDir, fromName, toDir, toName) =>
-          leaf("rename", from, primitives.renameAt(fromDir, fromName, toDir, toName, options))),
+        refusedAsFailure(Effect.suspend(() => {
+          renameFlagsOf("rename", options)
+          return onNames("rename", from, to, (fromDir, fromName, toDir, toName) =>
+            leaf("rename", from, primitives.renameAt(fromDir, fromName, toDir, toName, options)))
+        })),
       symlink: (target, path) =>
         onName("symlink", path, (parent, name) => leaf("symlink", path, primitives.symlinkAt(target, parent, name))),
       link: (from, to) =>

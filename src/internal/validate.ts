@@ -265,17 +265,26 @@ export const mode = (operation: string, value: number, argument = "mode"): Eithe
  * An options argument: an object, or `undefined` / `null` for the defaults. Anything else is refused rather than
  * read as the defaults: a Node habit such as `open(path, "w")` would otherwise open for reading.
  *
+ * Each field named in `booleans` must be absent or a boolean: `{ sync: 1 }` or `{ followSymlinks: "false" }`
+ * would otherwise be read as something the caller did not mean (no O_SYNC, a followed link).
+ *
  * @since 0.1.0
  * @category validation
  */
 export const options = <A extends object>(
   operation: string,
   value: A | null | undefined,
-  argument = "options"
+  booleans: ReadonlyArray<keyof A & string> = []
 ): Either.Either<Partial<A>, InvalidArgument> => {
   if (value === undefined || value === null) return Either.right({})
   if (typeof value !== "object") {
-    return refuse(operation, argument, `must be an object (got ${shown(value)})`)
+    return refuse(operation, "options", `must be an object (got ${shown(value)})`)
+  }
+  for (const key of booleans) {
+    const field: unknown = value[key]
+    if (field !== undefined && typeof field !== "boolean") {
+      return refuse(operation, key, `must be a boolean (got ${shown(field)})`)
+    }
   }
   return Either.right(value)
 }

@@ -201,6 +201,14 @@ export const isOpenFlag = (value: unknown): value is OpenFlag =>
   typeof value === "string" && Object.prototype.hasOwnProperty.call(flagBits, value)
 
 /**
+ * The {@link OpenOptions} fields that are switches: each is a boolean or absent.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const openSwitches: ReadonlyArray<keyof OpenOptions & string> = ["direct", "sync", "dsync", "noFollow", "directory", "noAtime"]
+
+/**
  * The `open(2)` flags for some options. O_CLOEXEC is always added: a descriptor of this library should not leak into
  * child processes. An unknown `flag` string throws a TypeError (check untrusted input with {@link isOpenFlag} first).
  *

@@ -368,6 +368,56 @@ describe("arguments refused before anything reaches the kernel", () => {
       expect(Fs.readFileSync(path, "utf8")).toBe("bad input")
     })))
 
+  it.live("every other method's options that are not an object, and switches that are not booleans", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { client, dir, file, path, uring } = yield* setup
+      const confined = yield* uring.openDir(dir)
+      const link = Path.join(dir, "l")
+      Fs.symlinkSync(path, link)
+      const other = `${path}2`
+      const cases: Array<Case> = []
+      // Each once ran as the defaults.
+      for (const options of ["w", 0o644, true] as Array<any>) {
+        cases.push(
+          { name: `stat options ${String(options)}`, effect: uring.stat(path, options) },
+          { name: `readFile options ${String(options)}`, effect: uring.readFile(path, options) },
+          { name: `readBatch options ${String(options)}`, effect: uring.readBatch(file, [{ offset: 0, length: 1 }], options) },
+          { name: `unlinkAt options ${String(options)}`, effect: uring.unlinkAt(CWD, path, options) },
+          { name: `linkAt options ${String(options)}`, effect: uring.linkAt(CWD, path, CWD, other, options) },
+          { name: `renameAt options ${String(options)}`, effect: uring.renameAt(CWD, path, CWD, other, options) },
+          { name: `confined stat options ${String(options)}`, effect: confined.stat("f", options) },
+          { name: `confined rename options ${String(options)}`, effect: confined.rename("f", "f2", options) }
+        )
+      }
+      // Each once read as something else: `sync: 1` opened without O_SYNC, `followSymlinks: "false"` followed.
+      for (const value of [1, "false", null] as Array<any>) {
+        for (const key of ["direct", "sync", "dsync", "noFollow", "directory", "noAtime"]) {
+          const options = { flag: "r+", [key]: value } as any
+          cases.push(
+            { name: `open ${key}: ${String(value)}`, effect: uring.open(path, options) },
+            { name: `writeFile ${key}: ${String(value)}`, effect: uring.writeFile(path, new Uint8Array(1), options) },
+            { name: `confined open ${key}: ${String(value)}`, effect: confined.open("f", options) }
+          )
+        }
+        cases.push(
+          { name: `stat followSymlinks: ${String(value)}`, effect: uring.stat(link, { followSymlinks: value }) },
+          { name: `confined stat followSymlinks: ${String(value)}`, effect: confined.stat("l", { followSymlinks: value }) },
+          { name: `linkAt followSymlinks: ${String(value)}`, effect: uring.linkAt(CWD, link, CWD, other, { followSymlinks: value }) },
+          { name: `unlinkAt removeDir: ${String(value)}`, effect: uring.unlinkAt(CWD, path, { removeDir: value }) },
+          { name: `rename noReplace: ${String(value)}`, effect: uring.rename(path, other, { noReplace: value }) },
+          { name: `renameAt exchange: ${String(value)}`, effect: uring.renameAt(CWD, path, CWD, other, { exchange: value }) },
+          { name: `confined rename noReplace: ${String(value)}`, effect: confined.rename("f", "f2", { noReplace: value }) }
+        )
+      }
+      report(yield* runCases(client, "InvalidArgument", cases))
+      expect(Fs.readFileSync(path, "utf8")).toBe("bad input")
+      expect(Fs.readdirSync(dir).sort()).toEqual(["f", "l"])
+      // The switches' names in the reasons, so a caller sees which one.
+      const refused = yield* Effect.flip(uring.open(path, { sync: 1 } as any))
+      expect(refused).toMatchObject({ _tag: "InvalidArgument", operation: "open", argument: "sync" })
+      expect(refused.message).toContain("must be a boolean (got 1)")
+    })))
+
   it.live("paths of a confined directory that are not strings fail as values, not as throws", () =>
     Effect.scoped(Effect.gen(function*() {
       const { client, dir, uring } = yield* setup

@@ -7,7 +7,7 @@
 import { Effect, type Scope } from "effect"
 import * as Fs from "node:fs"
 import { fromErrno, type UringError } from "../../errors/UringError.js"
-import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf } from "../../services/Flags.js"
+import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf, openSwitches } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
 import * as validate from "../validate.js"
 import { type Acquiring, check, contextOf, refusedAsFailure, type Runner } from "./runner.js"
@@ -20,7 +20,7 @@ type Restore = Acquiring["restore"]
 
 /** What open(2) takes, validated (throws `Refused`): the path, the `O_*` flags and a created file's mode. */
 export const openArguments = (operation: string, path: string, options: OpenOptions | undefined) => {
-  const valid = check(validate.options(operation, options))
+  const valid = check(validate.options(operation, options, openSwitches))
   const mode = check(validate.mode(operation, valid.mode ?? 0o666))
   if (valid.flag !== undefined) check(validate.openFlag(operation, valid.flag))
   if (valid.flags !== undefined) check(validate.openBits(operation, valid.flags))

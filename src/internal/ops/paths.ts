@@ -12,6 +12,12 @@ import type { RenameOptions } from "../../services/Uring.js"
 import * as validate from "../validate.js"
 import { check, type Runner } from "./runner.js"
 
+/** rename(2)'s flags for some options, validated (throws `Refused`). */
+export const renameFlagsOf = (operation: string, options: RenameOptions | undefined): number => {
+  const valid = check(validate.options(operation, options, ["noReplace", "exchange"]))
+  return (valid.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) | (valid.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
+}
+
 /** @internal */
 export const makePaths = (runner: Runner) => {
   const { rawFd, run } = runner
@@ -25,9 +31,7 @@ export const makePaths = (runner: Runner) => {
     operation = "renameAt"
   ): Effect.Effect<void, UringError> =>
     run(operation, from, (native, id) => {
-      const valid = check(validate.options(operation, options))
-      const flags = (valid.noReplace ? RenameFlags.RENAME_NOREPLACE : 0) |
-        (valid.exchange ? RenameFlags.RENAME_EXCHANGE : 0)
+      const flags = renameFlagsOf(operation, options)
       return native.renameat(
         id,
         rawFd(operation, fromDir, "fromDir"),
@@ -44,7 +48,7 @@ export const makePaths = (runner: Runner) => {
         id,
         rawFd(operation, dir, "dir"),
         check(validate.path(operation, path)),
-        options?.removeDir ? AtFlags.AT_REMOVEDIR : 0
+        check(validate.options(operation, options, ["removeDir"])).removeDir ? AtFlags.AT_REMOVEDIR : 0
       )).pipe(Effect.asVoid)
 
   const mkdirAt = (dir: DirLike, path: string, mode = 0o777, operation = "mkdirAt") =>
@@ -77,7 +81,7 @@ export const makePaths = (runner: Runner) => {
         check(validate.path(operation, from, "from")),
         rawFd(operation, toDir, "toDir"),
         check(validate.path(operation, to, "to")),
-        options?.followSymlinks ? AtFlags.AT_SYMLINK_FOLLOW : 0
+        check(validate.options(operation, options, ["followSymlinks"])).followSymlinks ? AtFlags.AT_SYMLINK_FOLLOW : 0
       )).pipe(Effect.asVoid)
 
   return { renameAt, unlinkAt, mkdirAt, symlinkAt, linkAt }

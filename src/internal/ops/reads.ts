@@ -11,7 +11,7 @@ import { type FileLike, OwnedFd, type Position, RegisteredFile } from "../../ser
 import { BatchPool } from "../BatchPool.js"
 import { unreadBytes } from "../RingClient.js"
 import * as validate from "../validate.js"
-import { bytesOf, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
+import { bytesOf, check, checkBuffer, contextOf, keepInPlace, lendBuffer, lengthOf, offsetOf, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
 /**
  * Reads up to this size try the page cache on the calling thread first (`RingClient.readCached`);
@@ -181,6 +181,7 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
     Effect.suspend(() => {
       const operation = "readBatch"
       if (!Array.isArray(ranges)) throw refuseRange("must be an array of { offset, length }", ranges)
+      const { buffer: given } = check(validate.options(operation, options))
       const count = ranges.length
       if (count === 0) return Effect.succeed([])
       const memory = batches.take(count)
@@ -196,7 +197,6 @@ export const makeReads = (runner: Runner, cachedReads: boolean) => {
         total += length
       }
       // A caller's buffer, reused across batches, spares a large allocation (and the GC it brings) per call.
-      const given = options?.buffer
       if (given !== undefined) {
         checkBuffer(operation, given)
         if (given.length < total) {

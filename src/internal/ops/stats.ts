@@ -123,7 +123,7 @@ export const makeStats = (runner: Runner, cachedStats: boolean) => {
     statPath("stat", path, () => ({
       dirfd: AtFlags.AT_FDCWD,
       name: check(validate.path("stat", path)),
-      flags: options?.followSymlinks === false ? AtFlags.AT_SYMLINK_NOFOLLOW : 0
+      flags: check(validate.options("stat", options, ["followSymlinks"])).followSymlinks === false ? AtFlags.AT_SYMLINK_NOFOLLOW : 0
     }))
 
   return { fstat, statAt, stat }

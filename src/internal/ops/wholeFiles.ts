@@ -73,11 +73,13 @@ export const makeWholeFiles = (runner: Runner, uses: {
     path: string,
     options?: { readonly sizeHint?: number }
   ): Effect.Effect<Uint8Array, UringError> => {
-    const hint = options?.sizeHint
+    const valid = validate.options("readFile", options)
+    if (Either.isLeft(valid)) return Effect.fail(valid.left)
+    const hint = valid.right.sizeHint
     if (hint === undefined) return readWhole(path, READ_FILE_FIRST)
-    const valid = validate.length("readFile", hint, WHOLE_FILE_MAX - 1, "sizeHint")
+    const length = validate.length("readFile", hint, WHOLE_FILE_MAX - 1, "sizeHint")
     // One byte of room past the hint tells a file of exactly that size from a larger one.
-    return Either.isLeft(valid) ? Effect.fail(valid.left) : readWhole(path, valid.right + 1)
+    return Either.isLeft(length) ? Effect.fail(length.left) : readWhole(path, length.right + 1)
   }
 
   /** `readFile`'s first reads: a fresh zeroed buffer per file cost small files more than their I/O did. */
