@@ -261,6 +261,9 @@ export const mode = (operation: string, value: number, argument = "mode"): Eithe
   return Either.right(value + 0)
 }
 
+// Shared by every call without options (a stat storm's): nothing reads it but to look a field up.
+const noOptions: Either.Either<{}, never> = Either.right(Object.freeze({}))
+
 /**
  * An options argument: an object, or `undefined` / `null` for the defaults. Anything else is refused rather than
  * read as the defaults: a Node habit such as `open(path, "w")` would otherwise open for reading.
@@ -276,7 +279,7 @@ export const options = <A extends object>(
   value: A | null | undefined,
   booleans: ReadonlyArray<keyof A & string> = []
 ): Either.Either<Partial<A>, InvalidArgument> => {
-  if (value === undefined || value === null) return Either.right({})
+  if (value === undefined || value === null) return noOptions
   if (typeof value !== "object") {
     return refuse(operation, "options", `must be an object (got ${shown(value)})`)
   }
