@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod files;
 mod group;
+mod handed;
 mod memory;
 mod op;
 mod reap;

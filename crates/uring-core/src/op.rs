@@ -486,8 +486,10 @@ impl Op {
         }
     }
 
-    /// A successfully opened fd that nobody will receive (the op was abandoned).
-    pub(crate) fn orphaned_fd(&self, res: i32) -> Option<RawFd> {
+    /// The fd this op, completing with `res`, hands its caller: a successful open's, or the one a
+    /// whole-file read left open (`Kept`). Its caller's to close, or the engine's if the caller
+    /// gave up (`reap`).
+    pub(crate) fn handed_fd(&self, res: i32) -> Option<RawFd> {
         match self {
             Op::OpenAt { .. } | Op::OpenAt2 { .. } if res >= 0 => Some(res),
             Op::WholeFile { phase: WholeFilePhase::Kept { fd }, .. } if res >= 0 => Some(*fd),

@@ -98,11 +98,15 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let mut result = result;
     // An fd the kernel just opened for a caller that gave up, or for one whose ring is closing
     // (whose completion a closing ring may never deliver: `reap_abandoned` drops it), has no
-    // other owner: the engine closes it, and the op reports it was cancelled.
-    if op.abandoned || closing {
-        if let Some(fd) = op.op.orphaned_fd(result) {
+    // other owner: the engine closes it, and the op reports it was cancelled. Any other is the
+    // caller's from here, recorded as handed out (`handed.rs`) before its completion leaves the
+    // engine. One or the other, never both: the record never names an fd the engine closes.
+    if let Some(fd) = op.op.handed_fd(result) {
+        if op.abandoned || closing {
             st.to_close.push(fd);
             result = -libc::ECANCELED;
+        } else {
+            st.handed.insert(fd);
         }
     }
     match op.op {

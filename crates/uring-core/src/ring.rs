@@ -13,6 +13,7 @@ use crate::config::RingConfig;
 use crate::error::EngineError;
 use crate::files::FileTable;
 use crate::group::{GroupKey, Member, Results};
+use crate::handed;
 use crate::op::Op;
 use crate::ready::ReadyFd;
 use crate::slab::OpKey;
@@ -567,6 +568,58 @@ impl Ring {
         clean
     }
 
+    /// Records `fd` as handed to the caller by this ring although no op of it opened the file:
+    /// the fd `read_file_cached` leaves open for the caller to read on from. Like an fd an open
+    /// hands out, it is closed by `close_handed` unless closed through a ring, or `forget_fd`
+    /// was called for it, first.
+    pub fn hand_over(&self, fd: RawFd) {
+        self.shared.lock().handed.insert(fd);
+    }
+
+    /// The caller is about to close `fd` itself, not through a ring (or has handed it to
+    /// someone who will): no ring's `close_handed` may close that number any more. Call it
+    /// before the close, never after: from then on the number may name another file.
+    pub fn forget_fd(&self, fd: RawFd) {
+        handed::forget(fd);
+    }
+
+    /// The fds this ring handed to its caller (a successful open's, a whole-file read's fd left
+    /// open, `hand_over`'s) that have not been closed through a ring or forgotten since, sorted:
+    /// diagnostics and tests.
+    pub fn handed_fds(&self) -> Vec<RawFd> {
+        self.shared.lock().handed.fds()
+    }
+
+    /// Closes every fd `handed_fds` names, for a caller that goes away without closing them (a
+    /// worker's teardown, whose own finalizers never run), and returns how many it closed. Only
+    /// once the ring is closed: while it is open its caller may still use them, and ops that
+    /// complete after the close hand nothing out (the engine closes what they open). Fds the
+    /// caller closed some other way without `forget_fd` are closed again here, whatever file
+    /// their numbers name by now: a caller that closes an fd itself must say so first.
+    pub fn close_handed(&self) -> usize {
+        let fds = {
+            let st = self.shared.lock();
+            if !st.closing {
+                return 0;
+            }
+            st.handed.take()
+        };
+        for &fd in &fds {
+            // SAFETY: handed out by this ring and not closed since through any ring or by a
+            // caller that said so (each removes the number from the record before its close);
+            // taken out of the record above, so closed once, here.
+            unsafe { libc::close(fd) };
+        }
+        fds.len()
+    }
+
+    /// Forgets every fd this ring handed out, closing none: for a caller that keeps owning them
+    /// after the ring is gone (a clean close from JavaScript, whose scopes close their fds
+    /// themselves). Dropping the ring does the same.
+    pub fn forget_handed(&self) {
+        self.shared.lock().handed.take();
+    }
+
     pub fn sq_entries(&self) -> u32 {
         self.sq_entries
     }
@@ -607,9 +660,13 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        let clean = self.close();
+        // After the close, from which on ops hand nothing out: nobody could close these through
+        // this ring any more, and a number's next owner must not find it recorded as this ring's.
+        self.forget_handed();
         // Threads not joined hold the shared state themselves; ops still in the kernel need it
         // kept for good, since nothing tells when the kernel is done with their memory.
-        if !self.close() && !self.shared.lock().slab.is_empty() {
+        if !clean && !self.shared.lock().slab.is_empty() {
             std::mem::forget(Arc::clone(&self.shared));
         }
     }

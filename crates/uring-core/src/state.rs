@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 use crate::files::FileTable;
 use crate::group::{Groups, Member};
+use crate::handed::{self, Handed};
 use crate::op::Op;
 use crate::ring::Completion;
 use crate::slab::{OpKey, Slab};
@@ -50,6 +51,9 @@ pub(crate) struct State {
     /// will not run on), closed by the submission or completion thread outside the lock: a close
     /// can block (NFS and FUSE flush on close).
     pub to_close: Vec<RawFd>,
+    /// This ring's part of the record of fds handed to the caller and not closed since
+    /// (`handed.rs`): what a caller that goes away without closing them leaves to close.
+    pub handed: Handed,
 }
 
 impl State {
@@ -67,13 +71,20 @@ impl State {
             stop: false,
             reaper_parked: false,
             to_close: Vec::new(),
+            handed: Handed::new(),
         }
     }
 
-    /// Puts an op in the slab, counting it against the registered slot it names.
+    /// Puts an op in the slab, counting it against the registered slot it names. A close takes
+    /// its number out of the record of fds handed out (`handed.rs`, whichever ring's entry it
+    /// is) before it can reach the kernel: the close will happen (`reap`), and once it has, the
+    /// number may name another file.
     pub(crate) fn insert(&mut self, op: InFlight) -> OpKey {
         if let Some(slot) = op.op.fixed_slot() {
             self.files.add_user(slot);
+        }
+        if let Op::Close { fd } = op.op {
+            handed::forget(fd);
         }
         self.slab.insert(op)
     }

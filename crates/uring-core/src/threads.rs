@@ -5,7 +5,7 @@
 //! own lock. Completion queue views exist only while `Shared::reaper` is held. The completion
 //! thread waits with `enter(0, 1, GETEVENTS)` and never submits; on rings whose caller reaps
 //! (`caller_reaps`) it parks until the caller stops, stalls or the ring closes. Lock order: `reaper`, then
-//! state, then `Shared::ready`.
+//! state, then `Shared::ready`; the record of fds handed out (`handed.rs`) is innermost.
 //!
 //! Each thread holds the kernel ring for its life, and work done inline holds it for the call
 //! (`Shared::kernel`): a clean close drops the ring's own count after joining both threads, and
