@@ -341,6 +341,11 @@ export class RingClient {
     this.native.cancel(op.token)
   }
 
+  /** This thread closes `fd` itself, off the ring: see `NativeRing.forgetFd`. Call it before the close. */
+  forgetFd(fd: number): void {
+    this.native.forgetFd(fd)
+  }
+
   /**
    * Closes the ring: cancels in-flight ops and waits (bounded) for the kernel to finish them.
    * Returns whether every op finished; see `NativeRing.shutdown`.

@@ -110,7 +110,15 @@ export interface NativeRing {
   openat(id: number, dirfd: number, path: string, flags: number, mode: number): number
   /** openat2 with `resolve` (RESOLVE_* bits). */
   openat2(id: number, dirfd: number, path: string, flags: number, mode: number, resolve: number): number
+  /** Closes `fd` through the ring; the ring takes it out of the fds it handed out once it accepts the close. */
   close(id: number, fd: number): number
+  /**
+   * This thread is about to close `fd` itself, not through a ring: takes it out of the fds the
+   * rings handed out (a successful open's, the fd `readFile` or `readFileCached` left open), which
+   * the env's teardown closes if JavaScript has not (a worker terminated with them open). Call it
+   * before the close: from then on the number may name another file.
+   */
+  forgetFd(fd: number): void
   /**
    * Open, read from offset 0 into all of `buf` but its last 4 bytes until they are full or end of
    * file, close: one op. Result: bytes read. If the data part fills, the file stays open and its fd

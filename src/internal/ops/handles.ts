@@ -29,7 +29,7 @@ export const openArguments = (operation: string, path: string, options: OpenOpti
 
 /** @internal */
 export const makeHandles = (runner: Runner, iopoll: boolean) => {
-  const { ringId, fdOf, rawFd, run, runAcquiring } = runner
+  const { client, ringId, fdOf, rawFd, run, runAcquiring } = runner
 
   const owned = (fd: number, path: string, flags: number): OwnedFd => {
     const handle = new OwnedFd(fd, path, ringId)
@@ -75,12 +75,14 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
 
   /**
    * An IOPOLL ring's kernel refuses IORING_OP_CLOSE, which would leave every fd it is asked to
-   * close (a scope's too) open: those go to close(2) on libuv's pool.
+   * close (a scope's too) open: those go to close(2) on libuv's pool. Taken out of the fds the
+   * rings handed out first, so a worker's teardown never closes the number again.
    */
   const closeOffRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
     refusedAsFailure(Effect.suspend(() => {
       const raw = closeRaw(fd)
       if (fd instanceof OwnedFd) fd.closed = true
+      client.forgetFd(raw)
       return Effect.async<void, UringError>((resume) =>
         Fs.close(raw, (error) =>
           resume(
@@ -96,13 +98,16 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
   /**
    * The finalizer of every fd a scope or `withFile` owns: close it unless the caller already did.
    * A scope may outlive the ring: then the close never reached it (`closed` still unset; one the
-   * ring took and cancelled at shutdown is the engine's to close), so it is closed here.
+   * ring took and cancelled at shutdown is the engine's to close), so it is closed here, after
+   * taking it out of the fds the rings handed out (a ring closed uncleanly closes those at the
+   * worker's teardown).
    */
   const releaseFd = (owned: OwnedFd): Effect.Effect<void> =>
     owned.closed ? Effect.void : closeFd(owned).pipe(
       Effect.catchTag("RingClosed", () =>
         owned.closed ? Effect.void : Effect.try(() => {
           owned.closed = true
+          client.forgetFd(owned.fd)
           Fs.closeSync(owned.fd)
         })),
       Effect.ignore

@@ -1,4 +1,5 @@
-//! The env cleanup hook that closes a ring whose worker (or process) ends while it is open.
+//! The env cleanup hook that closes a ring whose worker (or process) ends while it is open, and
+//! then the fds the ring handed to JavaScript that JavaScript did not close.
 //! Registered through N-API itself: napi-rs's `add_env_cleanup_hook` leaks the hook's data, and so
 //! its `Arc<Host>`, so a ring closed cleanly was never dropped (its fd, mappings and registered
 //! files stayed until the process exited).
@@ -54,5 +55,11 @@ unsafe extern "C" fn run(data: *mut c_void) {
     // SAFETY: the box `add` registered; Node runs a hook once, and only if it was not removed.
     let host = unsafe { Box::from_raw(data.cast::<Arc<Host>>()) };
     // Nothing may unwind into Node; the close itself does not panic.
-    let _ = catch_unwind(AssertUnwindSafe(|| host.shutdown(true)));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        host.shutdown(true);
+        // Drained and shut: nothing hands out an fd any more. The fds JavaScript got and did not
+        // close would stay open in the process for good, since its finalizers never run now
+        // (Node closes a worker's FileHandles, and the fds it opened with `fs.open`, as it ends).
+        host.ring.close_handed();
+    }));
 }

@@ -1,6 +1,6 @@
 //! Every call JS makes per op, per flush or per change of the pending count, as raw N-API
-//! functions: each op's submit, `flush`, `cancel`, `ref` and `unref`, and `isClosed`, asked per
-//! read the turn's budget refuses.
+//! functions: each op's submit, `flush`, `cancel`, `ref` and `unref`, `isClosed`, asked per
+//! read the turn's budget refuses, and `forgetFd`, per fd JS closes off the ring.
 //!
 //! A `#[napi]` method of napi-rs 3 does borrow bookkeeping on every call: it allocates a scope,
 //! records the receiver in a process-wide mutex-guarded map, and drops it all again. That costs
@@ -92,7 +92,20 @@ impl Hot {
         let Some((data, kept)) = buf.as_mut_slice().split_last_chunk_mut::<FD_BYTES>() else {
             return Err(invalid("readFileCached needs a buffer of at least 4 bytes, for the fd it may leave open"));
         };
-        Ok(f64::from(read_file_cached(dirfd, &path.0, data, kept)))
+        let read = read_file_cached(dirfd, &path.0, data, kept);
+        let fd = i32::from_le_bytes(*kept);
+        if read >= 0 && fd >= 0 {
+            // JavaScript's from here, as an fd the ring's own whole-file read leaves open.
+            self.host.ring.hand_over(fd);
+        }
+        Ok(f64::from(read))
+    }
+
+    /// JavaScript is about to close `fd` itself, not through a ring (`Ring::forget_fd`): the
+    /// env's teardown must not close that number again.
+    fn forget_fd(&self, fd: i32) -> Result<f64> {
+        self.host.ring.forget_fd(fd);
+        Ok(0.0)
     }
 
     /// A `statx` of `path` on this thread from the caches (`stat_cached`) into `out`: no op, no
@@ -475,6 +488,7 @@ hot_functions! {
     c"writeFile" => write_file(id: Int32, dirfd: Int32, path: Path, flags: Int32, mode: Uint32, buf: Bytes);
     c"access" => access(id: Int32, dirfd: Int32, path: Path);
     c"close" => close(id: Int32, fd: Int32);
+    c"forgetFd" => forget_fd(fd: Int32);
     c"renameat" => renameat(id: Int32, old_dirfd: Int32, old_path: Path, new_dirfd: Int32, new_path: Path, flags: Uint32);
     c"unlinkat" => unlinkat(id: Int32, dirfd: Int32, path: Path, flags: Int32);
     c"mkdirat" => mkdirat(id: Int32, dirfd: Int32, path: Path, mode: Uint32);

@@ -333,8 +333,11 @@ impl NativeRing {
             unsafe { self.host.tsfn.set_ref(env.raw(), false) }?;
         }
         // After an unclean close the hook stays: at the env's teardown it waits for the ops left
-        // in the kernel before the heap holding their buffers goes.
+        // in the kernel before the heap holding their buffers goes, and closes the fds handed to
+        // JavaScript that are still open then. After a clean one the hook goes, and the record
+        // of those fds with it: a scope may outlive the ring, and its finalizers close them.
         if clean {
+            self.host.ring.forget_handed();
             if let Some(hook) = self.cleanup.take() {
                 // SAFETY: the env the hook was added to, on its JS thread (this call), alive.
                 unsafe { hook.remove(env.raw()) }?;
