@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { OpenFlags } from "../../src/index.js"
 import { fdCount, mkfifo, tempDir } from "../helpers/fixtures.js"
 import { forkStorm, makeWithClient, prng, seedFromEnv, type StormOp, waitUntil } from "./helpers.js"
 
@@ -30,12 +31,17 @@ describe("interrupted opens", () => {
       const { client, uring } = yield* makeWithClient({ ringSize: 64 })
       const confined = yield* uring.openDir(dir)
       const fdsBefore = fdCount()
-      // Each opens the FIFO for writing, which blocks in the kernel until it has a reader.
+      // Each opens the FIFO for writing, which blocks in the kernel until it has a reader. With
+      // plain O_WRONLY (no O_CREAT), io_uring's first try does not block and fails ENXIO: the
+      // engine tries once more on a kernel worker, which waits as open(2) does.
+      const writeOnly = { flags: OpenFlags.O_WRONLY }
       const waiting = [
         Effect.scoped(uring.open(fifo, { flag: "a" })),
         Effect.scoped(uring.openAt(confined.fd, "fifo", { flag: "a" })),
         uring.withFile(fifo, { flag: "a" }, () => Effect.void),
-        Effect.scoped(confined.open("fifo", { flag: "a" }))
+        Effect.scoped(confined.open("fifo", { flag: "a" })),
+        Effect.scoped(uring.open(fifo, writeOnly)),
+        Effect.scoped(confined.open("fifo", writeOnly))
       ]
       const fibers = yield* Effect.forEach(waiting, (effect) => Effect.fork(effect))
       expect(yield* waitUntil(() => client.native.inFlight === waiting.length, 5_000)).toBe(true)

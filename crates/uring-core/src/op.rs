@@ -464,6 +464,20 @@ impl Op {
         }
     }
 
+    /// Whether this op is an open that open(2) would let block for a FIFO's reader: write-only,
+    /// without O_NONBLOCK. (Read-write never waits; read-only does not wait in io_uring's first,
+    /// non-blocking try, and its reads then wait for data.)
+    pub(crate) fn open_waits_for_reader(&self) -> bool {
+        let flags = match self {
+            Op::OpenAt { flags, .. } | Op::WholeFile { flags, phase: WholeFilePhase::Open, .. } => *flags as u64,
+            // SAFETY: `OpenHow` is `repr(transparent)` over the kernel's `struct open_how`, whose
+            // first field is the `__u64` flags (the openat2 ABI); the box keeps it aligned.
+            Op::OpenAt2 { how, .. } => unsafe { *std::ptr::from_ref::<types::OpenHow>(how).cast::<u64>() },
+            _ => return false,
+        };
+        flags & libc::O_ACCMODE as u64 == libc::O_WRONLY as u64 && flags & libc::O_NONBLOCK as u64 == 0
+    }
+
     /// An fd whoever drops this op unrun must close: one it opened and has not closed yet, or
     /// the one a close was asked for (the caller already counts it as closed).
     pub(crate) fn held_fd(&self) -> Option<RawFd> {

@@ -38,7 +38,7 @@ pub(crate) fn reap_all(shared: &Shared, ring: &IoUring, st: &mut State, batch: &
             CANCEL_TAG => st.in_kernel -= 1,
             key => {
                 st.in_kernel -= 1;
-                found.requeued |= reap(st, key, cqe.result(), batch);
+                found.requeued |= reap(st, key, interrupted_as_cancelled(cqe.result()), batch);
             }
         }
     }
@@ -46,6 +46,18 @@ pub(crate) fn reap_all(shared: &Shared, ring: &IoUring, st: &mut State, batch: &
         shared.drained.notify_all();
     }
     found
+}
+
+/// The kernel's own restart codes (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND,
+/// ERESTART_RESTARTBLOCK), which a syscall never returns but an op a kernel worker was running
+/// when its cancel interrupted it can (an open waiting for a FIFO's reader gives -512): the op
+/// was cancelled, and says so.
+fn interrupted_as_cancelled(res: i32) -> i32 {
+    if matches!(res, -516 | -514 | -513 | -512) {
+        -libc::ECANCELED
+    } else {
+        res
+    }
 }
 
 /// Releases the state lock, then closes the fds queued in `to_close`: nobody else knows them, and
@@ -75,6 +87,15 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
+    // io_uring tries an open without blocking first, and a FIFO opened for writing with no
+    // reader then fails ENXIO where open(2) waits for one: once more on a kernel worker, which
+    // blocks as open(2) does (and is cancelled like any worker's op). An open that asked for
+    // O_NONBLOCK keeps its ENXIO, as does one already tried on a worker (a socket, a device).
+    if res == -libc::ENXIO && !op.on_worker && !op.abandoned && !closing && op.op.open_waits_for_reader() {
+        op.on_worker = true;
+        st.queue.push_front(key);
+        return true;
+    }
     // A close that never ran still has to happen, since its caller counts the fd as closed.
     // Taken before `on_result`, which moves past the step.
     let unclosed = op.op.unclosed_fd(res);

@@ -367,7 +367,7 @@ impl Ring {
     }
 
     fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, member });
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, on_worker: false, member });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();

@@ -113,7 +113,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
             *budget -= bytes;
         }
         let mut entry: squeue::Entry = op.op.entry().user_data(key);
-        if to_worker {
+        if to_worker || op.on_worker {
             entry = entry.flags(squeue::Flags::ASYNC);
         }
         // SAFETY: every pointer in the entry points into heap memory owned by the op's slot,

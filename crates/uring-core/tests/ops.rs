@@ -1,7 +1,9 @@
 //! Every operation once against real files, and kernel errors coming back as -errno.
 mod common;
 
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
 
 use common::*;
 use uring_core::{Memory, Op, Target, FD_BYTES, MAX_RW_COUNT};
@@ -514,4 +516,52 @@ fn open_path_tells_whether_a_path_exists_without_opening_the_file() {
     assert_eq!(ring.run(Op::open_path(CWD, path("loop"))), -libc::ELOOP);
     assert_eq!(ring.run(Op::open_path(CWD, path("f/below"))), -libc::ENOTDIR);
     assert_eq!(fd_count(), before, "every probe closed its fd");
+}
+
+/// io_uring's first, non-blocking try of an open fails ENXIO on a FIFO with no reader; open(2)
+/// waits for one, and so must the ring's open (plain `O_WRONLY`: `O_CREAT` or `O_TRUNC` would
+/// send it to a kernel worker from the start).
+#[test]
+fn a_write_only_open_of_a_fifo_waits_for_a_reader_as_open_does() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fifo");
+    let c = cstr(&path);
+    // SAFETY: a valid C path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let dfd = open_fd(&ring, dir.path(), libc::O_RDONLY | libc::O_DIRECTORY, 0);
+    let before = fd_count();
+    let wronly = libc::O_WRONLY | libc::O_CLOEXEC;
+    let beneath = || {
+        let how = io_uring::types::OpenHow::new().flags(wronly as u64).resolve(libc::RESOLVE_BENEATH);
+        Op::OpenAt2 { dirfd: dfd, path: c"fifo".into(), how: Box::new(how) }
+    };
+
+    // Asked not to block, ENXIO at once, as open(2) gives it.
+    assert_eq!(ring.run(Op::OpenAt { dirfd: CWD, path: c.clone(), flags: wronly | libc::O_NONBLOCK, mode: 0 }), -libc::ENXIO);
+
+    for open in [Op::OpenAt { dirfd: CWD, path: c.clone(), flags: wronly, mode: 0 }, beneath()] {
+        let (user, _) = ring.submit(open);
+        // Still waiting for a reader, not failed.
+        assert!(ring.wait_for(user, Duration::from_millis(100)).is_none(), "the open did not wait for a reader");
+        let mut reader = std::fs::File::open(&path).unwrap();
+        let fd = ring.wait(user).result;
+        assert!(fd >= 0, "open failed: {fd}");
+        assert_eq!(ring.run(Op::write(Target::Fd(fd), Memory::from_vec(b"ok".to_vec()), 0)), 2);
+        assert_eq!(ring.run(Op::Close { fd }), 0);
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"ok");
+    }
+
+    // Waiting on a worker, it ends when cancelled, and leaves no fd.
+    let (user, key) = ring.submit(Op::OpenAt { dirfd: CWD, path: c.clone(), flags: wronly, mode: 0 });
+    assert!(ring.wait_for(user, Duration::from_millis(100)).is_none(), "the open did not wait for a reader");
+    ring.ring.cancel(key);
+    let res = ring.wait(user).result;
+    // The kernel's -ERESTARTSYS from the interrupted worker, which must not reach a caller.
+    assert_eq!(res, -libc::ECANCELED, "cancelled open");
+    assert_eq!(fd_count(), before);
+    assert_eq!(ring.run(Op::Close { fd: dfd }), 0);
 }
