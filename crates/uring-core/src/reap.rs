@@ -87,11 +87,13 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
+    // Only the step it was set for goes to a worker: a whole-file op's transfer that follows does not.
+    let retried = std::mem::take(&mut op.on_worker);
     // io_uring tries an open without blocking first, and a FIFO opened for writing with no
     // reader then fails ENXIO where open(2) waits for one: once more on a kernel worker, which
     // blocks as open(2) does (and is cancelled like any worker's op). An open that asked for
     // O_NONBLOCK keeps its ENXIO, as does one already tried on a worker (a socket, a device).
-    if res == -libc::ENXIO && !op.on_worker && !op.abandoned && !closing && op.op.open_waits_for_reader() {
+    if res == -libc::ENXIO && !retried && !op.abandoned && !closing && op.op.open_waits_for_reader() {
         op.on_worker = true;
         st.queue.push_front(key);
         return true;

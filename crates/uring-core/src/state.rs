@@ -21,8 +21,8 @@ pub(crate) struct InFlight {
     pub in_kernel: bool,
     /// The caller gave up on it: cancel sent or to be sent; resources still held.
     pub abandoned: bool,
-    /// Sent to a kernel worker (IOSQE_ASYNC) from its next submission on: an open that must be
-    /// allowed to block (`Op::open_waits_for_reader`).
+    /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open that must be allowed
+    /// to block (`Op::open_waits_for_reader`). Cleared when that step completes.
     pub on_worker: bool,
     /// Its group, if it was submitted as a member of one: its completion goes there.
     pub member: Option<Member>,

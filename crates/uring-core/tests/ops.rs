@@ -554,6 +554,15 @@ fn a_write_only_open_of_a_fifo_waits_for_a_reader_as_open_does() {
         reader.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"ok");
     }
+    // The same for a whole-file write's open; its write and close then run as usual.
+    let (user, _) = ring.submit(Op::write_file(CWD, c.clone(), libc::O_WRONLY, 0, Memory::from_vec(b"whole".to_vec())));
+    assert!(ring.wait_for(user, Duration::from_millis(100)).is_none(), "the whole-file write did not wait for a reader");
+    let mut reader = std::fs::File::open(&path).unwrap();
+    assert_eq!(ring.wait(user).result, 5);
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"whole");
+    drop(reader);
 
     // Waiting on a worker, it ends when cancelled, and leaves no fd.
     let (user, key) = ring.submit(Op::OpenAt { dirfd: CWD, path: c.clone(), flags: wronly, mode: 0 });
