@@ -44,12 +44,14 @@ pub enum Target {
 #[derive(Debug)]
 pub enum Op {
     /// `exact`: resubmit the rest after short reads; stops early only at end of file.
-    Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize },
+    /// `stream`: the file took the first step at offset 0 but refuses any other (a socket): the
+    /// rest goes at offset 0 too (`stream_step`).
+    Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize, stream: bool },
     /// `all`: resubmit the rest after short writes; stops early when the kernel writes 0, or with
     /// the count written so far when a later step fails (as write(2) does: the error comes again
     /// on the next write) or is cancelled, in the kernel or before it is submitted (the op
     /// abandoned, or its ring closing), so the caller knows how much landed.
-    Write { target: Target, buf: Memory, offset: u64, all: bool, done: usize },
+    Write { target: Target, buf: Memory, offset: u64, all: bool, done: usize, stream: bool },
     Fsync { target: Target, datasync: bool },
     Fallocate { target: Target, offset: u64, len: u64, mode: i32 },
     Fadvise { target: Target, offset: u64, len: i64, advice: i32 },
@@ -150,19 +152,19 @@ impl Op {
     }
 
     pub fn read(target: Target, buf: Memory, offset: u64) -> Op {
-        Op::Read { target, buf, offset, exact: false, done: 0 }
+        Op::Read { target, buf, offset, exact: false, done: 0, stream: false }
     }
 
     pub fn read_exact(target: Target, buf: Memory, offset: u64) -> Op {
-        Op::Read { target, buf, offset, exact: true, done: 0 }
+        Op::Read { target, buf, offset, exact: true, done: 0, stream: false }
     }
 
     pub fn write(target: Target, buf: Memory, offset: u64) -> Op {
-        Op::Write { target, buf, offset, all: false, done: 0 }
+        Op::Write { target, buf, offset, all: false, done: 0, stream: false }
     }
 
     pub fn write_all(target: Target, buf: Memory, offset: u64) -> Op {
-        Op::Write { target, buf, offset, all: true, done: 0 }
+        Op::Write { target, buf, offset, all: true, done: 0, stream: false }
     }
 
     pub fn fstat(target: Target, mask: u32) -> Op {
@@ -327,20 +329,20 @@ impl Op {
     /// The submission entry for this op's next step.
     pub(crate) fn entry(&mut self) -> squeue::Entry {
         match self {
-            Op::Read { target, buf, offset, done, .. } => {
+            Op::Read { target, buf, offset, done, stream, .. } => {
                 let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
                 // SAFETY: `done <= buf.len()`, so the pointer stays inside the buffer.
                 let ptr = unsafe { buf.as_mut_ptr().add(*done) };
                 with_target!(*target, |fd| opcode::Read::new(fd, ptr, len)
-                    .offset(*offset + *done as u64)
+                    .offset(step_offset(*offset, *done, *stream))
                     .build())
             }
-            Op::Write { target, buf, offset, done, .. } => {
+            Op::Write { target, buf, offset, done, stream, .. } => {
                 let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
                 // SAFETY: as for reads.
                 let ptr = unsafe { buf.as_mut_ptr().add(*done) };
                 with_target!(*target, |fd| opcode::Write::new(fd, ptr, len)
-                    .offset(*offset + *done as u64)
+                    .offset(step_offset(*offset, *done, *stream))
                     .build())
             }
             Op::Fsync { target, datasync } => {
@@ -431,6 +433,10 @@ impl Op {
     /// Interprets this op's completion: finished, or more to submit.
     pub(crate) fn on_result(&mut self, res: i32) -> Next {
         match self {
+            Op::Read { done, stream, .. } | Op::Write { done, stream, .. } if stream_step(res, *done, *stream) => {
+                *stream = true;
+                Next::Resubmit
+            }
             Op::Read { buf, exact, done, .. } => progress(res, buf.len(), *exact, done),
             // A read's error stands even after progress: a short exact read means end of file. A
             // write cancelled after progress (its caller interrupted) reports the count too, as
@@ -568,6 +574,24 @@ fn whole_file_step(phase: &mut WholeFilePhase, res: i32, len: usize, write: bool
     };
     *phase = next;
     outcome
+}
+
+/// The file offset of a read's or write's next step: where the caller asked, plus what moved so
+/// far; for a stream that refuses offsets (`stream_step`), 0.
+fn step_offset(offset: u64, done: usize, stream: bool) -> u64 {
+    if stream {
+        0
+    } else {
+        offset + done as u64
+    }
+}
+
+/// Whether a later step of a read or write failed only for its offset: a socket takes a read or
+/// write at offset 0 and refuses any other with ESPIPE before it moves a byte (pipes ignore the
+/// offset, seekable files never give ESPIPE). The first step, at the caller's offset 0, took the
+/// bytes the op counts, so the rest must follow at offset 0, not fail and lose what was read.
+fn stream_step(res: i32, done: usize, stream: bool) -> bool {
+    res == -libc::ESPIPE && done > 0 && !stream
 }
 
 /// Advances a read or write by `res` bytes; with `whole`, asks for resubmission until `len` bytes
