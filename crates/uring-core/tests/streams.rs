@@ -11,6 +11,15 @@ use std::time::Duration;
 use common::*;
 use uring_core::{Memory, Op, Target};
 
+/// Bytes waiting in `socket`'s receive queue.
+fn unread(socket: &UnixStream) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which is valid for the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD failed");
+    n
+}
+
 #[test]
 fn an_exact_read_of_a_socket_reads_on_after_a_short_step() {
     let _serial = serial();
@@ -19,7 +28,7 @@ fn an_exact_read_of_a_socket_reads_on_after_a_short_step() {
     theirs.write_all(b"abc").unwrap();
     let (user, _) = ring.submit(Op::read_exact(Target::Fd(ours.as_raw_fd()), Memory::zeroed(6), 0));
     // The first step takes "abc" and returns short; the rest waits for the peer.
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until("the first step to take what the socket held", || unread(&ours) == 0);
     theirs.write_all(b"def").unwrap();
     let c = ring.wait(user);
     assert_eq!(c.result, 6, "the first step's bytes were taken from the socket");
