@@ -497,19 +497,37 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     })
   const makeTempDirectory = makeTempDirectoryFactory("makeTempDirectory")
 
+  /**
+   * A temporary directory removed with all it holds: through the ring, or through Node once the
+   * ring is closed (a runtime disposed while a scope holding the directory was still open), so
+   * the directory goes as it would with Node's layer rather than stay behind a defect.
+   */
+  const removeTemp = (method: string) => (directory: string): Effect.Effect<void, PlatformError.PlatformError> =>
+    removeFactory(method)(directory, { recursive: true }).pipe(
+      Effect.catchIf(
+        (error) => error._tag === "SystemError" && (error.cause as { readonly _tag?: unknown } | undefined)?._tag === "RingClosed",
+        () => node.remove(directory, { recursive: true })
+      )
+    )
+
   const makeTempDirectoryScoped = (
     options?: FileSystem.MakeTempDirectoryOptions
   ): Effect.Effect<string, PlatformError.PlatformError, Scope.Scope> =>
     Effect.acquireRelease(
       makeTempDirectoryFactory("makeTempDirectoryScoped")(options),
-      (directory) => Effect.orDie(removeFactory("makeTempDirectoryScoped")(directory, { recursive: true }))
+      (directory) => Effect.orDie(removeTemp("makeTempDirectoryScoped")(directory))
     )
 
+  // The directory is this call's alone: one whose file could not be made (or whose making was
+  // interrupted) is removed rather than left behind, where Node's layer leaves it.
   const makeTempFileFactory = (method: string) => (options?: FileSystem.MakeTempFileOptions) =>
-    makeTempDirectoryFactory(method)(options).pipe(
-      Effect.map((directory) => Path.join(directory, Crypto.randomBytes(6).toString("hex") + (options?.suffix ?? ""))),
-      Effect.tap((path) => Effect.scoped(openFactory(method)(path, { flag: "w+" })))
-    )
+    Effect.flatMap(makeTempDirectoryFactory(method)(options), (directory) => {
+      const path = Path.join(directory, Crypto.randomBytes(6).toString("hex") + (options?.suffix ?? ""))
+      return Effect.scoped(openFactory(method)(path, { flag: "w+" })).pipe(
+        Effect.onError(() => Effect.ignore(removeTemp(method)(directory))),
+        Effect.as(path)
+      )
+    })
   const makeTempFile = makeTempFileFactory("makeTempFile")
 
   const makeTempFileScoped = (
@@ -517,7 +535,7 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
   ): Effect.Effect<string, PlatformError.PlatformError, Scope.Scope> =>
     Effect.acquireRelease(
       makeTempFileFactory("makeTempFileScoped")(options),
-      (file) => Effect.orDie(removeFactory("makeTempFileScoped")(Path.dirname(file), { recursive: true }))
+      (file) => Effect.orDie(removeTemp("makeTempFileScoped")(Path.dirname(file)))
     )
 
   /**
