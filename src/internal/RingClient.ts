@@ -417,8 +417,7 @@ export class RingClient {
 
   private readonly onBatch = (batch: Int32Array): void => {
     this.batchCount++
-    const now = Math.min(batch.length, 2 * this.deliveredLeft)
-    this.deliveredLeft -= now / 2
+    const now = this.deliverable(batch.length)
     if (now > 0) this.dispatch(batch, now)
     if (now === batch.length) return
     // Copied: the batch's memory is not ours past this call.
@@ -426,10 +425,16 @@ export class RingClient {
     this.scheduleTurn()
   }
 
+  /** How many of `length` pair entries this turn's allowance still covers, taken from it. */
+  private deliverable(length: number): number {
+    const now = Math.min(length, 2 * this.deliveredLeft)
+    this.deliveredLeft -= now / 2
+    return now
+  }
+
   /** Dispatches what earlier turns' completion callbacks deferred, within this turn's allowance. */
   private dispatchDeferred(): void {
-    const now = Math.min(this.deferred.length, 2 * this.deliveredLeft)
-    this.deliveredLeft -= now / 2
+    const now = this.deliverable(this.deferred.length)
     // A typed array, as every other dispatch gets: the loop's loads stay of one kind.
     const pairs = Int32Array.from(this.deferred.splice(0, now))
     this.dispatch(pairs, now)
