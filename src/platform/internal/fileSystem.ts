@@ -193,20 +193,19 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
     root: string,
     missingOk: boolean,
     error: UringError,
-    orDirectory: () => Effect.Effect<void, PlatformError.PlatformError> = () =>
-      Effect.fail(removeFailed(method, root, path, error))
-  ): Effect.Effect<void, PlatformError.PlatformError> =>
-    isMissing(error, path)
-      ? Effect.fail(removeFailed(method, root, path, error))
+    orDirectory?: () => Effect.Effect<void, PlatformError.PlatformError>
+  ): Effect.Effect<void, PlatformError.PlatformError> => {
+    const failed = () => Effect.fail(removeFailed(method, root, path, error))
+    return isMissing(error, path)
+      ? failed()
       : Effect.flatMap(Effect.either(uring.stat(path, { followSymlinks: false })), (found) => {
-        if (Either.isRight(found)) {
-          return found.right.type === "Directory" ? orDirectory() : Effect.fail(removeFailed(method, root, path, error))
-        }
+        if (Either.isRight(found)) return found.right.type === "Directory" ? (orDirectory ?? failed)() : failed()
         if (isMissing(found.left, path)) {
           return missingOk ? Effect.void : Effect.fail(removeFailed(method, root, path, found.left))
         }
-        return Effect.fail(removeFailed(method, root, path, error))
+        return failed()
       })
+  }
 
   /** Node's error for a directory given to `remove` without `recursive`. */
   const isADirectory = (method: string, root: string) =>
