@@ -6,6 +6,8 @@ mod common;
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{blocking_fifo, blocks_file, serial, wait_until, TestRing};
@@ -290,4 +292,61 @@ fn no_wake_up_is_lost_between_resets_and_reaps() {
         }
     }
     writer.join().unwrap();
+}
+
+#[test]
+fn reaping_submitting_cancelling_and_closing_on_three_threads_delivers_each_op_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = Arc::new(blocks_file(&dir, 4));
+    // A short stall, so the completion thread now and then reaps beside the caller's two threads:
+    // this is the test the ThreadSanitizer run (`npm run test:tsan`) leans on for that mix.
+    let ring = Arc::new(caller_reaps_stalling_after(Duration::from_millis(1)));
+    let stop = Arc::new(AtomicBool::new(false));
+    // One thread reaps as an event loop would, never polling: the close below takes the eventfd
+    // away, and a poll of a closed number would be this test's race, not the engine's.
+    let reaper = {
+        let (ring, stop) = (Arc::clone(&ring), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reaped = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                ring.ring.reap_ready_into(&mut reaped);
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            reaped
+        })
+    };
+    // Another submits and flushes inline, and cancels every third op, until the close refuses it.
+    let submitter = {
+        let (ring, file) = (Arc::clone(&ring), Arc::clone(&file));
+        std::thread::spawn(move || {
+            let (mut submitted, mut inline) = (Vec::new(), Vec::new());
+            loop {
+                for i in 0..8u64 {
+                    let user = 1_000_000 + submitted.len() as u64;
+                    let op = Op::read(Target::Fd(file.as_raw_fd()), Memory::zeroed(4096), (i % 4) * 4096);
+                    let Ok(key) = ring.ring.submit(user, op) else { return (submitted, inline) };
+                    submitted.push(user);
+                    if i % 3 == 0 {
+                        ring.ring.cancel(key);
+                    }
+                }
+                ring.ring.submit_and_reap_settled(&mut inline, usize::MAX);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(ring.ring.close(), "every op completed before the timeout");
+    stop.store(true, Ordering::SeqCst);
+    let (submitted, inline) = submitter.join().unwrap();
+    let reaped = reaper.join().unwrap();
+    assert!(submitted.len() > 8, "the submitting thread got work through before the close");
+    for user in submitted {
+        let found = [
+            inline.iter().any(|c| c.user == user),
+            reaped.iter().any(|c| c.user == user),
+            ring.collector.take(user).is_some(),
+        ];
+        assert_eq!(found.iter().filter(|&&f| f).count(), 1, "op {user}: (inline, reaped, sink) = {found:?}");
+    }
 }
