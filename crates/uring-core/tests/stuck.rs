@@ -89,6 +89,9 @@ impl Stuck {
         let mount = Mount::new();
         let watchdog = Watchdog::new(mount.connection.clone());
         let fd = mount.open_file();
+        // An earlier test's unclean close leaves its ring's fd to its threads, which end on their
+        // own: counted here and closed before the count below, it would look like this ring's.
+        assert_eq!(common::threads_settle_at(0), 0, "an earlier test's ring threads ended");
         let rings = common::anon_fds("io_uring");
         let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
         let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
