@@ -20,6 +20,13 @@ export class OwnedFd {
   closed = false
   /** @internal Opened with `O_DIRECT`: reads never try the page cache on the calling thread. */
   direct = false
+  /**
+   * @internal Ring ops in flight that name this fd by number (the kernel may look the number up
+   * only when a worker runs the op), and what waits for them to end before closing it.
+   */
+  lent = 0
+  /** @internal */
+  drained: Array<() => void> | undefined = undefined
   constructor(
     /** The raw descriptor. Valid until the handle is closed. */
     readonly fd: number,
@@ -59,6 +66,10 @@ export class RegisteredFile {
    * (a plain number registered may be closed and reused by its owner while the slot lives on).
    */
   source: OwnedFd | undefined = undefined
+  /** @internal Ring ops in flight on this slot, and what waits for them to end before releasing it. */
+  lent = 0
+  /** @internal */
+  drained: Array<() => void> | undefined = undefined
   constructor(
     /** Index in the ring's registered-file table. */
     readonly slot: number,

@@ -6,11 +6,11 @@
  */
 import { Effect, type Scope } from "effect"
 import * as Fs from "node:fs"
-import { fromErrno, type UringError } from "../../errors/UringError.js"
+import { fromErrno, InvalidArgument, type UringError } from "../../errors/UringError.js"
 import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf, openSwitches } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
 import * as validate from "../validate.js"
-import { type Acquiring, check, contextOf, refusedAsFailure, type Runner } from "./runner.js"
+import { type Acquiring, check, contextOf, drained, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
 /** For a Node error without an errno (none is expected from close(2)). */
 const EIO = 5
@@ -65,13 +65,32 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
 
   const closeRaw = (fd: OwnedFd | number) => fd instanceof OwnedFd ? fdOf("close", fd) : check(validate.fd("close", fd))
 
+  /**
+   * Thrown by a close's submit while ring ops in flight name the `OwnedFd` (`lent`): a kernel
+   * worker may look its number up only later, and must not find another file under it. The close
+   * waits for them (`drained`) and tries again; checked in the submit itself, so no op can slip in
+   * between the check and the close.
+   */
+  const inUse = new Refused(new InvalidArgument({ operation: "close", argument: "fd", reason: "ops in flight name it" }))
+  const whenIdle = (
+    fd: OwnedFd | number,
+    close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>
+  ): Effect.Effect<void, UringError> =>
+    Effect.catchIf(close(fd), (error) => error === inUse.error, () =>
+      Effect.zipRight(drained(fd as OwnedFd), whenIdle(fd, close)))
+  const checkIdle = (fd: OwnedFd | number) => {
+    if (fd instanceof OwnedFd && !fd.closed && fd.lent > 0) throw inUse
+  }
+
   const closeOnRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
-    run("close", fd, (native, id) => {
-      const token = native.close(id, closeRaw(fd))
-      // Marked only once submitted: a refused close leaves the handle usable.
-      if (fd instanceof OwnedFd) fd.closed = true
-      return token
-    }, undefined, 0).pipe(Effect.asVoid)
+    whenIdle(fd, (fd) =>
+      run("close", fd, (native, id) => {
+        checkIdle(fd)
+        const token = native.close(id, closeRaw(fd))
+        // Marked only once submitted: a refused close leaves the handle usable.
+        if (fd instanceof OwnedFd) fd.closed = true
+        return token
+      }, undefined, 0).pipe(Effect.asVoid))
 
   /**
    * An IOPOLL ring's kernel refuses IORING_OP_CLOSE, which would leave every fd it is asked to
@@ -79,7 +98,8 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
    * rings handed out first, so a worker's teardown never closes the number again.
    */
   const closeOffRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
-    refusedAsFailure(Effect.suspend(() => {
+    whenIdle(fd, (fd) => refusedAsFailure(Effect.suspend(() => {
+      checkIdle(fd)
       const raw = closeRaw(fd)
       if (fd instanceof OwnedFd) fd.closed = true
       client.forgetFd(raw)
@@ -91,7 +111,7 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
               : Effect.fail(fromErrno(error.errno ?? EIO, contextOf("close", fd)))
           ))
       )
-    }))
+    })))
 
   const closeFd = iopoll ? closeOffRing : closeOnRing
 
@@ -171,8 +191,10 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
       (registered) =>
         Effect.suspend(() => {
           if (registered.released) return Effect.void
+          // Refuses new ops on the slot; the kernel may look it up for ops in flight only when a
+          // worker runs them, and must not find another file in it by then.
           registered.released = true
-          return unregister(registered.slot, registered.fd)
+          return Effect.zipRight(drained(registered), unregister(registered.slot, registered.fd))
         })
     )
 

@@ -48,6 +48,46 @@ export class Refused {
   constructor(readonly error: UringError) {}
 }
 
+/**
+ * A handle an op in flight names: an `OwnedFd` by its number, a `RegisteredFile` by its slot. The
+ * kernel looks either up when it issues the op, and an op it runs on a worker (statx, fsync,
+ * fallocate, ftruncate, the `*at` calls, a large read sent there) is issued only when a worker
+ * takes it: a close (or slot release) that overtakes it lets it act on whatever file the number
+ * (or slot) names by then. So closing waits for `lent` to drop to 0 (`drained`).
+ */
+type Lendable = OwnedFd | RegisteredFile
+
+/** Set while `run` submits: the handles the submit names (`fdOf`, `rawFd`). */
+let lending = false
+const lentNow: Array<Lendable> = []
+
+const lend = (handle: Lendable): void => {
+  if (lending) lentNow.push(handle)
+}
+
+/** Ends the loan of `held` by a completed op; wakes what waits for a handle no op names any more. */
+const giveBack = (held: ReadonlyArray<Lendable>): void => {
+  for (const handle of held) {
+    if (--handle.lent === 0 && handle.drained !== undefined) {
+      const waiting = handle.drained
+      handle.drained = undefined
+      for (const wake of waiting) wake()
+    }
+  }
+}
+
+/** Completes once no ring op in flight names `handle` (at once if none does). */
+export const drained = (handle: Lendable): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (handle.lent === 0) return resume(Effect.void)
+    const wake = () => resume(Effect.void)
+    ;(handle.drained ??= []).push(wake)
+    return Effect.sync(() => {
+      const at = handle.drained?.indexOf(wake) ?? -1
+      if (at >= 0) handle.drained!.splice(at, 1)
+    })
+  })
+
 /** One handler for every `refusedAsFailure`, not a closure per call. */
 const refusal = (defect: unknown): Effect.Effect<never, UringError> =>
   defect instanceof Refused ? Effect.fail(defect.error) : Effect.die(defect)
@@ -128,12 +168,14 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       if (file.released) {
         throw new Refused(new InvalidArgument({ operation, argument, reason: `${file} was released` }))
       }
+      lend(file)
       return file.slot
     }
     if (file instanceof OwnedFd) {
       if (file.closed) {
         throw new Refused(new InvalidArgument({ operation, argument, reason: `${file} was closed` }))
       }
+      lend(file)
       return file.fd
     }
     throw new Refused(
@@ -154,6 +196,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
           new InvalidArgument({ operation, argument, reason: `${file} was registered from ${file.source}, and its number may name another file now` })
         )
       }
+      if (file.source !== undefined) lend(file.source)
       return file.fd
     }
     if (typeof file === "number" && file === AtFlags.AT_FDCWD) return file
@@ -225,17 +268,34 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       // another op already, so it must not be cancelled.
       let result: number | undefined
       let wake: ((outcome: Effect.Effect<number, UringError>) => void) | undefined
+      // The handles the op names, lent until its completion.
+      let held: Array<Lendable> | undefined
+      const returnHeld = () => {
+        if (held === undefined) return
+        const handles = held
+        held = undefined
+        giveBack(handles)
+      }
       const onResult = (value: number) => {
         result = value
+        returnHeld()
         if (wake !== undefined) wake(outcome(value, operation, subject))
       }
       let op: Submitted
+      lending = true
+      lentNow.length = 0
       try {
         op = now === undefined ? client.submit(body, onResult, keep) : client.submitNow(body, onResult, keep, now)
       } catch (error) {
         return Effect.fail(thrown(error, operation, subject))
+      } finally {
+        lending = false
       }
       if (result !== undefined) return outcome(result, operation, subject)
+      if (lentNow.length > 0) {
+        held = lentNow.slice()
+        for (const handle of held) handle.lent++
+      }
       return Effect.catchAllCause(
         (acquiring?.restore ?? restore)(Effect.async<number, UringError>((resume) => {
           // The completion may have come while the fiber yielded on its way here.
@@ -245,11 +305,14 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
         (cause) =>
           !Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.flatMap(settle(op, () => result), (value) =>
+            : Effect.flatMap(settle(op, () => result), (value) => {
+              // The cancel took the op's callback: its completion came to `settle` instead.
+              returnHeld()
               // Interrupted, yet it succeeded: what it created has no other owner.
-              acquiring !== undefined && value >= 0
+              return acquiring !== undefined && value >= 0
                 ? Effect.zipRight(acquiring.release(value), Effect.failCause(cause))
-                : Effect.failCause(cause))
+                : Effect.failCause(cause)
+            })
       )
     })
 
