@@ -65,15 +65,19 @@ const lend = (handle: Lendable): void => {
   if (lending) lentNow.push(handle)
 }
 
-/** Ends the loan of `held` by a completed op; wakes what waits for a handle no op names any more. */
-const giveBack = (held: ReadonlyArray<Lendable>): void => {
-  for (const handle of held) {
-    if (--handle.lent === 0 && handle.drained !== undefined) {
-      const waiting = handle.drained
-      handle.drained = undefined
-      for (const wake of waiting) wake()
-    }
+/** Ends one loan of `handle`; wakes what waits for it once no op names it any more. */
+const giveBackOne = (handle: Lendable): void => {
+  if (--handle.lent === 0 && handle.drained !== undefined) {
+    const waiting = handle.drained
+    handle.drained = undefined
+    for (const wake of waiting) wake()
   }
+}
+
+/** Ends the loans of a completed op (one handle, the usual case, or several). */
+const giveBack = (held: Lendable | ReadonlyArray<Lendable>): void => {
+  if (Array.isArray(held)) held.forEach(giveBackOne)
+  else giveBackOne(held as Lendable)
 }
 
 /** Completes once no ring op in flight names `handle` (at once if none does). */
@@ -269,7 +273,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       let result: number | undefined
       let wake: ((outcome: Effect.Effect<number, UringError>) => void) | undefined
       // The handles the op names, lent until its completion.
-      let held: Array<Lendable> | undefined
+      let held: Lendable | Array<Lendable> | undefined
       const returnHeld = () => {
         if (held === undefined) return
         const handles = held
@@ -292,7 +296,10 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
         lending = false
       }
       if (result !== undefined) return outcome(result, operation, subject)
-      if (lentNow.length > 0) {
+      if (lentNow.length === 1) {
+        held = lentNow[0]!
+        held.lent++
+      } else if (lentNow.length > 1) {
         held = lentNow.slice()
         for (const handle of held) handle.lent++
       }
