@@ -290,7 +290,7 @@ export class RingClient {
   private start(start: (native: NativeRing, id: number) => number, onResult: OnResult, keep: unknown): Submitted {
     const id = this.claim(onResult, keep)
     try {
-      return { id, token: start(this.native, id) }
+      return { id, token: start(this.native, id), client: this }
     } catch (error) {
       this.release(id)
       throw error
@@ -338,6 +338,16 @@ export class RingClient {
       return
     }
     this.callbacks[op.id] = onSettled
+    this.native.cancel(op.token)
+  }
+
+  /**
+   * Asks the kernel to cancel an op and leaves its callback in place: the op's own caller gets
+   * its completion, `-ECANCELED` if the cancel took. For a caller that did not submit the op (a
+   * close cancelling what is in flight on its handle). Once the op has completed its token is
+   * stale, and cancelling it does nothing.
+   */
+  cancelInPlace(op: Submitted): void {
     this.native.cancel(op.token)
   }
 
@@ -470,8 +480,9 @@ const rethrowApart = (error: unknown): void =>
     throw error
   })
 
-/** A submitted op: its id in the pending table and its cancel token. @internal */
+/** A submitted op: its id in the pending table, its cancel token and the client it went to. @internal */
 export interface Submitted {
   readonly id: number
   readonly token: number
+  readonly client: RingClient
 }

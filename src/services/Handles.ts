@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import type { Submitted } from "../internal/RingClient.js"
 
 /**
  * An open file descriptor owned by a scope: closed through the ring when the scope ends (with
@@ -24,7 +25,7 @@ export class OwnedFd {
    * @internal Ring ops in flight that name this fd by number (the kernel may look the number up
    * only when a worker runs the op), and what waits for them to end before closing it.
    */
-  lent = 0
+  inflight: Set<Submitted> | undefined = undefined
   /** @internal */
   drained: Array<() => void> | undefined = undefined
   constructor(
@@ -67,7 +68,7 @@ export class RegisteredFile {
    */
   source: OwnedFd | undefined = undefined
   /** @internal Ring ops in flight on this slot, and what waits for them to end before releasing it. */
-  lent = 0
+  inflight: Set<Submitted> | undefined = undefined
   /** @internal */
   drained: Array<() => void> | undefined = undefined
   constructor(

@@ -152,10 +152,12 @@ export interface UringShape {
    */
   readonly statAt: (dir: DirLike, path: string, flags?: number) => Effect.Effect<Metadata, UringError>
   /**
-   * Closes now and reports close errors; the handle's scope then does nothing. An `OwnedFd` is
-   * closed once no ring op in flight names it (as Node's `FileHandle.close` waits for its pending
-   * ops): the kernel may look its number up only when a worker runs such an op, and must not find
-   * another file under it by then. The same holds for the close at the end of its scope.
+   * Closes now and reports close errors; the handle's scope then does nothing. Ring ops still in
+   * flight on an `OwnedFd` (another fiber's) are cancelled first, and the close waits for their
+   * completions: the kernel may look its number up only when a worker runs such an op, and must
+   * not find another file under it by then. An op already running may finish; one not yet issued,
+   * or blocked (a read of a pipe no one writes), fails with `Canceled`. The same holds for the
+   * close at the end of its scope and the release of a `RegisteredFile`.
    */
   readonly close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>
   readonly rename: (from: string, to: string, options?: RenameOptions) => Effect.Effect<void, UringError>

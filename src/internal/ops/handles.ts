@@ -10,7 +10,7 @@ import { fromErrno, InvalidArgument, type UringError } from "../../errors/UringE
 import { AtFlags, type OpenOptions, OpenFlags, openFlagsOf, openSwitches } from "../../services/Flags.js"
 import { type DirLike, OwnedFd, RegisteredFile } from "../../services/Handles.js"
 import * as validate from "../validate.js"
-import { type Acquiring, check, contextOf, drained, Refused, refusedAsFailure, type Runner } from "./runner.js"
+import { type Acquiring, check, contextOf, inUse, quiesced, Refused, refusedAsFailure, type Runner } from "./runner.js"
 
 /** For a Node error without an errno (none is expected from close(2)). */
 const EIO = 5
@@ -66,20 +66,20 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
   const closeRaw = (fd: OwnedFd | number) => fd instanceof OwnedFd ? fdOf("close", fd) : check(validate.fd("close", fd))
 
   /**
-   * Thrown by a close's submit while ring ops in flight name the `OwnedFd` (`lent`): a kernel
-   * worker may look its number up only later, and must not find another file under it. The close
-   * waits for them (`drained`) and tries again; checked in the submit itself, so no op can slip in
-   * between the check and the close.
+   * Thrown by a close's submit while ring ops in flight name the `OwnedFd`: a kernel worker may
+   * look its number up only later, and must not find another file under it. The close cancels
+   * them, waits for their completions (`quiesced`) and tries again; checked in the submit itself,
+   * so no op can slip in between the check and the close.
    */
-  const inUse = new Refused(new InvalidArgument({ operation: "close", argument: "fd", reason: "ops in flight name it" }))
+  const busy = new Refused(new InvalidArgument({ operation: "close", argument: "fd", reason: "ops in flight name it" }))
   const whenIdle = (
     fd: OwnedFd | number,
     close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>
   ): Effect.Effect<void, UringError> =>
-    Effect.catchIf(close(fd), (error) => error === inUse.error, () =>
-      Effect.zipRight(drained(fd as OwnedFd), whenIdle(fd, close)))
+    Effect.catchIf(close(fd), (error) => error === busy.error, () =>
+      Effect.zipRight(quiesced(fd as OwnedFd), whenIdle(fd, close)))
   const checkIdle = (fd: OwnedFd | number) => {
-    if (fd instanceof OwnedFd && !fd.closed && fd.lent > 0) throw inUse
+    if (fd instanceof OwnedFd && !fd.closed && inUse(fd)) throw busy
   }
 
   const closeOnRing = (fd: OwnedFd | number): Effect.Effect<void, UringError> =>
@@ -194,7 +194,7 @@ export const makeHandles = (runner: Runner, iopoll: boolean) => {
           // Refuses new ops on the slot; the kernel may look it up for ops in flight only when a
           // worker runs them, and must not find another file in it by then.
           registered.released = true
-          return Effect.zipRight(drained(registered), unregister(registered.slot, registered.fd))
+          return Effect.zipRight(quiesced(registered), unregister(registered.slot, registered.fd))
         })
     )
 

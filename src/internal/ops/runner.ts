@@ -53,7 +53,8 @@ export class Refused {
  * kernel looks either up when it issues the op, and an op it runs on a worker (statx, fsync,
  * fallocate, ftruncate, the `*at` calls, a large read sent there) is issued only when a worker
  * takes it: a close (or slot release) that overtakes it lets it act on whatever file the number
- * (or slot) names by then. So closing waits for `lent` to drop to 0 (`drained`).
+ * (or slot) names by then. So each handle keeps its ops in flight (`inflight`), and closing it
+ * first cancels them and waits for their completions (`quiesced`).
  */
 type Lendable = OwnedFd | RegisteredFile
 
@@ -65,27 +66,43 @@ const lend = (handle: Lendable): void => {
   if (lending) lentNow.push(handle)
 }
 
-/** Ends one loan of `handle`; wakes what waits for it once no op names it any more. */
-const giveBackOne = (handle: Lendable): void => {
-  if (--handle.lent === 0 && handle.drained !== undefined) {
+const hold = (handle: Lendable, op: Submitted): void => {
+  ;(handle.inflight ??= new Set()).add(op)
+}
+
+/** Ends `op`'s hold on `handle`; wakes what waits for it once no op names it any more. */
+const giveBackOne = (handle: Lendable, op: Submitted): void => {
+  const inflight = handle.inflight!
+  inflight.delete(op)
+  if (inflight.size === 0 && handle.drained !== undefined) {
     const waiting = handle.drained
     handle.drained = undefined
     for (const wake of waiting) wake()
   }
 }
 
-/** Ends the loans of a completed op (one handle, the usual case, or several). */
-const giveBack = (held: Lendable | ReadonlyArray<Lendable>): void => {
-  if (Array.isArray(held)) held.forEach(giveBackOne)
-  else giveBackOne(held as Lendable)
+/** Ends the holds of a completed op (on one handle, the usual case, or several). */
+const giveBack = (held: Lendable | ReadonlyArray<Lendable>, op: Submitted): void => {
+  if (Array.isArray(held)) for (const handle of held) giveBackOne(handle, op)
+  else giveBackOne(held as Lendable, op)
 }
 
-/** Completes once no ring op in flight names `handle` (at once if none does). */
-export const drained = (handle: Lendable): Effect.Effect<void> =>
+/** Whether ring ops in flight name `handle`. */
+export const inUse = (handle: Lendable): boolean => handle.inflight !== undefined && handle.inflight.size > 0
+
+/**
+ * Cancels the ring ops in flight that name `handle` and completes once none does (at once if
+ * none does): their own callers get their completions, `Canceled` where the cancel took. An op
+ * already running in the kernel may finish first; one blocked (a read of a pipe no one writes)
+ * is woken. The wait is interruptible.
+ */
+export const quiesced = (handle: Lendable): Effect.Effect<void> =>
   Effect.async<void>((resume) => {
-    if (handle.lent === 0) return resume(Effect.void)
+    if (!inUse(handle)) return resume(Effect.void)
     const wake = () => resume(Effect.void)
     ;(handle.drained ??= []).push(wake)
+    // Copied: a cancel the engine completes inline may take its op out of the set meanwhile.
+    for (const op of Array.from(handle.inflight!)) op.client.cancelInPlace(op)
     return Effect.sync(() => {
       const at = handle.drained?.indexOf(wake) ?? -1
       if (at >= 0) handle.drained!.splice(at, 1)
@@ -278,7 +295,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
         if (held === undefined) return
         const handles = held
         held = undefined
-        giveBack(handles)
+        giveBack(handles, op)
       }
       const onResult = (value: number) => {
         result = value
@@ -295,14 +312,16 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
       } finally {
         lending = false
       }
-      if (result !== undefined) return outcome(result, operation, subject)
-      if (lentNow.length === 1) {
+      // An op done inline (its result already here) holds nothing.
+      if (result === undefined && lentNow.length === 1) {
         held = lentNow[0]!
-        held.lent++
-      } else if (lentNow.length > 1) {
+        hold(held, op)
+      } else if (result === undefined && lentNow.length > 1) {
         held = lentNow.slice()
-        for (const handle of held) handle.lent++
+        for (const handle of held) hold(handle, op)
       }
+      lentNow.length = 0
+      if (result !== undefined) return outcome(result, operation, subject)
       return Effect.catchAllCause(
         (acquiring?.restore ?? restore)(Effect.async<number, UringError>((resume) => {
           // The completion may have come while the fiber yielded on its way here.
