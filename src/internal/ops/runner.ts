@@ -87,6 +87,16 @@ const giveBack = (held: Lendable | ReadonlyArray<Lendable>, op: Submitted): void
   else giveBackOne(held as Lendable, op)
 }
 
+/** Ops a close cancelled in place (`quiesced`), whose own callers get their completions. */
+const cancelledByClose = new WeakSet<Submitted>()
+
+/**
+ * Operations that read at an offset. The kernel reports a read it cancelled after part of its
+ * copy as that part's count, short of the end of the file, where callers take a short count for
+ * the end of the file: such a read cancelled by a close fails `Canceled` instead.
+ */
+const READS = new Set(["read", "readInto", "readExact", "readFile", "readBatch"])
+
 /** Whether ring ops in flight name `handle`. */
 export const inUse = (handle: Lendable): boolean => handle.inflight !== undefined && handle.inflight.size > 0
 
@@ -102,7 +112,10 @@ export const quiesced = (handle: Lendable): Effect.Effect<void> =>
     const wake = () => resume(Effect.void)
     ;(handle.drained ??= []).push(wake)
     // Copied: a cancel the engine completes inline may take its op out of the set meanwhile.
-    for (const op of Array.from(handle.inflight!)) op.client.cancelInPlace(op)
+    for (const op of Array.from(handle.inflight!)) {
+      cancelledByClose.add(op)
+      op.client.cancelInPlace(op)
+    }
     return Effect.sync(() => {
       const at = handle.drained?.indexOf(wake) ?? -1
       if (at >= 0) handle.drained!.splice(at, 1)
@@ -298,9 +311,9 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
         giveBack(handles, op)
       }
       const onResult = (value: number) => {
-        result = value
+        result = value >= 0 && cancelledByClose.has(op) && READS.has(operation) ? -ECANCELED : value
         returnHeld()
-        if (wake !== undefined) wake(outcome(value, operation, subject))
+        if (wake !== undefined) wake(outcome(result, operation, subject))
       }
       let op: Submitted
       lending = true
