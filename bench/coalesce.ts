@@ -23,7 +23,7 @@ const size = NFS.statSync(file).size
 const blocks = randomBlocks(0x2545f491, size / BLOCK)
 
 class Coalescing {
-  private queue: Array<{ start: (n: NativeRing, id: number) => number; onResult: OnResult; keep: unknown; out: { id: number; token: number } }> = []
+  private queue: Array<{ start: (n: NativeRing, id: number) => number; onResult: OnResult; keep: unknown; out: { id: number; token: number; client: RingClient } }> = []
   private scheduled = false
   constructor(readonly inner: RingClient) {}
   get native() {
@@ -33,7 +33,7 @@ class Coalescing {
     return this.inner.closed
   }
   submit(start: (n: NativeRing, id: number) => number, onResult: OnResult, keep?: unknown): Submitted {
-    const out = { id: 0, token: 0 }
+    const out = { id: 0, token: 0, client: this.inner }
     this.queue.push({ start, onResult, keep, out })
     if (!this.scheduled) {
       this.scheduled = true
