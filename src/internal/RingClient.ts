@@ -338,7 +338,7 @@ export class RingClient {
       return
     }
     this.callbacks[op.id] = onSettled
-    this.native.cancel(op.token)
+    this.cancelInPlace(op)
   }
 
   /**
