@@ -1,0 +1,92 @@
+/**
+ * The FUSE daemon of the reliability tests (crates/uring-core/examples/fuse_hold.rs), a process of
+ * its own: a file whose reads wait until told, so a kernel worker waits on them however the ring
+ * cancels. Needs root (mount), as CI has.
+ */
+import { Effect, type Scope } from "effect"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+const manifest = Path.join(import.meta.dirname, "..", "..", "crates", "uring-core", "Cargo.toml")
+
+/** The daemon's executable: `cargo test` has built it already in CI, which makes this a no-op. */
+const daemonExecutable = (): string => {
+  const messages = execFileSync(
+    "cargo",
+    ["build", "--release", "--example", "fuse_hold", "--manifest-path", manifest, "--message-format=json-render-diagnostics"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }
+  )
+  const artifact = messages.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line))
+    .find((message) => message.reason === "compiler-artifact" && message.target?.name === "fuse_hold")
+  if (typeof artifact?.executable !== "string") throw new Error("cargo built no fuse_hold executable")
+  return artifact.executable
+}
+
+export interface Daemon {
+  /** The FUSE file, 4096 bytes of 0x5a. */
+  readonly file: string
+  /** Reads the daemon holds back so far. */
+  readonly held: () => number
+  /** Answers the held reads, and later ones at once. */
+  readonly release: () => void
+}
+
+/** Starts the daemon; the scope's end stops it (unmounting), or kills it and detaches its mount. */
+export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acquireRelease(
+  Effect.promise(() =>
+    new Promise<{ child: ChildProcess; daemon: Daemon; dir: string }>((resolve, reject) => {
+      const child = spawn(daemonExecutable(), [], { stdio: ["pipe", "pipe", "inherit"] })
+      let held = 0
+      let pending = ""
+      child.on("error", reject)
+      // Ended before mounting (no /dev/fuse, not root): fail now, not at the test's timeout.
+      child.once("exit", (code, signal) => reject(new Error(`fuse_hold ended before it was ready (${signal ?? code})`)))
+      child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+        pending += chunk
+        let end: number
+        while ((end = pending.indexOf("\n")) >= 0) {
+          const line = pending.slice(0, end)
+          pending = pending.slice(end + 1)
+          if (line === "held") held++
+          else if (line.startsWith("ready ")) {
+            const dir = line.slice("ready ".length)
+            resolve({
+              child,
+              dir,
+              daemon: { file: Path.join(dir, "f"), held: () => held, release: () => child.stdin!.write("release\n") }
+            })
+          }
+        }
+      })
+    })
+  ),
+  ({ child, dir }) =>
+    Effect.promise(() =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve()
+        const killer = setTimeout(() => child.kill("SIGKILL"), 5_000)
+        child.on("exit", () => {
+          clearTimeout(killer)
+          // Killed, it left its mount behind (with a dead connection): detach it.
+          if (Fs.existsSync(dir) && Fs.readFileSync("/proc/self/mountinfo", "utf8").includes(` ${dir} `)) {
+            spawnSync("umount", ["-l", dir])
+          }
+          resolve()
+        })
+        child.stdin!.end()
+      })
+    )
+).pipe(Effect.map(({ daemon }) => daemon))
+
+/** Whether one of this process's io-wq workers sleeps where only a fatal signal wakes it (state D). */
+export const kernelWorkerWaiting = (): boolean =>
+  Fs.readdirSync("/proc/self/task").some((task) => {
+    try {
+      const comm = Fs.readFileSync(`/proc/self/task/${task}/comm`, "utf8")
+      const stat = Fs.readFileSync(`/proc/self/task/${task}/stat`, "utf8")
+      return comm.startsWith("iou-wrk") && stat.slice(stat.lastIndexOf(") ") + 2).startsWith("D")
+    } catch {
+      return false // the task ended meanwhile
+    }
+  })
