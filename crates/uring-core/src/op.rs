@@ -454,6 +454,16 @@ impl Op {
         }
     }
 
+    /// The file of a read that ends with `result`, a count short of what it asked for (see
+    /// `reap::cut_short_by_cancel`); `None` for anything else. Only a read that does not go on
+    /// after a short step gets here short: an exact one ends at a 0 (the end of the file).
+    pub(crate) fn short_read_target(&self, result: i32) -> Option<Target> {
+        match self {
+            Op::Read { target, buf, .. } if result > 0 && (result as usize) < buf.len() => Some(*target),
+            _ => None,
+        }
+    }
+
     /// What this op reports when it ends before its next step runs (abandoned, or its ring
     /// closing): what that step would give had the kernel cancelled it, so a write that made
     /// progress reports its count and a close (which the engine then does itself) success. A

@@ -1,11 +1,13 @@
 //! What a completion does to its op: the rest of a transfer queued again, or the op out of the
 //! slab and its completion out to the caller; and the fds the engine must close itself.
 
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
 use std::sync::MutexGuard;
 
 use io_uring::IoUring;
 
-use crate::op::{Next, Op};
+use crate::op::{Next, Op, Target};
 use crate::ring::{Completion, Shared};
 use crate::state::{InFlight, State};
 
@@ -81,6 +83,39 @@ pub(crate) fn discard(st: &mut State, mut op: InFlight, out: &mut Vec<Completion
     st.finish(op.member, Completion { user: op.user, result, output: None }, out);
 }
 
+/// Whether a read of `target` that was asked to stop (abandoned, or its ring closing) and came back
+/// short (`Op::short_read_target`) may have been cut short by the cancel. The kernel completes a read of a regular file or block device in
+/// more than one copy, and reports one a cancel interrupted after part of its copy as that part's
+/// count: short of what the file holds there, where every caller takes a short count for the end
+/// of the file. So such a read reports the cancel instead; nothing was consumed. A pipe's, socket's
+/// or terminal's read completes after its first copy: a short count is an ordinary answer whose
+/// bytes are gone from the file, and it stands.
+fn cut_short_by_cancel(st: &State, target: Target) -> bool {
+    let fd = match target {
+        Target::Fd(fd) => Some(fd),
+        Target::Fixed(slot) => st.files.raw_fd(slot),
+    };
+    fd.is_some_and(completes_in_parts)
+}
+
+/// Whether `fd` is open on a regular file or a block device (see `cut_short_by_cancel`): false when
+/// statx cannot tell. Asked under the state lock, but only of a cancelled read that came back
+/// short, and with `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
+fn completes_in_parts(fd: RawFd) -> bool {
+    let mut stx = MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; `stx` is a
+    // writable `struct statx` that outlives the call.
+    let done = unsafe {
+        libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC, libc::STATX_TYPE, stx.as_mut_ptr())
+    };
+    if done != 0 {
+        return false;
+    }
+    // SAFETY: statx succeeded and filled the struct (zeroed before, so every field is initialised).
+    let kind = u32::from(unsafe { stx.assume_init() }.stx_mode) & libc::S_IFMT;
+    kind == libc::S_IFREG || kind == libc::S_IFBLK
+}
+
 /// Applies one op's completion: resubmit the rest, or release its slot and deliver.
 /// Returns whether the op was queued again (its next part, or the rest of a short transfer).
 fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
@@ -103,6 +138,11 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let unclosed = op.op.unclosed_fd(res);
     let next = op.op.on_result(res);
     let resubmit = !op.abandoned && !closing;
+    // Asked to stop, it may be a read the cancel cut short (`cut_short_by_cancel`).
+    let short = match next {
+        Next::Complete(result) if !resubmit => op.op.short_read_target(result),
+        _ => None,
+    };
     st.to_close.extend(unclosed);
     let result = match next {
         Next::Resubmit if resubmit => {
@@ -117,8 +157,8 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
         }
         Next::Complete(result) => result,
     };
+    let mut result = if short.is_some_and(|target| cut_short_by_cancel(st, target)) { -libc::ECANCELED } else { result };
     let Some(op) = st.remove(key) else { return false };
-    let mut result = result;
     // An fd the kernel just opened for a caller that gave up, or for one whose ring is closing
     // (whose completion a closing ring may never deliver: `reap_abandoned` drops it), has no
     // other owner: the engine closes it, and the op reports it was cancelled. Any other is the
@@ -141,4 +181,28 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let completion = Completion { user: op.user, result, output: op.op.into_output(result) };
     st.finish(member, completion, batch);
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::completes_in_parts;
+
+    #[test]
+    fn only_regular_files_complete_in_parts() {
+        let file = tempfile::tempfile().expect("a temporary file");
+        assert!(completes_in_parts(file.as_raw_fd()));
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        assert!(!completes_in_parts(reader.as_raw_fd()));
+        assert!(!completes_in_parts(writer.as_raw_fd()));
+        let (socket, _) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        assert!(!completes_in_parts(socket.as_raw_fd()));
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        assert!(!completes_in_parts(null.as_raw_fd()));
+        // Closed: statx cannot tell, and a count is never taken away on a guess.
+        let closed = file.as_raw_fd();
+        drop(file);
+        assert!(!completes_in_parts(closed));
+    }
 }

@@ -3,7 +3,9 @@
 //! daemon holds the answer back is such an op: once the kernel has sent the request, its worker
 //! waits for the answer through a cancel (it tells the daemon, which may ignore it). Such reads
 //! also keep every kernel worker busy, so a close queued behind them can be cancelled before it
-//! runs. The daemon (tests/fuse) is a thread of this test. Needs root (mount), as CI has.
+//! runs. A read of more than the file holds comes back short once answered, which is how the
+//! engine sees a read a cancel cut short: asked to stop, it reports the cancel. The daemon
+//! (tests/fuse) is a thread of this test. Needs root (mount), as CI has.
 
 mod common;
 mod fuse;
@@ -85,7 +87,8 @@ struct Stuck {
 }
 
 impl Stuck {
-    fn new() -> Stuck {
+    /// A ring whose close gave up on a read of `len` bytes at 0 (the file has 4096).
+    fn reading(len: usize) -> Stuck {
         let mount = Mount::new();
         let watchdog = Watchdog::new(mount.connection.clone());
         let fd = mount.open_file();
@@ -94,7 +97,7 @@ impl Stuck {
         assert_eq!(common::threads_settle_at(0), 0, "an earlier test's ring threads ended");
         let rings = common::anon_fds("io_uring");
         let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
-        let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(16), 0));
+        let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(len), 0));
         mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
         // A cancel that found the op still queued in io-wq would end it at once: close only once a
         // kernel worker is asleep on the page the daemon holds back (state D: killable or worse).
@@ -112,6 +115,15 @@ impl Stuck {
     }
 }
 
+impl Stuck {
+    /// Lets the daemon answer, and returns the stuck read's completion, which the completion
+    /// thread, still there for it, delivers before it ends.
+    fn answered(&mut self) -> uring_core::Completion {
+        self.mount.release();
+        self.ring.wait_for(self.user, Duration::from_secs(5)).expect("the stuck read's completion was delivered")
+    }
+}
+
 impl Drop for Stuck {
     fn drop(&mut self) {
         // SAFETY: the test's own fd, closed once.
@@ -122,11 +134,9 @@ impl Drop for Stuck {
 #[test]
 fn an_op_the_kernel_cannot_cancel_makes_close_unclean_and_completes_when_the_kernel_is_done() {
     let _serial = serial();
-    let mut stuck = Stuck::new();
-    // Answered at last: the completion thread, still there for it, delivers its completion
-    // (the data, or the cancel the kernel honoured on the way out), then ends.
-    stuck.mount.release();
-    let done = stuck.ring.wait_for(stuck.user, Duration::from_secs(5)).expect("the stuck read's completion was delivered");
+    let mut stuck = Stuck::reading(16);
+    // Answered at last: the data, or the cancel the kernel honoured on the way out.
+    let done = stuck.answered();
     assert!([16, -libc::ECANCELED, -libc::EINTR].contains(&done.result), "result {}", done.result);
     assert_eq!(stuck.ring.ring.in_flight(), 0);
     assert_eq!(common::threads_settle_at(0), 0, "the ring's threads ended");
@@ -140,7 +150,7 @@ fn an_op_the_kernel_cannot_cancel_makes_close_unclean_and_completes_when_the_ker
 #[test]
 fn close_waiting_after_an_unclean_close_returns_once_the_stuck_op_completes_and_the_threads_end() {
     let _serial = serial();
-    let mut stuck = Stuck::new();
+    let mut stuck = Stuck::reading(16);
     // The daemon answers while close_waiting waits, on this thread, beside the completion thread.
     let release = stuck.mount.release.take();
     let answer = std::thread::spawn(move || {
@@ -188,4 +198,49 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     assert_eq!(ring.ring.in_flight(), 0);
     // SAFETY: the test's own fd, closed once.
     unsafe { libc::close(reading) };
+}
+
+/// A read asked to stop that comes back short of a regular file reports the cancel: the kernel
+/// reports a read a cancel interrupted after part of its copy as that part's count, which a caller
+/// takes for the end of the file (`reap::cut_short_by_cancel`). Here the kernel cannot cancel the
+/// reads, and they end short at the end of the file once the daemon answers: the same completion
+/// as far as the engine can tell, staged without timing.
+#[test]
+fn a_cancelled_read_that_comes_back_short_of_a_regular_file_reports_the_cancel_by_fd_and_by_slot() {
+    let _serial = serial();
+    let mut mount = Mount::new();
+    let _watchdog = Watchdog::new(mount.connection.clone());
+    let fd = mount.open_file();
+    let ring = TestRing::new();
+    let slot = ring.run(Op::register_file(fd));
+    let slot = u32::try_from(slot).expect("a registered slot");
+    let reads: Vec<(u64, _)> =
+        [Target::Fd(fd), Target::Fixed(slot)].into_iter().map(|target| ring.submit(Op::read(target, Memory::zeroed(8192), 0))).collect();
+    // One request for the page; both reads wait for it.
+    mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
+    common::wait_until("both kernel workers waiting on the held page", || kernel_workers_waiting() >= 2);
+    for (_, key) in &reads {
+        ring.ring.cancel(*key);
+    }
+    mount.release();
+    for (user, _) in &reads {
+        let done = ring.wait_for(*user, Duration::from_secs(5)).expect("the read completed once answered");
+        assert_eq!(done.result, -libc::ECANCELED, "the kernel's 4096 of 8192 is not taken for the end of the file");
+        assert!(done.output.is_none(), "a cancelled read hands no bytes back");
+    }
+    // Not cancelled, the same read ends short at the end of the file, as asked.
+    let whole = ring.run_full(Op::read(Target::Fixed(slot), Memory::zeroed(8192), 0));
+    assert_eq!(whole.result, 4096);
+    assert!(whole.output.expect("the bytes read").iter().all(|b| *b == 0x5a));
+    // SAFETY: the test's own fd, closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// The same through a ring's shutdown, which cancels every op in flight.
+#[test]
+fn a_read_the_shutdown_stopped_that_comes_back_short_reports_the_cancel() {
+    let _serial = serial();
+    let mut stuck = Stuck::reading(8192);
+    assert_eq!(stuck.answered().result, -libc::ECANCELED, "the kernel's 4096 of 8192 is not taken for the end of the file");
+    assert_eq!(common::threads_settle_at(0), 0, "the ring's threads ended");
 }

@@ -6,7 +6,6 @@
  * @internal
  */
 import { Cause, Effect, Either } from "effect"
-import * as Fs from "node:fs"
 import { markAsUntransferable } from "node:worker_threads"
 import { InvalidArgument, RingClosed, TooManyOpenFiles, type UringError } from "../../errors/UringError.js"
 import { AtFlags } from "../../services/Flags.js"
@@ -88,26 +87,6 @@ const giveBack = (held: Lendable | ReadonlyArray<Lendable>, op: Submitted): void
   else giveBackOne(held as Lendable, op)
 }
 
-/**
- * Ops a close cancelled in place (`quiesced`) on a regular file. The kernel reports a read it
- * cancelled after part of its copy as that part's count, short of the end of the file, where
- * callers take a short count for the end of the file: such a read fails `Canceled` instead. On
- * a pipe or socket a short count is an ordinary answer, and its bytes are consumed: it stands.
- */
-const cancelledByClose = new WeakSet<Submitted>()
-
-/** Operations that read at an offset (see `cancelledByClose`). */
-const READS = new Set(["read", "readInto", "readExact", "readFile", "readBatch"])
-
-/** Whether `fd` is open on a regular file; `false` when fstat cannot tell. */
-const isRegularFile = (fd: number): boolean => {
-  try {
-    return Fs.fstatSync(fd).isFile()
-  } catch {
-    return false
-  }
-}
-
 /** Whether ring ops in flight name `handle`. */
 export const inUse = (handle: Lendable): boolean => handle.inflight !== undefined && handle.inflight.size > 0
 
@@ -122,13 +101,8 @@ export const quiesced = (handle: Lendable): Effect.Effect<void> =>
     if (!inUse(handle)) return resume(Effect.void)
     const wake = () => resume(Effect.void)
     ;(handle.drained ??= []).push(wake)
-    // Still open here: the close waits for these ops. Asked only when a close finds ops in flight.
-    const regular = isRegularFile(handle.fd)
     // Copied: a cancel the engine completes inline may take its op out of the set meanwhile.
-    for (const op of Array.from(handle.inflight!)) {
-      if (regular) cancelledByClose.add(op)
-      op.client.cancelInPlace(op)
-    }
+    for (const op of Array.from(handle.inflight!)) op.client.cancelInPlace(op)
     return Effect.sync(() => {
       const at = handle.drained?.indexOf(wake) ?? -1
       if (at >= 0) handle.drained!.splice(at, 1)
@@ -324,7 +298,7 @@ export const makeRunner = (client: RingClient, config: Pick<UringConfig, "tracin
         giveBack(handles, op)
       }
       const onResult = (value: number) => {
-        result = value >= 0 && cancelledByClose.has(op) && READS.has(operation) ? -ECANCELED : value
+        result = value
         returnHeld()
         if (wake !== undefined) wake(outcome(result, operation, subject))
       }
