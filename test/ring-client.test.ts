@@ -526,6 +526,11 @@ describe("RingClient over the binding", () => {
       await new Promise((resolve) => setTimeout(resolve, 5))
       expect(client.pending).toBe(1)
       Fs.writeSync(fd, "now")
+      // Without letting the loop turn, give the kernel time to post the completion (from the
+      // submission thread's task work, if that thread submitted the read) before the loop polls:
+      // on a loaded host it could otherwise come after this turn's poll, and the order below
+      // would test the host, not the reap.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100)
       setImmediate(() => order.push("immediate"))
       expect(await result).toBe(3)
       await nextTurn()
