@@ -156,9 +156,9 @@ export interface UringShape {
    * flight on an `OwnedFd` (another fiber's) are cancelled first, and the close waits for their
    * completions: the kernel may look its number up only when a worker runs such an op, and must
    * not find another file under it by then. An op already running may finish; one not yet issued,
-   * or blocked (a read of a pipe no one writes), fails with `Canceled`, as does a read of a regular
-   * file the cancel cut short after part of its copy (its count would read as the end of the
-   * file). The same holds for the close at the end of its scope and the release of a
+   * or blocked (a read of a pipe no one writes), fails with `Canceled`, as does any read of a
+   * regular file it cancelled, whatever count the kernel gives back (after a cancel that count is
+   * not the file's). The same holds for the close at the end of its scope and the release of a
    * `RegisteredFile`.
    */
   readonly close: (fd: OwnedFd | number) => Effect.Effect<void, UringError>

@@ -14,7 +14,7 @@ import * as Path from "node:path"
 import { AtFlags, make, OwnedFd, RegisteredFile, Uring, type UringShape } from "../../src/index.js"
 import type { RingClient } from "../../src/internal/RingClient.js"
 import { fdCount, tempDir } from "../helpers/fixtures.js"
-import { makeWithClient, realSleep } from "./helpers.js"
+import { makeWithClient, outcomeOf, realSleep } from "./helpers.js"
 
 const CWD = AtFlags.AT_FDCWD
 
@@ -23,13 +23,6 @@ interface Case {
   readonly effect: Effect.Effect<unknown, { readonly _tag: string }, Scope.Scope>
 }
 
-/** How a case ended: an error's tag, "defect: ..." or "success". */
-const outcome = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string => {
-  if (Exit.isSuccess(exit)) return "success"
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) return failure.value._tag
-  return `defect: ${Cause.pretty(exit.cause).split("\n")[0]}`
-}
 
 /** Counts submissions the client accepted (a submit that returned instead of throwing). */
 const countSubmissions = (client: RingClient) => {
@@ -51,7 +44,7 @@ const runCases = (client: RingClient | undefined, expected: string, cases: Reado
     const mismatches: Array<string> = []
     for (const c of cases) {
       const before = counter.accepted
-      const got = outcome(yield* Effect.exit(Effect.scoped(c.effect)))
+      const got = outcomeOf(yield* Effect.exit(Effect.scoped(c.effect)))
       if (got !== expected) mismatches.push(`${c.name}: ${got}`)
       if (counter.accepted !== before) mismatches.push(`${c.name}: submitted`)
     }
@@ -277,7 +270,7 @@ describe("arguments refused before anything reaches the kernel", () => {
       const { client, file, uring } = yield* setup
       const counter = countSubmissions(client)
       const exit = yield* Effect.exit(uring.writeAll(file, 0, detached()))
-      expect(outcome(exit)).toBe("InvalidArgument")
+      expect(outcomeOf(exit)).toBe("InvalidArgument")
       expect(counter.accepted).toBe(0)
     })))
 
@@ -568,7 +561,7 @@ describe("arguments refused before anything reaches the kernel", () => {
           ["layer", viaLayer]
         ]
         for (const [how, exit] of exits) {
-          const got = outcome(exit)
+          const got = outcomeOf(exit)
           if (got !== "InvalidConfig" || Exit.isSuccess(exit)) mismatches.push(`${how} ${JSON.stringify(config)}: ${got}`)
           else {
             const error = Cause.failureOption(exit.cause)
@@ -589,7 +582,7 @@ describe("arguments refused before anything reaches the kernel", () => {
         const exit = yield* Effect.exit(Effect.scoped(Layer.build(Uring.layerConfig())).pipe(
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
         ))
-        const got = outcome(exit)
+        const got = outcomeOf(exit)
         if (got !== "InvalidConfig") mismatches.push(`layerConfig ${JSON.stringify(vars)}: ${got}`)
       }
       expect(mismatches).toEqual([])

@@ -79,9 +79,9 @@ export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acqu
     )
 ).pipe(Effect.map(({ daemon }) => daemon))
 
-/** Whether one of this process's io-wq workers sleeps where only a fatal signal wakes it (state D). */
-export const kernelWorkerWaiting = (): boolean =>
-  Fs.readdirSync("/proc/self/task").some((task) => {
+/** How many of this process's io-wq workers sleep where only a fatal signal wakes them (state D). */
+export const kernelWorkersWaiting = (): number =>
+  Fs.readdirSync("/proc/self/task").filter((task) => {
     try {
       const comm = Fs.readFileSync(`/proc/self/task/${task}/comm`, "utf8")
       const stat = Fs.readFileSync(`/proc/self/task/${task}/stat`, "utf8")
@@ -89,4 +89,4 @@ export const kernelWorkerWaiting = (): boolean =>
     } catch {
       return false // the task ended meanwhile
     }
-  })
+  }).length

@@ -3,7 +3,7 @@
  * but with its ring client in reach (pending table, the native ring's `inFlight`), a seeded PRNG,
  * wall-clock waits, memory readings, and the FIFOs and interrupters of the storms.
  */
-import { Effect, Fiber, type Scope } from "effect"
+import { Cause, Effect, Exit, Fiber, Option, type Scope } from "effect"
 import * as Fs from "node:fs"
 import * as V8 from "node:v8"
 import * as Vm from "node:vm"
@@ -39,6 +39,17 @@ export const countRingOps = (client: RingClient, seen: { ring: number; readonly 
     seen.ringBytes?.push(args[3])
     return submitNow.apply(client, args)
   }
+}
+
+/** How an effect ended: its error's tag, "defect: ..." (the first line), or what `onSuccess` makes of its value. */
+export const outcomeOf = <A>(
+  exit: Exit.Exit<A, { readonly _tag: string }>,
+  onSuccess: (value: A) => string = () => "success"
+): string => {
+  if (Exit.isSuccess(exit)) return onSuccess(exit.value)
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) return failure.value._tag
+  return `defect: ${Cause.pretty(exit.cause).split("\n")[0]}`
 }
 
 /** Wall-clock sleep (`it.effect` / `it.scoped` run on the TestClock, where `Effect.sleep` never wakes). */

@@ -454,12 +454,11 @@ impl Op {
         }
     }
 
-    /// The file of a read that ends with `result`, a count short of what it asked for (see
-    /// `reap::cut_short_by_cancel`); `None` for anything else. Only a read that does not go on
-    /// after a short step gets here short: an exact one ends at a 0 (the end of the file).
-    pub(crate) fn short_read_target(&self, result: i32) -> Option<Target> {
+    /// The file of a read that ends with a count, `result` (see `reap::stopped_read_is_cancelled`);
+    /// `None` for anything else.
+    pub(crate) fn counted_read_target(&self, result: i32) -> Option<Target> {
         match self {
-            Op::Read { target, buf, .. } if result > 0 && (result as usize) < buf.len() => Some(*target),
+            Op::Read { target, .. } if result >= 0 => Some(*target),
             _ => None,
         }
     }

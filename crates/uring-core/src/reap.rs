@@ -84,13 +84,17 @@ pub(crate) fn discard(st: &mut State, mut op: InFlight, out: &mut Vec<Completion
 }
 
 /// Whether a read of `target` that was asked to stop (abandoned, or its ring closing) and came back
-/// short (`Op::short_read_target`) may have been cut short by the cancel. The kernel completes a read of a regular file or block device in
-/// more than one copy, and reports one a cancel interrupted after part of its copy as that part's
-/// count: short of what the file holds there, where every caller takes a short count for the end
-/// of the file. So such a read reports the cancel instead; nothing was consumed. A pipe's, socket's
-/// or terminal's read completes after its first copy: a short count is an ordinary answer whose
-/// bytes are gone from the file, and it stands.
-fn cut_short_by_cancel(st: &State, target: Target) -> bool {
+/// with a count (`Op::counted_read_target`) reports the cancel instead. The kernel completes a
+/// read of a regular file or block device in more than one copy, and its count is not to be
+/// trusted once a cancel has interrupted it: it reports the part copied before the cancel, short
+/// of what the file holds there, where every caller takes a short count for the end of the file;
+/// and a FUSE file opened for direct I/O whose read a cancel interrupted on a kernel worker was
+/// seen reported whole, the second half of its buffer holding the file's first half (Linux
+/// 6.18.44, `tests/cancelled_reads.rs`). Nothing a read of such a file does is consumed, and its
+/// caller asked to stop, or its handle or ring is closing: it reports the cancel, whatever the
+/// count. A pipe's, socket's or terminal's read completes after its first copy, and its bytes
+/// are gone from the file: its count stands.
+fn stopped_read_is_cancelled(st: &State, target: Target) -> bool {
     let fd = match target {
         Target::Fd(fd) => Some(fd),
         Target::Fixed(slot) => st.files.raw_fd(slot),
@@ -98,9 +102,9 @@ fn cut_short_by_cancel(st: &State, target: Target) -> bool {
     fd.is_some_and(completes_in_parts)
 }
 
-/// Whether `fd` is open on a regular file or a block device (see `cut_short_by_cancel`): false when
-/// statx cannot tell. Asked under the state lock, but only of a cancelled read that came back
-/// short, and with `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
+/// Whether `fd` is open on a regular file or a block device (see `stopped_read_is_cancelled`):
+/// false when statx cannot tell. Asked under the state lock, but only of a read asked to stop, and
+/// with `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
 fn completes_in_parts(fd: RawFd) -> bool {
     let mut stx = MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; `stx` is a
@@ -138,9 +142,9 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
     let unclosed = op.op.unclosed_fd(res);
     let next = op.op.on_result(res);
     let resubmit = !op.abandoned && !closing;
-    // Asked to stop, it may be a read the cancel cut short (`cut_short_by_cancel`).
-    let short = match next {
-        Next::Complete(result) if !resubmit => op.op.short_read_target(result),
+    // Asked to stop, a read's count may not be the file's (`stopped_read_is_cancelled`).
+    let stopped_read = match next {
+        Next::Complete(result) if !resubmit => op.op.counted_read_target(result),
         _ => None,
     };
     st.to_close.extend(unclosed);
@@ -157,7 +161,8 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
         }
         Next::Complete(result) => result,
     };
-    let mut result = if short.is_some_and(|target| cut_short_by_cancel(st, target)) { -libc::ECANCELED } else { result };
+    let mut result =
+        if stopped_read.is_some_and(|target| stopped_read_is_cancelled(st, target)) { -libc::ECANCELED } else { result };
     let Some(op) = st.remove(key) else { return false };
     // An fd the kernel just opened for a caller that gave up, or for one whose ring is closing
     // (whose completion a closing ring may never deliver: `reap_abandoned` drops it), has no

@@ -1,7 +1,7 @@
 //! A FUSE file system served by a thread of this process, speaking the protocol on /dev/fuse:
 //! one file, `f`, whose reads (and any statfs) are answered only when the caller says so. Shared by
-//! tests/stuck.rs and examples/fuse_hold.rs (the daemon of the TypeScript test of the same case).
-//! Needs root (mount).
+//! tests/stuck.rs, tests/cancelled_reads.rs and examples/fuse_hold.rs (the daemon of the
+//! TypeScript test of the same case). Needs root (mount).
 #![allow(dead_code)]
 
 use std::ffi::CString;
@@ -24,15 +24,52 @@ const FUSE_INIT: u32 = 26;
 const FUSE_INTERRUPT: u32 = 36;
 const FUSE_BATCH_FORGET: u32 = 42;
 const FUSE_ASYNC_READ: u32 = 1;
+/// `fuse_open_out.open_flags`: reads of the file bypass the page cache, each a request.
+const FOPEN_DIRECT_IO: u32 = 1;
 const ROOT: u64 = 1;
 const FILE: u64 = 2;
-const FILE_SIZE: u64 = 4096;
-/// The byte every read of `f` returns.
-const FILL: u8 = 0x5a;
+/// The byte every read of `f` returns, unless its pages are `numbered`.
+pub const FILL: u8 = 0x5a;
 
-/// A `fuse_attr`: a root directory or the one regular file.
-fn attr(node: u64) -> Vec<u8> {
-    let (mode, size, nlink) = if node == ROOT { (0o040755u32, 0u64, 2u32) } else { (0o100644, FILE_SIZE, 1) };
+/// How the daemon serves `f`.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The size of `f`.
+    pub size: u64,
+    /// Reads that start in this range are held; the rest are answered at once.
+    pub held: std::ops::Range<u64>,
+    /// `f` is opened for direct I/O and the mount reads at most a page per request, so a larger
+    /// read is a series of requests, each answered or held on its own. The kernel does such a read
+    /// in the thread that submits it (io_uring's nonblocking try included) unless it goes to a
+    /// kernel worker.
+    pub direct_io: bool,
+    /// A held read the kernel interrupts (a cancel of the kernel worker waiting for it) fails
+    /// EINTR, as from a daemon that honours interrupts; otherwise the interrupt is ignored.
+    pub honour_interrupts: bool,
+    /// Every byte of page `n` of `f` is `n + 1` (mod 256), not `FILL`: bytes read into the wrong
+    /// place show.
+    pub numbered: bool,
+}
+
+impl Default for Serving {
+    /// One page of `FILL`, every read held, interrupts ignored.
+    fn default() -> Serving {
+        Serving { size: 4096, held: 0..u64::MAX, direct_io: false, honour_interrupts: false, numbered: false }
+    }
+}
+
+/// The byte at `offset` of `f`.
+pub fn byte_at(serving: &Serving, offset: u64) -> u8 {
+    if serving.numbered {
+        (offset / 4096 + 1) as u8
+    } else {
+        FILL
+    }
+}
+
+/// A `fuse_attr`: a root directory or the one regular file of `size` bytes.
+fn attr(node: u64, size: u64) -> Vec<u8> {
+    let (mode, size, nlink) = if node == ROOT { (0o040755u32, 0u64, 2u32) } else { (0o100644, size, 1) };
     let mut a = Vec::with_capacity(88);
     for v in [node, size, size.div_ceil(512), 0, 0, 0] {
         a.extend_from_slice(&v.to_ne_bytes());
@@ -54,17 +91,18 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
     unsafe { libc::write(dev, out.as_ptr().cast(), out.len()) };
 }
 
-/// Serves requests until the connection ends. Reads are held (their arrival told on `reads`)
-/// until `release` is dropped, and so are statfs requests (untold, then refused); everything else
-/// is answered at once meanwhile.
-fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
+/// Serves requests until the connection ends. Reads in `serving.held` are held (their arrival told
+/// on `reads`) until `release` is dropped, and so are statfs requests (untold, then refused);
+/// everything else is answered at once meanwhile.
+fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
     let mut buf = vec![0u8; 1 << 20 | 4096];
     let mut released = false;
     let mut held: Vec<(u64, u64, u64)> = Vec::new();
     let mut held_statfs: Vec<u64> = Vec::new();
     let answer = |unique: u64, offset: u64, size: u64| {
-        let len = size.min(FILE_SIZE.saturating_sub(offset)) as usize;
-        reply(dev, unique, 0, &vec![FILL; len]);
+        let end = (offset + size).min(serving.size);
+        let data: Vec<u8> = (offset..end.max(offset)).map(|at| byte_at(serving, at)).collect();
+        reply(dev, unique, 0, &data);
     };
     loop {
         if !released && matches!(release.try_recv(), Err(mpsc::TryRecvError::Disconnected)) {
@@ -114,19 +152,25 @@ fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
                     out.extend_from_slice(&v.to_ne_bytes());
                 }
                 out.extend_from_slice(&[0u8; 8]);
-                out.extend_from_slice(&attr(FILE));
+                out.extend_from_slice(&attr(FILE, serving.size));
                 reply(dev, unique, 0, &out);
             }
             FUSE_LOOKUP => reply(dev, unique, -libc::ENOENT, &[]),
             FUSE_GETATTR => {
                 let mut out = vec![0u8; 16];
-                out.extend_from_slice(&attr(node));
+                out.extend_from_slice(&attr(node, serving.size));
                 reply(dev, unique, 0, &out);
             }
-            FUSE_OPEN => reply(dev, unique, 0, &[0u8; 16]),
+            FUSE_OPEN => {
+                let mut out = [0u8; 16];
+                if serving.direct_io {
+                    out[8..12].copy_from_slice(&FOPEN_DIRECT_IO.to_ne_bytes());
+                }
+                reply(dev, unique, 0, &out);
+            }
             FUSE_READ => {
                 let (offset, size) = (u64_at(body, 8), u64::from(u32_at(body, 16)));
-                if released {
+                if released || !serving.held.contains(&offset) {
                     answer(unique, offset, size);
                 } else {
                     held.push((unique, offset, size));
@@ -135,6 +179,14 @@ fn serve(dev: RawFd, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
             }
             FUSE_STATFS if !released => held_statfs.push(unique),
             FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
+            // `fuse_interrupt_in` names the interrupted request.
+            FUSE_INTERRUPT if serving.honour_interrupts => {
+                let interrupted = u64_at(body, 0);
+                if let Some(at) = held.iter().position(|(unique, ..)| *unique == interrupted) {
+                    held.remove(at);
+                    reply(dev, interrupted, -libc::EINTR, &[]);
+                }
+            }
             FUSE_FORGET | FUSE_BATCH_FORGET | FUSE_INTERRUPT => {} // no answer expected; an interrupt is ignored
             _ => reply(dev, unique, -libc::ENOSYS, &[]),
         }
@@ -155,7 +207,12 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// `f` is one page whose reads are all held; interrupts are ignored.
     pub fn new() -> Mount {
+        Mount::serving(Serving::default())
+    }
+
+    pub fn serving(serving: Serving) -> Mount {
         let dir = tempfile::tempdir().unwrap();
         // SAFETY: opens a device by a NUL-terminated path; the fd is owned below.
         let raw = unsafe { libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
@@ -163,7 +220,8 @@ impl Mount {
         // SAFETY: `raw` was just opened and nothing else owns it.
         let dev = unsafe { OwnedFd::from_raw_fd(raw) };
         let target = CString::new(dir.path().to_str().unwrap()).unwrap();
-        let options = CString::new(format!("fd={raw},rootmode=40000,user_id=0,group_id=0")).unwrap();
+        let max_read = if serving.direct_io { ",max_read=4096" } else { "" };
+        let options = CString::new(format!("fd={raw},rootmode=40000,user_id=0,group_id=0{max_read}")).unwrap();
         // SAFETY: NUL-terminated strings that outlive the call.
         let mounted = unsafe {
             libc::mount(c"uring-stuck".as_ptr(), target.as_ptr(), c"fuse".as_ptr(), 0, options.as_ptr().cast())
@@ -171,7 +229,7 @@ impl Mount {
         assert_eq!(mounted, 0, "mount fuse: {}", std::io::Error::last_os_error());
         let (reads_tx, reads) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
-        let daemon = std::thread::spawn(move || serve(dev.as_raw_fd(), reads_tx, release_rx));
+        let daemon = std::thread::spawn(move || serve(dev.as_raw_fd(), &serving, reads_tx, release_rx));
         let connection = connection_of(dir.path());
         Mount { dir, connection, release: Some(release), reads, daemon: Some(daemon) }
     }
