@@ -113,9 +113,7 @@ impl Stuck {
         assert!(ring.wait_for(user, Duration::from_millis(50)).is_none());
         Stuck { ring, user, fd, _watchdog: watchdog, mount }
     }
-}
 
-impl Stuck {
     /// Lets the daemon answer, and returns the stuck read's completion, which the completion
     /// thread, still there for it, delivers before it ends.
     fn answered(&mut self) -> uring_core::Completion {
