@@ -3,14 +3,14 @@
  * kernel gives: after a cancel that count is not the file's (a read cut short reports the part
  * copied, which every caller takes for the end of the file; crates/uring-core/tests/
  * cancelled_reads.rs has one reported whole with the wrong bytes). Staged with the FUSE daemon
- * (crates/uring-core/examples/fuse_hold.rs): reads of its 4096-byte file wait on kernel workers
- * that no cancel wakes, and end once the daemon answers, 8192 bytes short and 16 whole. Needs
+ * (crates/uring-core/examples/fuse_hold.rs): reads of its 4096-byte file wait in threads (the
+ * ring's off-ring threads, which copy FUSE files) that no cancel wakes, and end once the daemon answers, 8192 bytes short and 16 whole. Needs
  * root (mount), as CI has.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { make } from "../../src/index.js"
-import { fuseDaemon, kernelWorkersWaiting } from "./fuseDaemon.js"
+import { fuseDaemon, threadsWaitingOnDaemon } from "./fuseDaemon.js"
 import { outcomeOf, realSleep, waitUntil } from "./helpers.js"
 
 /** What a read's fiber ended with: its count, or its error's tag. */
@@ -26,8 +26,8 @@ describe("a read asked to stop", () => {
       const short = yield* Effect.fork(uring.readInto(file, 0, new Uint8Array(8192)))
       const whole = yield* Effect.fork(uring.readInto(file, 0, new Uint8Array(16)))
       expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the reads reached the daemon").toBe(true)
-      // A cancel that found a read still queued for a worker would end it at once.
-      expect(yield* waitUntil(() => kernelWorkersWaiting() >= 2, 5_000), "kernel workers wait on the held page")
+      // A cancel that found a read still queued would end it at once.
+      expect(yield* waitUntil(() => threadsWaitingOnDaemon() >= 2, 5_000), "threads wait on the held page")
         .toBe(true)
 
       // The close cancels the reads, which the kernel cannot stop, and waits for them.
@@ -55,7 +55,7 @@ describe("a read asked to stop", () => {
       // the kernel for ever, where this test should fail on the timeout below.
       const read = yield* Effect.forkDaemon(uring.readInto(file, 0, new Uint8Array(8192)))
       expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the read reached the daemon").toBe(true)
-      expect(yield* waitUntil(() => kernelWorkersWaiting() > 0, 5_000), "a kernel worker waits on the held page")
+      expect(yield* waitUntil(() => threadsWaitingOnDaemon() > 0, 5_000), "a thread waits on the held page")
         .toBe(true)
 
       yield* Scope.close(ringScope, Exit.void)

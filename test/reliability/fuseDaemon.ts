@@ -1,7 +1,7 @@
 /**
  * The FUSE daemon of the reliability tests (crates/uring-core/examples/fuse_hold.rs), a process of
- * its own: a file whose reads wait until told, so a kernel worker waits on them however the ring
- * cancels. Needs root (mount), as CI has.
+ * its own: a file whose reads wait until told, so the thread reading waits on them however the
+ * ring cancels. Needs root (mount), as CI has.
  */
 import { Effect, type Scope } from "effect"
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
@@ -79,13 +79,18 @@ export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acqu
     )
 ).pipe(Effect.map(({ daemon }) => daemon))
 
-/** How many of this process's io-wq workers sleep where only a fatal signal wakes them (state D). */
-export const kernelWorkersWaiting = (): number =>
+/**
+ * How many of this process's threads that run ops sleep on the held page where only a fatal signal
+ * wakes them (state D): the kernel's io-wq workers, and the ring's off-ring threads, which copy
+ * FUSE files with plain reads (crates/uring-core/src/off_ring.rs).
+ */
+export const threadsWaitingOnDaemon = (): number =>
   Fs.readdirSync("/proc/self/task").filter((task) => {
     try {
       const comm = Fs.readFileSync(`/proc/self/task/${task}/comm`, "utf8")
       const stat = Fs.readFileSync(`/proc/self/task/${task}/stat`, "utf8")
-      return comm.startsWith("iou-wrk") && stat.slice(stat.lastIndexOf(") ") + 2).startsWith("D")
+      const runsOps = comm.startsWith("iou-wrk") || comm.startsWith("uring-off-ring")
+      return runsOps && stat.slice(stat.lastIndexOf(") ") + 2).startsWith("D")
     } catch {
       return false // the task ended meanwhile
     }

@@ -1,9 +1,10 @@
 /**
  * A shutdown that gives up on an op the kernel cannot cancel: a read of a FUSE file whose daemon
- * (crates/uring-core/examples/fuse_hold.rs, a process of its own) holds the answer back, so a
- * kernel worker waits on the page however the ring cancels. The layer's close keeps to its
- * deadline and says so in a warning; the read's fiber resumes once the kernel is done with the
- * read instead of waiting for ever. Needs root (mount), as CI has.
+ * (crates/uring-core/examples/fuse_hold.rs, a process of its own) holds the answer back, so the
+ * thread reading it (the ring's off-ring thread, which copies FUSE files) waits on the page however
+ * the ring cancels. The layer's close keeps to its deadline and says so in a warning; the read's
+ * fiber resumes once the kernel is done with the read instead of waiting for ever. Needs root
+ * (mount), as CI has.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber, Logger, LogLevel, Scope } from "effect"
@@ -11,7 +12,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Worker } from "node:worker_threads"
 import { make } from "../../src/index.js"
-import { fuseDaemon, kernelWorkersWaiting } from "./fuseDaemon.js"
+import { fuseDaemon, threadsWaitingOnDaemon } from "./fuseDaemon.js"
 import { outcomeOf, realSleep, waitUntil } from "./helpers.js"
 
 describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
@@ -34,8 +35,8 @@ describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
       // the kernel for ever, where this test should fail on the timeout below.
       const read = yield* Effect.forkDaemon(uring.read(file, 0, 16))
       expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the read reached the daemon").toBe(true)
-      // A cancel that found the read still queued for a worker would end it at once.
-      expect(yield* waitUntil(() => kernelWorkersWaiting() > 0, 5_000), "a kernel worker waits on the held page").toBe(true)
+      // A cancel that found the read still queued would end it at once.
+      expect(yield* waitUntil(() => threadsWaitingOnDaemon() > 0, 5_000), "a thread waits on the held page").toBe(true)
 
       const started = Date.now()
       yield* Scope.close(ringScope, Exit.void)
@@ -67,7 +68,7 @@ describe("a shutdown that gives up on an op the kernel cannot cancel", () => {
       yield* Effect.addFinalizer(() => Effect.sync(daemon.release))
       expect(yield* waitUntil(() => messages.length === 1, 5_000), "the worker submitted its read").toBe(true)
       expect(yield* waitUntil(() => daemon.held() > 0, 5_000), "the read reached the daemon").toBe(true)
-      expect(yield* waitUntil(() => kernelWorkersWaiting() > 0, 5_000), "a kernel worker waits on the held page").toBe(true)
+      expect(yield* waitUntil(() => threadsWaitingOnDaemon() > 0, 5_000), "a thread waits on the held page").toBe(true)
 
       worker.postMessage("close")
       expect(yield* waitUntil(() => messages.length === 2, 5_000), "the worker's close returned").toBe(true)

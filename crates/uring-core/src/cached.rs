@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use crate::op::{FD_BYTES, MAX_RW_COUNT};
+use crate::op::{FD_BYTES, MAX_RW_COUNT, PAGE};
 
 // `read_cached` passes `preadv2` its offset whole in one argument: 64-bit Linux only.
 const _: () = assert!(std::mem::size_of::<libc::c_long>() == 8);
@@ -43,10 +43,6 @@ pub fn read_cached(fd: i32, buf: &mut [u8], offset: u64) -> i32 {
         n as i32
     }
 }
-
-/// The page cache holds whole pages, and no page is smaller than this: a cached part of a range
-/// ends at a multiple of it.
-const PAGE: u64 = 4096;
 
 /// One range of a batch read on the calling thread (`read_cached`): `Some(result)` when that is
 /// the range's whole answer (all of it, or the end of the file: 0, or a short count that ends
@@ -209,7 +205,15 @@ fn read_located(located: RawFd, buf: &mut [u8], kept: &mut [u8; FD_BYTES]) -> i3
     n
 }
 
-/// Whether the file `fd` (an `O_PATH` fd) names lives on one of `kinds` (superblock magic
+/// `statfs`'s magic number of FUSE, `fuseblk` included.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// Whether the file `fd` names is on FUSE (see `handed::on_fuse`).
+pub(crate) fn on_fuse(fd: RawFd) -> bool {
+    file_system_in(fd, &[FUSE_SUPER_MAGIC])
+}
+
+/// Whether the file `fd` (an `O_PATH` fd, or any other) names lives on one of `kinds` (superblock magic
 /// numbers, as `statfs` gives them). Asked of its mount, never of its file system: `fstatfs`
 /// would ask a FUSE daemon or an NFS server, and wait for the answer.
 fn file_system_in(fd: RawFd, kinds: &[i64]) -> bool {

@@ -8,7 +8,12 @@
 //! and a number that a caller closed some other way and the kernel hands out again through
 //! another ring moves to that ring instead of being closed by both.
 //!
-//! Only opens and closes come here, never reads. An fd enters when the op that opened it
+//! Each entry also says whether its file is on FUSE (`cached::on_fuse`, asked once as the fd
+//! enters), which sends every read and write of it to the ring's off-ring threads (`on_fuse`,
+//! `off_ring.rs`). Reads and writes ask only while some entry is on FUSE (`FUSE_ENTRIES`):
+//! otherwise a load, no lock.
+//!
+//! Only opens and closes change the record, never reads. An fd enters when the op that opened it
 //! completes for a caller who still wants it (`reap`, under the state lock, before its completion
 //! leaves the engine), so one reaped and not yet delivered is covered; an fd the engine closes
 //! itself never enters (`reap` takes one way or the other). It leaves when a ring accepts a close
@@ -19,25 +24,53 @@
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-/// Fd number -> the ring that handed it out (`Handed::ring`). Held only for a map operation,
-/// never across a syscall; innermost of the engine's locks.
-static RECORD: LazyLock<Mutex<HashMap<RawFd, u64>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+use crate::cached;
+
+/// One fd handed out.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The ring that handed it out (`Handed::ring`).
+    ring: u64,
+    /// Its file is on FUSE.
+    fuse: bool,
+}
+
+/// Fd number -> its entry. Held only for a map operation, never across a syscall; innermost of
+/// the engine's locks.
+static RECORD: LazyLock<Mutex<HashMap<RawFd, Entry>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Entries of `RECORD` on FUSE, changed under its lock.
+static FUSE_ENTRIES: AtomicUsize = AtomicUsize::new(0);
 
 /// Names rings in the record: never reused, unlike an address.
 static NEXT_RING: AtomicU64 = AtomicU64::new(1);
 
-fn record() -> MutexGuard<'static, HashMap<RawFd, u64>> {
+fn record() -> MutexGuard<'static, HashMap<RawFd, Entry>> {
     // A map operation cannot leave the map half-changed: a poisoned lock is still usable.
     RECORD.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Counts `entry` out of `FUSE_ENTRIES` as it leaves the record (the lock held).
+fn left(entry: Option<Entry>) {
+    if entry.is_some_and(|entry| entry.fuse) {
+        FUSE_ENTRIES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Ends `fd`'s entry, whichever ring made it: the number is being closed, through a ring or by
 /// the caller itself. Call it before the close is under way.
 pub(crate) fn forget(fd: RawFd) {
-    record().remove(&fd);
+    let mut record = record();
+    left(record.remove(&fd));
+}
+
+/// Whether `fd` was handed out on a FUSE file, and is not closed since: its reads and writes are
+/// then copied by the ring's off-ring threads, not by io_uring (`off_ring.rs` says why).
+pub(crate) fn on_fuse(fd: RawFd) -> bool {
+    FUSE_ENTRIES.load(Ordering::Relaxed) > 0 && record().get(&fd).is_some_and(|entry| entry.fuse)
 }
 
 /// One ring's part of the record.
@@ -52,12 +85,18 @@ impl Handed {
 
     /// `fd` was handed to this ring's caller.
     pub(crate) fn insert(&self, fd: RawFd) {
-        record().insert(fd, self.ring);
+        let entry = Entry { ring: self.ring, fuse: cached::on_fuse(fd) };
+        let mut record = record();
+        if entry.fuse {
+            FUSE_ENTRIES.fetch_add(1, Ordering::Relaxed);
+        }
+        left(record.insert(fd, entry));
     }
 
     /// This ring's entries, sorted.
     pub(crate) fn fds(&self) -> Vec<RawFd> {
-        let mut fds: Vec<RawFd> = record().iter().filter(|&(_, &ring)| ring == self.ring).map(|(&fd, _)| fd).collect();
+        let mut fds: Vec<RawFd> =
+            record().iter().filter(|&(_, entry)| entry.ring == self.ring).map(|(&fd, _)| fd).collect();
         fds.sort_unstable();
         fds
     }
@@ -65,11 +104,13 @@ impl Handed {
     /// Takes this ring's entries out: the caller closes them, or leaves them to their owners.
     pub(crate) fn take(&self) -> Vec<RawFd> {
         let mut taken = Vec::new();
-        record().retain(|&fd, &mut ring| {
-            if ring == self.ring {
+        record().retain(|&fd, entry| {
+            let ours = entry.ring == self.ring;
+            if ours {
                 taken.push(fd);
+                left(Some(*entry));
             }
-            ring != self.ring
+            !ours
         });
         taken
     }

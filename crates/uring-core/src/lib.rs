@@ -30,6 +30,7 @@ mod files;
 mod group;
 mod handed;
 mod memory;
+mod off_ring;
 mod op;
 mod reap;
 mod ready;

@@ -27,6 +27,10 @@ use crate::memory::Memory;
 /// The kernel's per-call limit on a read or write (`MAX_RW_COUNT`: 2 GiB minus 4 KiB).
 pub const MAX_RW_COUNT: usize = 0x7fff_f000;
 
+/// The page cache holds whole pages, and no page is smaller than this: the kernel's copy of a
+/// buffered read stops, when it stops early, at a multiple of it.
+pub(crate) const PAGE: u64 = 4096;
+
 /// Size of `struct statx` as the kernel writes it.
 pub const STATX_SIZE: usize = 256;
 
@@ -43,7 +47,9 @@ pub enum Target {
 /// entry carries stay valid until the operation's completion.
 #[derive(Debug)]
 pub enum Op {
-    /// `exact`: resubmit the rest after short reads; stops early only at end of file.
+    /// `exact`: resubmit the rest after short reads; stops early only at end of file. Without it,
+    /// the rest is resubmitted only after a regular file's count that ends at a page boundary
+    /// (`reap::cut_read_goes_on`).
     /// `stream`: the file took the first step at offset 0 but refuses any other (a socket): the
     /// rest goes at offset 0 too (`stream_step`).
     Read { target: Target, buf: Memory, offset: u64, exact: bool, done: usize, stream: bool },
@@ -326,25 +332,31 @@ impl Op {
         }
     }
 
+    /// The copy this op's next step makes, if it is a read or a write (a whole-file op's too).
+    pub(crate) fn transfer(&mut self) -> Option<Transfer> {
+        let (target, buf, offset, done, write) = match self {
+            Op::Read { target, buf, offset, done, stream, .. } => (*target, buf, step_offset(*offset, *done, *stream), *done, false),
+            Op::Write { target, buf, offset, done, stream, .. } => (*target, buf, step_offset(*offset, *done, *stream), *done, true),
+            Op::WholeFile { buf, write, phase: WholeFilePhase::Transfer { fd, done }, .. } => {
+                (Target::Fd(*fd), buf, *done as u64, *done, *write)
+            }
+            _ => return None,
+        };
+        // `done < buf.len()` in a whole-file op's transfer, and `<=` for reads and writes.
+        let len = (buf.len() - done).min(MAX_RW_COUNT);
+        // SAFETY: `done <= buf.len()`, so the pointer stays inside the buffer.
+        let ptr = unsafe { buf.as_mut_ptr().add(done) };
+        Some(Transfer { target, ptr, len, offset, write })
+    }
+
     /// The submission entry for this op's next step.
     pub(crate) fn entry(&mut self) -> squeue::Entry {
+        if let Some(transfer) = self.transfer() {
+            return transfer.entry();
+        }
         match self {
-            Op::Read { target, buf, offset, done, stream, .. } => {
-                let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
-                // SAFETY: `done <= buf.len()`, so the pointer stays inside the buffer.
-                let ptr = unsafe { buf.as_mut_ptr().add(*done) };
-                with_target!(*target, |fd| opcode::Read::new(fd, ptr, len)
-                    .offset(step_offset(*offset, *done, *stream))
-                    .build())
-            }
-            Op::Write { target, buf, offset, done, stream, .. } => {
-                let len = (buf.len() - *done).min(MAX_RW_COUNT) as u32;
-                // SAFETY: as for reads.
-                let ptr = unsafe { buf.as_mut_ptr().add(*done) };
-                with_target!(*target, |fd| opcode::Write::new(fd, ptr, len)
-                    .offset(step_offset(*offset, *done, *stream))
-                    .build())
-            }
+            // Built above.
+            Op::Read { .. } | Op::Write { .. } => opcode::Nop::new().build(),
             Op::Fsync { target, datasync } => {
                 let flags = if *datasync { types::FsyncFlags::DATASYNC } else { types::FsyncFlags::empty() };
                 with_target!(*target, |fd| opcode::Fsync::new(fd).flags(flags).build())
@@ -409,23 +421,15 @@ impl Op {
             Op::RegisterFile { slot, fds } | Op::UnregisterFile { slot, fds } => {
                 opcode::FilesUpdate::new(fds.as_ptr(), 1).offset(*slot as i32).build()
             }
-            Op::WholeFile { dirfd, path, flags, mode, buf, write, phase, .. } => match *phase {
+            Op::WholeFile { dirfd, path, flags, mode, phase, .. } => match *phase {
                 WholeFilePhase::Open => {
                     opcode::OpenAt::new(types::Fd(*dirfd), path.as_ptr()).flags(*flags).mode(*mode).build()
                 }
-                WholeFilePhase::Transfer { fd, done } => {
-                    let len = (buf.len() - done).min(MAX_RW_COUNT) as u32;
-                    // SAFETY: `done < buf.len()` in this phase, so the pointer stays inside the buffer.
-                    let ptr = unsafe { buf.as_mut_ptr().add(done) };
-                    if *write {
-                        opcode::Write::new(types::Fd(fd), ptr, len).offset(done as u64).build()
-                    } else {
-                        opcode::Read::new(types::Fd(fd), ptr, len).offset(done as u64).build()
-                    }
-                }
                 WholeFilePhase::Close { fd, .. } => opcode::Close::new(types::Fd(fd)).build(),
-                // Never queued: these have completed.
-                WholeFilePhase::Kept { .. } | WholeFilePhase::Done => opcode::Nop::new().build(),
+                // Never queued: these have completed (and a transfer is built above).
+                WholeFilePhase::Transfer { .. } | WholeFilePhase::Kept { .. } | WholeFilePhase::Done => {
+                    opcode::Nop::new().build()
+                }
             },
         }
     }
@@ -459,6 +463,25 @@ impl Op {
     pub(crate) fn counted_read_target(&self, result: i32) -> Option<Target> {
         match self {
             Op::Read { target, .. } if result >= 0 => Some(*target),
+            _ => None,
+        }
+    }
+
+    /// The file of a read whose step, `step` bytes, left it short of its buffer at a page boundary
+    /// (see `reap::cut_read_goes_on`); `None` for anything else, a step that moved nothing (end
+    /// of file) or failed, a count ending inside a page (end of file for the kernel's copy), and a
+    /// buffer larger than a completion can count (each step stops at `MAX_RW_COUNT`, a page
+    /// boundary: such a read reports the first step's count).
+    pub(crate) fn read_cut_at_page(&self, step: i32) -> Option<Target> {
+        match self {
+            Op::Read { target, buf, offset, exact: false, done, stream: false }
+                if step > 0
+                    && *done < buf.len()
+                    && buf.len() <= i32::MAX as usize
+                    && (*offset + *done as u64).is_multiple_of(PAGE) =>
+            {
+                Some(*target)
+            }
             _ => None,
         }
     }
@@ -542,6 +565,29 @@ impl Op {
             Op::Read { buf, .. } | Op::WholeFile { buf, write: false, .. } if res >= 0 => buf.into_filled(res as usize),
             Op::Fstat { out, .. } | Op::Statx { out, .. } if res >= 0 => out.into_filled(STATX_SIZE),
             _ => None,
+        }
+    }
+}
+
+/// One step of a read or write: `len` bytes between the op's memory at `ptr` and the file at
+/// `offset`. The pointer stays valid while the op is in the slab, until this step's result is
+/// applied to it.
+pub(crate) struct Transfer {
+    pub target: Target,
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub offset: u64,
+    pub write: bool,
+}
+
+impl Transfer {
+    fn entry(&self) -> squeue::Entry {
+        // Fits: at most MAX_RW_COUNT.
+        let (ptr, len) = (self.ptr, self.len as u32);
+        if self.write {
+            with_target!(self.target, |fd| opcode::Write::new(fd, ptr, len).offset(self.offset).build())
+        } else {
+            with_target!(self.target, |fd| opcode::Read::new(fd, ptr, len).offset(self.offset).build())
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::MutexGuard;
 
 use io_uring::IoUring;
 
-use crate::op::{Next, Op, Target};
+use crate::cached;
+use crate::op::{Next, Op, Target, WholeFilePhase};
 use crate::ring::{Completion, Shared};
 use crate::state::{InFlight, State};
 
@@ -15,6 +16,9 @@ use crate::state::{InFlight, State};
 pub(crate) const CANCEL_TAG: u64 = 1 << 63;
 /// `user_data` of the NOP that wakes the completion thread at shutdown.
 pub(crate) const WAKE_TAG: u64 = (1 << 63) | 1;
+/// `user_data` of the NOP that wakes whoever reaps in the kernel after an off-ring thread ended
+/// an op (`off_ring::nudge`): its completion only frees budget.
+pub(crate) const NUDGE_TAG: u64 = (1 << 63) | 2;
 
 /// What one walk of the completion queue found besides finished ops.
 #[derive(Default)]
@@ -37,7 +41,7 @@ pub(crate) fn reap_all(shared: &Shared, ring: &IoUring, st: &mut State, batch: &
         found.any = true;
         match cqe.user_data() {
             WAKE_TAG => found.woke = true,
-            CANCEL_TAG => st.in_kernel -= 1,
+            CANCEL_TAG | NUDGE_TAG => st.in_kernel -= 1,
             key => {
                 st.in_kernel -= 1;
                 found.requeued |= reap(st, key, interrupted_as_cancelled(cqe.result()), batch);
@@ -95,17 +99,37 @@ pub(crate) fn discard(st: &mut State, mut op: InFlight, out: &mut Vec<Completion
 /// count. A pipe's, socket's or terminal's read completes after its first copy, and its bytes
 /// are gone from the file: its count stands.
 fn stopped_read_is_cancelled(st: &State, target: Target) -> bool {
+    completes_in_parts(st, target)
+}
+
+/// Whether a read of `target` whose count ended short of its buffer at a page boundary
+/// (`Op::read_cut_at_page`), with nothing asked to stop, reads on from there. Such a count of a
+/// regular file is not always its end: under load, reads of a file that `fallocate` or
+/// `ftruncate` had just extended past a partly written last page were seen to stop at the start
+/// of that page (Linux 6.18.44; the file's size and a `pread` of the range at once agreed with
+/// what had been written), and every caller takes a short count for the end of the file. The
+/// kernel's own copy stops early only at a page boundary, so a count ending inside a page is the
+/// end of the file and costs nothing more; one ending at a boundary costs a step that finds the
+/// end (0) or the rest. A later step's error is the read's, as an exact read's is. A pipe's,
+/// socket's or terminal's count stands: its next bytes may never come.
+fn cut_read_goes_on(st: &State, target: Target) -> bool {
+    completes_in_parts(st, target)
+}
+
+/// Whether `target` is open on a regular file or a block device (see `stopped_read_is_cancelled`
+/// and `cut_read_goes_on`), looking through a registered slot to its raw fd.
+fn completes_in_parts(st: &State, target: Target) -> bool {
     let fd = match target {
         Target::Fd(fd) => Some(fd),
         Target::Fixed(slot) => st.files.raw_fd(slot),
     };
-    fd.is_some_and(completes_in_parts)
+    fd.is_some_and(regular_or_block)
 }
 
-/// Whether `fd` is open on a regular file or a block device (see `stopped_read_is_cancelled`):
-/// false when statx cannot tell. Asked under the state lock, but only of a read asked to stop, and
-/// with `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
-fn completes_in_parts(fd: RawFd) -> bool {
+/// Whether `fd` is open on a regular file or a block device: false when statx cannot tell. Asked
+/// under the state lock, but only of a read asked to stop or cut at a page boundary, and with
+/// `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
+fn regular_or_block(fd: RawFd) -> bool {
     let mut stx = MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; `stx` is a
     // writable `struct statx` that outlives the call.
@@ -120,9 +144,10 @@ fn completes_in_parts(fd: RawFd) -> bool {
     kind == libc::S_IFREG || kind == libc::S_IFBLK
 }
 
-/// Applies one op's completion: resubmit the rest, or release its slot and deliver.
-/// Returns whether the op was queued again (its next part, or the rest of a short transfer).
-fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
+/// Applies one op's completion (from the kernel, or from an off-ring thread): resubmit the rest,
+/// or release its slot and deliver. Returns whether the op was queued again (its next part, or
+/// the rest of a short transfer).
+pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool {
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
@@ -137,17 +162,28 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
         st.queue.push_front(key);
         return true;
     }
+    // A whole-file op's file is known once open: on FUSE, its transfer goes to an off-ring thread
+    // and its close to a kernel worker, as a handed-out fd's copies would (`handed::on_fuse`).
+    if res >= 0 && matches!(&op.op, Op::WholeFile { phase: WholeFilePhase::Open, buf, write, .. } if !buf.is_empty() || *write) {
+        op.on_fuse = cached::on_fuse(res);
+    }
     // A close that never ran still has to happen, since its caller counts the fd as closed.
     // Taken before `on_result`, which moves past the step.
     let unclosed = op.op.unclosed_fd(res);
     let next = op.op.on_result(res);
     let resubmit = !op.abandoned && !closing;
-    // Asked to stop, a read's count may not be the file's (`stopped_read_is_cancelled`).
-    let stopped_read = match next {
-        Next::Complete(result) if !resubmit => op.op.counted_read_target(result),
-        _ => None,
+    // Asked to stop, a read's count may not be the file's (`stopped_read_is_cancelled`); not
+    // asked, one ending at a page boundary may not be its end (`cut_read_goes_on`).
+    let (stopped_read, cut_read) = match next {
+        Next::Complete(result) if !resubmit => (op.op.counted_read_target(result), None),
+        Next::Complete(_) => (None, op.op.read_cut_at_page(res)),
+        Next::Resubmit => (None, None),
     };
     st.to_close.extend(unclosed);
+    if cut_read.is_some_and(|target| cut_read_goes_on(st, target)) {
+        st.queue.push_front(key);
+        return true;
+    }
     let result = match next {
         Next::Resubmit if resubmit => {
             st.queue.push_front(key);
@@ -190,24 +226,73 @@ fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completion>) -> bool
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, RawFd};
 
-    use super::completes_in_parts;
+    use super::{reap, regular_or_block};
+    use crate::files::FileTable;
+    use crate::memory::Memory;
+    use crate::op::{Op, Target};
+    use crate::ring::Completion;
+    use crate::state::{InFlight, State};
+
+    /// Reaps `steps` in turn for one read of `len` bytes at `offset` of `fd`: what each left
+    /// queued again, and the completion if one was delivered.
+    fn read_steps(fd: RawFd, offset: u64, len: usize, steps: &[i32]) -> (Vec<bool>, Option<i32>) {
+        let mut st = State::new(FileTable::new(4));
+        let op = Op::read(Target::Fd(fd), Memory::zeroed(len), offset);
+        let key =
+            st.insert(InFlight { user: 7, op, in_kernel: true, abandoned: false, on_worker: false, on_fuse: false, member: None });
+        let mut delivered: Vec<Completion> = Vec::new();
+        let requeued = steps
+            .iter()
+            .map(|&res| {
+                let again = reap(&mut st, key, res, &mut delivered);
+                assert_eq!(st.queue.iter().filter(|&&queued| queued == key).count(), usize::from(again));
+                st.queue.clear();
+                again
+            })
+            .collect();
+        assert!(delivered.len() <= 1);
+        (requeued, delivered.first().map(|c| c.result))
+    }
+
+    #[test]
+    fn a_read_of_a_regular_file_cut_at_a_page_boundary_goes_on_from_there() {
+        let file = tempfile::tempfile().expect("a temporary file");
+        let fd = file.as_raw_fd();
+        // Cut at 8192, then the rest: whole.
+        assert_eq!(read_steps(fd, 0, 65536, &[8192, 57344]), (vec![true, false], Some(65536)));
+        // Cut twice, then the end of the file: the count so far.
+        assert_eq!(read_steps(fd, 4096, 65536, &[4096, 8192, 0]), (vec![true, true, false], Some(12288)));
+        // Counted from the file's offset, not the buffer's: 100 + 3996 ends the first page.
+        assert_eq!(read_steps(fd, 100, 8192, &[3996, 4196]), (vec![true, false], Some(8192)));
+        // A later step's error is the read's.
+        assert_eq!(read_steps(fd, 0, 65536, &[8192, -libc::EIO]), (vec![true, false], Some(-libc::EIO)));
+        // Inside a page: the end of the file, delivered at once.
+        assert_eq!(read_steps(fd, 0, 65536, &[8000]), (vec![false], Some(8000)));
+        assert_eq!(read_steps(fd, 100, 65536, &[4096]), (vec![false], Some(4096)));
+    }
+
+    #[test]
+    fn a_pipe_read_cut_at_a_page_boundary_keeps_its_count() {
+        let (reader, _writer) = std::io::pipe().expect("a pipe");
+        assert_eq!(read_steps(reader.as_raw_fd(), 0, 65536, &[4096]), (vec![false], Some(4096)));
+    }
 
     #[test]
     fn only_regular_files_complete_in_parts() {
         let file = tempfile::tempfile().expect("a temporary file");
-        assert!(completes_in_parts(file.as_raw_fd()));
+        assert!(regular_or_block(file.as_raw_fd()));
         let (reader, writer) = std::io::pipe().expect("a pipe");
-        assert!(!completes_in_parts(reader.as_raw_fd()));
-        assert!(!completes_in_parts(writer.as_raw_fd()));
+        assert!(!regular_or_block(reader.as_raw_fd()));
+        assert!(!regular_or_block(writer.as_raw_fd()));
         let (socket, _) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
-        assert!(!completes_in_parts(socket.as_raw_fd()));
+        assert!(!regular_or_block(socket.as_raw_fd()));
         let null = std::fs::File::open("/dev/null").expect("/dev/null");
-        assert!(!completes_in_parts(null.as_raw_fd()));
+        assert!(!regular_or_block(null.as_raw_fd()));
         // Closed: statx cannot tell, and a count is never taken away on a guess.
         let closed = file.as_raw_fd();
         drop(file);
-        assert!(!completes_in_parts(closed));
+        assert!(!regular_or_block(closed));
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use crate::error::EngineError;
 use crate::files::FileTable;
 use crate::group::{GroupKey, Member, Results};
 use crate::handed;
+use crate::off_ring;
 use crate::op::Op;
 use crate::ready::ReadyFd;
 use crate::slab::OpKey;
@@ -76,9 +77,32 @@ pub(crate) struct Shared {
     /// stands still for `caller_stall` (`threads::park`).
     pub caller_seen: AtomicU64,
     pub caller_stall: Duration,
+    /// Wakes an off-ring thread (`off_ring.rs`): copies for it, or stop.
+    pub off_ring_work: Condvar,
+    /// The off-ring threads started so far (`off_ring_ready`); joined by a clean close.
+    off_ring: Mutex<Vec<JoinHandle<()>>>,
+    /// This, for the off-ring threads to hold.
+    this: Weak<Shared>,
 }
 
 impl Shared {
+    /// Whether an off-ring thread will take `queued` copies, `idle` threads waiting for them,
+    /// starting one if more are queued than wait, up to `OFF_RING_THREADS`: `false` only if none
+    /// runs and none can be started, and then copies go to the kernel as before.
+    pub(crate) fn off_ring_ready(&self, idle: usize, queued: usize) -> bool {
+        let mut threads = self.off_ring.lock().unwrap_or_else(|p| p.into_inner());
+        if idle < queued && threads.len() < OFF_RING_THREADS {
+            let started = self.this.upgrade().and_then(|shared| {
+                std::thread::Builder::new()
+                    .name("uring-off-ring".into())
+                    .spawn(move || off_ring::off_ring_loop(&shared))
+                    .ok()
+            });
+            threads.extend(started);
+        }
+        !threads.is_empty()
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a thread panicked while holding it; the state is still consistent
         // enough to shut down, which is all anyone does after that.
@@ -100,6 +124,10 @@ impl Shared {
         self.ready().as_ref().map(ReadyFd::drain).is_some()
     }
 }
+
+/// Most off-ring threads a ring starts (`off_ring.rs`): copies of FUSE files wait for their daemon
+/// in parallel up to this.
+const OFF_RING_THREADS: usize = 4;
 
 /// The ring's threads while it runs; once closed, whether that close was clean.
 enum Threads {
@@ -229,7 +257,7 @@ impl Ring {
         let sq_entries = ring.params().sq_entries();
         let cq_entries = ring.params().cq_entries();
         let ready = if inline_submit && config.caller_reaps { ReadyFd::register(&ring) } else { None };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|this| Shared {
             kernel: Mutex::new(Some(Arc::clone(&ring))),
             state: Mutex::new(State::new(FileTable::new(registered_files))),
             work: Condvar::new(),
@@ -246,6 +274,9 @@ impl Ring {
             caller_seen: AtomicU64::new(0),
             caller_stall: config.caller_stall,
             ready: Mutex::new(ready),
+            off_ring_work: Condvar::new(),
+            off_ring: Mutex::new(Vec::new()),
+            this: this.clone(),
         });
         let spawn_err = |e: io::Error| EngineError::Unavailable {
             errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
@@ -367,7 +398,7 @@ impl Ring {
     }
 
     fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, on_worker: false, member });
+        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, on_worker: false, on_fuse: false, member });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();
@@ -550,6 +581,7 @@ impl Ring {
         st.stop = true;
         self.shared.work.notify_all();
         self.shared.reap_work.notify_all();
+        self.shared.off_ring_work.notify_all();
         drop(st);
         // With ops still in the kernel neither thread is joined: a thread that submitted cannot
         // finish exiting while a kernel worker it started is busy (io-wq workers belong to the
@@ -559,6 +591,10 @@ impl Ring {
         let clean = drained && submission.join().unwrap_or(false);
         if clean {
             let _ = completion.join();
+            // Idle: nothing is left in the slab for them.
+            for off_ring in std::mem::take(&mut *self.shared.off_ring.lock().unwrap_or_else(|p| p.into_inner())) {
+                let _ = off_ring.join();
+            }
             // Nothing is in the kernel and no thread is left to use the ring: its fd and mappings
             // go now, not when this `Ring` does (a JS object holding it waits for the collector).
             let ring = self.shared.kernel.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 use crate::files::FileTable;
 use crate::group::{Groups, Member};
 use crate::handed::{self, Handed};
-use crate::op::Op;
+use crate::op::{Op, Target};
 use crate::ring::Completion;
 use crate::slab::{OpKey, Slab};
 
@@ -24,6 +24,9 @@ pub(crate) struct InFlight {
     /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open that must be allowed
     /// to block (`Op::open_waits_for_reader`). Cleared when that step completes.
     pub on_worker: bool,
+    /// It reads or writes a file on FUSE: its copies go to the off-ring threads (`off_ring.rs`),
+    /// and its other steps (a whole-file op's open and close) to a kernel worker.
+    pub on_fuse: bool,
     /// Its group, if it was submitted as a member of one: its completion goes there.
     pub member: Option<Member>,
 }
@@ -37,6 +40,11 @@ pub(crate) struct State {
     /// Queued (not in the kernel) ops abandoned since the queue was last swept: they complete as
     /// cancelled at once, even when the kernel budget keeps the queue from moving.
     pub abandoned_queued: usize,
+    /// Keys whose next step an off-ring thread copies (`off_ring.rs`): reads and writes of
+    /// files on FUSE. Neither queued nor in the kernel meanwhile.
+    pub off_ring: VecDeque<OpKey>,
+    /// Off-ring threads waiting for a copy.
+    pub off_ring_idle: usize,
     /// Keys whose in-kernel entries should be cancelled.
     pub cancels: Vec<OpKey>,
     /// Entries in the kernel whose completions are still to come, cancels included.
@@ -65,6 +73,8 @@ impl State {
             slab: Slab::new(),
             groups: Groups::new(),
             queue: VecDeque::new(),
+            off_ring: VecDeque::new(),
+            off_ring_idle: 0,
             abandoned_queued: 0,
             cancels: Vec::new(),
             in_kernel: 0,
@@ -82,7 +92,8 @@ impl State {
     /// its number out of the record of fds handed out (`handed.rs`, whichever ring's entry it
     /// is) before it can reach the kernel: the close will happen (`reap`), and once it has, the
     /// number may name another file.
-    pub(crate) fn insert(&mut self, op: InFlight) -> OpKey {
+    pub(crate) fn insert(&mut self, mut op: InFlight) -> OpKey {
+        op.on_fuse = self.transfers_on_fuse(&op.op);
         if let Some(slot) = op.op.fixed_slot() {
             self.files.add_user(slot);
         }
@@ -90,6 +101,20 @@ impl State {
             handed::forget(fd);
         }
         self.slab.insert(op)
+    }
+
+    /// Whether `op` reads or writes an fd handed out on a FUSE file, by number or by the slot it
+    /// is registered in. (A whole-file op learns it as its open completes: `reap`.)
+    fn transfers_on_fuse(&self, op: &Op) -> bool {
+        let target = match op {
+            Op::Read { target, .. } | Op::Write { target, .. } => *target,
+            _ => return false,
+        };
+        let fd = match target {
+            Target::Fd(fd) => Some(fd),
+            Target::Fixed(slot) => self.files.raw_fd(slot),
+        };
+        fd.is_some_and(handed::on_fuse)
     }
 
     /// Takes an op out of the slab for good: the only way out, so slot counts stay exact.

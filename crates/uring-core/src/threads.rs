@@ -1,4 +1,5 @@
-//! The two threads of a ring, and the same work done inline on a caller's thread.
+//! The two threads of a ring, and the same work done inline on a caller's thread (reads and
+//! writes of FUSE files go to a ring's off-ring threads instead: `off_ring.rs`).
 //!
 //! Submission queue views exist only while the state lock is held, so entries are pushed by one
 //! thread at a time; any thread may then `submit`, since the kernel consumes the queue under its
@@ -84,7 +85,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
     while let Some(&key) = st.queue.front() {
         let next_large = inline.is_some()
             && st.queue.get(1).is_some_and(|&next| st.slab.get(next).is_some_and(|op| op.op.large_read()));
-        let State { slab, closing, in_kernel, .. } = &mut *st;
+        let State { slab, closing, in_kernel, off_ring, off_ring_idle, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else {
             st.queue.pop_front();
             continue;
@@ -96,24 +97,31 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
             }
             continue;
         }
+        // A copy of a file on FUSE is an off-ring thread's, not the kernel's (`off_ring.rs`).
+        if op.on_fuse && op.op.transfer().is_some() && shared.off_ring_ready(*off_ring_idle, off_ring.len() + 1) {
+            st.queue.pop_front();
+            st.off_ring.push_back(key);
+            shared.off_ring_work.notify_one();
+            continue;
+        }
         if sq.is_full() || *in_kernel >= shared.op_budget {
             break;
         }
-        let mut to_worker = false;
+        let mut to_worker = op.on_worker || op.on_fuse;
         if let Some(budget) = inline.as_deref_mut() {
-            if op.op.large_read() {
+            if op.op.large_read() && !to_worker {
                 to_worker = next_large && !last_to_worker;
                 last_to_worker = to_worker;
             }
             // A worker copies it: not this thread's time.
             let bytes = if to_worker { 0 } else { op.op.bytes_to_copy() };
-            if bytes > *budget || (op.op.runs_on_worker() && *in_kernel > 0) {
+            if bytes > *budget || ((op.op.runs_on_worker() || op.on_fuse) && *in_kernel > 0) {
                 return true;
             }
             *budget -= bytes;
         }
         let mut entry: squeue::Entry = op.op.entry().user_data(key);
-        if to_worker || op.on_worker {
+        if to_worker {
             entry = entry.flags(squeue::Flags::ASYNC);
         }
         // SAFETY: every pointer in the entry points into heap memory owned by the op's slot,

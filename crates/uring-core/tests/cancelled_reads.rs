@@ -26,6 +26,7 @@ fn serving() -> Serving {
         direct_io: true,
         honour_interrupts: true,
         numbered: true,
+        ..Serving::default()
     }
 }
 
@@ -34,24 +35,13 @@ fn inline_ring() -> TestRing {
     TestRing::deferred(RingConfig { inline_submit: true, ..RingConfig::default() })
 }
 
-/// Submits what is queued, on this thread, and returns what completed meanwhile.
-fn flush(ring: &TestRing) -> Vec<Completion> {
-    let mut out = Vec::new();
-    ring.ring.submit_and_reap(&mut out, usize::MAX);
-    out
-}
-
-fn completion(ring: &TestRing, flushed: Vec<Completion>, user: u64) -> Completion {
-    flushed.into_iter().find(|c| c.user == user).unwrap_or_else(|| ring.wait(user))
-}
-
 /// Reads both halves of `f` through `target`, one large read each, in one inline flush: the first
 /// goes to a kernel worker, which the daemon holds half-way; the second, all answered, is copied
 /// in the flush. Returns the first's user and key once the daemon holds it.
 fn read_held(ring: &TestRing, mount: &Mount, target: Target) -> (u64, OpKey) {
     let held = ring.submit(Op::read(target, Memory::zeroed(LARGE_READ), 0));
     let (answered, _) = ring.submit(Op::read(target, Memory::zeroed(LARGE_READ), LARGE_READ as u64));
-    let second = completion(ring, flush(ring), answered);
+    let second = ring.completion_in(ring.flush_inline(), answered);
     assert_eq!(second.result, LARGE_READ as i32, "the second read, all answered, is whole");
     check_bytes(&second, LARGE_READ as u64);
     mount.reads.recv_timeout(Duration::from_secs(5)).expect("the first read's second half reached the daemon");
@@ -73,7 +63,7 @@ fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled_by_fd_and_by_re
     let fd = mount.open_file();
     let ring = inline_ring();
     let (registering, _) = ring.submit(Op::register_file(fd));
-    let slot = u32::try_from(completion(&ring, flush(&ring), registering).result).expect("a registered slot");
+    let slot = u32::try_from(ring.completion_in(ring.flush_inline(), registering).result).expect("a registered slot");
     for target in [Target::Fd(fd), Target::Fixed(slot)] {
         let (user, key) = read_held(&ring, &mount, target);
         ring.ring.cancel(key);
@@ -84,7 +74,7 @@ fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled_by_fd_and_by_re
     // Not cancelled, the same read gives the file's bytes.
     mount.release();
     let (user, _) = ring.submit(Op::read(Target::Fixed(slot), Memory::zeroed(LARGE_READ), 0));
-    let whole = completion(&ring, flush(&ring), user);
+    let whole = ring.completion_in(ring.flush_inline(), user);
     assert_eq!(whole.result, LARGE_READ as i32);
     check_bytes(&whole, 0);
     assert!(ring.ring.close());

@@ -77,6 +77,19 @@ impl TestRing {
         (user, key)
     }
 
+    /// Submits what is queued, on this thread (`Ring::submit_and_reap`), and returns what
+    /// completed meanwhile.
+    pub fn flush_inline(&self) -> Vec<Completion> {
+        let mut out = Vec::new();
+        self.ring.submit_and_reap(&mut out, usize::MAX);
+        out
+    }
+
+    /// `user`'s completion: among `flushed` (`flush_inline`'s), or else once delivered.
+    pub fn completion_in(&self, flushed: Vec<Completion>, user: u64) -> Completion {
+        flushed.into_iter().find(|c| c.user == user).unwrap_or_else(|| self.wait(user))
+    }
+
     pub fn wait(&self, user: u64) -> Completion {
         self.wait_for(user, Duration::from_secs(30)).unwrap_or_else(|| panic!("op {user} did not complete"))
     }

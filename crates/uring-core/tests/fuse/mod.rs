@@ -17,6 +17,7 @@ const FUSE_FORGET: u32 = 2;
 const FUSE_GETATTR: u32 = 3;
 const FUSE_OPEN: u32 = 14;
 const FUSE_READ: u32 = 15;
+const FUSE_WRITE: u32 = 16;
 const FUSE_STATFS: u32 = 17;
 const FUSE_RELEASE: u32 = 18;
 const FUSE_FLUSH: u32 = 25;
@@ -49,12 +50,22 @@ pub struct Serving {
     /// Every byte of page `n` of `f` is `n + 1` (mod 256), not `FILL`: bytes read into the wrong
     /// place show.
     pub numbered: bool,
+    /// Each write request is answered as taking at most this many bytes (told on `Mount::writes`);
+    /// none are kept.
+    pub write_at_most: u64,
 }
 
 impl Default for Serving {
     /// One page of `FILL`, every read held, interrupts ignored.
     fn default() -> Serving {
-        Serving { size: 4096, held: 0..u64::MAX, direct_io: false, honour_interrupts: false, numbered: false }
+        Serving {
+            size: 4096,
+            held: 0..u64::MAX,
+            direct_io: false,
+            honour_interrupts: false,
+            numbered: false,
+            write_at_most: u64::MAX,
+        }
     }
 }
 
@@ -93,8 +104,9 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
 
 /// Serves requests until the connection ends. Reads in `serving.held` are held (their arrival told
 /// on `reads`) until `release` is dropped, and so are statfs requests (untold, then refused);
-/// everything else is answered at once meanwhile.
-fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
+/// everything else is answered at once meanwhile. Each write's offset and count taken go to
+/// `writes`.
+fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::Sender<(u64, u64)>, release: mpsc::Receiver<()>) {
     let mut buf = vec![0u8; 1 << 20 | 4096];
     let mut released = false;
     let mut held: Vec<(u64, u64, u64)> = Vec::new();
@@ -177,6 +189,13 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, release: mpsc::
                     let _ = reads.send(());
                 }
             }
+            FUSE_WRITE => {
+                // `fuse_write_in`: fh, offset, size; answered with `fuse_write_out`.
+                let (offset, size) = (u64_at(body, 8), u64::from(u32_at(body, 16)));
+                let taken = size.min(serving.write_at_most);
+                let _ = writes.send((offset, taken));
+                reply(dev, unique, 0, &[(taken as u32).to_ne_bytes(), [0; 4]].concat());
+            }
             FUSE_STATFS if !released => held_statfs.push(unique),
             FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
             // `fuse_interrupt_in` names the interrupted request.
@@ -203,6 +222,8 @@ pub struct Mount {
     pub release: Option<mpsc::Sender<()>>,
     /// A message per read held back.
     pub reads: mpsc::Receiver<()>,
+    /// The offset and count taken of each write.
+    pub writes: mpsc::Receiver<(u64, u64)>,
     daemon: Option<JoinHandle<()>>,
 }
 
@@ -228,10 +249,11 @@ impl Mount {
         };
         assert_eq!(mounted, 0, "mount fuse: {}", std::io::Error::last_os_error());
         let (reads_tx, reads) = mpsc::channel();
+        let (writes_tx, writes) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
-        let daemon = std::thread::spawn(move || serve(dev.as_raw_fd(), &serving, reads_tx, release_rx));
+        let daemon = std::thread::spawn(move || serve(dev.as_raw_fd(), &serving, reads_tx, writes_tx, release_rx));
         let connection = connection_of(dir.path());
-        Mount { dir, connection, release: Some(release), reads, daemon: Some(daemon) }
+        Mount { dir, connection, release: Some(release), reads, writes, daemon: Some(daemon) }
     }
 
     /// The mount point.

@@ -1,0 +1,205 @@
+//! Reads and writes of a file on FUSE that the ring opened are copied by its off-ring thread with
+//! `pread`/`pwrite` (`off_ring.rs`), not by io_uring, which gets two things wrong there. A read
+//! that meets the end of a file opened for direct I/O is read again from its first offset into the
+//! rest of the buffer and reported whole (Linux 6.18.44); a short write of such a file opened with
+//! O_DIRECT is written again at its first offset. And the kernel does a direct-I/O FUSE
+//! read in the thread that submits it, however nonblocking io_uring's try, so a read a daemon is
+//! slow to answer would hold a caller's inline flush (the JavaScript thread) until it did. Staged
+//! with a daemon that answers at once, or holds every read (tests/fuse). Needs root (mount), as
+//! CI has.
+
+mod common;
+mod fuse;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{cstr, serial, TestRing};
+use fuse::{byte_at, Mount, Serving, FILL};
+use uring_core::{Completion, Memory, Op, RingConfig, Target};
+
+/// `f`: one page, opened for direct I/O, every read held until released.
+fn held() -> Mount {
+    Mount::serving(Serving { direct_io: true, ..Serving::default() })
+}
+
+/// `f` of `mount` opened through `ring` (which so knows it is on FUSE) with `flags`.
+fn open_fuse_file(ring: &TestRing, mount: &Mount, flags: i32) -> i32 {
+    let fd = ring.run(Op::OpenAt { dirfd: libc::AT_FDCWD, path: cstr(&mount.dir().join("f")), flags: flags | libc::O_CLOEXEC, mode: 0 });
+    assert!(fd >= 0, "open: {fd}");
+    fd
+}
+
+/// The bytes a read at `offset` handed back are `serving`'s file's.
+fn check_bytes(read: &Completion, serving: &Serving, offset: u64) {
+    let bytes = read.output.as_ref().expect("the bytes read");
+    let wrong = (0..bytes.len()).find(|&i| bytes[i] != byte_at(serving, offset + i as u64));
+    assert_eq!(wrong, None, "the first byte that is not the file's");
+}
+
+#[test]
+fn reads_that_meet_the_end_of_a_fuse_file_opened_for_direct_io_count_it_once() {
+    let _serial = serial();
+    const SIZE: u64 = 16 * 4096;
+    let serving = Serving { size: SIZE, held: 0..0, direct_io: true, numbered: true, ..Serving::default() };
+    let mount = Mount::serving(serving.clone());
+    let ring = TestRing::new();
+    let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
+    let slot = u32::try_from(ring.run(Op::register_file(fd))).expect("a registered slot");
+    for target in [Target::Fd(fd), Target::Fixed(slot)] {
+        for (len, offset) in [(2 * SIZE, 0), (SIZE, 10 * 4096), (SIZE, 100), (SIZE, SIZE)] {
+            let read = ring.run_full(Op::read(target, Memory::zeroed(len as usize), offset));
+            assert_eq!(read.result as u64, SIZE - offset, "{target:?}: {len} bytes at {offset}");
+            check_bytes(&read, &serving, offset);
+        }
+    }
+    // A whole-file read, with room to spare.
+    let read = ring.run_full(Op::read_file(libc::AT_FDCWD, cstr(&mount.dir().join("f")), Memory::zeroed(2 * SIZE as usize)));
+    assert_eq!(read.result as u64, SIZE);
+    check_bytes(&read, &serving, 0);
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+    assert!(ring.ring.close());
+}
+
+/// Opened with O_DIRECT, a FUSE file opened for direct I/O is written through the same kernel path
+/// as its reads: io_uring wrote the second part again at the first's offset, and the fourth at the
+/// third's, leaving two pages never written.
+#[test]
+fn a_whole_write_the_daemon_takes_in_parts_goes_on_where_each_part_ended() {
+    let _serial = serial();
+    let serving = Serving { held: 0..0, direct_io: true, write_at_most: 4096, ..Serving::default() };
+    let mount = Mount::serving(serving);
+    let ring = TestRing::new();
+    let fd = open_fuse_file(&ring, &mount, libc::O_WRONLY | libc::O_DIRECT);
+    assert_eq!(ring.run(Op::write_all(Target::Fd(fd), Memory::from_vec(vec![1; 16384]), 8192)), 16384);
+    let writes: Vec<(u64, u64)> = mount.writes.try_iter().collect();
+    assert_eq!(writes, [(8192, 4096), (12288, 4096), (16384, 4096), (20480, 4096)]);
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+    assert!(ring.ring.close());
+}
+
+#[test]
+fn held_reads_of_a_fuse_file_wait_for_the_daemon_side_by_side() {
+    let _serial = serial();
+    let mut mount = held();
+    let ring = TestRing::new();
+    let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
+    let users: Vec<u64> = (0..3).map(|_| ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(4096), 0)).0).collect();
+    for n in 0..users.len() {
+        mount.reads.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("read {n} reached the daemon"));
+    }
+    mount.release();
+    for user in users {
+        assert_eq!(ring.wait(user).result, 4096);
+    }
+    assert_eq!(ring.run(Op::Close { fd }), 0);
+    assert!(ring.ring.close());
+}
+
+#[test]
+fn a_close_that_gives_up_on_a_held_fuse_read_hears_of_it_once_answered() {
+    let _serial = serial();
+    let mut mount = held();
+    let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(100), ..RingConfig::default() });
+    let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
+    let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(4096), 0));
+    mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
+    assert!(!ring.ring.close(), "the daemon holds the read: the close gives up on it");
+    // A caller about to free what it lent waits for the read, which the daemon answers meanwhile.
+    let (waited_tx, waited) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            ring.ring.close_waiting();
+            let _ = waited_tx.send(());
+        });
+        mount.release();
+        let returned = waited.recv_timeout(Duration::from_secs(10)).is_ok();
+        if !returned {
+            fuse::abort_connection(&mount.connection);
+        }
+        assert!(returned, "close_waiting returned once the read was answered");
+    });
+    // Asked to stop (its ring closing), a read of a regular file reports the cancel.
+    assert_eq!(ring.wait(user).result, -libc::ECANCELED);
+    ring.ring.forget_fd(fd);
+    // SAFETY: the test's fd, closed once; the ring that opened it is closed and forgot it.
+    unsafe { libc::close(fd) };
+}
+
+/// A ring as the library runs it: queued ops wait for the caller's inline flush, which also
+/// reaps, and queues and submits a whole-file op's next step.
+fn inline_ring() -> TestRing {
+    TestRing::deferred(RingConfig { inline_submit: true, caller_reaps: true, ..RingConfig::default() })
+}
+
+/// Runs `flushes` while a watchdog waits: if they have not returned within ten seconds, it
+/// answers the daemon's held reads, so a flush stuck on one returns and the test fails instead
+/// of hanging. Returns whether the flushes returned with the reads still held.
+fn returned_while_held(release: Option<mpsc::Sender<()>>, flushes: impl FnOnce()) -> bool {
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let held_throughout = finished.recv_timeout(Duration::from_secs(10)).is_ok();
+        drop(release);
+        held_throughout
+    });
+    flushes();
+    let _ = done.send(());
+    watchdog.join().expect("the watchdog")
+}
+
+#[test]
+fn a_held_read_of_a_fuse_file_the_ring_opened_leaves_an_inline_flush_at_once() {
+    let _serial = serial();
+    let mut mount = held();
+    let ring = inline_ring();
+    let (opening, _) = ring.submit(Op::OpenAt {
+        dirfd: libc::AT_FDCWD,
+        path: cstr(&mount.dir().join("f")),
+        flags: libc::O_RDONLY | libc::O_CLOEXEC,
+        mode: 0,
+    });
+    let fd = ring.completion_in(ring.flush_inline(), opening).result;
+    assert!(fd >= 0, "open: {fd}");
+    let mut user = 0;
+    let returned = returned_while_held(mount.release.take(), || {
+        user = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(4096), 0)).0;
+        ring.flush_inline();
+        mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
+    });
+    assert!(returned, "the flush waited for the daemon");
+    let read = ring.wait(user);
+    assert_eq!(read.result, 4096);
+    assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
+    let (closing, _) = ring.submit(Op::Close { fd });
+    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    assert!(ring.ring.close());
+}
+
+#[test]
+fn a_held_whole_file_read_of_a_fuse_file_leaves_inline_flushes_at_once() {
+    let _serial = serial();
+    let mut mount = held();
+    let ring = inline_ring();
+    let mut user = 0;
+    let returned = returned_while_held(mount.release.take(), || {
+        user = ring.submit(Op::read_file(libc::AT_FDCWD, cstr(&mount.dir().join("f")), Memory::zeroed(4096))).0;
+        // The open first, then the transfer its completion queues, reaped and submitted on this
+        // thread as the event loop does on the ring's eventfd: until the daemon holds it.
+        let mut held = false;
+        for _ in 0..500 {
+            ring.flush_inline();
+            ring.ring.reap_ready();
+            if mount.reads.try_recv().is_ok() {
+                held = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(held, "the whole-file read reached the daemon");
+    });
+    assert!(returned, "a flush waited for the daemon");
+    let read = ring.wait(user);
+    assert_eq!(read.result, 4096);
+    assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
+    assert!(ring.ring.close());
+}
