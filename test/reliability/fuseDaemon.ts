@@ -23,8 +23,30 @@ const daemonExecutable = (): string => {
   return artifact.executable
 }
 
+/** How the daemon serves its file (`fuse_hold`'s options). */
+export interface Serving {
+  /** Bytes of the file: 4096 unless said. */
+  readonly size?: number
+  /** The file is opened for direct I/O (`FOPEN_DIRECT_IO`) and read a page per request. */
+  readonly directIo?: boolean
+  /** Every byte of page n is n + 1 (mod 256), not 0x5a. */
+  readonly numbered?: boolean
+  /** Every read is answered at once, none held. */
+  readonly answer?: boolean
+}
+
+/** The byte at `offset` of a file served `numbered`. */
+export const numberedByte = (offset: number): number => (Math.floor(offset / 4096) + 1) % 256
+
+const argsOf = (serving: Serving): Array<string> => [
+  ...(serving.size === undefined ? [] : ["--size", String(serving.size)]),
+  ...(serving.directIo ? ["--direct-io"] : []),
+  ...(serving.numbered ? ["--numbered"] : []),
+  ...(serving.answer ? ["--answer"] : [])
+]
+
 export interface Daemon {
-  /** The FUSE file, 4096 bytes of 0x5a. */
+  /** The FUSE file: 4096 bytes of 0x5a unless served otherwise. */
   readonly file: string
   /** Reads the daemon holds back so far. */
   readonly held: () => number
@@ -33,10 +55,10 @@ export interface Daemon {
 }
 
 /** Starts the daemon; the scope's end stops it (unmounting), or kills it and detaches its mount. */
-export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acquireRelease(
+export const fuseDaemonServing = (serving: Serving): Effect.Effect<Daemon, never, Scope.Scope> => Effect.acquireRelease(
   Effect.promise(() =>
     new Promise<{ child: ChildProcess; daemon: Daemon; dir: string }>((resolve, reject) => {
-      const child = spawn(daemonExecutable(), [], { stdio: ["pipe", "pipe", "inherit"] })
+      const child = spawn(daemonExecutable(), argsOf(serving), { stdio: ["pipe", "pipe", "inherit"] })
       let held = 0
       let pending = ""
       child.on("error", reject)
@@ -78,6 +100,9 @@ export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = Effect.acqu
       })
     )
 ).pipe(Effect.map(({ daemon }) => daemon))
+
+/** The daemon serving its 4096 bytes of 0x5a, every read held until released. */
+export const fuseDaemon: Effect.Effect<Daemon, never, Scope.Scope> = fuseDaemonServing({})
 
 /**
  * How many of this process's threads that run ops sleep on the held page where only a fatal signal

@@ -1,10 +1,12 @@
 //! A FUSE file system whose reads wait until told, as a process of its own: the daemon of the
-//! TypeScript test of a shutdown that gives up on an op the kernel cannot cancel
-//! (test/reliability/unclean-shutdown.test.ts). Needs root (mount).
+//! TypeScript tests of FUSE files (test/reliability/fuseDaemon.ts). Needs root (mount).
 //!
 //! Prints `ready <mount point>` (the file is `f` in it), then `held` for each read it holds back.
 //! A `release` line on stdin answers them, and every later read at once; the end of stdin
 //! unmounts and exits. Killed instead, its connection ends with it and held reads fail.
+//!
+//! Options: `--size N` (bytes of `f`; 4096), `--direct-io` (`f` opened for direct I/O, read a
+//! page per request), `--numbered` (every byte of page n is n + 1), `--answer` (no read held).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,8 +17,24 @@ use std::io::BufRead;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// The `Serving` the command line asks for.
+fn serving() -> fuse::Serving {
+    let mut serving = fuse::Serving::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--size" => serving.size = args.next().and_then(|n| n.parse().ok()).expect("--size takes a byte count"),
+            "--direct-io" => serving.direct_io = true,
+            "--numbered" => serving.numbered = true,
+            "--answer" => serving.held = 0..0,
+            other => panic!("unknown option {other}"),
+        }
+    }
+    serving
+}
+
 fn main() {
-    let mut mount = fuse::Mount::new();
+    let mut mount = fuse::Mount::serving(serving());
     println!("ready {}", mount.dir().display());
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {

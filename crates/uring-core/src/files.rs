@@ -4,6 +4,8 @@
 
 use std::os::fd::RawFd;
 
+use crate::cached;
+
 const FREE: RawFd = -1;
 /// An unregister is in flight: the slot is not usable and not yet reusable.
 const RELEASING: RawFd = -2;
@@ -13,6 +15,8 @@ const DRAINING: RawFd = -3;
 
 pub(crate) struct FileTable {
     raw: Vec<RawFd>,
+    /// The file in each slot is on FUSE (`handed::on_fuse`), asked as the slot is reserved.
+    fuse: Vec<bool>,
     /// Ops in the slab that target each slot.
     users: Vec<u32>,
     free: Vec<u32>,
@@ -20,18 +24,30 @@ pub(crate) struct FileTable {
 
 impl FileTable {
     pub(crate) fn new(capacity: u32) -> Self {
-        FileTable { raw: vec![FREE; capacity as usize], users: vec![0; capacity as usize], free: (0..capacity).rev().collect() }
+        FileTable {
+            raw: vec![FREE; capacity as usize],
+            fuse: vec![false; capacity as usize],
+            users: vec![0; capacity as usize],
+            free: (0..capacity).rev().collect(),
+        }
     }
 
     pub(crate) fn capacity(&self) -> u32 {
         self.raw.len() as u32
     }
 
-    /// Takes a free slot for `fd`, lowest index first.
+    /// Takes a free slot for `fd`, lowest index first, noting whether its file is on FUSE: an fd
+    /// the caller opened itself is registered by number too, and the engine knows no other way.
     pub(crate) fn reserve(&mut self, fd: RawFd) -> Option<u32> {
         let slot = self.free.pop()?;
         self.raw[slot as usize] = fd;
+        self.fuse[slot as usize] = cached::on_fuse(fd);
         Some(slot)
+    }
+
+    /// Whether the file registered in `slot` is on FUSE.
+    pub(crate) fn on_fuse(&self, slot: u32) -> bool {
+        self.raw_fd(slot).is_some() && self.fuse.get(slot as usize).copied().unwrap_or(false)
     }
 
     /// The raw fd of a registered slot.

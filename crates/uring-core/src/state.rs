@@ -103,18 +103,16 @@ impl State {
         self.slab.insert(op)
     }
 
-    /// Whether `op` reads or writes an fd handed out on a FUSE file, by number or by the slot it
-    /// is registered in. (A whole-file op learns it as its open completes: `reap`.)
+    /// Whether `op` reads or writes a file on FUSE: an fd handed out on one, or a slot one is
+    /// registered in. (A whole-file op learns it as its open completes: `reap`.)
     fn transfers_on_fuse(&self, op: &Op) -> bool {
-        let target = match op {
-            Op::Read { target, .. } | Op::Write { target, .. } => *target,
-            _ => return false,
-        };
-        let fd = match target {
-            Target::Fd(fd) => Some(fd),
-            Target::Fixed(slot) => self.files.raw_fd(slot),
-        };
-        fd.is_some_and(handed::on_fuse)
+        match op {
+            Op::Read { target, .. } | Op::Write { target, .. } => match *target {
+                Target::Fd(fd) => handed::on_fuse(fd),
+                Target::Fixed(slot) => self.files.on_fuse(slot),
+            },
+            _ => false,
+        }
     }
 
     /// Takes an op out of the slab for good: the only way out, so slot counts stay exact.

@@ -46,7 +46,10 @@ fn reads_that_meet_the_end_of_a_fuse_file_opened_for_direct_io_count_it_once() {
     let ring = TestRing::new();
     let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
     let slot = u32::try_from(ring.run(Op::register_file(fd))).expect("a registered slot");
-    for target in [Target::Fd(fd), Target::Fixed(slot)] {
+    // An fd the engine did not hand out is known to be on FUSE once registered.
+    let own = mount.open_file();
+    let own_slot = u32::try_from(ring.run(Op::register_file(own))).expect("a registered slot");
+    for target in [Target::Fd(fd), Target::Fixed(slot), Target::Fixed(own_slot)] {
         for (len, offset) in [(2 * SIZE, 0), (SIZE, 10 * 4096), (SIZE, 100), (SIZE, SIZE)] {
             let read = ring.run_full(Op::read(target, Memory::zeroed(len as usize), offset));
             assert_eq!(read.result as u64, SIZE - offset, "{target:?}: {len} bytes at {offset}");
@@ -59,6 +62,8 @@ fn reads_that_meet_the_end_of_a_fuse_file_opened_for_direct_io_count_it_once() {
     check_bytes(&read, &serving, 0);
     assert_eq!(ring.run(Op::Close { fd }), 0);
     assert!(ring.ring.close());
+    // SAFETY: the test's own fd, closed once, after the ring that used it.
+    unsafe { libc::close(own) };
 }
 
 /// Opened with O_DIRECT, a FUSE file opened for direct I/O is written through the same kernel path

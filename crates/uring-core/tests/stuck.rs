@@ -20,8 +20,9 @@ use common::{serial, TestRing};
 use fuse::{abort_connection, Mount};
 use uring_core::{Memory, Op, RingConfig, Target};
 
-/// How many of this process's io-wq workers sleep where only a fatal signal wakes them.
-fn kernel_workers_waiting() -> usize {
+/// How many of this process's threads that run ops (io-wq workers, and the engine's off-ring
+/// threads, which copy a registered FUSE file) sleep where only a fatal signal wakes them.
+fn op_threads_waiting() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(Result::ok)
@@ -29,13 +30,14 @@ fn kernel_workers_waiting() -> usize {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
             // The state follows the parenthesised name.
-            comm.starts_with("iou-wrk") && stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('D'))
+            let runs_ops = comm.starts_with("iou-wrk") || comm.starts_with("uring-off-ring");
+            runs_ops && stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('D'))
         })
         .count()
 }
 
-fn kernel_worker_waiting() -> bool {
-    kernel_workers_waiting() > 0
+fn op_thread_waiting() -> bool {
+    op_threads_waiting() > 0
 }
 
 /// Ends the FUSE connection if the test is still running after 30 s, so a test that blocks on
@@ -101,7 +103,7 @@ impl Stuck {
         mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
         // A cancel that found the op still queued in io-wq would end it at once: close only once a
         // kernel worker is asleep on the page the daemon holds back (state D: killable or worse).
-        common::wait_until("a kernel worker waiting on the held page", kernel_worker_waiting);
+        common::wait_until("a kernel worker waiting on the held page", op_thread_waiting);
 
         // Cancelled, but the kernel waits for the daemon: the close gives up at its deadline.
         let started = Instant::now();
@@ -176,7 +178,7 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     for _ in 0..WORKERS {
         ring.submit(Op::read(Target::Fd(reading), Memory::zeroed(16), 0));
     }
-    common::wait_until("every kernel worker waiting on the held page", || kernel_workers_waiting() >= WORKERS);
+    common::wait_until("every kernel worker waiting on the held page", || op_threads_waiting() >= WORKERS);
     // A FUSE file flushes on close, so io_uring hands the close to a kernel worker: none is free,
     // and it waits in io-wq's queue (the daemon answers a flush at once, so a close that ran would
     // be done within milliseconds).
@@ -220,7 +222,8 @@ fn a_cancelled_read_of_a_regular_file_reports_the_cancel_short_or_whole_by_fd_an
         .collect();
     // One request for the page; both reads wait for it.
     mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
-    common::wait_until("both kernel workers waiting on the held page", || kernel_workers_waiting() >= 2);
+    // The read by fd on a kernel worker, the one by slot on an off-ring thread.
+    common::wait_until("both reads waiting on the held page", || op_threads_waiting() >= 2);
     for (_, key) in &reads {
         ring.ring.cancel(*key);
     }

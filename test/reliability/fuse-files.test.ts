@@ -1,0 +1,48 @@
+/**
+ * Reads of a FUSE file the daemon opens for direct I/O (crates/uring-core/examples/fuse_hold.rs
+ * with `--direct-io`, a process of its own), through the service and the FileSystem layer. Through
+ * io_uring, a read that meets the end of such a file came back whole with the file's bytes twice
+ * over (Linux 6.18.44); the engine copies FUSE files with plain reads on its off-ring threads
+ * (crates/uring-core/src/off_ring.rs). Pages are numbered, so bytes out of place show. Needs root
+ * (mount), as CI has.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { make, Uring, UringFileSystem } from "../../src/index.js"
+import { fuseDaemonServing, numberedByte } from "./fuseDaemon.js"
+
+const SIZE = 16 * 4096
+
+/** The first offset in `bytes` (read from `offset`) that does not hold the file's byte, or -1. */
+const firstWrong = (bytes: Uint8Array, offset: number): number =>
+  bytes.findIndex((byte, i) => byte !== numberedByte(offset + i))
+
+describe("a FUSE file opened for direct I/O", () => {
+  it.live("reads that meet its end count it once, through the service and the FileSystem layer", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* fuseDaemonServing({ size: SIZE, directIo: true, numbered: true, answer: true })
+      const uring = yield* make()
+      const file = yield* uring.open(daemon.file)
+      for (const [offset, length] of [[0, 2 * SIZE], [10 * 4096, SIZE], [100, SIZE]] as const) {
+        const bytes = yield* uring.read(file, offset, length)
+        expect(bytes.length, `${length} bytes at ${offset}`).toBe(SIZE - offset)
+        expect(firstWrong(bytes, offset)).toBe(-1)
+      }
+      const registered = yield* uring.register(file)
+      const buffer = new Uint8Array(SIZE)
+      expect(yield* uring.readInto(registered, 40960, buffer)).toBe(SIZE - 40960)
+      expect(firstWrong(buffer.subarray(0, SIZE - 40960), 40960)).toBe(-1)
+
+      const whole = yield* uring.readFile(daemon.file, { sizeHint: 2 * SIZE })
+      expect(whole.length).toBe(SIZE)
+      expect(firstWrong(whole, 0)).toBe(-1)
+      const fs = yield* UringFileSystem.make.pipe(Effect.provideService(Uring, uring))
+      const viaLayer = yield* fs.readFile(daemon.file)
+      expect(viaLayer.length).toBe(SIZE)
+      expect(firstWrong(viaLayer, 0)).toBe(-1)
+      const handle = yield* fs.open(daemon.file)
+      const chunk = new Uint8Array(2 * SIZE)
+      expect(Number(yield* handle.read(chunk))).toBe(SIZE)
+      expect(firstWrong(chunk.subarray(0, SIZE), 0)).toBe(-1)
+    })))
+})
