@@ -5,6 +5,7 @@
 use std::os::fd::RawFd;
 
 use crate::cached;
+use crate::op::Target;
 
 const FREE: RawFd = -1;
 /// An unregister is in flight: the slot is not usable and not yet reusable.
@@ -48,6 +49,14 @@ impl FileTable {
     /// Whether the file registered in `slot` is on FUSE.
     pub(crate) fn on_fuse(&self, slot: u32) -> bool {
         self.raw_fd(slot).is_some() && self.fuse.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// The raw fd an op on `target` names: the fd itself, or the one registered in the slot.
+    pub(crate) fn fd_of(&self, target: Target) -> Option<RawFd> {
+        match target {
+            Target::Fd(fd) => Some(fd),
+            Target::Fixed(slot) => self.raw_fd(slot),
+        }
     }
 
     /// The raw fd of a registered slot.

@@ -8,8 +8,8 @@
 //! and a number that a caller closed some other way and the kernel hands out again through
 //! another ring moves to that ring instead of being closed by both.
 //!
-//! Each entry also says whether its file is on FUSE (`cached::on_fuse`, asked once as the fd
-//! enters), which sends every read and write of it to the ring's off-ring threads (`on_fuse`,
+//! Each entry also says whether its file is on FUSE (`cached::on_fuse`, asked once, as the fd
+//! enters or as the op that opened it completed), which sends every read and write of it to the ring's off-ring threads (`on_fuse`,
 //! `off_ring.rs`). Reads and writes ask only while some entry is on FUSE (`FUSE_ENTRIES`):
 //! otherwise a load, no lock.
 //!
@@ -26,8 +26,6 @@ use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
-
-use crate::cached;
 
 /// One fd handed out.
 #[derive(Clone, Copy)]
@@ -83,9 +81,9 @@ impl Handed {
         Handed { ring: NEXT_RING.fetch_add(1, Ordering::Relaxed) }
     }
 
-    /// `fd` was handed to this ring's caller.
-    pub(crate) fn insert(&self, fd: RawFd) {
-        let entry = Entry { ring: self.ring, fuse: cached::on_fuse(fd) };
+    /// `fd`, on FUSE or not (`cached::on_fuse`), was handed to this ring's caller.
+    pub(crate) fn insert(&self, fd: RawFd, fuse: bool) {
+        let entry = Entry { ring: self.ring, fuse };
         let mut record = record();
         if entry.fuse {
             FUSE_ENTRIES.fetch_add(1, Ordering::Relaxed);

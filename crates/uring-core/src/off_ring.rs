@@ -25,7 +25,7 @@ use std::os::fd::RawFd;
 
 use io_uring::opcode;
 
-use crate::op::{Target, Transfer};
+use crate::op::Transfer;
 use crate::reap::{reap, unlock_and_close, NUDGE_TAG};
 use crate::ring::Shared;
 use crate::state::State;
@@ -48,10 +48,7 @@ pub(crate) fn off_ring_loop(shared: &Shared) {
         let Some(op) = slab.get_mut(key) else { continue };
         // Asked to stop before it ran: as a cancel the kernel got in time would end it.
         let step = if op.abandoned || closing { None } else { op.op.transfer() };
-        let fd = step.as_ref().and_then(|step| match step.target {
-            Target::Fd(fd) => Some(fd),
-            Target::Fixed(slot) => files.raw_fd(slot),
-        });
+        let fd = step.as_ref().and_then(|step| files.fd_of(step.target));
         let res = match (step, fd) {
             (Some(step), Some(fd)) => {
                 drop(st);

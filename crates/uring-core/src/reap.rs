@@ -119,11 +119,7 @@ fn cut_read_goes_on(st: &State, target: Target) -> bool {
 /// Whether `target` is open on a regular file or a block device (see `stopped_read_is_cancelled`
 /// and `cut_read_goes_on`), looking through a registered slot to its raw fd.
 fn completes_in_parts(st: &State, target: Target) -> bool {
-    let fd = match target {
-        Target::Fd(fd) => Some(fd),
-        Target::Fixed(slot) => st.files.raw_fd(slot),
-    };
-    fd.is_some_and(regular_or_block)
+    st.files.fd_of(target).is_some_and(regular_or_block)
 }
 
 /// Whether `fd` is open on a regular file or a block device: false when statx cannot tell. Asked
@@ -210,7 +206,9 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
             st.to_close.push(fd);
             result = -libc::ECANCELED;
         } else {
-            st.handed.insert(fd);
+            // A whole-file op asked when its open completed; an open's fd is asked now.
+            let fuse = if matches!(op.op, Op::WholeFile { .. }) { op.on_fuse } else { cached::on_fuse(fd) };
+            st.handed.insert(fd, fuse);
         }
     }
     match op.op {

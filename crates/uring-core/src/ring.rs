@@ -609,7 +609,8 @@ impl Ring {
     /// hands out, it is closed by `close_handed` unless closed through a ring, or `forget_fd`
     /// was called for it, first.
     pub fn hand_over(&self, fd: RawFd) {
-        self.shared.lock().handed.insert(fd);
+        // `read_file_cached` opens files on local block file systems only: never FUSE.
+        self.shared.lock().handed.insert(fd, false);
     }
 
     /// The caller is about to close `fd` itself, not through a ring (or has handed it to
