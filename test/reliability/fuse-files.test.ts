@@ -8,6 +8,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { make, Uring, UringFileSystem } from "../../src/index.js"
 import { fuseDaemonServing, numberedByte } from "./fuseDaemon.js"
 
@@ -44,5 +47,27 @@ describe("a FUSE file opened for direct I/O", () => {
       const chunk = new Uint8Array(2 * SIZE)
       expect(Number(yield* handle.read(chunk))).toBe(SIZE)
       expect(firstWrong(chunk.subarray(0, SIZE), 0)).toBe(-1)
+    })))
+})
+
+describe("a FUSE file in a registered slot", () => {
+  it.live("reads its FUSE file after the handle it came from closed and its number names another", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* fuseDaemonServing({ size: SIZE, numbered: true, answer: true })
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fuse-slot-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const otherPath = Path.join(dir, "other")
+      Fs.writeFileSync(otherPath, new Uint8Array(SIZE).fill(0xee))
+      const uring = yield* make()
+      const file = yield* uring.open(daemon.file)
+      const registered = yield* uring.register(file)
+      yield* uring.close(file)
+      // The lowest free number: the one the FUSE file was opened at.
+      const other = yield* uring.open(otherPath)
+      expect(other.fd).toBe(file.fd)
+      const buffer = new Uint8Array(SIZE)
+      expect(yield* uring.readInto(registered, 0, buffer)).toBe(SIZE)
+      expect(firstWrong(buffer, 0)).toBe(-1)
+      expect(yield* uring.read(registered, 100, SIZE)).toSatisfy((bytes: Uint8Array) => firstWrong(bytes, 100) === -1)
     })))
 })

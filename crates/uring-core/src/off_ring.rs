@@ -48,7 +48,7 @@ pub(crate) fn off_ring_loop(shared: &Shared) {
         let Some(op) = slab.get_mut(key) else { continue };
         // Asked to stop before it ran: as a cancel the kernel got in time would end it.
         let step = if op.abandoned || closing { None } else { op.op.transfer() };
-        let fd = step.as_ref().and_then(|step| files.fd_of(step.target));
+        let fd = step.as_ref().and_then(|step| files.copy_fd(step.target));
         let res = match (step, fd) {
             (Some(step), Some(fd)) => {
                 drop(st);

@@ -1,8 +1,6 @@
 //! What a completion does to its op: the rest of a transfer queued again, or the op out of the
 //! slab and its completion out to the caller; and the fds the engine must close itself.
 
-use std::mem::MaybeUninit;
-use std::os::fd::RawFd;
 use std::sync::MutexGuard;
 
 use io_uring::IoUring;
@@ -117,27 +115,10 @@ fn cut_read_goes_on(st: &State, target: Target) -> bool {
 }
 
 /// Whether `target` is open on a regular file or a block device (see `stopped_read_is_cancelled`
-/// and `cut_read_goes_on`), looking through a registered slot to its raw fd.
+/// and `cut_read_goes_on`; a slot's file was asked as it was registered: `FileTable::in_parts`).
+/// Asked under the state lock, but only of a read asked to stop or cut at a page boundary.
 fn completes_in_parts(st: &State, target: Target) -> bool {
-    st.files.fd_of(target).is_some_and(regular_or_block)
-}
-
-/// Whether `fd` is open on a regular file or a block device: false when statx cannot tell. Asked
-/// under the state lock, but only of a read asked to stop or cut at a page boundary, and with
-/// `AT_STATX_DONT_SYNC`, so a network file system answers from what it has cached.
-fn regular_or_block(fd: RawFd) -> bool {
-    let mut stx = MaybeUninit::<libc::statx>::zeroed();
-    // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; `stx` is a
-    // writable `struct statx` that outlives the call.
-    let done = unsafe {
-        libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC, libc::STATX_TYPE, stx.as_mut_ptr())
-    };
-    if done != 0 {
-        return false;
-    }
-    // SAFETY: statx succeeded and filled the struct (zeroed before, so every field is initialised).
-    let kind = u32::from(unsafe { stx.assume_init() }.stx_mode) & libc::S_IFMT;
-    kind == libc::S_IFREG || kind == libc::S_IFBLK
+    st.files.in_parts(target)
 }
 
 /// Applies one op's completion (from the kernel, or from an off-ring thread): resubmit the rest,
@@ -212,8 +193,14 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
         }
     }
     match op.op {
-        Op::RegisterFile { slot, .. } if result < 0 => st.files.release(slot),
-        Op::UnregisterFile { slot, .. } => st.files.release(slot),
+        Op::RegisterFile { slot, .. } if result < 0 => {
+            let own = st.files.release(slot);
+            st.to_close.extend(own);
+        }
+        Op::UnregisterFile { slot, .. } => {
+            let own = st.files.release(slot);
+            st.to_close.extend(own);
+        }
         _ => {}
     }
     let member = op.member;
@@ -226,7 +213,7 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
 mod tests {
     use std::os::fd::{AsRawFd, RawFd};
 
-    use super::{reap, regular_or_block};
+    use super::reap;
     use crate::files::FileTable;
     use crate::memory::Memory;
     use crate::op::{Op, Target};
@@ -236,15 +223,25 @@ mod tests {
     /// Reaps `steps` in turn for one read of `len` bytes at `offset` of `fd`: what each left
     /// queued again, and the completion if one was delivered.
     fn read_steps(fd: RawFd, offset: u64, len: usize, steps: &[i32]) -> (Vec<bool>, Option<i32>) {
-        let mut st = State::new(FileTable::new(4));
-        let op = Op::read(Target::Fd(fd), Memory::zeroed(len), offset);
-        let key =
-            st.insert(InFlight { user: 7, op, in_kernel: true, abandoned: false, on_worker: false, on_fuse: false, member: None });
+        read_steps_in(&mut State::new(FileTable::new(4)), Target::Fd(fd), offset, len, false, steps)
+    }
+
+    /// `read_steps` of `target` with `st`'s files, the read asked to stop if `abandoned`.
+    fn read_steps_in(
+        st: &mut State,
+        target: Target,
+        offset: u64,
+        len: usize,
+        abandoned: bool,
+        steps: &[i32],
+    ) -> (Vec<bool>, Option<i32>) {
+        let op = Op::read(target, Memory::zeroed(len), offset);
+        let key = st.insert(InFlight { user: 7, op, in_kernel: true, abandoned, on_worker: false, on_fuse: false, member: None });
         let mut delivered: Vec<Completion> = Vec::new();
         let requeued = steps
             .iter()
             .map(|&res| {
-                let again = reap(&mut st, key, res, &mut delivered);
+                let again = reap(st, key, res, &mut delivered);
                 assert_eq!(st.queue.iter().filter(|&&queued| queued == key).count(), usize::from(again));
                 st.queue.clear();
                 again
@@ -252,6 +249,22 @@ mod tests {
             .collect();
         assert!(delivered.len() <= 1);
         (requeued, delivered.first().map(|c| c.result))
+    }
+
+    /// A slot holds the file it was registered with; the number it was registered by may be
+    /// closed and name another file (here a pipe) while reads of the slot are in flight. Both
+    /// rules ask what the slot's file was, not what the number names now.
+    #[test]
+    fn a_slots_reads_follow_its_file_after_its_number_names_a_pipe() {
+        let file = tempfile::tempfile().expect("a temporary file");
+        let (reader, _writer) = std::io::pipe().expect("a pipe");
+        let mut st = State::new(FileTable::new(4));
+        let slot = st.files.reserve(file.as_raw_fd()).expect("a slot");
+        // SAFETY: both fds are open; the file's number now names the pipe (the test owns both).
+        assert_eq!(unsafe { libc::dup2(reader.as_raw_fd(), file.as_raw_fd()) }, file.as_raw_fd());
+        let target = Target::Fixed(slot);
+        assert_eq!(read_steps_in(&mut st, target, 0, 65536, false, &[8192, 57344]), (vec![true, false], Some(65536)));
+        assert_eq!(read_steps_in(&mut st, target, 0, 65536, true, &[8192]), (vec![false], Some(-libc::ECANCELED)));
     }
 
     #[test]
@@ -275,22 +288,5 @@ mod tests {
     fn a_pipe_read_cut_at_a_page_boundary_keeps_its_count() {
         let (reader, _writer) = std::io::pipe().expect("a pipe");
         assert_eq!(read_steps(reader.as_raw_fd(), 0, 65536, &[4096]), (vec![false], Some(4096)));
-    }
-
-    #[test]
-    fn only_regular_files_complete_in_parts() {
-        let file = tempfile::tempfile().expect("a temporary file");
-        assert!(regular_or_block(file.as_raw_fd()));
-        let (reader, writer) = std::io::pipe().expect("a pipe");
-        assert!(!regular_or_block(reader.as_raw_fd()));
-        assert!(!regular_or_block(writer.as_raw_fd()));
-        let (socket, _) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
-        assert!(!regular_or_block(socket.as_raw_fd()));
-        let null = std::fs::File::open("/dev/null").expect("/dev/null");
-        assert!(!regular_or_block(null.as_raw_fd()));
-        // Closed: statx cannot tell, and a count is never taken away on a guess.
-        let closed = file.as_raw_fd();
-        drop(file);
-        assert!(!regular_or_block(closed));
     }
 }

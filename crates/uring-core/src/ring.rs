@@ -320,7 +320,7 @@ impl Ring {
         admit(&st, &mut op)?;
         match &mut op {
             Op::RegisterFile { slot, fds } => {
-                *slot = st.files.reserve(fds[0]).ok_or(EngineError::TableFull)?;
+                *slot = st.files.reserve(fds[0])?;
             }
             Op::UnregisterFile { slot, .. } if !st.files.begin_release(*slot) => {
                 return Err(not_registered(*slot));

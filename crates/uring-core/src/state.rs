@@ -119,7 +119,7 @@ impl State {
     pub(crate) fn remove(&mut self, key: OpKey) -> Option<InFlight> {
         let op = self.slab.remove(key)?;
         if let Some(slot) = op.op.fixed_slot() {
-            self.files.remove_user(slot);
+            self.to_close.extend(self.files.remove_user(slot));
         }
         Some(op)
     }

@@ -11,6 +11,7 @@
 mod common;
 mod fuse;
 
+use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -64,6 +65,33 @@ fn reads_that_meet_the_end_of_a_fuse_file_opened_for_direct_io_count_it_once() {
     assert!(ring.ring.close());
     // SAFETY: the test's own fd, closed once, after the ring that used it.
     unsafe { libc::close(own) };
+}
+
+/// A slot holds the file it was registered with, while the number it was registered by may be
+/// closed and name another file: copies by slot go off the ring by the engine's own fd, and read
+/// the FUSE file. By the registered number, they read whatever file the number names by then.
+#[test]
+fn a_slots_copies_reach_its_fuse_file_after_its_number_names_another() {
+    let _serial = serial();
+    const SIZE: u64 = 4 * 4096;
+    let serving = Serving { size: SIZE, held: 0..0, numbered: true, ..Serving::default() };
+    let mount = Mount::serving(serving.clone());
+    let ring = TestRing::new();
+    let number = mount.open_file();
+    let slot = u32::try_from(ring.run(Op::register_file(number))).expect("a registered slot");
+    let other = tempfile::tempfile().expect("a temporary file");
+    std::os::unix::fs::FileExt::write_all_at(&other, &[0xEE; SIZE as usize], 0).expect("the other file written");
+    // SAFETY: both fds are open; `number` is the test's and now names the other file.
+    assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), number) }, number);
+    for offset in [0, 100, SIZE - 4096] {
+        let read = ring.run_full(Op::read(Target::Fixed(slot), Memory::zeroed(SIZE as usize), offset));
+        assert_eq!(read.result as u64, SIZE - offset, "{offset}");
+        check_bytes(&read, &serving, offset);
+    }
+    assert_eq!(ring.run(Op::unregister_file(slot)), 0);
+    assert!(ring.ring.close());
+    // SAFETY: the test's fd, closed once, after the ring that used it.
+    unsafe { libc::close(number) };
 }
 
 /// Opened with O_DIRECT, a FUSE file opened for direct I/O is written through the same kernel path
