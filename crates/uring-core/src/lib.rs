@@ -33,6 +33,7 @@ mod memory;
 mod off_ring;
 mod op;
 mod reap;
+mod rescue;
 mod ready;
 mod ring;
 mod slab;

@@ -7,11 +7,15 @@ use io_uring::IoUring;
 
 use crate::cached;
 use crate::op::{Next, Op, Target, WholeFilePhase};
+use crate::rescue;
 use crate::ring::{Completion, Shared};
 use crate::state::{InFlight, State};
 
 /// `user_data` of cancel entries: their completions only free budget.
 pub(crate) const CANCEL_TAG: u64 = 1 << 63;
+/// Marks the `user_data` of a cancel the rescue sent (`rescue.rs`), with the op's key in the low
+/// bits (keys stay below 2^52: a 20-bit generation above a 32-bit index).
+pub(crate) const RESCUE_TAG: u64 = 1 << 62;
 /// `user_data` of the NOP that wakes the completion thread at shutdown.
 pub(crate) const WAKE_TAG: u64 = (1 << 63) | 1;
 /// `user_data` of the NOP that wakes whoever reaps in the kernel after an off-ring thread ended
@@ -40,6 +44,10 @@ pub(crate) fn reap_all(shared: &Shared, ring: &IoUring, st: &mut State, batch: &
         match cqe.user_data() {
             WAKE_TAG => found.woke = true,
             CANCEL_TAG | NUDGE_TAG => st.in_kernel -= 1,
+            rescued if rescued & RESCUE_TAG != 0 && rescued & CANCEL_TAG == 0 => {
+                st.in_kernel -= 1;
+                rescue::cancel_answered(&mut st.watch, rescued & !RESCUE_TAG, cqe.result());
+            }
             key => {
                 st.in_kernel -= 1;
                 found.requeued |= reap(st, key, interrupted_as_cancelled(cqe.result()), batch);
@@ -128,6 +136,16 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
     let closing = st.closing;
     let Some(op) = st.slab.get_mut(key) else { return false };
     op.in_kernel = false;
+    // The rescue cancelled it (`rescue.rs`): from now on only the submission thread submits it,
+    // and if the cancel ended it (taken off its queue, or interrupted on a worker, which leaves
+    // a syscall undone), there it runs again, unless its caller has given up meanwhile.
+    if std::mem::take(&mut op.rescue.sent) {
+        op.rescue.off_caller = true;
+        if matches!(-res, libc::ECANCELED | libc::EINTR) && !op.abandoned && !closing {
+            st.queue.push_front(key);
+            return true;
+        }
+    }
     // Only the step it was set for goes to a worker: a whole-file op's transfer that follows does not.
     let retried = std::mem::take(&mut op.on_worker);
     // io_uring tries an open without blocking first, and a FIFO opened for writing with no
@@ -218,6 +236,7 @@ mod tests {
     use crate::memory::Memory;
     use crate::op::{Op, Target};
     use crate::ring::Completion;
+    use crate::rescue::OpRescue;
     use crate::state::{InFlight, State};
 
     /// Reaps `steps` in turn for one read of `len` bytes at `offset` of `fd`: what each left
@@ -236,7 +255,16 @@ mod tests {
         steps: &[i32],
     ) -> (Vec<bool>, Option<i32>) {
         let op = Op::read(target, Memory::zeroed(len), offset);
-        let key = st.insert(InFlight { user: 7, op, in_kernel: true, abandoned, on_worker: false, on_fuse: false, member: None });
+        let key = st.insert(InFlight {
+            user: 7,
+            op,
+            in_kernel: true,
+            abandoned,
+            on_worker: false,
+            on_fuse: false,
+            member: None,
+            rescue: OpRescue::default(),
+        });
         let mut delivered: Vec<Completion> = Vec::new();
         let requeued = steps
             .iter()

@@ -17,6 +17,7 @@ use crate::handed;
 use crate::off_ring;
 use crate::op::Op;
 use crate::ready::ReadyFd;
+use crate::rescue::OpRescue;
 use crate::slab::OpKey;
 use crate::state::{InFlight, State};
 use crate::threads;
@@ -398,7 +399,16 @@ impl Ring {
     }
 
     fn enqueue(&self, st: &mut State, user: u64, op: Op, member: Option<Member>) -> OpKey {
-        let key = st.insert(InFlight { user, op, in_kernel: false, abandoned: false, on_worker: false, on_fuse: false, member });
+        let key = st.insert(InFlight {
+            user,
+            op,
+            in_kernel: false,
+            abandoned: false,
+            on_worker: false,
+            on_fuse: false,
+            member,
+            rescue: OpRescue::default(),
+        });
         st.queue.push_back(key);
         if !self.deferred_wakeups {
             self.wake_submitter();

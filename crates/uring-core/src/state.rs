@@ -9,6 +9,7 @@ use crate::files::FileTable;
 use crate::group::{Groups, Member};
 use crate::handed::{self, Handed};
 use crate::op::{Op, Target};
+use crate::rescue::{OpRescue, Watch};
 use crate::ring::Completion;
 use crate::slab::{OpKey, Slab};
 
@@ -29,6 +30,8 @@ pub(crate) struct InFlight {
     pub on_fuse: bool,
     /// Its group, if it was submitted as a member of one: its completion goes there.
     pub member: Option<Member>,
+    /// Who submitted it inline and when, for the rescue of ops a caller's io-wq keeps (`rescue.rs`).
+    pub rescue: OpRescue,
 }
 
 pub(crate) struct State {
@@ -65,6 +68,8 @@ pub(crate) struct State {
     /// This ring's part of the record of fds handed to the caller and not closed since
     /// (`handed.rs`): what a caller that goes away without closing them leaves to close.
     pub handed: Handed,
+    /// The submission thread's looks for ops a caller's io-wq keeps (`rescue.rs`).
+    pub watch: Watch,
 }
 
 impl State {
@@ -85,6 +90,7 @@ impl State {
             reaper_parked: false,
             to_close: Vec::new(),
             handed: Handed::new(),
+            watch: Watch::default(),
         }
     }
 

@@ -15,11 +15,12 @@
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, squeue, IoUring};
 
-use crate::reap::{discard, reap_all, unlock_and_close, CANCEL_TAG, WAKE_TAG};
+use crate::reap::{discard, reap_all, unlock_and_close, CANCEL_TAG, RESCUE_TAG, WAKE_TAG};
+use crate::rescue;
 use crate::ring::{Completion, Shared};
 use crate::state::State;
 
@@ -54,14 +55,18 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
     }
     while !sq.is_full() && st.in_kernel < shared.cq_entries {
         let Some(key) = st.cancels.pop() else { break };
-        if st.slab.get_mut(key).is_some_and(|op| op.in_kernel) {
-            let cancel = opcode::AsyncCancel::new(key).build().user_data(CANCEL_TAG);
+        if let Some(op) = st.slab.get(key).filter(|op| op.in_kernel) {
+            let tag = if op.rescue.sent { RESCUE_TAG | key } else { CANCEL_TAG };
+            let cancel = opcode::AsyncCancel::new(key).build().user_data(tag);
             // SAFETY: the entry carries no pointers.
             if unsafe { sq.push(&cancel) }.is_err() {
                 st.cancels.push(key);
                 break;
             }
             st.in_kernel += 1;
+        } else {
+            // Completed before its cancel went out: a rescue's has nothing to answer.
+            rescue::cancel_answered(&mut st.watch, key, -libc::ENOENT);
         }
     }
     if st.abandoned_queued > 0 {
@@ -85,7 +90,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
     while let Some(&key) = st.queue.front() {
         let next_large = inline.is_some()
             && st.queue.get(1).is_some_and(|&next| st.slab.get(next).is_some_and(|op| op.op.large_read()));
-        let State { slab, closing, in_kernel, off_ring, off_ring_idle, .. } = &mut *st;
+        let State { slab, closing, in_kernel, off_ring, off_ring_idle, watch, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else {
             st.queue.pop_front();
             continue;
@@ -109,6 +114,10 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
         }
         let mut to_worker = op.on_worker || op.on_fuse;
         if let Some(budget) = inline.as_deref_mut() {
+            // Rescued from a caller's io-wq (`rescue.rs`): the submission thread's from now on.
+            if op.rescue.off_caller {
+                return true;
+            }
             if op.op.large_read() && !to_worker {
                 to_worker = next_large && !last_to_worker;
                 last_to_worker = to_worker;
@@ -128,6 +137,11 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
         // which stays in the slab (unmoved, unfreed) until this key's completion is reaped.
         if unsafe { sq.push(&entry) }.is_err() {
             break;
+        }
+        if inline.is_some() {
+            rescue::submitted_inline(watch, op);
+        } else {
+            rescue::submitted_by_thread(op);
         }
         op.in_kernel = true;
         *in_kernel += 1;
@@ -181,7 +195,12 @@ fn has_work(shared: &Shared, ring: &IoUring, st: &State) -> bool {
 pub(crate) fn submission_loop(shared: &Shared, ring: &IoUring) -> bool {
     let mut ended = Vec::new();
     let mut st = shared.lock();
+    let mut looked = Instant::now();
     loop {
+        if st.in_kernel > 0 && looked.elapsed() >= rescue::LOOK_EVERY {
+            looked = Instant::now();
+            rescue::look(&mut st);
+        }
         if !has_work(shared, ring, &st) {
             if st.stop {
                 break;
@@ -195,8 +214,14 @@ pub(crate) fn submission_loop(shared: &Shared, ring: &IoUring) -> bool {
                 // SAFETY: no arguments; GETEVENTS with min_complete 0 returns at once.
                 let _ = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None) };
                 st = shared.lock();
+            } else if st.in_kernel > 0 {
+                // Awake for the rescue's looks (`rescue.rs`) while ops are in the kernel.
+                st = shared.work.wait_timeout(st, rescue::LOOK_EVERY).unwrap_or_else(|p| p.into_inner()).0;
+                shared.submitter_idle.store(false, Ordering::SeqCst);
             } else {
+                st.watch.asleep = true;
                 st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.watch.asleep = false;
                 shared.submitter_idle.store(false, Ordering::SeqCst);
             }
             continue;
@@ -399,6 +424,10 @@ const INLINE_BYTES: usize = 4 << 20;
 /// reset per call when a turn flushes many times.
 pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: bool) -> bool {
     shared.caller_seen.fetch_add(1, Ordering::SeqCst);
+    // This thread's io-wq was found keeping ops queued (`rescue.rs`): the submission thread's.
+    if rescue::caller_stalled() {
+        return true;
+    }
     let Some(ring) = shared.kernel() else { return false };
     // The completion thread holds this only while it walks the completion queue.
     let reaper = shared.reaper.lock().unwrap_or_else(|p| p.into_inner());
@@ -427,8 +456,11 @@ pub(crate) fn submit_inline(shared: &Shared, out: &mut Vec<Completion>, settle: 
             woke |= reap_all(shared, &ring, &mut st, out).woke;
         }
         // Entries the kernel finishes later (on its workers, or after I/O): the completion
-        // thread's turn, unless the caller's event loop reaps.
+        // thread's turn, unless the caller's event loop reaps; and the submission thread's looks.
         wake_reaper(shared, &st);
+        if st.in_kernel > 0 && std::mem::take(&mut st.watch.asleep) {
+            shared.work.notify_one();
+        }
         if woke {
             // Only a concurrent `close` queues the NOP: it was meant for the completion thread,
             // which cannot exit without it.
