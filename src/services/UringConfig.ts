@@ -77,7 +77,10 @@ export class UringConfig extends Schema.Class<UringConfig>("effect-uring/UringCo
    * that are ready right away (cached reads finish inside the submit), skipping two thread
    * hand-offs per op. The cost: cached reads are copied on the JS thread (at most 4 MiB per
    * flush; larger transfers go to the submission thread). Ignored with `sqpollIdleMs`, `iopoll`
-   * or `coopTaskrun`.
+   * or `coopTaskrun`. An op the kernel handed to the JS thread's own kernel workers and left
+   * queued there for about two seconds is cancelled and submitted again by the submission thread,
+   * and that JS thread stops submitting inline, on every ring (the README's "Ops a caller's
+   * kernel workers keep are rescued").
    */
   inlineSubmit: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   /**
