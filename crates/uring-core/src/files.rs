@@ -81,9 +81,8 @@ impl FileTable {
     pub(crate) fn in_parts(&self, target: Target) -> bool {
         match target {
             Target::Fd(fd) => regular_or_block(fd),
-            Target::Fixed(slot) => {
-                self.raw.get(slot as usize).is_some_and(|fd| *fd != FREE) && self.files[slot as usize].in_parts
-            }
+            // A free slot's entry is `NO_FILE` (`free_slot`).
+            Target::Fixed(slot) => self.files.get(slot as usize).is_some_and(|file| file.in_parts),
         }
     }
 

@@ -9,9 +9,9 @@
 //! another ring moves to that ring instead of being closed by both.
 //!
 //! Each entry also says whether its file is on FUSE (`cached::on_fuse`, asked once, as the fd
-//! enters or as the op that opened it completed), which sends every read and write of it to the ring's off-ring threads (`on_fuse`,
-//! `off_ring.rs`). Reads and writes ask only while some entry is on FUSE (`FUSE_ENTRIES`):
-//! otherwise a load, no lock.
+//! enters or as the op that opened it completed), which sends every read and write of it to the
+//! ring's off-ring threads (`on_fuse`, `off_ring.rs`). Reads and writes ask only while some
+//! entry is on FUSE (`FUSE_ENTRIES`): otherwise a load, no lock.
 //!
 //! Only opens and closes change the record, never reads. An fd enters when the op that opened it
 //! completes for a caller who still wants it (`reap`, under the state lock, before its completion

@@ -210,16 +210,14 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
             st.handed.insert(fd, fuse);
         }
     }
-    match op.op {
-        Op::RegisterFile { slot, .. } if result < 0 => {
-            let own = st.files.release(slot);
-            st.to_close.extend(own);
-        }
-        Op::UnregisterFile { slot, .. } => {
-            let own = st.files.release(slot);
-            st.to_close.extend(own);
-        }
-        _ => {}
+    let released = match op.op {
+        Op::RegisterFile { slot, .. } if result < 0 => Some(slot),
+        Op::UnregisterFile { slot, .. } => Some(slot),
+        _ => None,
+    };
+    if let Some(slot) = released {
+        let own = st.files.release(slot);
+        st.to_close.extend(own);
     }
     let member = op.member;
     let completion = Completion { user: op.user, result, output: op.op.into_output(result) };

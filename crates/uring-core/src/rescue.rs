@@ -75,7 +75,7 @@ thread_local! {
 }
 
 /// Whether the calling thread's io-wq was found keeping ops queued: its inline flushes submit
-/// nothing. A relaxed load while no thread is marked.
+/// nothing. One atomic load while no thread is marked.
 pub(crate) fn caller_stalled() -> bool {
     let count = STALLED_COUNT.load(Ordering::Acquire);
     if count == 0 {
@@ -114,8 +114,8 @@ pub(crate) fn submitted_by_thread(op: &mut InFlight) {
 
 /// One look (the submission thread's, every `LOOK_EVERY` while ops are in the kernel): queues a
 /// rescue cancel for each op submitted inline `RESCUE_AFTER` looks ago or more that can be
-/// rescued. Returns whether it queued any.
-pub(crate) fn look(st: &mut State) -> bool {
+/// rescued.
+pub(crate) fn look(st: &mut State) {
     st.watch.tick = st.watch.tick.wrapping_add(1);
     let tick = st.watch.tick;
     let old: Vec<OpKey> = st
@@ -124,7 +124,6 @@ pub(crate) fn look(st: &mut State) -> bool {
             op.in_kernel && op.rescue.caller != 0 && !op.rescue.sent && !op.abandoned && tick.wrapping_sub(op.rescue.at) >= RESCUE_AFTER
         })
         .collect();
-    let mut any = false;
     for key in old {
         let State { slab, files, watch, cancels, .. } = &mut *st;
         let Some(op) = slab.get_mut(key) else { continue };
@@ -136,9 +135,7 @@ pub(crate) fn look(st: &mut State) -> bool {
         op.rescue.sent = true;
         watch.sent.push((key, op.rescue.caller));
         cancels.push(key);
-        any = true;
     }
-    any
 }
 
 /// Whether an op that waits in the kernel can only be waiting for a kernel worker, so that a
