@@ -96,10 +96,11 @@ export class RegisteredFile {
 
 /**
  * What an fd-based operation accepts: an `OwnedFd`, a `RegisteredFile`, or a plain numeric fd
- * the caller manages. Reads and writes of a file on FUSE are copied off the ring for an `OwnedFd`
- * or a `RegisteredFile` (io_uring gets them wrong: see the README's "Reads and writes of FUSE
- * files go around io_uring"); a plain number the ring did not open goes to the kernel as given,
- * so open FUSE files through the ring, or register them.
+ * the caller manages. Reads and writes of a file on FUSE are copied off the ring, whichever form
+ * names it (io_uring gets them wrong: see the README's "Reads and writes of FUSE files go around
+ * io_uring"); for a plain number the ring did not open, the engine asks which file system it is
+ * on at each read or write through the ring (one syscall), so an `OwnedFd` or a `RegisteredFile`
+ * is the cheaper form for a file read many times.
  *
  * @since 0.1.0
  * @category models

@@ -48,6 +48,28 @@ describe("a FUSE file opened for direct I/O", () => {
       expect(Number(yield* handle.read(chunk))).toBe(SIZE)
       expect(firstWrong(chunk.subarray(0, SIZE), 0)).toBe(-1)
     })))
+
+  it.live("reads that meet its end count it once by a number Node opened, alone and in a batch", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* fuseDaemonServing({ size: SIZE, directIo: true, numbered: true, answer: true })
+      const uring = yield* make()
+      const fd = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.openSync(daemon.file, "r")),
+        (fd) => Effect.sync(() => Fs.closeSync(fd))
+      )
+      for (const [offset, length] of [[0, 2 * SIZE], [10 * 4096, SIZE], [100, SIZE]] as const) {
+        const bytes = yield* uring.read(fd, offset, length)
+        expect(bytes.length, `${length} bytes at ${offset}`).toBe(SIZE - offset)
+        expect(firstWrong(bytes, offset)).toBe(-1)
+      }
+      const buffer = new Uint8Array(2 * SIZE)
+      const ranges = [{ offset: 0, length: SIZE }, { offset: 12 * 4096, length: SIZE }]
+      const [first, last] = yield* uring.readBatch(fd, ranges, { buffer })
+      expect(first!.length).toBe(SIZE)
+      expect(firstWrong(first!, 0)).toBe(-1)
+      expect(last!.length, "the range that meets the end").toBe(4 * 4096)
+      expect(firstWrong(last!, 12 * 4096)).toBe(-1)
+    })))
 })
 
 describe("a FUSE file in a registered slot", () => {

@@ -10,8 +10,9 @@
 //!
 //! Each entry also says whether its file is on FUSE (`cached::on_fuse`, asked once, as the fd
 //! enters or as the op that opened it completed), which sends every read and write of it to the
-//! ring's off-ring threads (`on_fuse`, `off_ring.rs`). Reads and writes ask only while some
-//! entry is on FUSE (`FUSE_ENTRIES`): otherwise a load, no lock.
+//! ring's off-ring threads (`on_fuse`, `off_ring.rs`). A number not in the record (a caller's
+//! own fd) is asked of its mount at each read or write instead: it may name another file by the
+//! next one.
 //!
 //! Only opens and closes change the record, never reads. An fd enters when the op that opened it
 //! completes for a caller who still wants it (`reap`, under the state lock, before its completion
@@ -24,8 +25,10 @@
 
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
+
+use crate::cached;
 
 /// One fd handed out.
 #[derive(Clone, Copy)]
@@ -40,9 +43,6 @@ struct Entry {
 /// the engine's locks.
 static RECORD: LazyLock<Mutex<HashMap<RawFd, Entry>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// Entries of `RECORD` on FUSE, changed under its lock.
-static FUSE_ENTRIES: AtomicUsize = AtomicUsize::new(0);
-
 /// Names rings in the record: never reused, unlike an address.
 static NEXT_RING: AtomicU64 = AtomicU64::new(1);
 
@@ -51,24 +51,20 @@ fn record() -> MutexGuard<'static, HashMap<RawFd, Entry>> {
     RECORD.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-/// Counts `entry` out of `FUSE_ENTRIES` as it leaves the record (the lock held).
-fn left(entry: Option<Entry>) {
-    if entry.is_some_and(|entry| entry.fuse) {
-        FUSE_ENTRIES.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Ends `fd`'s entry, whichever ring made it: the number is being closed, through a ring or by
 /// the caller itself. Call it before the close is under way.
 pub(crate) fn forget(fd: RawFd) {
     let mut record = record();
-    left(record.remove(&fd));
+    record.remove(&fd);
 }
 
-/// Whether `fd` was handed out on a FUSE file, and is not closed since: its reads and writes are
-/// then copied by the ring's off-ring threads, not by io_uring (`off_ring.rs` says why).
+/// Whether `fd`'s reads and writes are copied by the ring's off-ring threads, not by io_uring
+/// (`off_ring.rs` says why): it was handed out on a FUSE file and is not closed since, or it was
+/// not handed out (a caller's own number, from Node's `fs.open` say) and names a FUSE file now,
+/// which costs a syscall (`cached::on_fuse`) per read or write of such a number.
 pub(crate) fn on_fuse(fd: RawFd) -> bool {
-    FUSE_ENTRIES.load(Ordering::Relaxed) > 0 && record().get(&fd).is_some_and(|entry| entry.fuse)
+    let handed = record().get(&fd).map(|entry| entry.fuse);
+    handed.unwrap_or_else(|| cached::on_fuse(fd))
 }
 
 /// One ring's part of the record.
@@ -83,12 +79,7 @@ impl Handed {
 
     /// `fd`, on FUSE or not (`cached::on_fuse`), was handed to this ring's caller.
     pub(crate) fn insert(&self, fd: RawFd, fuse: bool) {
-        let entry = Entry { ring: self.ring, fuse };
-        let mut record = record();
-        if entry.fuse {
-            FUSE_ENTRIES.fetch_add(1, Ordering::Relaxed);
-        }
-        left(record.insert(fd, entry));
+        record().insert(fd, Entry { ring: self.ring, fuse });
     }
 
     /// This ring's entries, sorted.
@@ -106,7 +97,6 @@ impl Handed {
             let ours = entry.ring == self.ring;
             if ours {
                 taken.push(fd);
-                left(Some(*entry));
             }
             !ours
         });

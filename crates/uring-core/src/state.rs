@@ -109,8 +109,9 @@ impl State {
         self.slab.insert(op)
     }
 
-    /// Whether `op` reads or writes a file on FUSE: an fd handed out on one, or a slot one is
-    /// registered in. (A whole-file op learns it as its open completes: `reap`.)
+    /// Whether `op` reads or writes a file on FUSE: an fd on one (`handed::on_fuse`: the record
+    /// says for an fd a ring handed out, its mount for any other), or a slot one is registered in.
+    /// (A whole-file op learns it as its open completes: `reap`.)
     fn transfers_on_fuse(&self, op: &Op) -> bool {
         match op {
             Op::Read { target, .. } | Op::Write { target, .. } => match *target {

@@ -56,14 +56,14 @@ fn check_bytes(read: &Completion, offset: u64) {
     assert_eq!(wrong, None, "the first byte that is not the file's");
 }
 
-/// By fd only: the engine copies a registered FUSE file off the ring (tests/fuse_files.rs), and
-/// the kernel's path is what is staged here.
+/// The engine copies a FUSE file off the ring (tests/fuse_files.rs): the kernel's path, staged
+/// here, is kept with `open_file_on_kernel_path`.
 #[test]
 fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled() {
     let _serial = serial();
     let mut mount = Mount::serving(serving());
-    let fd = mount.open_file();
     let ring = inline_ring();
+    let fd = mount.open_file_on_kernel_path(&ring.ring);
     let (user, key) = read_held(&ring, &mount, Target::Fd(fd));
     ring.ring.cancel(key);
     let done = ring.wait_for(user, Duration::from_secs(5)).expect("the cancelled read completed");
@@ -76,6 +76,7 @@ fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled() {
     assert_eq!(whole.result, LARGE_READ as i32);
     check_bytes(&whole, 0);
     assert!(ring.ring.close());
+    ring.ring.forget_fd(fd);
     // SAFETY: the test's own fd, closed once, while its daemon still answers the flush.
     unsafe { libc::close(fd) };
 }
@@ -84,12 +85,13 @@ fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled() {
 fn a_read_the_shutdown_interrupts_on_a_kernel_worker_fails_cancelled() {
     let _serial = serial();
     let mount = Mount::serving(serving());
-    let fd = mount.open_file();
     let ring = inline_ring();
+    let fd = mount.open_file_on_kernel_path(&ring.ring);
     let (user, _) = read_held(&ring, &mount, Target::Fd(fd));
     assert!(ring.ring.close(), "the interrupted read ends, so the close is clean");
     let done = ring.wait_for(user, Duration::from_secs(5)).expect("the read's completion was delivered");
     assert!([-libc::ECANCELED, -libc::EINTR].contains(&done.result), "{}", done.result);
+    ring.ring.forget_fd(fd);
     // SAFETY: the test's own fd, closed once, while its daemon still answers the flush.
     unsafe { libc::close(fd) };
 }

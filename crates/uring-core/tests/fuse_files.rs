@@ -47,10 +47,11 @@ fn reads_that_meet_the_end_of_a_fuse_file_opened_for_direct_io_count_it_once() {
     let ring = TestRing::new();
     let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
     let slot = u32::try_from(ring.run(Op::register_file(fd))).expect("a registered slot");
-    // An fd the engine did not hand out is known to be on FUSE once registered.
+    // An fd the engine did not hand out: asked of its mount at each read by number, and once as
+    // it is registered.
     let own = mount.open_file();
     let own_slot = u32::try_from(ring.run(Op::register_file(own))).expect("a registered slot");
-    for target in [Target::Fd(fd), Target::Fixed(slot), Target::Fixed(own_slot)] {
+    for target in [Target::Fd(fd), Target::Fixed(slot), Target::Fd(own), Target::Fixed(own_slot)] {
         for (len, offset) in [(2 * SIZE, 0), (SIZE, 10 * 4096), (SIZE, 100), (SIZE, SIZE)] {
             let read = ring.run_full(Op::read(target, Memory::zeroed(len as usize), offset));
             assert_eq!(read.result as u64, SIZE - offset, "{target:?}: {len} bytes at {offset}");
@@ -103,12 +104,22 @@ fn a_whole_write_the_daemon_takes_in_parts_goes_on_where_each_part_ended() {
     let serving = Serving { held: 0..0, direct_io: true, write_at_most: 4096, ..Serving::default() };
     let mount = Mount::serving(serving);
     let ring = TestRing::new();
-    let fd = open_fuse_file(&ring, &mount, libc::O_WRONLY | libc::O_DIRECT);
-    assert_eq!(ring.run(Op::write_all(Target::Fd(fd), Memory::from_vec(vec![1; 16384]), 8192)), 16384);
-    let writes: Vec<(u64, u64)> = mount.writes.try_iter().collect();
-    assert_eq!(writes, [(8192, 4096), (12288, 4096), (16384, 4096), (20480, 4096)]);
+    let flags = libc::O_WRONLY | libc::O_DIRECT | libc::O_CLOEXEC;
+    let fd = open_fuse_file(&ring, &mount, flags);
+    // And a number the engine did not hand out, asked of its mount at each write.
+    let path = cstr(&mount.dir().join("f"));
+    // SAFETY: a NUL-terminated path; the daemon answers the open.
+    let own = unsafe { libc::open(path.as_ptr(), flags) };
+    assert!(own >= 0, "open: {}", std::io::Error::last_os_error());
+    for target in [fd, own] {
+        assert_eq!(ring.run(Op::write_all(Target::Fd(target), Memory::from_vec(vec![1; 16384]), 8192)), 16384);
+        let writes: Vec<(u64, u64)> = mount.writes.try_iter().collect();
+        assert_eq!(writes, [(8192, 4096), (12288, 4096), (16384, 4096), (20480, 4096)], "fd {target}");
+    }
     assert_eq!(ring.run(Op::Close { fd }), 0);
     assert!(ring.ring.close());
+    // SAFETY: the test's own fd, closed once, after the ring that used it.
+    unsafe { libc::close(own) };
 }
 
 #[test]

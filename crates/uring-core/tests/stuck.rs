@@ -21,7 +21,7 @@ use fuse::{abort_connection, Mount};
 use uring_core::{Memory, Op, RingConfig, Target};
 
 /// How many of this process's threads that run ops (io-wq workers, and the engine's off-ring
-/// threads, which copy a registered FUSE file) sleep where only a fatal signal wakes them.
+/// threads, which copy FUSE files) sleep where only a fatal signal wakes them.
 fn op_threads_waiting() -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
@@ -93,12 +93,12 @@ impl Stuck {
     fn reading(len: usize) -> Stuck {
         let mount = Mount::new();
         let watchdog = Watchdog::new(mount.connection.clone());
-        let fd = mount.open_file();
         // An earlier test's unclean close leaves its ring's fd to its threads, which end on their
         // own: counted here and closed before the count below, it would look like this ring's.
         assert_eq!(common::threads_settle_at(0), 0, "an earlier test's ring threads ended");
         let rings = common::anon_fds("io_uring");
         let ring = TestRing::with(RingConfig { shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
+        let fd = mount.open_file_on_kernel_path(&ring.ring);
         let (user, _) = ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(len), 0));
         mount.reads.recv_timeout(Duration::from_secs(5)).expect("the read reached the daemon");
         // A cancel that found the op still queued in io-wq would end it at once: close only once a
@@ -126,6 +126,7 @@ impl Stuck {
 
 impl Drop for Stuck {
     fn drop(&mut self) {
+        self.ring.ring.forget_fd(self.fd);
         // SAFETY: the test's own fd, closed once.
         unsafe { libc::close(self.fd) };
     }
@@ -169,12 +170,13 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     let _serial = serial();
     let mut mount = Mount::new();
     let _watchdog = Watchdog::new(mount.connection.clone());
-    let (reading, closing) = (mount.open_file(), mount.open_file());
+    let closing = mount.open_file();
     let open = |fd: RawFd| std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists();
     // A ring of 4 entries gets at most min(4, 4 x CPUs) = 4 bounded kernel workers, all of them
     // kept busy by reads the daemon holds back.
     const WORKERS: usize = 4;
     let ring = TestRing::with(RingConfig { entries: WORKERS as u32, shutdown_timeout: Duration::from_millis(200), ..RingConfig::default() });
+    let reading = mount.open_file_on_kernel_path(&ring.ring);
     for _ in 0..WORKERS {
         ring.submit(Op::read(Target::Fd(reading), Memory::zeroed(16), 0));
     }
@@ -197,6 +199,7 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     mount.release();
     assert!(!ring.ring.close_waiting());
     assert_eq!(ring.ring.in_flight(), 0);
+    ring.ring.forget_fd(reading);
     // SAFETY: the test's own fd, closed once.
     unsafe { libc::close(reading) };
 }
@@ -211,8 +214,8 @@ fn a_cancelled_read_of_a_regular_file_reports_the_cancel_short_or_whole_by_fd_an
     let _serial = serial();
     let mut mount = Mount::new();
     let _watchdog = Watchdog::new(mount.connection.clone());
-    let fd = mount.open_file();
     let ring = TestRing::new();
+    let fd = mount.open_file_on_kernel_path(&ring.ring);
     let slot = ring.run(Op::register_file(fd));
     let slot = u32::try_from(slot).expect("a registered slot");
     // 8192 bytes of a 4096-byte file come back short, 16 whole.
@@ -237,6 +240,7 @@ fn a_cancelled_read_of_a_regular_file_reports_the_cancel_short_or_whole_by_fd_an
     let whole = ring.run_full(Op::read(Target::Fixed(slot), Memory::zeroed(8192), 0));
     assert_eq!(whole.result, 4096);
     assert!(whole.output.expect("the bytes read").iter().all(|b| *b == 0x5a));
+    ring.ring.forget_fd(fd);
     // SAFETY: the test's own fd, closed once.
     unsafe { libc::close(fd) };
 }

@@ -270,6 +270,17 @@ impl Mount {
         fd
     }
 
+    /// `open_file`, recorded by `ring` as an fd it handed out on a file not on FUSE, which the
+    /// engine takes at its word: reads of it by fd then take io_uring's own path and its kernel
+    /// workers, which the tests of the kernel's behaviour stage, not the engine's off-ring threads
+    /// (`off_ring.rs`). A registration still learns the file is on FUSE. `forget_fd` it before
+    /// closing it.
+    pub fn open_file_on_kernel_path(&self, ring: &uring_core::Ring) -> RawFd {
+        let fd = self.open_file();
+        ring.hand_over(fd);
+        fd
+    }
+
     /// Lets the held read (and every later one) be answered.
     pub fn release(&mut self) {
         self.release.take();
