@@ -73,6 +73,8 @@ export const procfs = (at: string): Effect.Effect<string, never, Scope.Scope> =>
 
 const RING_FD = "anon_inode:[io_uring]"
 const EVENT_FD = "anon_inode:[eventfd]"
+/** The mount table the engine follows for the process's life once a ring has started (fuse_mounts.rs). */
+const MOUNT_TABLE = `/proc/${process.pid}/mountinfo`
 
 /** What each open fd of this process names (undefined: closed meanwhile, e.g. the listing's own). */
 const fdTargets = (): Array<string | undefined> =>
@@ -85,13 +87,19 @@ const fdTargets = (): Array<string | undefined> =>
   })
 
 /**
- * Open fds of this process, io_uring instances and eventfds aside: a closed ring's fd goes when
- * the garbage collector frees the ring, at a moment no test can name (`ringFdCount` counts
- * those), and each open ring holds an eventfd its event loop polls (`eventFdCount`, which also
- * counts libuv's own).
+ * Open fds of this process, io_uring instances, eventfds and the engine's mount table aside: a
+ * closed ring's fd goes when the garbage collector frees the ring, at a moment no test can name
+ * (`ringFdCount` counts those), each open ring holds an eventfd its event loop polls
+ * (`eventFdCount`, which also counts libuv's own), and the first ring opens the mount table, kept
+ * for the process (`mountTableFdCount`).
  */
 export const fdCount = (): number =>
-  fdTargets().filter((target) => target !== undefined && target !== RING_FD && target !== EVENT_FD).length
+  fdTargets().filter((target) =>
+    target !== undefined && target !== RING_FD && target !== EVENT_FD && target !== MOUNT_TABLE
+  ).length
+
+/** The fds this process holds on its mount table: the engine's one, once a ring has started. */
+export const mountTableFdCount = (): number => fdTargets().filter((target) => target === MOUNT_TABLE).length
 
 /** The io_uring instances this process holds an fd of. */
 export const ringFdCount = (): number => fdTargets().filter((target) => target === RING_FD).length

@@ -7,12 +7,13 @@
  * (mount), as CI has.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Exit, Fiber, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { make, Uring, UringFileSystem } from "../../src/index.js"
 import { fuseDaemonServing, numberedByte } from "./fuseDaemon.js"
+import { realSleep, waitUntil } from "./helpers.js"
 
 const SIZE = 16 * 4096
 
@@ -93,5 +94,40 @@ describe("a FUSE file in a registered slot", () => {
       const bytes = yield* uring.read(registered, 100, SIZE)
       expect(bytes.length).toBe(SIZE - 100)
       expect(firstWrong(bytes, 100)).toBe(-1)
+    })))
+})
+
+describe("an open of a FUSE file the daemon holds", () => {
+  // FUSE's open waits for the daemon in the thread that submits it, which for an inline flush was
+  // the JavaScript thread: the event loop stood still until the daemon answered. While a FUSE file
+  // system is mounted, opens go to kernel workers (crates/uring-core/src/fuse_mounts.rs).
+  it.live("leaves the event loop turning, by path, as a whole-file read's first step and through the FileSystem layer", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const daemon = yield* fuseDaemonServing({ holdOpens: true, answer: true })
+      const uring = yield* make()
+      const fs = yield* UringFileSystem.make.pipe(Effect.provideService(Uring, uring))
+      const started = Date.now()
+      const opened = yield* Effect.fork(Effect.scoped(Effect.map(uring.open(daemon.file), (file) => file.fd)))
+      const whole = yield* Effect.fork(uring.readFile(daemon.file))
+      const viaLayer = yield* Effect.fork(fs.readFile(daemon.file))
+      expect(yield* waitUntil(() => daemon.held() >= 3, 5_000), "the opens reached the daemon").toBe(true)
+      // The daemon answers held opens by itself after ten seconds: a loop they stalled shows here.
+      yield* realSleep(50)
+      expect(Date.now() - started, "the event loop turned while the daemon held the opens").toBeLessThan(5_000)
+      for (const fiber of [opened, whole, viaLayer]) expect(fiber.unsafePoll(), "each waits for the daemon").toBeNull()
+      // Nor does the ring stand still: another file's open and stat go by meanwhile.
+      const other = yield* Effect.timeoutOption(
+        Effect.scoped(Effect.flatMap(uring.open(import.meta.filename), (file) => uring.fstat(file))),
+        "2 seconds"
+      )
+      expect(Option.map(other, (meta) => meta.type), "another file's open and stat").toEqual(Option.some("File"))
+
+      daemon.release()
+      const fd = yield* Fiber.await(opened)
+      expect(Exit.isSuccess(fd) && fd.value >= 0, "the open completed").toBe(true)
+      for (const bytes of [yield* Fiber.join(whole), yield* Fiber.join(viaLayer)]) {
+        expect(bytes.length).toBe(4096)
+        expect(bytes.every((byte) => byte === 0x5a)).toBe(true)
+      }
     })))
 })

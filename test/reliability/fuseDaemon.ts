@@ -33,6 +33,8 @@ export interface Serving {
   readonly numbered?: boolean
   /** Every read is answered at once, none held. */
   readonly answer?: boolean
+  /** Opens of the file are held too (counted by `held`), and answered after ten seconds if not released. */
+  readonly holdOpens?: boolean
 }
 
 /** The byte at `offset` of a file served `numbered`. */
@@ -42,15 +44,16 @@ const argsOf = (serving: Serving): Array<string> => [
   ...(serving.size === undefined ? [] : ["--size", String(serving.size)]),
   ...(serving.directIo ? ["--direct-io"] : []),
   ...(serving.numbered ? ["--numbered"] : []),
-  ...(serving.answer ? ["--answer"] : [])
+  ...(serving.answer ? ["--answer"] : []),
+  ...(serving.holdOpens ? ["--hold-opens"] : [])
 ]
 
 export interface Daemon {
   /** The FUSE file: 4096 bytes of 0x5a unless served otherwise. */
   readonly file: string
-  /** Reads the daemon holds back so far. */
+  /** Reads (and opens, with `holdOpens`) the daemon holds back so far. */
   readonly held: () => number
-  /** Answers the held reads, and later ones at once. */
+  /** Answers the held reads and opens, and later ones at once. */
   readonly release: () => void
 }
 

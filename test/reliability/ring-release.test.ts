@@ -10,7 +10,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Uring } from "../../src/index.js"
-import { eventFdCount, ringFdCount, tempDir, threadsNamed } from "../helpers/fixtures.js"
+import { eventFdCount, mountTableFdCount, ringFdCount, tempDir, threadsNamed } from "../helpers/fixtures.js"
 import { fullGc, realSleep, waitUntil } from "./helpers.js"
 
 const RINGS = 40
@@ -35,6 +35,9 @@ describe("closed rings", () => {
         return ringFdCount() === before
       }, 20_000, 20)
       expect({ released, left: ringFdCount() - before }).toEqual({ released: true, left: 0 })
+      // The mount table the engine follows (for FUSE mounts) is opened once for the process.
+      expect(mountTableFdCount()).toBe(1)
+      expect(threadsNamed("fuse-mounts")).toBe(1)
     }))
 
   it.effect("an open ring holds one eventfd for its event loop, and its close closes it at once", () =>

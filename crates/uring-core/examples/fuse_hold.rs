@@ -6,7 +6,9 @@
 //! unmounts and exits. Killed instead, its connection ends with it and held reads fail.
 //!
 //! Options: `--size N` (bytes of `f`; 4096), `--direct-io` (`f` opened for direct I/O, read a
-//! page per request), `--numbered` (every byte of page n is n + 1), `--answer` (no read held).
+//! page per request), `--numbered` (every byte of page n is n + 1), `--answer` (no read held),
+//! `--hold-opens` (opens of `f` held too, each told as `held`; answered after ten seconds if not
+//! released, so a caller they stall fails its test instead of hanging it).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,6 +29,7 @@ fn serving() -> fuse::Serving {
             "--direct-io" => serving.direct_io = true,
             "--numbered" => serving.numbered = true,
             "--answer" => serving.held = 0..0,
+            "--hold-opens" => serving.hold_opens = true,
             other => panic!("unknown option {other}"),
         }
     }
@@ -34,7 +37,9 @@ fn serving() -> fuse::Serving {
 }
 
 fn main() {
-    let mut mount = fuse::Mount::serving(serving());
+    let serving = serving();
+    let answer_opens_by = serving.hold_opens.then(|| std::time::Instant::now() + Duration::from_secs(10));
+    let mut mount = fuse::Mount::serving(serving);
     println!("ready {}", mount.dir().display());
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -48,6 +53,9 @@ fn main() {
     loop {
         if mount.reads.recv_timeout(Duration::from_millis(10)).is_ok() {
             println!("held");
+        }
+        if answer_opens_by.is_some_and(|by| std::time::Instant::now() >= by) {
+            mount.release();
         }
         match lines.try_recv() {
             Ok(line) if line == "release" => mount.release(),

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 
 use crate::files::FileTable;
 use crate::group::{Groups, Member};
+use crate::fuse_mounts;
 use crate::handed::{self, Handed};
 use crate::op::{Op, Target};
 use crate::rescue::{OpRescue, Watch};
@@ -22,8 +23,9 @@ pub(crate) struct InFlight {
     pub in_kernel: bool,
     /// The caller gave up on it: cancel sent or to be sent; resources still held.
     pub abandoned: bool,
-    /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open that must be allowed
-    /// to block (`Op::open_waits_for_reader`). Cleared when that step completes.
+    /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open while a FUSE file
+    /// system is mounted (`fuse_mounts.rs`), or one that must be allowed to block
+    /// (`Op::open_waits_for_reader`). Cleared when that step completes.
     pub on_worker: bool,
     /// It reads or writes a file on FUSE: its copies go to the off-ring threads (`off_ring.rs`),
     /// and its other steps (a whole-file op's open and close) to a kernel worker.
@@ -100,6 +102,9 @@ impl State {
     /// number may name another file.
     pub(crate) fn insert(&mut self, mut op: InFlight) -> OpKey {
         op.on_fuse = self.transfers_on_fuse(&op.op);
+        // Any open may reach a FUSE daemon while one is mounted, and would wait for it in the
+        // thread that submits it (`fuse_mounts.rs`).
+        op.on_worker = op.op.opens() && fuse_mounts::present();
         if let Some(slot) = op.op.fixed_slot() {
             self.files.add_user(slot);
         }

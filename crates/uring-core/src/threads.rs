@@ -124,7 +124,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
             }
             // A worker copies it: not this thread's time.
             let bytes = if to_worker { 0 } else { op.op.bytes_to_copy() };
-            if bytes > *budget || ((op.op.runs_on_worker() || op.on_fuse) && *in_kernel > 0) {
+            if bytes > *budget || ((op.op.runs_on_worker() || op.on_fuse || op.on_worker) && *in_kernel > 0) {
                 return true;
             }
             *budget -= bytes;

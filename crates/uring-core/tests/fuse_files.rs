@@ -219,6 +219,73 @@ fn a_held_read_of_a_fuse_file_the_ring_opened_leaves_an_inline_flush_at_once() {
     assert!(ring.ring.close());
 }
 
+/// Mounts of FUSE file systems on this machine other than the tests' (`fuse_mounts.rs` reads the
+/// same table).
+fn other_fuse_mounts() -> bool {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("the mount table");
+    table.lines().filter_map(|line| line.split(" - ").nth(1)?.split(' ').next()).any(|kind| {
+        let base = kind.split('.').next().unwrap_or_default();
+        base == "fuse" || base == "fuseblk"
+    })
+}
+
+/// The engine follows the mount table: opens go to kernel workers from the moment a FUSE file
+/// system is mounted, and back to the submitting thread's inline path once none is.
+#[test]
+fn opens_go_to_kernel_workers_while_a_fuse_file_system_is_mounted() {
+    let _serial = serial();
+    let ring = TestRing::new();
+    // The earlier tests' mounts are gone; one of the machine's own keeps the flag up throughout.
+    let others = other_fuse_mounts();
+    common::wait_until("the engine to see the mount table", || uring_core::opens_on_kernel_workers() == others);
+    let mount = Mount::serving(Serving { held: 0..0, ..Serving::default() });
+    common::wait_until("the engine to see the FUSE mount", uring_core::opens_on_kernel_workers);
+    drop(mount);
+    common::wait_until("the engine to see it unmounted", || uring_core::opens_on_kernel_workers() == others);
+    assert!(ring.ring.close());
+}
+
+/// FUSE's open waits for the daemon in the thread that submits it, whatever io_uring's
+/// nonblocking try, so while a FUSE file system is mounted every open goes to a kernel worker
+/// (`fuse_mounts.rs`): a caller's inline flush returns while the daemon holds an open, by path or
+/// as a whole-file read's first step. Before, the flush waited for the daemon's answer.
+#[test]
+fn a_held_open_of_a_fuse_file_leaves_inline_flushes_at_once() {
+    let _serial = serial();
+    let mut mount = Mount::serving(Serving { held: 0..0, hold_opens: true, ..Serving::default() });
+    let ring = inline_ring();
+    let path = cstr(&mount.dir().join("f"));
+    let (mut opening, mut reading) = (0, 0);
+    let returned = returned_while_held(mount.release.take(), || {
+        let open = Op::OpenAt { dirfd: libc::AT_FDCWD, path: path.clone(), flags: libc::O_RDONLY | libc::O_CLOEXEC, mode: 0 };
+        opening = ring.submit(open).0;
+        ring.flush_inline();
+        mount.reads.recv_timeout(Duration::from_secs(5)).expect("the open reached the daemon");
+        reading = ring.submit(Op::read_file(libc::AT_FDCWD, path.clone(), Memory::zeroed(8192))).0;
+        ring.flush_inline();
+        mount.reads.recv_timeout(Duration::from_secs(5)).expect("the whole-file read's open reached the daemon");
+    });
+    assert!(returned, "a flush waited for the daemon");
+    // Answered: the whole-file read's transfer, queued as its open completes, waits for a flush.
+    let mut done = None;
+    for _ in 0..500 {
+        ring.flush_inline();
+        ring.ring.reap_ready();
+        done = ring.wait_for(reading, Duration::from_millis(10));
+        if done.is_some() {
+            break;
+        }
+    }
+    let read = done.expect("the whole-file read completed");
+    assert_eq!(read.result, 4096);
+    assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
+    let fd = ring.wait(opening).result;
+    assert!(fd >= 0, "open: {fd}");
+    let (closing, _) = ring.submit(Op::Close { fd });
+    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    assert!(ring.ring.close());
+}
+
 #[test]
 fn a_held_whole_file_read_of_a_fuse_file_leaves_inline_flushes_at_once() {
     let _serial = serial();

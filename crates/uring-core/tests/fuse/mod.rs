@@ -53,6 +53,8 @@ pub struct Serving {
     /// Each write request is answered as taking at most this many bytes (told on `Mount::writes`);
     /// none are kept.
     pub write_at_most: u64,
+    /// Opens of `f` are held too (told on `Mount::reads`), as a daemon that lost its server would.
+    pub hold_opens: bool,
 }
 
 impl Default for Serving {
@@ -65,6 +67,7 @@ impl Default for Serving {
             honour_interrupts: false,
             numbered: false,
             write_at_most: u64::MAX,
+            hold_opens: false,
         }
     }
 }
@@ -102,8 +105,9 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
     unsafe { libc::write(dev, out.as_ptr().cast(), out.len()) };
 }
 
-/// Serves requests until the connection ends. Reads in `serving.held` are held (their arrival told
-/// on `reads`) until `release` is dropped, and so are statfs requests (untold, then refused);
+/// Serves requests until the connection ends. Reads in `serving.held` (and opens, with
+/// `serving.hold_opens`) are held (their arrival told on `reads`) until `release` is dropped, and
+/// so are statfs requests (untold, then refused);
 /// everything else is answered at once meanwhile. Each write's offset and count taken go to
 /// `writes`.
 fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::Sender<(u64, u64)>, release: mpsc::Receiver<()>) {
@@ -111,6 +115,14 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
     let mut released = false;
     let mut held: Vec<(u64, u64, u64)> = Vec::new();
     let mut held_statfs: Vec<u64> = Vec::new();
+    let mut held_opens: Vec<u64> = Vec::new();
+    let open_out = || {
+        let mut out = [0u8; 16];
+        if serving.direct_io {
+            out[8..12].copy_from_slice(&FOPEN_DIRECT_IO.to_ne_bytes());
+        }
+        out
+    };
     let answer = |unique: u64, offset: u64, size: u64| {
         let end = (offset + size).min(serving.size);
         let data: Vec<u8> = (offset..end.max(offset)).map(|at| byte_at(serving, at)).collect();
@@ -124,6 +136,9 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
             }
             for unique in held_statfs.drain(..) {
                 reply(dev, unique, -libc::ENOSYS, &[]);
+            }
+            for unique in held_opens.drain(..) {
+                reply(dev, unique, 0, &open_out());
             }
         }
         let mut poll = libc::pollfd { fd: dev, events: libc::POLLIN, revents: 0 };
@@ -173,13 +188,11 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
                 out.extend_from_slice(&attr(node, serving.size));
                 reply(dev, unique, 0, &out);
             }
-            FUSE_OPEN => {
-                let mut out = [0u8; 16];
-                if serving.direct_io {
-                    out[8..12].copy_from_slice(&FOPEN_DIRECT_IO.to_ne_bytes());
-                }
-                reply(dev, unique, 0, &out);
+            FUSE_OPEN if serving.hold_opens && !released => {
+                held_opens.push(unique);
+                let _ = reads.send(());
             }
+            FUSE_OPEN => reply(dev, unique, 0, &open_out()),
             FUSE_READ => {
                 let (offset, size) = (u64_at(body, 8), u64::from(u32_at(body, 16)));
                 if released || !serving.held.contains(&offset) {
@@ -220,7 +233,7 @@ pub struct Mount {
     pub connection: std::path::PathBuf,
     /// Dropped (or taken and dropped) to answer the held reads.
     pub release: Option<mpsc::Sender<()>>,
-    /// A message per read held back.
+    /// A message per read (or open, with `Serving::hold_opens`) held back.
     pub reads: mpsc::Receiver<()>,
     /// The offset and count taken of each write.
     pub writes: mpsc::Receiver<(u64, u64)>,
