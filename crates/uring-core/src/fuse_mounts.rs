@@ -7,7 +7,10 @@
 //! hung daemon, such as a network file system that lost its server, stalls the event loop with
 //! it). Which file system a path leads to is known only once it is walked, symlinks and all, so
 //! the engine cannot tell a FUSE open apart before the kernel does; it tells whether one is
-//! possible. On a machine with no FUSE mount (most servers) opens keep their inline path.
+//! possible. On a machine with no FUSE mount (most servers) opens keep their inline path. With
+//! one, a plain open of a path that lies, by name, under no FUSE mount point keeps it too, walked
+//! with no symlink followed (`outside_fuse`; one it meets sends it to a worker, `reap`): every
+//! other open goes to a worker.
 //!
 //! The mount table is read once as the first ring starts, and again each time it changes: a
 //! thread of the process (`fuse-mounts`, not a ring's) waits in `poll` on `/proc/self/mountinfo`,
@@ -17,13 +20,17 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 /// A FUSE file system is mounted, or the mount table could not be read or followed.
 static PRESENT: AtomicBool = AtomicBool::new(true);
 static WATCH: Once = Once::new();
+/// Where the FUSE file systems are mounted, each mount point as its path's components.
+static POINTS: Mutex<Vec<Vec<Vec<u8>>>> = Mutex::new(Vec::new());
 
 /// Whether opens through the rings go to kernel workers: a FUSE file system is mounted (or the
 /// engine cannot tell), so an open may wait for a daemon. One load; true until a ring has started.
@@ -71,35 +78,119 @@ fn rescan(table: &mut File) -> bool {
     if table.seek(SeekFrom::Start(0)).is_err() || table.read_to_end(&mut text).is_err() {
         return false;
     }
-    PRESENT.store(has_fuse(&text), Ordering::Relaxed);
+    let points = fuse_mount_points(&text);
+    // Set before the flag goes up, so an open that sees the flag sees the mount points too.
+    let present = !points.is_empty();
+    *POINTS.lock().unwrap_or_else(|poison| poison.into_inner()) = points;
+    PRESENT.store(present, Ordering::Relaxed);
     true
 }
 
-/// Whether a line of `mountinfo` text names a FUSE file system: after the optional fields'
-/// " - " comes the type, `fuse`, `fuseblk`, or either with a subtype (`fuse.sshfs`). `fusectl`,
-/// the control file system, is not one.
-fn has_fuse(mountinfo: &[u8]) -> bool {
-    mountinfo.split(|&b| b == b'\n').any(|line| {
-        let Some(at) = line.windows(3).position(|w| w == b" - ") else { return false };
-        let kind = line[at + 3..].split(|&b| b == b' ').next().unwrap_or_default();
-        let base = kind.split(|&b| b == b'.').next().unwrap_or_default();
-        base == b"fuse" || base == b"fuseblk"
-    })
+/// Whether an open of `path` from `dirfd` that follows no symlink stays off every FUSE mount: the
+/// path made absolute (from the working directory for `AT_FDCWD`; any other `dirfd` cannot be
+/// vouched for) and its `.` and `..` resolved by name lies under no FUSE mount point. Without
+/// symlinks, the kernel's walk goes exactly where the name says.
+pub(crate) fn outside_fuse(dirfd: RawFd, path: &CStr) -> bool {
+    let path = path.to_bytes();
+    let mut from = Vec::new();
+    if !path.starts_with(b"/") {
+        if dirfd != libc::AT_FDCWD {
+            return false;
+        }
+        match std::env::current_dir() {
+            Ok(cwd) => from = cwd.into_os_string().into_vec(),
+            Err(_) => return false,
+        }
+    }
+    let mut walked: Vec<&[u8]> = Vec::new();
+    components(&from, &mut walked);
+    components(path, &mut walked);
+    let points = POINTS.lock().unwrap_or_else(|poison| poison.into_inner());
+    !points.iter().any(|point| point.len() <= walked.len() && point.iter().zip(&walked).all(|(a, b)| a == b))
+}
+
+/// Appends `path`'s components to `walked`, `.` and `..` resolved by name (`..` of the root is the root).
+fn components<'a>(path: &'a [u8], walked: &mut Vec<&'a [u8]>) {
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                walked.pop();
+            }
+            name => walked.push(name),
+        }
+    }
+}
+
+/// The mount points of the FUSE file systems in `mountinfo` text, as components. A line names one
+/// when the type after the optional fields' " - " is `fuse`, `fuseblk`, or either with a subtype
+/// (`fuse.sshfs`); `fusectl`, the control file system, is not one. The mount point is the fifth
+/// field, with space, tab, newline and backslash escaped in octal (`\040`).
+fn fuse_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
+    mountinfo
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let at = line.windows(3).position(|w| w == b" - ")?;
+            let kind = line[at + 3..].split(|&b| b == b' ').next()?;
+            let base = kind.split(|&b| b == b'.').next()?;
+            if base != b"fuse" && base != b"fuseblk" {
+                return None;
+            }
+            let point = unescape(line.split(|&b| b == b' ').nth(4)?);
+            let mut walked = Vec::new();
+            components(&point, &mut walked);
+            Some(walked.into_iter().map(<[u8]>::to_vec).collect())
+        })
+        .collect()
+}
+
+/// A `mountinfo` field with its octal escapes (`\ooo`) decoded.
+fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal = field.get(i + 1..i + 4).filter(|digits| field[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match octal {
+            Some(digits) => {
+                out.push(digits.iter().fold(0u8, |n, d| n.wrapping_mul(8).wrapping_add(d - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(field[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::has_fuse;
+    use super::{components, fuse_mount_points};
+
+    fn parts(path: &str) -> Vec<Vec<u8>> {
+        let mut walked = Vec::new();
+        components(path.as_bytes(), &mut walked);
+        walked.into_iter().map(<[u8]>::to_vec).collect()
+    }
 
     #[test]
-    fn tells_fuse_mounts_by_their_type_after_the_separator() {
+    fn finds_fuse_mount_points_by_the_type_after_the_separator() {
         let plain = b"23 1 0:21 / /proc rw - proc proc rw\n43 23 0:40 / /sys/fs/fuse/connections rw - fusectl fusectl rw\n";
-        assert!(!has_fuse(plain), "fusectl is the control file system");
-        assert!(has_fuse(b"90 23 0:50 / /mnt/a rw shared:5 - fuse.sshfs host:/ rw,user_id=0\n"));
-        assert!(has_fuse(b"90 23 0:50 / /mnt/b rw - fuse uring-stuck rw\n"));
-        assert!(has_fuse(b"90 23 8:1 / /mnt/c rw - fuseblk /dev/sdb1 rw\n"));
-        // A mount point or source named like one is not its type.
-        assert!(!has_fuse(b"90 23 0:51 / /mnt/fuse rw - ext4 fuse.img rw\n"));
-        assert!(!has_fuse(b"90 23 0:52 / /mnt/fuse.x rw - tmpfs fuse rw\n"));
+        assert!(fuse_mount_points(plain).is_empty(), "fusectl is the control file system");
+        let table = b"90 23 0:50 / /mnt/a rw shared:5 - fuse.sshfs host:/ rw,user_id=0\n\
+91 23 0:51 / /mnt/b\\040c rw - fuse uring-stuck rw\n\
+92 23 8:1 / /mnt/d rw - fuseblk /dev/sdb1 rw\n\
+93 23 0:52 / /mnt/fuse rw - ext4 fuse.img rw\n\
+94 23 0:53 / /mnt/fuse.x rw - tmpfs fuse rw\n";
+        // A mount point or source named like one is not its type; escapes are decoded.
+        assert_eq!(fuse_mount_points(table), [parts("/mnt/a"), parts("/mnt/b c"), parts("/mnt/d")]);
+    }
+
+    #[test]
+    fn resolves_dot_and_dot_dot_by_name() {
+        assert_eq!(parts("/a/./b//c/../d/"), parts("/a/b/d"));
+        assert_eq!(parts("/../../a"), parts("/a"));
+        assert!(parts("/").is_empty());
     }
 }

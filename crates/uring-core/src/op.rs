@@ -1,7 +1,7 @@
 //! Operations: what each one owns while the kernel works, how it becomes a submission entry,
 //! and what its completion means.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
@@ -510,12 +510,31 @@ impl Op {
         matches!(self, Op::OpenAt { .. } | Op::OpenAt2 { .. } | Op::WholeFile { phase: WholeFilePhase::Open, .. })
     }
 
+    /// Makes a plain open (no `O_CREAT`, `O_TRUNC` or `O_TMPFILE`, which io_uring sends to a
+    /// kernel worker anyway) whose path `outside_fuse` vouches for an openat2 that follows no
+    /// symlink (`fuse_mounts::outside_fuse` says why). Returns whether it did.
+    pub(crate) fn refuse_symlinks(&mut self, outside_fuse: impl FnOnce(RawFd, &CStr) -> bool) -> bool {
+        let Op::OpenAt { dirfd, path, flags, .. } = self else { return false };
+        let (dirfd, flags) = (*dirfd, *flags);
+        if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 || !outside_fuse(dirfd, path) {
+            return false;
+        }
+        let how = types::OpenHow::new().flags(flags as u64).resolve(libc::RESOLVE_NO_SYMLINKS);
+        *self = Op::OpenAt2 { dirfd, path: std::mem::take(path), how: Box::new(how) };
+        true
+    }
+
+    /// Undoes `refuse_symlinks`: the plain open again (its mode unused, as it creates nothing).
+    pub(crate) fn follow_symlinks(&mut self) {
+        if let Op::OpenAt2 { dirfd, path, how } = self {
+            *self = Op::OpenAt { dirfd: *dirfd, path: std::mem::take(path), flags: how_flags(how) as i32, mode: 0 };
+        }
+    }
+
     pub(crate) fn open_waits_for_reader(&self) -> bool {
         let flags = match self {
             Op::OpenAt { flags, .. } | Op::WholeFile { flags, phase: WholeFilePhase::Open, .. } => *flags as u64,
-            // SAFETY: `OpenHow` is `repr(transparent)` over the kernel's `struct open_how`, whose
-            // first field is the `__u64` flags (the openat2 ABI); the box keeps it aligned.
-            Op::OpenAt2 { how, .. } => unsafe { *std::ptr::from_ref::<types::OpenHow>(how).cast::<u64>() },
+            Op::OpenAt2 { how, .. } => how_flags(how),
             _ => return false,
         };
         flags & libc::O_ACCMODE as u64 == libc::O_WRONLY as u64 && flags & libc::O_NONBLOCK as u64 == 0
@@ -670,3 +689,9 @@ fn progress(res: i32, len: usize, whole: bool, done: &mut usize) -> Next {
     }
 }
 
+/// The open flags of an openat2.
+fn how_flags(how: &types::OpenHow) -> u64 {
+    // SAFETY: `OpenHow` is `repr(transparent)` over the kernel's `struct open_how`, whose first
+    // field is the `__u64` flags (the openat2 ABI); a reference keeps it aligned.
+    unsafe { *std::ptr::from_ref::<types::OpenHow>(how).cast::<u64>() }
+}

@@ -157,6 +157,19 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
         st.queue.push_front(key);
         return true;
     }
+    // Walked with no symlink followed, to keep off FUSE (`fuse_mounts::outside_fuse`), it met one
+    // (or openat2 refused flags openat takes): once more as asked, on a kernel worker, whose answer
+    // is the open's own. Stopped meanwhile, it reports the stop, not an error it never had.
+    let mut res = res;
+    if std::mem::take(&mut op.symlinks_refused) && matches!(-res, libc::ELOOP | libc::EINVAL) {
+        op.op.follow_symlinks();
+        if !op.abandoned && !closing {
+            op.on_worker = true;
+            st.queue.push_front(key);
+            return true;
+        }
+        res = -libc::ECANCELED;
+    }
     // A whole-file op's file is known once open: on FUSE, its transfer goes to an off-ring thread
     // and its close to a kernel worker, as a handed-out fd's copies would (`handed::on_fuse`).
     if res >= 0 && matches!(&op.op, Op::WholeFile { phase: WholeFilePhase::Open, buf, write, .. } if !buf.is_empty() || *write) {
@@ -259,6 +272,7 @@ mod tests {
             in_kernel: true,
             abandoned,
             on_worker: false,
+            symlinks_refused: false,
             on_fuse: false,
             member: None,
             rescue: OpRescue::default(),

@@ -408,6 +408,7 @@ impl Ring {
             in_kernel: false,
             abandoned: false,
             on_worker: false,
+            symlinks_refused: false,
             on_fuse: false,
             member,
             rescue: OpRescue::default(),

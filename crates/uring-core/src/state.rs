@@ -27,6 +27,10 @@ pub(crate) struct InFlight {
     /// system is mounted (`fuse_mounts.rs`), or one that must be allowed to block
     /// (`Op::open_waits_for_reader`). Cleared when that step completes.
     pub on_worker: bool,
+    /// An open made to follow no symlink (`Op::refuse_symlinks`): one it meets (ELOOP), or flags
+    /// openat2 refuses where openat ignores them (EINVAL), send it back, as asked, to a kernel
+    /// worker (`reap`). Cleared by its completion.
+    pub symlinks_refused: bool,
     /// It reads or writes a file on FUSE: its copies go to the off-ring threads (`off_ring.rs`),
     /// and its other steps (a whole-file op's open and close) to a kernel worker.
     pub on_fuse: bool,
@@ -102,9 +106,13 @@ impl State {
     /// number may name another file.
     pub(crate) fn insert(&mut self, mut op: InFlight) -> OpKey {
         op.on_fuse = self.transfers_on_fuse(&op.op);
-        // Any open may reach a FUSE daemon while one is mounted, and would wait for it in the
-        // thread that submits it (`fuse_mounts.rs`).
-        op.on_worker = op.op.opens() && fuse_mounts::present();
+        // While a FUSE file system is mounted, an open may reach its daemon and would wait for it
+        // in the thread that submits it: it goes to a kernel worker unless its path provably
+        // stays off FUSE, walked with no symlink followed (`fuse_mounts.rs`).
+        if op.op.opens() && fuse_mounts::present() {
+            op.symlinks_refused = op.op.refuse_symlinks(fuse_mounts::outside_fuse);
+            op.on_worker = !op.symlinks_refused;
+        }
         if let Some(slot) = op.op.fixed_slot() {
             self.files.add_user(slot);
         }

@@ -176,6 +176,20 @@ fn inline_ring() -> TestRing {
     TestRing::deferred(RingConfig { inline_submit: true, caller_reaps: true, ..RingConfig::default() })
 }
 
+/// `user`'s completion, flushing and reaping on this thread as the event loop would until it comes.
+fn flushed_until_done(ring: &TestRing, user: u64) -> Completion {
+    for _ in 0..500 {
+        if let Some(done) = ring.flush_inline().into_iter().find(|done| done.user == user) {
+            return done;
+        }
+        ring.ring.reap_ready();
+        if let Some(done) = ring.wait_for(user, Duration::from_millis(10)) {
+            return done;
+        }
+    }
+    panic!("op {user} did not complete")
+}
+
 /// Runs `flushes` while a watchdog waits: if they have not returned within ten seconds, it
 /// answers the daemon's held reads, so a flush stuck on one returns and the test fails instead
 /// of hanging. Returns whether the flushes returned with the reads still held.
@@ -245,6 +259,78 @@ fn opens_go_to_kernel_workers_while_a_fuse_file_system_is_mounted() {
     assert!(ring.ring.close());
 }
 
+/// With a FUSE file system mounted, a plain open whose path lies, by name, under no FUSE mount
+/// point keeps its inline path, walked with no symlink followed (`fuse_mounts::outside_fuse`):
+/// done inside the flush. One that meets a symlink, or names its way into the mount with `..`,
+/// goes to a kernel worker, so the daemon holding the FUSE file's open holds no flush; a caller's
+/// own ELOOP still comes back, and a symlink to a local file still opens.
+#[test]
+fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
+    let _serial = serial();
+    let ring = inline_ring();
+    let others = other_fuse_mounts();
+    if !others {
+        common::wait_until("the earlier tests' mounts gone", || !uring_core::opens_on_kernel_workers());
+    }
+    let mut mount = Mount::serving(Serving { held: 0..0, hold_opens: true, ..Serving::default() });
+    if others {
+        // The flag stays up: give the engine time to read the new mount point.
+        std::thread::sleep(Duration::from_millis(500));
+    } else {
+        common::wait_until("the engine to see the FUSE mount", uring_core::opens_on_kernel_workers);
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let local = dir.path().join("local");
+    std::fs::write(&local, b"x").expect("a local file");
+    let into_fuse = dir.path().join("into-fuse");
+    std::os::unix::fs::symlink(mount.dir().join("f"), &into_fuse).expect("a symlink into the mount");
+    let to_local = dir.path().join("to-local");
+    std::os::unix::fs::symlink(&local, &to_local).expect("a symlink to the local file");
+    let open = |path: &std::path::Path, flags: i32| {
+        let op = Op::OpenAt { dirfd: libc::AT_FDCWD, path: cstr(path), flags: flags | libc::O_CLOEXEC, mode: 0 };
+        ring.submit(op).0
+    };
+    let close = |fd: i32| {
+        let (closing, _) = ring.submit(Op::Close { fd });
+        assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    };
+    // An op sent back to the queue (a retry on a worker) waits for the caller's next flush.
+    let result = |user: u64| flushed_until_done(&ring, user).result;
+
+    // Off FUSE, by an absolute path and by one relative to the working directory (the crate's).
+    for path in [local.as_path(), std::path::Path::new("Cargo.toml")] {
+        let user = open(path, libc::O_RDONLY);
+        let opened = ring.flush_inline().into_iter().find(|done| done.user == user);
+        let fd = opened.unwrap_or_else(|| panic!("{path:?}: the open completed inside the flush")).result;
+        assert!(fd >= 0, "{path:?}: {fd}");
+        close(fd);
+    }
+    // Symlinks: one to the local file opens (its retry on a worker), one the caller refuses fails ELOOP.
+    let fd = result(open(&to_local, libc::O_RDONLY));
+    assert!(fd >= 0, "through a symlink: {fd}");
+    close(fd);
+    assert_eq!(result(open(&into_fuse, libc::O_RDONLY | libc::O_NOFOLLOW)), -libc::ELOOP);
+
+    // Into the mount through a symlink and through `..`: held by the daemon, not by the flush.
+    let name = mount.dir().file_name().expect("the mount's name").to_owned();
+    let dotted = mount.dir().join("..").join(name).join("f");
+    let mut users = Vec::new();
+    let returned = returned_while_held(mount.release.take(), || {
+        for path in [&into_fuse, &dotted] {
+            users.push(open(path, libc::O_RDONLY));
+            ring.flush_inline();
+            mount.reads.recv_timeout(Duration::from_secs(5)).expect("the open reached the daemon");
+        }
+    });
+    assert!(returned, "a flush waited for the daemon");
+    for user in users {
+        let fd = result(user);
+        assert!(fd >= 0, "open: {fd}");
+        close(fd);
+    }
+    assert!(ring.ring.close());
+}
+
 /// FUSE's open waits for the daemon in the thread that submits it, whatever io_uring's
 /// nonblocking try, so while a FUSE file system is mounted every open goes to a kernel worker
 /// (`fuse_mounts.rs`): a caller's inline flush returns while the daemon holds an open, by path or
@@ -267,16 +353,7 @@ fn a_held_open_of_a_fuse_file_leaves_inline_flushes_at_once() {
     });
     assert!(returned, "a flush waited for the daemon");
     // Answered: the whole-file read's transfer, queued as its open completes, waits for a flush.
-    let mut done = None;
-    for _ in 0..500 {
-        ring.flush_inline();
-        ring.ring.reap_ready();
-        done = ring.wait_for(reading, Duration::from_millis(10));
-        if done.is_some() {
-            break;
-        }
-    }
-    let read = done.expect("the whole-file read completed");
+    let read = flushed_until_done(&ring, reading);
     assert_eq!(read.result, 4096);
     assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
     let fd = ring.wait(opening).result;
