@@ -1,7 +1,8 @@
 /**
- * What opens cost while a FUSE file system is mounted, when the engine sends every open to a
- * kernel worker (crates/uring-core/src/fuse_mounts.rs): a scoped `Uring.open` and its close of a
- * file on the local disk, at 1 and 64 in flight, with no FUSE mount and with the test daemon's
+ * What opens of local files cost while a FUSE file system is mounted, when the engine sends the
+ * opens that may reach it to a kernel worker (crates/uring-core/src/remote_mounts.rs): a scoped
+ * `Uring.open` and its close of a file on the local disk, at 1 and 64 in flight, with no FUSE
+ * mount and with the test daemon's
  * mounted (test/reliability/fuseDaemon.ts; needs root), in alternating rounds, beside Node's
  * `fs.promises` open and close. Median µs per open and close.
  *
@@ -44,7 +45,7 @@ const program = Effect.gen(function*() {
       add(`Uring.open, no FUSE mount, ${qd} in flight`, yield* timed(qd, service))
       add(`fs.promises open, ${qd} in flight`, yield* timed(qd, node))
     }
-    // The mount table changes as the daemon mounts; the engine follows it (fuse_mounts.rs).
+    // The mount table changes as the daemon mounts; the engine follows it (remote_mounts.rs).
     const scope = yield* Scope.make()
     yield* Scope.extend(fuseDaemonServing({ answer: true }), scope)
     yield* Effect.sleep("100 millis")

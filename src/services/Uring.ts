@@ -125,9 +125,10 @@ export interface UringShape {
   ) => Effect.Effect<void, UringError>
   readonly ftruncate: (file: FileLike, length: Position) => Effect.Effect<void, UringError>
   /**
-   * Opens `path`; the fd is closed through the ring when the scope ends. While a FUSE file system
-   * is mounted, every open runs on a kernel worker, so a daemon slow to answer never holds the
-   * event loop (the README's "While a FUSE file system is mounted, opens go to kernel workers").
+   * Opens `path`; the fd is closed through the ring when the scope ends. While a FUSE, NFS or
+   * like file system is mounted, an open that may reach it runs on a kernel worker, so a daemon or
+   * server slow to answer never holds the event loop (the README's "While a FUSE, NFS or like file
+   * system is mounted, opens that may reach it go to kernel workers").
    */
   readonly open: (path: string, options?: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>
   readonly openAt: (dir: DirLike, path: string, options?: OpenOptions) => Effect.Effect<OwnedFd, UringError, Scope.Scope>

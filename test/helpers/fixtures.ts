@@ -73,7 +73,7 @@ export const procfs = (at: string): Effect.Effect<string, never, Scope.Scope> =>
 
 const RING_FD = "anon_inode:[io_uring]"
 const EVENT_FD = "anon_inode:[eventfd]"
-/** The mount table the engine follows for the process's life once a ring has started (fuse_mounts.rs). */
+/** The mount table the engine follows for the process's life once a ring has started (remote_mounts.rs). */
 const MOUNT_TABLE = `/proc/${process.pid}/mountinfo`
 
 /** What each open fd of this process names (undefined: closed meanwhile, e.g. the listing's own). */

@@ -100,7 +100,8 @@ describe("a FUSE file in a registered slot", () => {
 describe("an open of a FUSE file the daemon holds", () => {
   // FUSE's open waits for the daemon in the thread that submits it, which for an inline flush was
   // the JavaScript thread: the event loop stood still until the daemon answered. While a FUSE file
-  // system is mounted, opens go to kernel workers (crates/uring-core/src/fuse_mounts.rs).
+  // system is mounted, opens that may reach it go to kernel workers
+  // (crates/uring-core/src/remote_mounts.rs).
   it.live("leaves the event loop turning, by path, as a whole-file read's first step and through the FileSystem layer", () =>
     Effect.scoped(Effect.gen(function*() {
       const daemon = yield* fuseDaemonServing({ holdOpens: true, answer: true })

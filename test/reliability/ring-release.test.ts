@@ -37,7 +37,7 @@ describe("closed rings", () => {
       expect({ released, left: ringFdCount() - before }).toEqual({ released: true, left: 0 })
       // The mount table the engine follows (for FUSE mounts) is opened once for the process.
       expect(mountTableFdCount()).toBe(1)
-      expect(threadsNamed("fuse-mounts")).toBe(1)
+      expect(threadsNamed("remote-mounts")).toBe(1)
     }))
 
   it.effect("an open ring holds one eventfd for its event loop, and its close closes it at once", () =>

@@ -511,12 +511,12 @@ impl Op {
     }
 
     /// Makes a plain open (no `O_CREAT`, `O_TRUNC` or `O_TMPFILE`, which io_uring sends to a
-    /// kernel worker anyway) whose path `outside_fuse` vouches for an openat2 that follows no
-    /// symlink (`fuse_mounts::outside_fuse` says why). Returns whether it did.
-    pub(crate) fn refuse_symlinks(&mut self, outside_fuse: impl FnOnce(RawFd, &CStr) -> bool) -> bool {
+    /// kernel worker anyway) whose path `outside_remote` vouches for an openat2 that follows no
+    /// symlink (`remote_mounts::outside_remote` says why). Returns whether it did.
+    pub(crate) fn refuse_symlinks(&mut self, outside_remote: impl FnOnce(RawFd, &CStr) -> bool) -> bool {
         let Op::OpenAt { dirfd, path, flags, .. } = self else { return false };
         let (dirfd, flags) = (*dirfd, *flags);
-        if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 || !outside_fuse(dirfd, path) {
+        if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 || !outside_remote(dirfd, path) {
             return false;
         }
         let how = types::OpenHow::new().flags(flags as u64).resolve(libc::RESOLVE_NO_SYMLINKS);

@@ -12,7 +12,7 @@ use io_uring::IoUring;
 use crate::config::RingConfig;
 use crate::error::EngineError;
 use crate::files::FileTable;
-use crate::fuse_mounts;
+use crate::remote_mounts;
 use crate::group::{GroupKey, Member, Results};
 use crate::handed;
 use crate::off_ring;
@@ -242,8 +242,8 @@ fn register_error(e: io::Error) -> EngineError {
 impl Ring {
     pub fn new(config: RingConfig, sink: impl CompletionSink) -> Result<Ring, EngineError> {
         config.validate()?;
-        // Before any op: whether opens must go to kernel workers (`fuse_mounts.rs`).
-        fuse_mounts::watch();
+        // Before any op: whether opens must go to kernel workers (`remote_mounts.rs`).
+        remote_mounts::watch();
         let ring = Arc::new(setup(&config).map_err(setup_error)?);
         // The kernel refuses a file table larger than RLIMIT_NOFILE (EMFILE): clamp to it, so a low
         // fd limit shrinks the table instead of making io_uring look unavailable.

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use crate::files::FileTable;
 use crate::group::{Groups, Member};
-use crate::fuse_mounts;
+use crate::remote_mounts;
 use crate::handed::{self, Handed};
 use crate::op::{Op, Target};
 use crate::rescue::{OpRescue, Watch};
@@ -23,9 +23,9 @@ pub(crate) struct InFlight {
     pub in_kernel: bool,
     /// The caller gave up on it: cancel sent or to be sent; resources still held.
     pub abandoned: bool,
-    /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open while a FUSE file
-    /// system is mounted (`fuse_mounts.rs`), or one that must be allowed to block
-    /// (`Op::open_waits_for_reader`). Cleared when that step completes.
+    /// Its next submission goes to a kernel worker (IOSQE_ASYNC): an open that may reach a file
+    /// system whose open waits for a daemon or a server (`remote_mounts.rs`), or one that must be
+    /// allowed to block (`Op::open_waits_for_reader`). Cleared when that step completes.
     pub on_worker: bool,
     /// An open made to follow no symlink (`Op::refuse_symlinks`): one it meets (ELOOP), or flags
     /// openat2 refuses where openat ignores them (EINVAL), send it back, as asked, to a kernel
@@ -106,11 +106,12 @@ impl State {
     /// number may name another file.
     pub(crate) fn insert(&mut self, mut op: InFlight) -> OpKey {
         op.on_fuse = self.transfers_on_fuse(&op.op);
-        // While a FUSE file system is mounted, an open may reach its daemon and would wait for it
-        // in the thread that submits it: it goes to a kernel worker unless its path provably
-        // stays off FUSE, walked with no symlink followed (`fuse_mounts.rs`).
-        if op.op.opens() && fuse_mounts::present() {
-            op.symlinks_refused = op.op.refuse_symlinks(fuse_mounts::outside_fuse);
+        // While a FUSE, NFS or like file system is mounted, an open may reach it and would wait
+        // for its daemon or server in the thread that submits it: it goes to a kernel worker
+        // unless its path provably stays off them, walked with no symlink followed
+        // (`remote_mounts.rs`).
+        if op.op.opens() && remote_mounts::present() {
+            op.symlinks_refused = op.op.refuse_symlinks(remote_mounts::outside_remote);
             op.on_worker = !op.symlinks_refused;
         }
         if let Some(slot) = op.op.fixed_slot() {

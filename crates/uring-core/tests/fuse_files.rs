@@ -233,14 +233,15 @@ fn a_held_read_of_a_fuse_file_the_ring_opened_leaves_an_inline_flush_at_once() {
     assert!(ring.ring.close());
 }
 
-/// Mounts of FUSE file systems on this machine other than the tests' (`fuse_mounts.rs` reads the
-/// same table).
-fn other_fuse_mounts() -> bool {
+/// Mounts on this machine, other than the tests', of file systems whose open waits for a daemon or
+/// a server (`remote_mounts.rs` reads the same table for the same types).
+fn other_remote_mounts() -> bool {
+    const REMOTE: [&str; 10] = ["fuse", "fuseblk", "nfs", "nfs4", "cifs", "smb3", "ceph", "9p", "afs", "virtiofs"];
     let table = std::fs::read_to_string("/proc/self/mountinfo").expect("the mount table");
-    table.lines().filter_map(|line| line.split(" - ").nth(1)?.split(' ').next()).any(|kind| {
-        let base = kind.split('.').next().unwrap_or_default();
-        base == "fuse" || base == "fuseblk"
-    })
+    table
+        .lines()
+        .filter_map(|line| line.split(" - ").nth(1)?.split(' ').next()?.split('.').next())
+        .any(|kind| REMOTE.contains(&kind))
 }
 
 /// The engine follows the mount table: opens go to kernel workers from the moment a FUSE file
@@ -250,7 +251,7 @@ fn opens_go_to_kernel_workers_while_a_fuse_file_system_is_mounted() {
     let _serial = serial();
     let ring = TestRing::new();
     // The earlier tests' mounts are gone; one of the machine's own keeps the flag up throughout.
-    let others = other_fuse_mounts();
+    let others = other_remote_mounts();
     common::wait_until("the engine to see the mount table", || uring_core::opens_on_kernel_workers() == others);
     let mount = Mount::serving(Serving { held: 0..0, ..Serving::default() });
     common::wait_until("the engine to see the FUSE mount", uring_core::opens_on_kernel_workers);
@@ -260,7 +261,7 @@ fn opens_go_to_kernel_workers_while_a_fuse_file_system_is_mounted() {
 }
 
 /// With a FUSE file system mounted, a plain open whose path lies, by name, under no FUSE mount
-/// point keeps its inline path, walked with no symlink followed (`fuse_mounts::outside_fuse`):
+/// point keeps its inline path, walked with no symlink followed (`remote_mounts::outside_remote`):
 /// done inside the flush. One that meets a symlink, or names its way into the mount with `..`,
 /// goes to a kernel worker, so the daemon holding the FUSE file's open holds no flush; a caller's
 /// own ELOOP still comes back, and a symlink to a local file still opens.
@@ -268,7 +269,7 @@ fn opens_go_to_kernel_workers_while_a_fuse_file_system_is_mounted() {
 fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
     let _serial = serial();
     let ring = inline_ring();
-    let others = other_fuse_mounts();
+    let others = other_remote_mounts();
     if !others {
         common::wait_until("the earlier tests' mounts gone", || !uring_core::opens_on_kernel_workers());
     }
@@ -333,7 +334,7 @@ fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
 
 /// FUSE's open waits for the daemon in the thread that submits it, whatever io_uring's
 /// nonblocking try, so while a FUSE file system is mounted every open goes to a kernel worker
-/// (`fuse_mounts.rs`): a caller's inline flush returns while the daemon holds an open, by path or
+/// (`remote_mounts.rs`): a caller's inline flush returns while the daemon holds an open, by path or
 /// as a whole-file read's first step. Before, the flush waited for the daemon's answer.
 #[test]
 fn a_held_open_of_a_fuse_file_leaves_inline_flushes_at_once() {

@@ -1,39 +1,48 @@
-//! Whether any FUSE file system is mounted where this process can see it: while one is, every
-//! open through a ring goes to a kernel worker (IOSQE_ASYNC; `State::insert`).
+//! Whether a file system whose open waits for a daemon or a server is mounted where this process
+//! can see it (FUSE, NFS, SMB, Ceph, 9p, AFS: `REMOTE`), and where: while one is, an open through
+//! a ring that may reach it goes to a kernel worker (IOSQE_ASYNC; `State::insert`).
 //!
 //! io_uring tries an open without blocking first, but that try only keeps the path walk to the
-//! dentry cache: FUSE's open of a file the walk found sends FUSE_OPEN and waits for the daemon,
-//! in the thread that submits it, which on an inline flush is the JavaScript thread (a slow or
-//! hung daemon, such as a network file system that lost its server, stalls the event loop with
-//! it). Which file system a path leads to is known only once it is walked, symlinks and all, so
-//! the engine cannot tell a FUSE open apart before the kernel does; it tells whether one is
-//! possible. On a machine with no FUSE mount (most servers) opens keep their inline path. With
-//! one, a plain open of a path that lies, by name, under no FUSE mount point keeps it too, walked
-//! with no symlink followed (`outside_fuse`; one it meets sends it to a worker, `reap`): every
-//! other open goes to a worker.
+//! dentry cache: the open of the file the walk found then runs as it would for open(2), in the
+//! thread that submits it, which on an inline flush is the JavaScript thread. FUSE's sends
+//! FUSE_OPEN and waits for the daemon (tests/fuse_files.rs holds one); NFS's asks the server
+//! (an NFSv4 OPEN, or the attributes close-to-open consistency revalidates). A slow or hung
+//! daemon or server stalled the event loop with it. Which file system a path leads to is known
+//! only once it is walked, symlinks and all, so the engine cannot tell such an open apart before
+//! the kernel does; it tells whether one is possible. On a machine with no such mount (most
+//! servers) opens keep their inline path. With one, a plain open of a path that lies, by name,
+//! under none of their mount points keeps it too, walked with no symlink followed
+//! (`outside_remote`; one it meets sends it to a worker, `reap`): every other open goes to a
+//! worker.
 //!
 //! The mount table is read once as the first ring starts, and again each time it changes: a
-//! thread of the process (`fuse-mounts`, not a ring's) waits in `poll` on `/proc/self/mountinfo`,
+//! thread of the process (`remote-mounts`, not a ring's) waits in `poll` on `/proc/self/mountinfo`,
 //! which wakes it with POLLPRI on every mount and unmount in the namespace. Until the first read,
-//! and for good if the table cannot be read or followed, opens take the worker path: a slower open
-//! is the cost of not knowing, a stalled event loop never is.
+//! and for good if the table cannot be read or followed, every open takes the worker path: a
+//! slower open is the cost of not knowing, a stalled event loop never is.
 
+use std::ffi::CStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::ffi::CStr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
-/// A FUSE file system is mounted, or the mount table could not be read or followed.
+/// The file system types (before any `.subtype`) whose open may wait for a daemon or a server.
+/// `fusectl`, FUSE's control file system, is not one.
+const REMOTE: [&[u8]; 10] = [b"fuse", b"fuseblk", b"nfs", b"nfs4", b"cifs", b"smb3", b"ceph", b"9p", b"afs", b"virtiofs"];
+
+/// A `REMOTE` file system is mounted, or the mount table could not be read or followed.
 static PRESENT: AtomicBool = AtomicBool::new(true);
+/// The table is read and followed: `POINTS` is current.
+static FOLLOWED: AtomicBool = AtomicBool::new(false);
 static WATCH: Once = Once::new();
-/// Where the FUSE file systems are mounted, each mount point as its path's components.
+/// Where the `REMOTE` file systems are mounted, each mount point as its path's components.
 static POINTS: Mutex<Vec<Vec<Vec<u8>>>> = Mutex::new(Vec::new());
 
-/// Whether opens through the rings go to kernel workers: a FUSE file system is mounted (or the
-/// engine cannot tell), so an open may wait for a daemon. One load; true until a ring has started.
+/// Whether opens through the rings may go to kernel workers: a file system whose open waits for a
+/// daemon or a server is mounted (or the engine cannot tell). One load; true until a ring has started.
 pub fn present() -> bool {
     PRESENT.load(Ordering::Relaxed)
 }
@@ -44,11 +53,13 @@ pub(crate) fn watch() {
         let Ok(mut table) = File::open("/proc/self/mountinfo") else { return };
         let followed = rescan(&mut table)
             && std::thread::Builder::new()
-                .name("fuse-mounts".into())
+                .name("remote-mounts".into())
                 .stack_size(64 * 1024)
                 .spawn(move || follow(table))
                 .is_ok();
-        if !followed {
+        if followed {
+            FOLLOWED.store(true, Ordering::Relaxed);
+        } else {
             PRESENT.store(true, Ordering::Relaxed);
         }
     });
@@ -65,20 +76,21 @@ fn follow(mut table: File) {
         }
         // The mount files report a change as POLLERR | POLLPRI, once per change.
         if ready < 0 || changed.revents & (libc::POLLERR | libc::POLLPRI) == 0 || !rescan(&mut table) {
+            FOLLOWED.store(false, Ordering::Relaxed);
             PRESENT.store(true, Ordering::Relaxed);
             return;
         }
     }
 }
 
-/// Reads the whole table from its start and records whether a FUSE mount is in it. False if it
-/// could not be read.
+/// Reads the whole table from its start and records its `REMOTE` mount points. False if it could
+/// not be read.
 fn rescan(table: &mut File) -> bool {
     let mut text = Vec::new();
     if table.seek(SeekFrom::Start(0)).is_err() || table.read_to_end(&mut text).is_err() {
         return false;
     }
-    let points = fuse_mount_points(&text);
+    let points = remote_mount_points(&text);
     // Set before the flag goes up, so an open that sees the flag sees the mount points too.
     let present = !points.is_empty();
     *POINTS.lock().unwrap_or_else(|poison| poison.into_inner()) = points;
@@ -86,11 +98,14 @@ fn rescan(table: &mut File) -> bool {
     true
 }
 
-/// Whether an open of `path` from `dirfd` that follows no symlink stays off every FUSE mount: the
-/// path made absolute (from the working directory for `AT_FDCWD`; any other `dirfd` cannot be
-/// vouched for) and its `.` and `..` resolved by name lies under no FUSE mount point. Without
-/// symlinks, the kernel's walk goes exactly where the name says.
-pub(crate) fn outside_fuse(dirfd: RawFd, path: &CStr) -> bool {
+/// Whether an open of `path` from `dirfd` that follows no symlink stays off every `REMOTE` mount:
+/// the table is followed, and the path made absolute (from the working directory for `AT_FDCWD`;
+/// any other `dirfd` cannot be vouched for) and its `.` and `..` resolved by name lies under none
+/// of their mount points. Without symlinks, the kernel's walk goes exactly where the name says.
+pub(crate) fn outside_remote(dirfd: RawFd, path: &CStr) -> bool {
+    if !FOLLOWED.load(Ordering::Relaxed) {
+        return false;
+    }
     let path = path.to_bytes();
     let mut from = Vec::new();
     if !path.starts_with(b"/") {
@@ -122,18 +137,18 @@ fn components<'a>(path: &'a [u8], walked: &mut Vec<&'a [u8]>) {
     }
 }
 
-/// The mount points of the FUSE file systems in `mountinfo` text, as components. A line names one
-/// when the type after the optional fields' " - " is `fuse`, `fuseblk`, or either with a subtype
-/// (`fuse.sshfs`); `fusectl`, the control file system, is not one. The mount point is the fifth
-/// field, with space, tab, newline and backslash escaped in octal (`\040`).
-fn fuse_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
+/// The mount points of the `REMOTE` file systems in `mountinfo` text, as components: a line names
+/// one when the type after the optional fields' " - ", its subtype aside (`fuse.sshfs`), is in
+/// `REMOTE`. The mount point is the fifth field, with space, tab, newline and backslash escaped in
+/// octal (`\040`).
+fn remote_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
     mountinfo
         .split(|&b| b == b'\n')
         .filter_map(|line| {
             let at = line.windows(3).position(|w| w == b" - ")?;
             let kind = line[at + 3..].split(|&b| b == b' ').next()?;
             let base = kind.split(|&b| b == b'.').next()?;
-            if base != b"fuse" && base != b"fuseblk" {
+            if !REMOTE.contains(&base) {
                 return None;
             }
             let point = unescape(line.split(|&b| b == b' ').nth(4)?);
@@ -166,7 +181,7 @@ fn unescape(field: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{components, fuse_mount_points};
+    use super::{components, remote_mount_points};
 
     fn parts(path: &str) -> Vec<Vec<u8>> {
         let mut walked = Vec::new();
@@ -175,16 +190,19 @@ mod tests {
     }
 
     #[test]
-    fn finds_fuse_mount_points_by_the_type_after_the_separator() {
+    fn finds_remote_mount_points_by_the_type_after_the_separator() {
         let plain = b"23 1 0:21 / /proc rw - proc proc rw\n43 23 0:40 / /sys/fs/fuse/connections rw - fusectl fusectl rw\n";
-        assert!(fuse_mount_points(plain).is_empty(), "fusectl is the control file system");
+        assert!(remote_mount_points(plain).is_empty(), "fusectl is the control file system");
         let table = b"90 23 0:50 / /mnt/a rw shared:5 - fuse.sshfs host:/ rw,user_id=0\n\
 91 23 0:51 / /mnt/b\\040c rw - fuse uring-stuck rw\n\
 92 23 8:1 / /mnt/d rw - fuseblk /dev/sdb1 rw\n\
 93 23 0:52 / /mnt/fuse rw - ext4 fuse.img rw\n\
-94 23 0:53 / /mnt/fuse.x rw - tmpfs fuse rw\n";
+94 23 0:53 / /mnt/fuse.x rw - tmpfs fuse rw\n\
+95 23 0:54 / /net/home rw - nfs4 server:/home rw\n\
+96 23 0:55 / /mnt/nfsd rw - nfsd nfsd rw\n";
         // A mount point or source named like one is not its type; escapes are decoded.
-        assert_eq!(fuse_mount_points(table), [parts("/mnt/a"), parts("/mnt/b c"), parts("/mnt/d")]);
+        let expected = [parts("/mnt/a"), parts("/mnt/b c"), parts("/mnt/d"), parts("/net/home")];
+        assert_eq!(remote_mount_points(table), expected);
     }
 
     #[test]
