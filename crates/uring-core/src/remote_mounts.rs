@@ -44,7 +44,7 @@ static POINTS: Mutex<Vec<Vec<Vec<u8>>>> = Mutex::new(Vec::new());
 /// Whether opens through the rings may go to kernel workers: a file system whose open waits for a
 /// daemon or a server is mounted (or the engine cannot tell). One load; true until a ring has started.
 pub fn present() -> bool {
-    PRESENT.load(Ordering::Relaxed)
+    PRESENT.load(Ordering::Acquire)
 }
 
 /// Reads the mount table and starts following it, once per process (every ring calls it).
@@ -91,10 +91,11 @@ fn rescan(table: &mut File) -> bool {
         return false;
     }
     let points = remote_mount_points(&text);
-    // Set before the flag goes up, so an open that sees the flag sees the mount points too.
+    // Set before the flag, and released with it: an open that sees the flag (`present`, an
+    // acquire) sees these mount points or newer ones.
     let present = !points.is_empty();
     *POINTS.lock().unwrap_or_else(|poison| poison.into_inner()) = points;
-    PRESENT.store(present, Ordering::Relaxed);
+    PRESENT.store(present, Ordering::Release);
     true
 }
 
