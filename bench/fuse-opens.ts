@@ -2,9 +2,8 @@
  * What opens of local files cost while a FUSE file system is mounted, when the engine sends the
  * opens that may reach it to a kernel worker (crates/uring-core/src/remote_mounts.rs): a scoped
  * `Uring.open` and its close of a file on the local disk, at 1 and 64 in flight, with no FUSE
- * mount and with the test daemon's
- * mounted (test/reliability/fuseDaemon.ts; needs root), in alternating rounds, beside Node's
- * `fs.promises` open and close. Median µs per open and close.
+ * mount and with the test daemon's mounted (test/reliability/fuseDaemon.ts; needs root), in
+ * alternating rounds, beside Node's `fs.promises` open and close. Median µs per open and close.
  *
  *   npm run build:ts && npx tsx bench/fuse-opens.ts [rounds]
  */

@@ -54,8 +54,7 @@ fn record() -> MutexGuard<'static, HashMap<RawFd, Entry>> {
 /// Ends `fd`'s entry, whichever ring made it: the number is being closed, through a ring or by
 /// the caller itself. Call it before the close is under way.
 pub(crate) fn forget(fd: RawFd) {
-    let mut record = record();
-    record.remove(&fd);
+    record().remove(&fd);
 }
 
 /// Whether `fd`'s reads and writes are copied by the ring's off-ring threads, not by io_uring

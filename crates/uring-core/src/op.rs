@@ -502,9 +502,6 @@ impl Op {
         }
     }
 
-    /// Whether this op is an open that open(2) would let block for a FIFO's reader: write-only,
-    /// without O_NONBLOCK. (Read-write never waits; read-only does not wait in io_uring's first,
-    /// non-blocking try, and its reads then wait for data.)
     /// Whether this op (its next step) opens a file by path.
     pub(crate) fn opens(&self) -> bool {
         matches!(self, Op::OpenAt { .. } | Op::OpenAt2 { .. } | Op::WholeFile { phase: WholeFilePhase::Open, .. })
@@ -531,6 +528,9 @@ impl Op {
         }
     }
 
+    /// Whether this op is an open that open(2) would let block for a FIFO's reader: write-only,
+    /// without O_NONBLOCK. (Read-write never waits; read-only does not wait in io_uring's first,
+    /// non-blocking try, and its reads then wait for data.)
     pub(crate) fn open_waits_for_reader(&self) -> bool {
         let flags = match self {
             Op::OpenAt { flags, .. } | Op::WholeFile { flags, phase: WholeFilePhase::Open, .. } => *flags as u64,

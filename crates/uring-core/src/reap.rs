@@ -159,7 +159,8 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
     }
     // Walked with no symlink followed, to keep off a daemon's or a server's file system
     // (`remote_mounts::outside_remote`), it met one (or openat2 refused flags openat takes): once
-    // more as asked, on a kernel worker, whose answer is the open's own. Stopped meanwhile, it reports the stop, not an error it never had.
+    // more as asked, on a kernel worker, whose answer is the open's own. Stopped meanwhile, it
+    // reports the stop, not an error it never had.
     let mut res = res;
     if std::mem::take(&mut op.symlinks_refused) && matches!(-res, libc::ELOOP | libc::EINVAL) {
         op.op.follow_symlinks();

@@ -76,9 +76,7 @@ fn a_read_a_cancel_interrupts_on_a_kernel_worker_fails_cancelled() {
     assert_eq!(whole.result, LARGE_READ as i32);
     check_bytes(&whole, 0);
     assert!(ring.ring.close());
-    ring.ring.forget_fd(fd);
-    // SAFETY: the test's own fd, closed once, while its daemon still answers the flush.
-    unsafe { libc::close(fd) };
+    Mount::close_file_on_kernel_path(&ring.ring, fd);
 }
 
 #[test]
@@ -91,7 +89,5 @@ fn a_read_the_shutdown_interrupts_on_a_kernel_worker_fails_cancelled() {
     assert!(ring.ring.close(), "the interrupted read ends, so the close is clean");
     let done = ring.wait_for(user, Duration::from_secs(5)).expect("the read's completion was delivered");
     assert!([-libc::ECANCELED, -libc::EINTR].contains(&done.result), "{}", done.result);
-    ring.ring.forget_fd(fd);
-    // SAFETY: the test's own fd, closed once, while its daemon still answers the flush.
-    unsafe { libc::close(fd) };
+    Mount::close_file_on_kernel_path(&ring.ring, fd);
 }

@@ -126,9 +126,7 @@ impl Stuck {
 
 impl Drop for Stuck {
     fn drop(&mut self) {
-        self.ring.ring.forget_fd(self.fd);
-        // SAFETY: the test's own fd, closed once.
-        unsafe { libc::close(self.fd) };
+        Mount::close_file_on_kernel_path(&self.ring.ring, self.fd);
     }
 }
 
@@ -199,9 +197,7 @@ fn a_close_cancelled_while_queued_for_a_kernel_worker_still_closes_its_fd() {
     mount.release();
     assert!(!ring.ring.close_waiting());
     assert_eq!(ring.ring.in_flight(), 0);
-    ring.ring.forget_fd(reading);
-    // SAFETY: the test's own fd, closed once.
-    unsafe { libc::close(reading) };
+    Mount::close_file_on_kernel_path(&ring.ring, reading);
 }
 
 /// A read of a regular file that was asked to stop reports the cancel, whatever its count: after
@@ -240,9 +236,7 @@ fn a_cancelled_read_of_a_regular_file_reports_the_cancel_short_or_whole_by_fd_an
     let whole = ring.run_full(Op::read(Target::Fixed(slot), Memory::zeroed(8192), 0));
     assert_eq!(whole.result, 4096);
     assert!(whole.output.expect("the bytes read").iter().all(|b| *b == 0x5a));
-    ring.ring.forget_fd(fd);
-    // SAFETY: the test's own fd, closed once.
-    unsafe { libc::close(fd) };
+    Mount::close_file_on_kernel_path(&ring.ring, fd);
 }
 
 /// A short one through a ring's shutdown, which cancels every op in flight.

@@ -286,12 +286,20 @@ impl Mount {
     /// `open_file`, recorded by `ring` as an fd it handed out on a file not on FUSE, which the
     /// engine takes at its word: reads of it by fd then take io_uring's own path and its kernel
     /// workers, which the tests of the kernel's behaviour stage, not the engine's off-ring threads
-    /// (`off_ring.rs`). A registration still learns the file is on FUSE. `forget_fd` it before
-    /// closing it.
+    /// (`off_ring.rs`). A registration still learns the file is on FUSE. Closed by
+    /// `close_file_on_kernel_path`.
     pub fn open_file_on_kernel_path(&self, ring: &uring_core::Ring) -> RawFd {
         let fd = self.open_file();
         ring.hand_over(fd);
         fd
+    }
+
+    /// Closes `fd` of `open_file_on_kernel_path`, out of the engine's record first (a number
+    /// closed is the process's to reuse at once).
+    pub fn close_file_on_kernel_path(ring: &uring_core::Ring, fd: RawFd) {
+        ring.forget_fd(fd);
+        // SAFETY: the test's own fd, closed once, after no op of it is left in flight.
+        unsafe { libc::close(fd) };
     }
 
     /// Lets the held read (and every later one) be answered.
