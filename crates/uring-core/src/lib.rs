@@ -51,6 +51,6 @@ pub use error::EngineError;
 pub use group::{GroupKey, Results};
 pub use memory::Memory;
 pub use op::{Op, Target, WholeFilePhase, FD_BYTES, LARGE_READ, MAX_RW_COUNT};
-pub use remote_mounts::present as opens_on_kernel_workers;
+pub use remote_mounts::{path_present as path_opens_on_kernel_workers, present as opens_on_kernel_workers};
 pub use ring::{probe, Completion, CompletionSink, Ring};
 pub use slab::OpKey;

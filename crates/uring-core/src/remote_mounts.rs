@@ -11,9 +11,9 @@
 //! only once it is walked, symlinks and all, so the engine cannot tell such an open apart before
 //! the kernel does; it tells whether one is possible. On a machine with no such mount (most
 //! servers) opens keep their inline path. With one, a plain open of a path that lies, by name,
-//! under none of their mount points keeps it too, walked with no symlink followed
-//! (`outside_remote`; one it meets sends it to a worker, `reap`): every other open goes to a
-//! worker.
+//! under none of their mount points (nor those of overlays stacked on them) keeps it too, walked
+//! with no symlink followed (`outside_remote`; one it meets sends it to a worker, `reap`): every
+//! other open goes to a worker.
 //!
 //! The mount table is read once as the first ring starts, and again each time it changes: a
 //! thread of the process (`remote-mounts`, not a ring's) waits in `poll` on `/proc/self/mountinfo`,
@@ -45,6 +45,12 @@ static POINTS: Mutex<Vec<Vec<Vec<u8>>>> = Mutex::new(Vec::new());
 /// daemon or a server is mounted (or the engine cannot tell). One load; true until a ring has started.
 pub fn present() -> bool {
     PRESENT.load(Ordering::Acquire)
+}
+
+/// Whether a plain open of `path` (an absolute one, or relative to the working directory) goes to
+/// a kernel worker now: such a file system is mounted and `path` may lead onto it.
+pub fn path_present(path: &CStr) -> bool {
+    present() && !outside_remote(libc::AT_FDCWD, path)
 }
 
 /// Reads the mount table and starts following it, once per process (every ring calls it).
@@ -121,8 +127,7 @@ pub(crate) fn outside_remote(dirfd: RawFd, path: &CStr) -> bool {
     let mut walked: Vec<&[u8]> = Vec::new();
     components(&from, &mut walked);
     components(path, &mut walked);
-    let points = POINTS.lock().unwrap_or_else(|poison| poison.into_inner());
-    !points.iter().any(|point| point.len() <= walked.len() && point.iter().zip(&walked).all(|(a, b)| a == b))
+    !under_any(&POINTS.lock().unwrap_or_else(|poison| poison.into_inner()), &walked)
 }
 
 /// Appends `path`'s components to `walked`, `.` and `..` resolved by name (`..` of the root is the root).
@@ -138,26 +143,81 @@ fn components<'a>(path: &'a [u8], walked: &mut Vec<&'a [u8]>) {
     }
 }
 
-/// The mount points of the `REMOTE` file systems in `mountinfo` text, as components: a line names
-/// one when the type after the optional fields' " - ", its subtype aside (`fuse.sshfs`), is in
-/// `REMOTE`. The mount point is the fifth field, with space, tab, newline and backslash escaped in
-/// octal (`\040`).
+/// The mount points of the `REMOTE` file systems in `mountinfo` text, as components, and of the
+/// overlays stacked on them. A line names one when the type after the optional fields' " - ", its
+/// subtype aside (`fuse.sshfs`), is in `REMOTE`. The mount point is the fifth field, with space,
+/// tab, newline and backslash escaped in octal (`\040`).
+///
+/// An overlay's open opens the file of its upper or lower layer, through that layer's file
+/// system: one with a layer under a remote mount point (or one given as a relative path, which
+/// cannot be placed) counts as remote, and so, in turn, does one stacked on it.
 fn remote_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
-    mountinfo
-        .split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let at = line.windows(3).position(|w| w == b" - ")?;
-            let kind = line[at + 3..].split(|&b| b == b' ').next()?;
-            let base = kind.split(|&b| b == b'.').next()?;
-            if !REMOTE.contains(&base) {
-                return None;
+    let mut points = Vec::new();
+    let mut overlays = Vec::new();
+    for line in mountinfo.split(|&b| b == b'\n') {
+        let Some(at) = line.windows(3).position(|w| w == b" - ") else { continue };
+        let mut described = line[at + 3..].split(|&b| b == b' ');
+        let (Some(kind), Some(options)) = (described.next(), described.nth(1)) else { continue };
+        let Some(point) = line.split(|&b| b == b' ').nth(4) else { continue };
+        let point = owned_components(&unescape(point));
+        if REMOTE.contains(&kind.split(|&b| b == b'.').next().unwrap_or(kind)) {
+            points.push(point);
+        } else if kind == b"overlay" {
+            overlays.push((point, overlay_layers(options)));
+        }
+    }
+    loop {
+        let (stacked, rest): (Vec<_>, Vec<_>) = overlays.into_iter().partition(|(_, layers)| {
+            layers.iter().any(|layer| layer.as_ref().is_none_or(|layer| under_any(&points, layer)))
+        });
+        if stacked.is_empty() || points.is_empty() {
+            return points;
+        }
+        points.extend(stacked.into_iter().map(|(point, _)| point));
+        overlays = rest;
+    }
+}
+
+/// The upper and lower layers named in an overlay's mount options (`lowerdir=a:b::c`,
+/// `lowerdir+=`, `datadir+=`, `upperdir=`), each as components, `None` for a relative path. A
+/// layer is shown as given, octal-escaped, with the giver's own backslash escapes (`\:`, `\,`).
+fn overlay_layers(options: &[u8]) -> Vec<Option<Vec<Vec<u8>>>> {
+    let mut layers = Vec::new();
+    for option in options.split(|&b| b == b',') {
+        let option = unescape(option);
+        let Some(eq) = option.iter().position(|&b| b == b'=') else { continue };
+        let (key, value) = (&option[..eq], &option[eq + 1..]);
+        let joined = key == b"lowerdir";
+        if !(joined || key == b"lowerdir+" || key == b"datadir+" || key == b"upperdir") {
+            continue;
+        }
+        // The giver's separators (`:`, `::` before data-only layers) and backslash escapes.
+        let (mut parts, mut part) = (Vec::new(), Vec::new());
+        let mut bytes = value.iter();
+        while let Some(&byte) = bytes.next() {
+            match byte {
+                b'\\' => part.extend(bytes.next()),
+                b':' if joined => parts.push(std::mem::take(&mut part)),
+                byte => part.push(byte),
             }
-            let point = unescape(line.split(|&b| b == b' ').nth(4)?);
-            let mut walked = Vec::new();
-            components(&point, &mut walked);
-            Some(walked.into_iter().map(<[u8]>::to_vec).collect())
-        })
-        .collect()
+        }
+        parts.push(part);
+        let named = parts.into_iter().filter(|part| !part.is_empty());
+        layers.extend(named.map(|part| part.starts_with(b"/").then(|| owned_components(&part))));
+    }
+    layers
+}
+
+/// `path`'s components, owned (see `components`).
+fn owned_components(path: &[u8]) -> Vec<Vec<u8>> {
+    let mut walked = Vec::new();
+    components(path, &mut walked);
+    walked.into_iter().map(<[u8]>::to_vec).collect()
+}
+
+/// Whether the path `walked` lies under (or is) one of `points`.
+fn under_any<T: AsRef<[u8]>>(points: &[Vec<Vec<u8>>], walked: &[T]) -> bool {
+    points.iter().any(|point| point.len() <= walked.len() && point.iter().zip(walked).all(|(a, b)| a == b.as_ref()))
 }
 
 /// A `mountinfo` field with its octal escapes (`\ooo`) decoded.
@@ -204,6 +264,26 @@ mod tests {
         // A mount point or source named like one is not its type; escapes are decoded.
         let expected = [parts("/mnt/a"), parts("/mnt/b c"), parts("/mnt/d"), parts("/net/home")];
         assert_eq!(remote_mount_points(table), expected);
+    }
+
+    #[test]
+    fn counts_overlays_stacked_on_remote_mounts_as_remote() {
+        let fuse = b"90 23 0:50 / /mnt/fuse rw - fuse.sshfs host:/ rw\n";
+        let overlays: &[u8] = b"100 23 0:60 / /srv/a rw - overlay overlay rw,lowerdir=/var/l1:/mnt/fuse/layer,upperdir=/var/u,workdir=/var/w\n\
+101 23 0:61 / /srv/b rw - overlay overlay ro,lowerdir=/var/l\\134:x::/var/d\n\
+102 23 0:62 / /srv/c rw - overlay overlay rw,lowerdir+=/srv/a,upperdir=/var/u2,workdir=/var/w2\n\
+103 23 0:63 / /srv/d rw - overlay overlay ro,lowerdir=/var/x\\134\\054y:/mnt/fuse\n\
+104 23 0:64 / /srv/e rw - overlay overlay ro,lowerdir=layers/l1\n\
+105 23 0:65 / /srv/f rw - overlay overlay ro,lowerdir=/var/l2,datadir+=/mnt/fuse/data\n\
+106 23 0:66 / /srv/g rw - overlay overlay ro,lowerdir=/var/l3,upperdir=/mnt/fuse/up\n";
+        // With no remote mount, no overlay counts, a relative layer's neither.
+        assert!(remote_mount_points(overlays).is_empty());
+        // A layer on FUSE, one stacked on that overlay, escaped separators, a relative layer
+        // (which cannot be placed), a data-only and an upper layer on FUSE; `/srv/b`'s layers are
+        // `/var/l:x` and `/var/d`.
+        let table = [overlays, fuse].concat();
+        let expected = ["/mnt/fuse", "/srv/a", "/srv/d", "/srv/e", "/srv/f", "/srv/g", "/srv/c"].map(parts);
+        assert_eq!(remote_mount_points(&table), expected);
     }
 
     #[test]

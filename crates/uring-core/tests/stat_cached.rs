@@ -85,7 +85,7 @@ fn other_file_systems_flags_and_an_empty_path_are_left_to_the_ring() {
 #[test]
 fn a_fuse_daemon_that_never_answers_statfs_holds_up_neither_stats_nor_whole_file_reads() {
     let _serial = serial();
-    let mut mount = fuse::Mount::new();
+    let mut mount = fuse::Mount::serving(fuse::Serving { hold_statfs: true, ..fuse::Serving::default() });
     // The file's entry is cached for a minute once looked up (its attributes are not).
     let file = mount.dir().join("f");
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 4096);

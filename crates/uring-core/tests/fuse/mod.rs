@@ -1,5 +1,5 @@
 //! A FUSE file system served by a thread of this process, speaking the protocol on /dev/fuse:
-//! one file, `f`, whose reads (and any statfs) are answered only when the caller says so. Shared by
+//! one file, `f`, whose reads (and, if asked, opens and statfs) are answered only when the caller says so. Shared by
 //! tests/stuck.rs, tests/cancelled_reads.rs and examples/fuse_hold.rs (the daemon of the
 //! TypeScript test of the same case). Needs root (mount).
 #![allow(dead_code)]
@@ -55,6 +55,9 @@ pub struct Serving {
     pub write_at_most: u64,
     /// Opens of `f` are held too (told on `Mount::reads`), as a daemon that lost its server would.
     pub hold_opens: bool,
+    /// Statfs requests are held too (untold, then refused); otherwise answered at once, as an
+    /// overlay mount over this one needs.
+    pub hold_statfs: bool,
 }
 
 impl Default for Serving {
@@ -68,6 +71,7 @@ impl Default for Serving {
             numbered: false,
             write_at_most: u64::MAX,
             hold_opens: false,
+            hold_statfs: false,
         }
     }
 }
@@ -107,9 +111,8 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
 
 /// Serves requests until the connection ends. Reads in `serving.held` (and opens, with
 /// `serving.hold_opens`) are held (their arrival told on `reads`) until `release` is dropped, and
-/// so are statfs requests (untold, then refused);
-/// everything else is answered at once meanwhile. Each write's offset and count taken go to
-/// `writes`.
+/// so are statfs requests with `serving.hold_statfs`; everything else is answered at once
+/// meanwhile. Each write's offset and count taken go to `writes`.
 fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::Sender<(u64, u64)>, release: mpsc::Receiver<()>) {
     let mut buf = vec![0u8; 1 << 20 | 4096];
     let mut released = false;
@@ -209,7 +212,14 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
                 let _ = writes.send((offset, taken));
                 reply(dev, unique, 0, &[(taken as u32).to_ne_bytes(), [0; 4]].concat());
             }
-            FUSE_STATFS if !released => held_statfs.push(unique),
+            FUSE_STATFS if serving.hold_statfs && !released => held_statfs.push(unique),
+            // `fuse_statfs_out`: an empty file system of 4 KiB blocks and 255-byte names.
+            FUSE_STATFS => {
+                let mut statfs = [0u8; 80];
+                statfs[40..44].copy_from_slice(&4096u32.to_ne_bytes());
+                statfs[44..48].copy_from_slice(&255u32.to_ne_bytes());
+                reply(dev, unique, 0, &statfs);
+            }
             FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
             // `fuse_interrupt_in` names the interrupted request.
             FUSE_INTERRUPT if serving.honour_interrupts => {
@@ -345,3 +355,41 @@ impl Drop for Mount {
     }
 }
 
+
+/// An overlay file system whose lower layer is a FUSE mount: its files are opened through FUSE's
+/// open. Its upper and work directories live in a temporary directory beside its mount point;
+/// dropping it unmounts it.
+pub struct Overlay {
+    dir: tempfile::TempDir,
+}
+
+impl Overlay {
+    pub fn over(mount: &Mount) -> Overlay {
+        let dir = tempfile::tempdir().unwrap();
+        for part in ["upper", "work", "merged"] {
+            std::fs::create_dir(dir.path().join(part)).unwrap();
+        }
+        let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
+        let options = format!("lowerdir={},upperdir={},workdir={}", mount.dir().display(), upper.display(), work.display());
+        let (options, target) = (CString::new(options).unwrap(), CString::new(dir.path().join("merged").to_str().unwrap()).unwrap());
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let mounted = unsafe {
+            libc::mount(c"overlay".as_ptr(), target.as_ptr(), c"overlay".as_ptr(), 0, options.as_ptr().cast())
+        };
+        assert_eq!(mounted, 0, "mount overlay: {}", std::io::Error::last_os_error());
+        Overlay { dir }
+    }
+
+    /// The mount point, where the FUSE mount's `f` shows.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("merged")
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let target = CString::new(self.dir().to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path. Lazy: a failed test's fd may still be open.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
