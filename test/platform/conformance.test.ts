@@ -621,6 +621,20 @@ layer(BothLayer)("FileSystem conformance: Node vs io_uring", (it) => {
         expect(outcome.ok).toEqual({ mtime: { some: "2001-02-03T04:05:06.000Z" }, mode: 0o444 })
       }))
 
+    it.scoped("copy with preserveTimestamps keeps times to the microsecond (Node's cuts them to the millisecond)", () =>
+      Effect.gen(function*() {
+        const fs = yield* UringFs
+        const dir = yield* tempDir()
+        const [src, dest] = [Path.join(dir, "f"), Path.join(dir, "g")]
+        Fs.writeFileSync(src, "x")
+        Fs.utimesSync(src, 1_000_000_000.123456, 1_000_000_000.987654)
+        yield* fs.copy(src, dest, { preserveTimestamps: true })
+        const [from, to] = [Fs.statSync(src, { bigint: true }), Fs.statSync(dest, { bigint: true })]
+        const apart = (a: bigint, b: bigint) => Number(a > b ? a - b : b - a)
+        expect(apart(to.mtimeNs, from.mtimeNs)).toBeLessThan(1000)
+        expect(apart(to.atimeNs, from.atimeNs)).toBeLessThan(1000)
+      }))
+
     it.scoped("copyFile: content and mode, over an existing file, onto itself, and errors", () =>
       Effect.gen(function*() {
         const { outcome, tree } = yield* same((fs, dir) =>

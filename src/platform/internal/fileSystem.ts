@@ -45,6 +45,9 @@ const sameFile = (a: Metadata, b: Metadata): boolean =>
   a.ino === b.ino && a.devMajor === b.devMajor && a.devMinor === b.devMinor
 
 // Node's cp: whether `dest` is `src` or below it, component by component.
+/** Nanoseconds since the epoch as seconds, as `utimes` takes them (a double: within a microsecond). */
+const seconds = (nanos: bigint): number => Number(nanos / 1_000_000_000n) + Number(nanos % 1_000_000_000n) / 1e9
+
 const isSrcSubdir = (src: string, dest: string): boolean => {
   const srcParts = Path.resolve(src).split(Path.sep).filter((part) => part !== "")
   const destParts = Path.resolve(dest).split(Path.sep).filter((part) => part !== "")
@@ -365,9 +368,10 @@ export const make = (uring: UringShape, node: FileSystem.FileSystem): FileSystem
       Effect.gen(function*() {
         if (!preserveTimestamps) return
         if ((srcMeta.mode & 0o200) === 0) yield* node.chmod(dest, srcMeta.permissions | 0o200).pipe(Effect.mapError(again))
-        // Fresh times: reading the source has just changed its atime.
+        // Fresh times: reading the source has just changed its atime. Given as seconds, kept to
+        // within a microsecond where a Date would cut them to the millisecond.
         const fresh = yield* uring.stat(src).pipe(Effect.mapError(fail))
-        yield* node.utimes(dest, fresh.atime, fresh.mtime).pipe(Effect.mapError(again))
+        yield* node.utimes(dest, seconds(fresh.atimeNs), seconds(fresh.mtimeNs)).pipe(Effect.mapError(again))
         yield* node.chmod(dest, srcMeta.permissions).pipe(Effect.mapError(again))
       })
 
