@@ -31,7 +31,10 @@ use std::sync::{Mutex, Once};
 
 /// The file system types (before any `.subtype`) whose open may wait for a daemon or a server.
 /// `fusectl`, FUSE's control file system, is not one.
-const REMOTE: [&[u8]; 10] = [b"fuse", b"fuseblk", b"nfs", b"nfs4", b"cifs", b"smb3", b"ceph", b"9p", b"afs", b"virtiofs"];
+const REMOTE: [&[u8]; 18] = [
+    b"fuse", b"fuseblk", b"virtiofs", b"nfs", b"nfs4", b"cifs", b"smb3", b"ceph", b"9p", b"afs", b"coda", b"orangefs",
+    b"lustre", b"gpfs", b"beegfs", b"gfs2", b"ocfs2", b"vboxsf",
+];
 
 /// A `REMOTE` file system is mounted, or the mount table could not be read or followed.
 static PRESENT: AtomicBool = AtomicBool::new(true);
@@ -57,16 +60,16 @@ pub fn path_present(path: &CStr) -> bool {
 pub(crate) fn watch() {
     WATCH.call_once(|| {
         let Ok(mut table) = File::open("/proc/self/mountinfo") else { return };
-        let followed = rescan(&mut table)
-            && std::thread::Builder::new()
-                .name("remote-mounts".into())
-                .stack_size(64 * 1024)
-                .spawn(move || follow(table))
-                .is_ok();
-        if followed {
-            FOLLOWED.store(true, Ordering::Relaxed);
-        } else {
-            PRESENT.store(true, Ordering::Relaxed);
+        if !rescan(&mut table) {
+            PRESENT.store(true, Ordering::Release);
+            return;
+        }
+        // Before the thread starts: one that fails at once clears it for good.
+        FOLLOWED.store(true, Ordering::Relaxed);
+        let thread = std::thread::Builder::new().name("remote-mounts".into()).stack_size(64 * 1024);
+        if thread.spawn(move || follow(table)).is_err() {
+            FOLLOWED.store(false, Ordering::Relaxed);
+            PRESENT.store(true, Ordering::Release);
         }
     });
 }
@@ -180,7 +183,10 @@ fn remote_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
 
 /// The upper and lower layers named in an overlay's mount options (`lowerdir=a:b::c`,
 /// `lowerdir+=`, `datadir+=`, `upperdir=`), each as components, `None` for a relative path. A
-/// layer is shown as given, octal-escaped, with the giver's own backslash escapes (`\:`, `\,`).
+/// layer is shown as given, octal-escaped, with the giver's own backslash escapes (`\:`, `\,`)
+/// where the option takes them. A kernel that shows a layer's `:` escaped (`\072`) has it
+/// split there: the relative part cannot be placed, so the overlay counts as remote whenever
+/// any remote mount exists, the safe side.
 fn overlay_layers(options: &[u8]) -> Vec<Option<Vec<Vec<u8>>>> {
     let mut layers = Vec::new();
     for option in options.split(|&b| b == b',') {
@@ -188,7 +194,9 @@ fn overlay_layers(options: &[u8]) -> Vec<Option<Vec<Vec<u8>>>> {
         let Some(eq) = option.iter().position(|&b| b == b'=') else { continue };
         let (key, value) = (&option[..eq], &option[eq + 1..]);
         let joined = key == b"lowerdir";
-        if !(joined || key == b"lowerdir+" || key == b"datadir+" || key == b"upperdir") {
+        // `lowerdir+` and `datadir+` take one path each, as given, with no escapes.
+        let escaped = joined || key == b"upperdir";
+        if !(escaped || key == b"lowerdir+" || key == b"datadir+") {
             continue;
         }
         // The giver's separators (`:`, `::` before data-only layers) and backslash escapes.
@@ -196,7 +204,7 @@ fn overlay_layers(options: &[u8]) -> Vec<Option<Vec<Vec<u8>>>> {
         let mut bytes = value.iter();
         while let Some(&byte) = bytes.next() {
             match byte {
-                b'\\' => part.extend(bytes.next()),
+                b'\\' if escaped => part.extend(bytes.next()),
                 b':' if joined => parts.push(std::mem::take(&mut part)),
                 byte => part.push(byte),
             }
@@ -268,21 +276,22 @@ mod tests {
 
     #[test]
     fn counts_overlays_stacked_on_remote_mounts_as_remote() {
-        let fuse = b"90 23 0:50 / /mnt/fuse rw - fuse.sshfs host:/ rw\n";
+        let fuse = b"90 23 0:50 / /mnt/fuse rw - fuse.sshfs host:/ rw\n91 23 0:51 / /mnt/x\\134y rw - fuse f rw\n";
         let overlays: &[u8] = b"100 23 0:60 / /srv/a rw - overlay overlay rw,lowerdir=/var/l1:/mnt/fuse/layer,upperdir=/var/u,workdir=/var/w\n\
 101 23 0:61 / /srv/b rw - overlay overlay ro,lowerdir=/var/l\\134:x::/var/d\n\
 102 23 0:62 / /srv/c rw - overlay overlay rw,lowerdir+=/srv/a,upperdir=/var/u2,workdir=/var/w2\n\
 103 23 0:63 / /srv/d rw - overlay overlay ro,lowerdir=/var/x\\134\\054y:/mnt/fuse\n\
 104 23 0:64 / /srv/e rw - overlay overlay ro,lowerdir=layers/l1\n\
 105 23 0:65 / /srv/f rw - overlay overlay ro,lowerdir=/var/l2,datadir+=/mnt/fuse/data\n\
+107 23 0:67 / /srv/h rw - overlay overlay ro,lowerdir+=/mnt/x\\134y/l,lowerdir+=/var/l4\n\
 106 23 0:66 / /srv/g rw - overlay overlay ro,lowerdir=/var/l3,upperdir=/mnt/fuse/up\n";
         // With no remote mount, no overlay counts, a relative layer's neither.
         assert!(remote_mount_points(overlays).is_empty());
         // A layer on FUSE, one stacked on that overlay, escaped separators, a relative layer
-        // (which cannot be placed), a data-only and an upper layer on FUSE; `/srv/b`'s layers are
-        // `/var/l:x` and `/var/d`.
+        // (which cannot be placed), a data-only and an upper layer on FUSE, and a `lowerdir+`
+        // whose backslash is its path's own; `/srv/b`'s layers are `/var/l:x` and `/var/d`.
         let table = [overlays, fuse].concat();
-        let expected = ["/mnt/fuse", "/srv/a", "/srv/d", "/srv/e", "/srv/f", "/srv/g", "/srv/c"].map(parts);
+        let expected = ["/mnt/fuse", "/mnt/x\\y", "/srv/a", "/srv/d", "/srv/e", "/srv/f", "/srv/h", "/srv/g", "/srv/c"].map(parts);
         assert_eq!(remote_mount_points(&table), expected);
     }
 

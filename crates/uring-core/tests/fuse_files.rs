@@ -236,7 +236,10 @@ fn a_held_read_of_a_fuse_file_the_ring_opened_leaves_an_inline_flush_at_once() {
 /// Mounts on this machine, other than the tests', of file systems whose open waits for a daemon or
 /// a server (`remote_mounts.rs` reads the same table for the same types).
 fn other_remote_mounts() -> bool {
-    const REMOTE: [&str; 10] = ["fuse", "fuseblk", "nfs", "nfs4", "cifs", "smb3", "ceph", "9p", "afs", "virtiofs"];
+    const REMOTE: [&str; 18] = [
+        "fuse", "fuseblk", "virtiofs", "nfs", "nfs4", "cifs", "smb3", "ceph", "9p", "afs", "coda", "orangefs", "lustre", "gpfs",
+        "beegfs", "gfs2", "ocfs2", "vboxsf",
+    ];
     let table = std::fs::read_to_string("/proc/self/mountinfo").expect("the mount table");
     table
         .lines()
