@@ -59,12 +59,12 @@ impl FileTable {
     /// too, and the engine knows no other way). Keeps a duplicate of a FUSE file's fd; refused
     /// (`TableFull`) when no slot or no fd for that duplicate is left.
     pub(crate) fn reserve(&mut self, fd: RawFd) -> Result<u32, EngineError> {
+        // A slot first: closing a duplicate made for nothing would flush a FUSE file under the
+        // state lock, and wait for its daemon there.
+        let Some(&slot) = self.free.last() else { return Err(EngineError::TableFull) };
         let fuse = cached::on_fuse(fd);
         let own = if fuse { duplicate(fd).ok_or(EngineError::TableFull)? } else { -1 };
-        let Some(slot) = self.free.pop() else {
-            close(own);
-            return Err(EngineError::TableFull);
-        };
+        self.free.pop();
         self.raw[slot as usize] = fd;
         self.files[slot as usize] = SlotFile { fuse, in_parts: regular_or_block(fd), own };
         Ok(slot)

@@ -451,9 +451,6 @@ impl Op {
             Op::RegisterFile { slot, .. } if res >= 0 => Next::Complete(*slot as i32),
             Op::UnregisterFile { .. } if res >= 0 => Next::Complete(0),
             Op::WholeFile { buf, kept, write, phase, .. } => whole_file_step(phase, res, buf.len(), *write, kept.as_mut()),
-            // Cancelled before it ran: the engine closes the fd itself (`unclosed_fd`), so the close
-            // asked for is done.
-            Op::Close { .. } if res == -libc::ECANCELED => Next::Complete(0),
             _ => Next::Complete(res),
         }
     }
@@ -492,8 +489,10 @@ impl Op {
     /// whole-file op reports the cancel whatever step it reached; its fd is closed (`held_fd`).
     pub(crate) fn stopped(&mut self) -> i32 {
         let cancelled = -libc::ECANCELED;
-        if matches!(self, Op::WholeFile { .. }) {
-            return cancelled;
+        match self {
+            Op::WholeFile { .. } => return cancelled,
+            Op::Close { .. } => return 0,
+            _ => {}
         }
         match self.on_result(cancelled) {
             Next::Complete(result) => result,
@@ -550,16 +549,13 @@ impl Op {
         }
     }
 
-    /// The fd of a close step that the kernel cancelled before it ran (`res` is `-ECANCELED`: a
-    /// close handed to a kernel worker, then cancelled by shutdown or by the caller's cancel).
-    /// Checked before `on_result`, which moves past the step.
-    pub(crate) fn unclosed_fd(&self, res: i32) -> Option<RawFd> {
-        match self {
-            Op::Close { fd } | Op::WholeFile { phase: WholeFilePhase::Close { fd, .. }, .. } if res == -libc::ECANCELED => {
-                Some(*fd)
-            }
-            _ => None,
-        }
+    /// Whether the step the kernel has (or would get next) is a close: the kernel takes the fd
+    /// out of the table before it flushes the file, so once one is under way the fd is gone,
+    /// whatever it reports (an interrupted flush's EINTR, a FUSE daemon's own ECANCELED). The
+    /// engine never cancels one in the kernel: a cancel's ECANCELED could not be told from the
+    /// close's own, and closing the number again could close a file opened meanwhile.
+    pub(crate) fn closes(&self) -> bool {
+        matches!(self, Op::Close { .. } | Op::WholeFile { phase: WholeFilePhase::Close { .. }, .. })
     }
 
     /// The fd this op, completing with `res`, hands its caller: a successful open's, or the one a

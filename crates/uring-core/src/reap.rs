@@ -176,9 +176,6 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
     if res >= 0 && matches!(&op.op, Op::WholeFile { phase: WholeFilePhase::Open, buf, write, .. } if !buf.is_empty() || *write) {
         op.on_fuse = cached::on_fuse(res);
     }
-    // A close that never ran still has to happen, since its caller counts the fd as closed.
-    // Taken before `on_result`, which moves past the step.
-    let unclosed = op.op.unclosed_fd(res);
     let next = op.op.on_result(res);
     let resubmit = !op.abandoned && !closing;
     // Asked to stop, a read's count may not be the file's (`stopped_read_is_cancelled`); not
@@ -188,7 +185,6 @@ pub(crate) fn reap(st: &mut State, key: u64, res: i32, batch: &mut Vec<Completio
         Next::Complete(_) => (None, op.op.read_cut_at_page(res)),
         Next::Resubmit => (None, None),
     };
-    st.to_close.extend(unclosed);
     if cut_read.is_some_and(|target| cut_read_goes_on(st, target)) {
         st.queue.push_front(key);
         return true;

@@ -145,7 +145,9 @@ fn can_rescue(op: &Op, files: &FileTable) -> bool {
     match op {
         Op::Read { target, .. } | Op::Write { target, .. } => files.in_parts(*target),
         Op::WholeFile { phase: WholeFilePhase::Transfer { fd, .. }, .. } => regular_or_block(*fd),
-        Op::Close { .. } | Op::RegisterFile { .. } | Op::UnregisterFile { .. } => false,
+        Op::RegisterFile { .. } | Op::UnregisterFile { .. } => false,
+        // Once under way its fd is gone: an EINTR would send it again, to close the number twice.
+        op if op.closes() => false,
         _ => true,
     }
 }

@@ -50,12 +50,13 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
         // cancels by key, sent as the completion queue has room, take a tenth of a second.
         let State { slab, cancels, .. } = &mut *st;
         cancels.clear();
-        cancels.extend(slab.keys_where(|op| op.in_kernel));
+        // Not a close under way: it is left to end (`Op::closes`), as it soon does.
+        cancels.extend(slab.keys_where(|op| op.in_kernel && !op.op.closes()));
         st.close_cancels_queued = true;
     }
     while !sq.is_full() && st.in_kernel < shared.cq_entries {
         let Some(key) = st.cancels.pop() else { break };
-        if let Some(op) = st.slab.get(key).filter(|op| op.in_kernel) {
+        if let Some(op) = st.slab.get(key).filter(|op| op.in_kernel && !op.op.closes()) {
             let tag = if op.rescue.sent { RESCUE_TAG | key } else { CANCEL_TAG };
             let cancel = opcode::AsyncCancel::new(key).build().user_data(tag);
             // SAFETY: the entry carries no pointers.

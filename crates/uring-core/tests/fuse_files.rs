@@ -335,6 +335,57 @@ fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
     assert!(ring.ring.close());
 }
 
+/// The kernel takes a closed fd out of the table before it flushes the file, so a close whose
+/// flush fails (here the daemon answers ECANCELED, as a plain close(2) then reports) has closed
+/// its fd all the same: the engine reports the flush's error and closes nothing more. Before, it
+/// took the ECANCELED for a close the kernel never ran and closed the number again: by then
+/// another file's, opened while the flush waited.
+#[test]
+fn a_close_whose_flush_fails_ecanceled_closes_its_number_once() {
+    let _serial = serial();
+    let mut mount = Mount::serving(Serving { held: 0..0, held_flush: Some(-libc::ECANCELED), ..Serving::default() });
+    let ring = TestRing::new();
+    let other = std::fs::File::open("/proc/self/exe").expect("another file");
+    let fd = open_fuse_file(&ring, &mount, libc::O_RDONLY);
+    let (closing, _) = ring.submit(Op::Close { fd });
+    mount.reads.recv_timeout(Duration::from_secs(5)).expect("the close's flush reached the daemon");
+    // The number is free while the flush waits: another file takes it.
+    // SAFETY: F_DUPFD_CLOEXEC duplicates an open fd onto the lowest free number from `fd` up.
+    let taken = unsafe { libc::fcntl(other.as_raw_fd(), libc::F_DUPFD_CLOEXEC, fd) };
+    assert_eq!(taken, fd, "the close left its number free as it flushed");
+    mount.release();
+    assert_eq!(ring.wait(closing).result, -libc::ECANCELED);
+    // The engine closes fds after it delivers: give a second close time to happen.
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    assert!(unsafe { libc::fcntl(taken, libc::F_GETFD) } >= 0, "the number was closed a second time");
+    // SAFETY: the test's own fd, closed once.
+    unsafe { libc::close(taken) };
+    assert!(ring.ring.close());
+}
+
+/// A FUSE file's slot keeps a duplicate of its fd, whose close flushes the file and waits for the
+/// daemon: a registration the full table refuses makes none, so no flush holds the engine's lock.
+/// Before, it made one, then closed it under the lock while the daemon held the flush.
+#[test]
+fn a_fuse_file_the_full_table_refuses_sends_no_flush() {
+    let _serial = serial();
+    let mut mount = Mount::serving(Serving { held: 0..0, held_flush: Some(0), ..Serving::default() });
+    let ring = TestRing::with(RingConfig { registered_files: 1, ..RingConfig::default() });
+    let local = std::fs::File::open("/proc/self/exe").expect("a local file");
+    assert_eq!(ring.run(Op::register_file(local.as_raw_fd())), 0);
+    let fd = mount.open_file();
+    let mut refused = Ok(0);
+    let returned = returned_while_held(mount.release.take(), || refused = ring.ring.submit(1, Op::register_file(fd)));
+    assert!(returned, "the refusal waited for the daemon");
+    assert_eq!(refused, Err(uring_core::EngineError::TableFull));
+    assert!(mount.reads.try_recv().is_err(), "a flush reached the daemon");
+    assert_eq!(ring.run(Op::unregister_file(0)), 0);
+    assert!(ring.ring.close());
+    // SAFETY: the test's own fd, closed once, after the ring.
+    unsafe { libc::close(fd) };
+}
+
 /// FUSE's open waits for the daemon in the thread that submits it, whatever io_uring's
 /// nonblocking try, so while a FUSE file system is mounted every open goes to a kernel worker
 /// (`remote_mounts.rs`): a caller's inline flush returns while the daemon holds an open, by path or

@@ -58,6 +58,9 @@ pub struct Serving {
     /// Statfs requests are held too (untold, then refused); otherwise answered at once, as an
     /// overlay mount over this one needs.
     pub hold_statfs: bool,
+    /// Flushes (a close of `f` sends one) are held too (told on `Mount::reads`) and answered
+    /// with this result once released.
+    pub held_flush: Option<i32>,
 }
 
 impl Default for Serving {
@@ -72,6 +75,7 @@ impl Default for Serving {
             write_at_most: u64::MAX,
             hold_opens: false,
             hold_statfs: false,
+            held_flush: None,
         }
     }
 }
@@ -110,7 +114,7 @@ fn reply(dev: RawFd, unique: u64, error: i32, payload: &[u8]) {
 }
 
 /// Serves requests until the connection ends. Reads in `serving.held` (and opens, with
-/// `serving.hold_opens`) are held (their arrival told on `reads`) until `release` is dropped, and
+/// `serving.hold_opens`, and flushes, with `serving.held_flush`) are held (their arrival told on `reads`) until `release` is dropped, and
 /// so are statfs requests with `serving.hold_statfs`; everything else is answered at once
 /// meanwhile. Each write's offset and count taken go to `writes`.
 fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::Sender<(u64, u64)>, release: mpsc::Receiver<()>) {
@@ -119,6 +123,7 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
     let mut held: Vec<(u64, u64, u64)> = Vec::new();
     let mut held_statfs: Vec<u64> = Vec::new();
     let mut held_opens: Vec<u64> = Vec::new();
+    let mut held_flushes: Vec<u64> = Vec::new();
     let open_out = || {
         let mut out = [0u8; 16];
         if serving.direct_io {
@@ -142,6 +147,9 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
             }
             for unique in held_opens.drain(..) {
                 reply(dev, unique, 0, &open_out());
+            }
+            for unique in held_flushes.drain(..) {
+                reply(dev, unique, serving.held_flush.unwrap_or(0), &[]);
             }
         }
         let mut poll = libc::pollfd { fd: dev, events: libc::POLLIN, revents: 0 };
@@ -220,7 +228,12 @@ fn serve(dev: RawFd, serving: &Serving, reads: mpsc::Sender<()>, writes: mpsc::S
                 statfs[44..48].copy_from_slice(&255u32.to_ne_bytes());
                 reply(dev, unique, 0, &statfs);
             }
-            FUSE_RELEASE | FUSE_FLUSH => reply(dev, unique, 0, &[]),
+            FUSE_FLUSH if serving.held_flush.is_some() && !released => {
+                held_flushes.push(unique);
+                let _ = reads.send(());
+            }
+            FUSE_FLUSH => reply(dev, unique, serving.held_flush.unwrap_or(0), &[]),
+            FUSE_RELEASE => reply(dev, unique, 0, &[]),
             // `fuse_interrupt_in` names the interrupted request.
             FUSE_INTERRUPT if serving.honour_interrupts => {
                 let interrupted = u64_at(body, 0);
