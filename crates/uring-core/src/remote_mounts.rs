@@ -160,7 +160,8 @@ fn remote_mount_points(mountinfo: &[u8]) -> Vec<Vec<Vec<u8>>> {
     for line in mountinfo.split(|&b| b == b'\n') {
         let Some(at) = line.windows(3).position(|w| w == b" - ") else { continue };
         let mut described = line[at + 3..].split(|&b| b == b' ');
-        let (Some(kind), Some(options)) = (described.next(), described.nth(1)) else { continue };
+        let Some(kind) = described.next() else { continue };
+        let options = described.nth(1).unwrap_or_default();
         let Some(point) = line.split(|&b| b == b' ').nth(4) else { continue };
         let point = owned_components(&unescape(point));
         if REMOTE.contains(&kind.split(|&b| b == b'.').next().unwrap_or(kind)) {
