@@ -170,10 +170,7 @@ fn abandon(st: &mut State, key: OpKey) -> bool {
     }
     op.abandoned = true;
     if op.in_kernel {
-        // A whole-file op's close step runs to its end (`Op::closes`).
-        if !op.op.closes() {
-            st.cancels.push(key);
-        }
+        st.cancels.push(key);
     } else {
         // Still queued: the submission thread sweeps it out of the queue as cancelled.
         st.abandoned_queued += 1;

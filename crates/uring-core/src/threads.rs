@@ -50,12 +50,13 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
         // cancels by key, sent as the completion queue has room, take a tenth of a second.
         let State { slab, cancels, .. } = &mut *st;
         cancels.clear();
-        // Not a close under way: it is left to end (`Op::closes`), as it soon does.
-        cancels.extend(slab.keys_where(|op| op.in_kernel && !op.op.closes()));
+        cancels.extend(slab.keys_where(|op| op.in_kernel));
         st.close_cancels_queued = true;
     }
     while !sq.is_full() && st.in_kernel < shared.cq_entries {
         let Some(key) = st.cancels.pop() else { break };
+        // A close under way is left to end, as it soon does (`Op::closes`): checked here, where
+        // a caller's and the shutdown's cancels go out (the rescue sends none: `can_rescue`).
         if let Some(op) = st.slab.get(key).filter(|op| op.in_kernel && !op.op.closes()) {
             let tag = if op.rescue.sent { RESCUE_TAG | key } else { CANCEL_TAG };
             let cancel = opcode::AsyncCancel::new(key).build().user_data(tag);
@@ -66,7 +67,7 @@ fn fill(shared: &Shared, ring: &IoUring, st: &mut State, ended: &mut Vec<Complet
             }
             st.in_kernel += 1;
         } else {
-            // Completed before its cancel went out: a rescue's has nothing to answer.
+            // Completed before its cancel went out, or a close: a rescue's has nothing to answer.
             rescue::cancel_answered(&mut st.watch, key, -libc::ENOENT);
         }
     }
