@@ -61,15 +61,13 @@ pub(crate) fn watch() {
     WATCH.call_once(|| {
         let Ok(mut table) = File::open("/proc/self/mountinfo") else { return };
         if !rescan(&mut table) {
-            PRESENT.store(true, Ordering::Release);
-            return;
+            return give_up();
         }
         // Before the thread starts: one that fails at once clears it for good.
         FOLLOWED.store(true, Ordering::Relaxed);
         let thread = std::thread::Builder::new().name("remote-mounts".into()).stack_size(64 * 1024);
         if thread.spawn(move || follow(table)).is_err() {
-            FOLLOWED.store(false, Ordering::Relaxed);
-            PRESENT.store(true, Ordering::Release);
+            give_up();
         }
     });
 }
@@ -85,11 +83,16 @@ fn follow(mut table: File) {
         }
         // The mount files report a change as POLLERR | POLLPRI, once per change.
         if ready < 0 || changed.revents & (libc::POLLERR | libc::POLLPRI) == 0 || !rescan(&mut table) {
-            FOLLOWED.store(false, Ordering::Relaxed);
-            PRESENT.store(true, Ordering::Relaxed);
-            return;
+            return give_up();
         }
     }
+}
+
+/// The table can no longer be followed: for good, no path is vouched for and every open may
+/// reach a remote mount.
+fn give_up() {
+    FOLLOWED.store(false, Ordering::Relaxed);
+    PRESENT.store(true, Ordering::Release);
 }
 
 /// Reads the whole table from its start and records its `REMOTE` mount points. False if it could
