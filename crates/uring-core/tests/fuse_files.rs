@@ -190,6 +190,12 @@ fn flushed_until_done(ring: &TestRing, user: u64) -> Completion {
     panic!("op {user} did not complete")
 }
 
+/// Closes `fd` through the caller's flush, or waits for the close it handed on: it succeeds.
+fn close_inline(ring: &TestRing, fd: i32) {
+    let (closing, _) = ring.submit(Op::Close { fd });
+    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+}
+
 /// Runs `flushes` while a watchdog waits: if they have not returned within ten seconds, it
 /// answers the daemon's held reads, so a flush stuck on one returns and the test fails instead
 /// of hanging. Returns whether the flushes returned with the reads still held.
@@ -228,8 +234,7 @@ fn a_held_read_of_a_fuse_file_the_ring_opened_leaves_an_inline_flush_at_once() {
     let read = ring.wait(user);
     assert_eq!(read.result, 4096);
     assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
-    let (closing, _) = ring.submit(Op::Close { fd });
-    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    close_inline(&ring, fd);
     assert!(ring.ring.close());
 }
 
@@ -294,10 +299,6 @@ fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
         let op = Op::OpenAt { dirfd: libc::AT_FDCWD, path: cstr(path), flags: flags | libc::O_CLOEXEC, mode: 0 };
         ring.submit(op).0
     };
-    let close = |fd: i32| {
-        let (closing, _) = ring.submit(Op::Close { fd });
-        assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
-    };
     // An op sent back to the queue (a retry on a worker) waits for the caller's next flush.
     let result = |user: u64| flushed_until_done(&ring, user).result;
 
@@ -307,12 +308,12 @@ fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
         let opened = ring.flush_inline().into_iter().find(|done| done.user == user);
         let fd = opened.unwrap_or_else(|| panic!("{path:?}: the open completed inside the flush")).result;
         assert!(fd >= 0, "{path:?}: {fd}");
-        close(fd);
+        close_inline(&ring, fd);
     }
     // Symlinks: one to the local file opens (its retry on a worker), one the caller refuses fails ELOOP.
     let fd = result(open(&to_local, libc::O_RDONLY));
     assert!(fd >= 0, "through a symlink: {fd}");
-    close(fd);
+    close_inline(&ring, fd);
     assert_eq!(result(open(&into_fuse, libc::O_RDONLY | libc::O_NOFOLLOW)), -libc::ELOOP);
 
     // Into the mount through a symlink and through `..`: held by the daemon, not by the flush.
@@ -330,7 +331,7 @@ fn opens_off_fuse_stay_inline_and_the_rest_go_to_a_worker() {
     for user in users {
         let fd = result(user);
         assert!(fd >= 0, "open: {fd}");
-        close(fd);
+        close_inline(&ring, fd);
     }
     assert!(ring.ring.close());
 }
@@ -413,8 +414,7 @@ fn a_held_open_of_a_fuse_file_leaves_inline_flushes_at_once() {
     assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
     let fd = ring.wait(opening).result;
     assert!(fd >= 0, "open: {fd}");
-    let (closing, _) = ring.submit(Op::Close { fd });
-    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    close_inline(&ring, fd);
     assert!(ring.ring.close());
 }
 
@@ -445,8 +445,7 @@ fn a_held_open_through_an_overlay_on_fuse_leaves_inline_flushes_at_once() {
     let read = flushed_until_done(&ring, ring.submit(Op::read(Target::Fd(fd), Memory::zeroed(8192), 0)).0);
     assert_eq!(read.result, 4096);
     assert!(read.output.expect("the bytes read").iter().all(|&b| b == FILL));
-    let (closing, _) = ring.submit(Op::Close { fd });
-    assert_eq!(ring.completion_in(ring.flush_inline(), closing).result, 0);
+    close_inline(&ring, fd);
     assert!(ring.ring.close());
 }
 
