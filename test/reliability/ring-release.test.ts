@@ -35,7 +35,7 @@ describe("closed rings", () => {
         return ringFdCount() === before
       }, 20_000, 20)
       expect({ released, left: ringFdCount() - before }).toEqual({ released: true, left: 0 })
-      // The mount table the engine follows (for FUSE mounts) is opened once for the process.
+      // The mount table the engine follows (for remote mounts) is opened once for the process.
       expect(mountTableFdCount()).toBe(1)
       expect(threadsNamed("remote-mounts")).toBe(1)
     }))

@@ -44,10 +44,10 @@ const randomName = (length: number): string => {
 const sameFile = (a: Metadata, b: Metadata): boolean =>
   a.ino === b.ino && a.devMajor === b.devMajor && a.devMinor === b.devMinor
 
-// Node's cp: whether `dest` is `src` or below it, component by component.
 /** Nanoseconds since the epoch as seconds, as `utimes` takes them (a double: within a microsecond). */
-const seconds = (nanos: bigint): number => Number(nanos / 1_000_000_000n) + Number(nanos % 1_000_000_000n) / 1e9
+const seconds = (nanos: bigint): number => Number(nanos) / 1e9
 
+// Node's cp: whether `dest` is `src` or below it, component by component.
 const isSrcSubdir = (src: string, dest: string): boolean => {
   const srcParts = Path.resolve(src).split(Path.sep).filter((part) => part !== "")
   const destParts = Path.resolve(dest).split(Path.sep).filter((part) => part !== "")
